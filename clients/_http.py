@@ -1,0 +1,55 @@
+"""httpx plumbing shared by the HTTP transports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from clients.base import Counters, Cuttable
+from feed.codec import decode_event, dumps, loads
+from feed.events import FeedEvent
+from feed.exceptions import FatalTransportError
+
+
+def make_http(read_timeout_s: float | None) -> httpx.AsyncClient:
+    """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection."""
+    timeout = httpx.Timeout(connect=5.0, read=read_timeout_s, write=5.0, pool=5.0)
+    return httpx.AsyncClient(timeout=timeout, trust_env=False)
+
+
+class SocketTracker:
+    """An httpcore ``trace`` hook that remembers the socket of the newest connection.
+
+    Each feed client has its own pool and sends one request at a time, so the newest connection
+    is the one in use; :meth:`FeedClient.drop` cuts it even while a long poll waits for headers.
+    """
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.sock: Cuttable | None = None
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self.sock = info["return_value"].get_extra_info("socket")
+            self.counters.connections += 1
+
+
+async def raise_for_status(response: httpx.Response) -> None:
+    """4xx other than 408/429 are fatal (the request itself is wrong); the rest retry."""
+    if response.is_success:
+        return
+    body = (await response.aread())[:500].decode(errors="replace")
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
+        raise FatalTransportError(
+            f"HTTP {response.status_code}: {body}", status=response.status_code
+        )
+    response.raise_for_status()
+
+
+def parse_events(raw: list[object]) -> list[tuple[FeedEvent, int]]:
+    """Events of a poll body, each with its JSON size (orjson's compact form is the server's)."""
+    return [(decode_event(e), len(dumps(e))) for e in raw if isinstance(e, dict)]
+
+
+__all__ = ["SocketTracker", "loads", "make_http", "parse_events", "raise_for_status"]

@@ -1,0 +1,57 @@
+"""Server-Sent Events client on httpx + httpx-sse.
+
+Resumes with ``Last-Event-ID`` (the last seq it delivered) and honours the server's ``retry:`` as
+the base of its backoff. The read timeout is a liveness check: the server sends a comment at
+least every ``keepalive_s``, so silence longer than ``read_timeout_s`` means a dead connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from httpx_sse import aconnect_sse
+
+from clients._http import make_http, raise_for_status
+from clients.base import FeedClient, RawItem, Ready
+from feed.codec import decode_event, gap_from_dict, loads
+
+
+class SSEClient(FeedClient):
+    """One long-lived ``text/event-stream`` response per connection."""
+
+    transport = "sse"
+
+    def __init__(
+        self, url: str, topic: str, *, read_timeout_s: float = 45.0, **kwargs: Any
+    ) -> None:
+        super().__init__(url, topic, **kwargs)
+        self.read_timeout_s = read_timeout_s
+
+    async def _session(self) -> AsyncGenerator[RawItem, None]:
+        headers = dict(self.headers)
+        if self.last_seq is not None:
+            headers["Last-Event-ID"] = str(self.last_seq)
+        async with (
+            make_http(self.read_timeout_s) as http,
+            aconnect_sse(
+                http, "GET", self.url + "/sse", params={"topic": self.topic}, headers=headers
+            ) as source,
+        ):
+            stream = source.response.extensions.get("network_stream")
+            self._sock = stream.get_extra_info("socket") if stream is not None else None
+            await raise_for_status(source.response)
+            self.counters.requests += 1
+            self.counters.connections += 1
+            async for sse in source.aiter_sse():
+                if sse.retry is not None:
+                    self.server_retry_s = sse.retry / 1000
+                kind = sse.event
+                if kind == "message" and sse.data:
+                    yield decode_event(sse.data), len(sse.data)
+                elif kind == "ready":
+                    yield Ready(int(loads(sse.data)["cursor"]))
+                elif kind == "gap":
+                    yield gap_from_dict(loads(sse.data))
+                elif kind == "end":
+                    return

@@ -1,0 +1,124 @@
+"""The broker seam: publish, read history, wait, subscribe. Backends implement :class:`Broker`.
+
+A subscription starts with the replay of retained history after the resume point and continues
+with live events, with no window in between: backends must register the subscriber and take the
+replay atomically (the memory backend does both in one synchronous step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from feed.events import EncodedEvent, Gap
+from feed.exceptions import SubscriptionClosed
+from feed.history import Batch
+
+OVERFLOW = "overflow"
+KICKED = "kicked"
+SHUTDOWN = "shutdown"
+
+
+class Subscription:
+    """One subscriber's bounded buffer.
+
+    The broker pushes synchronously with :meth:`feed`; the transport drains with
+    :meth:`next_batch`, which returns everything buffered so a writer can coalesce. A subscriber
+    that falls ``maxsize`` events behind is closed with reason ``overflow`` instead of stalling the
+    publisher or growing without bound; it can reconnect and resume from history.
+    """
+
+    def __init__(self, topic: str, maxsize: int, cursor: int, gap: Gap | None = None) -> None:
+        self.topic = topic
+        self.maxsize = maxsize
+        self.cursor = cursor
+        self.gap = gap
+        self.closed_reason: str | None = None
+        self._buf: deque[EncodedEvent] = deque()
+        self._replayed = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def feed(self, event: EncodedEvent) -> None:
+        """Called by the broker for every event, in seq order."""
+        if self.closed_reason is not None:
+            return
+        if len(self._buf) >= self.maxsize + self._replayed:
+            self.close(OVERFLOW)
+            return
+        self._buf.append(event)
+        self._wake()
+
+    def feed_many(self, events: list[EncodedEvent]) -> None:
+        """Replay: queue history on top of ``maxsize`` (it is bounded by the history)."""
+        self._buf.extend(events)
+        self._replayed += len(events)
+        if events:
+            self._wake()
+
+    def close(self, reason: str) -> None:
+        """End the subscription; the transport sees :class:`SubscriptionClosed` once drained."""
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            if reason == OVERFLOW:
+                # What is buffered is a prefix the client could still take, but delivering it
+                # would keep a stalled connection busy: it resumes from history instead.
+                self._buf.clear()
+            self._wake()
+
+    @property
+    def pending(self) -> int:
+        """Events buffered and not yet taken."""
+        return len(self._buf)
+
+    async def next_batch(self, limit: int = 1 << 30) -> list[EncodedEvent]:
+        """Wait for at least one event and take up to ``limit`` of them."""
+        while not self._buf:
+            if self.closed_reason is not None:
+                raise SubscriptionClosed(self.closed_reason)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        n = min(limit, len(self._buf))
+        batch = [self._buf.popleft() for _ in range(n)]
+        self._replayed = max(0, self._replayed - n)
+        self.cursor = batch[-1].seq
+        return batch
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Broker(Protocol):
+    """What servers need from a pub/sub backend."""
+
+    async def start(self) -> None:
+        """Connect and start background work."""
+
+    async def close(self) -> None:
+        """Close every subscription (reason ``shutdown``) and release resources."""
+
+    async def publish(self, topic: str, data: Any) -> EncodedEvent:
+        """Assign the next seq and a timestamp, retain, and fan out."""
+
+    async def read(self, topic: str, since: int | None, limit: int) -> Batch:
+        """Events after ``since`` from history (``None``: from now)."""
+
+    async def wait(self, topic: str, after: int, timeout: float) -> bool:
+        """Wait until an event with seq > ``after`` exists; False on timeout."""
+
+    def subscribe(
+        self, topic: str, since: int | None, maxsize: int
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """Replay after ``since`` then live events, until the context exits."""
+
+    async def kick(self, topic: str | None, reason: str = KICKED) -> int:
+        """Close live subscriptions of ``topic`` (all topics if None); returns how many."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for /healthz and metrics."""

@@ -1,0 +1,95 @@
+"""Wire encodings of events and control messages; pure functions, no I/O.
+
+Event JSON is produced once per publish (orjson, compact: it never contains a newline, which
+matters because an SSE ``data:`` line may not contain one). Control messages share one shape,
+``{"type": ..., ...}``; an event never has a top-level ``type`` key, which is how a WebSocket
+client tells the two apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from feed.events import EncodedEvent, FeedEvent, Gap
+from feed.exceptions import BadCursor
+
+MAX_SAFE_SEQ = 2**63 - 1
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes."""
+    return orjson.dumps(obj)
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
+    return orjson.loads(raw)
+
+
+def encode_event(topic: str, seq: int, ts_ns: int, data: Any) -> EncodedEvent:
+    """Build every wire form of one event."""
+    body = orjson.dumps({"topic": topic, "seq": seq, "ts_ns": ts_ns, "data": data})
+    return encoded_from_json(topic, seq, ts_ns, body)
+
+
+def encoded_from_json(topic: str, seq: int, ts_ns: int, body: bytes) -> EncodedEvent:
+    """Wrap already-serialised event JSON (e.g. read back from a broker) without re-encoding."""
+    return EncodedEvent(
+        topic=topic,
+        seq=seq,
+        ts_ns=ts_ns,
+        json=body,
+        text=body.decode(),
+        sse=b"id: %d\ndata: %s\n\n" % (seq, body),
+    )
+
+
+def decode_event(raw: bytes | str | dict[str, Any]) -> FeedEvent:
+    """Parse and validate one event; raises ``ValueError`` if it is not one."""
+    obj = raw if isinstance(raw, dict) else orjson.loads(raw)
+    if not isinstance(obj, dict) or "type" in obj:
+        raise ValueError("not an event object")
+    topic, seq, ts_ns = obj.get("topic"), obj.get("seq"), obj.get("ts_ns")
+    if not isinstance(topic, str) or not isinstance(seq, int) or not isinstance(ts_ns, int):
+        raise ValueError("event needs topic:str, seq:int, ts_ns:int")
+    if isinstance(seq, bool) or seq < 1:
+        raise ValueError("event seq must be a positive integer")
+    return FeedEvent(topic=topic, seq=seq, ts_ns=ts_ns, data=obj.get("data"))
+
+
+def gap_from_dict(obj: dict[str, Any]) -> Gap:
+    """Parse the ``recovered=false`` signal."""
+    return Gap(
+        topic=str(obj["topic"]),
+        since=int(obj["since"]),
+        oldest_seq=None if obj.get("oldest_seq") is None else int(obj["oldest_seq"]),
+        last_seq=int(obj["last_seq"]),
+        reason=str(obj["reason"]),
+        resume_after=int(obj["resume_after"]),
+    )
+
+
+def control(kind: str, **fields: Any) -> bytes:
+    """A control message (``ready``, ``gap``, ``error``, ``pong``...) as JSON bytes."""
+    return orjson.dumps({"type": kind, **fields})
+
+
+def sse_control(kind: str, payload: bytes, event_id: int | None = None) -> bytes:
+    """A named SSE event carrying a control payload; ``id`` only when it moves the cursor."""
+    head = b"id: %d\n" % event_id if event_id is not None else b""
+    return head + b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+def parse_cursor(value: str | None, *, name: str = "since") -> int | None:
+    """Parse a resume point: ``None`` stays ``None``; anything but a non-negative int fails."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise BadCursor(f"{name} must be a non-negative integer, got {value[:40]!r}")
+    cursor = int(text)
+    if cursor > MAX_SAFE_SEQ:
+        raise BadCursor(f"{name} is out of range")
+    return cursor

@@ -1,0 +1,79 @@
+"""The event model: what every transport delivers.
+
+An event is ``{"topic": str, "seq": int, "ts_ns": int, "data": <JSON>}``. ``seq`` starts at 1 per
+topic and grows by exactly one per published event; ``ts_ns`` is the server's ``time.time_ns()`` at
+publish time, the reference for end-to-end latency. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from feed.exceptions import BadTopic
+
+TOPIC_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def check_topic(topic: str) -> str:
+    """Return ``topic`` if it is a valid topic name, else raise :class:`BadTopic`."""
+    if not TOPIC_RE.match(topic):
+        raise BadTopic(f"topic must match {TOPIC_RE.pattern!r}, got {topic[:40]!r}")
+    return topic
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One published event, as clients see it."""
+
+    topic: str
+    seq: int
+    ts_ns: int
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """A published event with its wire forms, computed once and shared by every subscriber.
+
+    Fan-out cost must not grow with serialisation per subscriber, so the JSON text and the SSE
+    frame are built at publish time and only referenced afterwards.
+    """
+
+    topic: str
+    seq: int
+    ts_ns: int
+    json: bytes
+    text: str = field(repr=False)
+    sse: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The explicit "you missed events" signal (``recovered=false``).
+
+    ``reason`` is ``"expired"`` when the resume point is older than the retained history, and
+    ``"ahead"`` when it is newer than anything published (typically: the server restarted with an
+    in-memory history). In both cases delivery restarts after ``resume_after``.
+    """
+
+    topic: str
+    since: int
+    oldest_seq: int | None
+    last_seq: int
+    reason: str
+    resume_after: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form sent on the wire."""
+        return {
+            "type": "gap",
+            "recovered": False,
+            "topic": self.topic,
+            "since": self.since,
+            "oldest_seq": self.oldest_seq,
+            "last_seq": self.last_seq,
+            "reason": self.reason,
+            "resume_after": self.resume_after,
+        }

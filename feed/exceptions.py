@@ -1,0 +1,77 @@
+"""Errors raised by pushlab.
+
+Exception tree::
+
+    PushlabError
+    ├── BadInput (ValueError)              client sent something the contract forbids
+    │   ├── BadCursor                      non-integer or negative ``since`` / Last-Event-ID
+    │   ├── BadTopic                       empty, too long or unsafe topic name
+    │   └── PayloadTooLarge                publish body over ``max_publish_bytes``
+    ├── CapacityError                      a server limit is reached: HTTP 503 / WS close 1013
+    ├── SubscriptionClosed                 the broker ended a subscription (overflow, kick...)
+    ├── ConnectionClosedOK                 the server ended the stream cleanly (shutdown, kick)
+    └── TransportError (OSError)           a connection failed; retryable by default
+        └── FatalTransportError            retrying cannot help (4xx, auth, policy close)
+
+``BadInput`` subclasses ``ValueError`` and ``TransportError`` subclasses ``OSError`` so that
+existing ``except`` blocks keep working when pushlab code raises them.
+"""
+
+from __future__ import annotations
+
+
+class PushlabError(Exception):
+    """Root of every pushlab error."""
+
+
+class BadInput(PushlabError, ValueError):
+    """Input that violates the wire contract; maps to a 4xx answer."""
+
+    code = "bad_input"
+
+
+class BadCursor(BadInput):
+    """A resume point (``since`` or ``Last-Event-ID``) that is not a non-negative integer."""
+
+    code = "bad_cursor"
+
+
+class BadTopic(BadInput):
+    """A topic name outside the allowed alphabet or length."""
+
+    code = "bad_topic"
+
+
+class PayloadTooLarge(BadInput):
+    """A publish body over the configured limit."""
+
+    code = "payload_too_large"
+
+
+class ConnectionClosedOK(PushlabError):
+    """The server closed the stream on purpose; the client may resume."""
+
+
+class TransportError(PushlabError, OSError):
+    """A connection-level failure; clients retry these with backoff."""
+
+
+class FatalTransportError(TransportError):
+    """A failure that retrying cannot fix, such as a 4xx answer or a policy close."""
+
+    def __init__(self, message: str, *, status: int | None = None, close_code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.close_code = close_code
+
+
+class CapacityError(PushlabError):
+    """A server-side limit (topics, connections) is reached; try again later (HTTP 503, WS 1013)."""
+
+
+class SubscriptionClosed(PushlabError):
+    """The broker ended a subscription: ``reason`` is ``overflow``, ``kicked`` or ``shutdown``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

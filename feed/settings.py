@@ -1,0 +1,101 @@
+"""Frozen settings built from ``PUSHLAB_*`` environment variables, defaults and overrides.
+
+Config flows one way: :func:`Settings.from_env` is called once at the edge (CLI, test fixture),
+the frozen object is passed explicitly to the app, clients and runs, and ``as_dict()`` is saved in
+every result's metadata. An unknown ``PUSHLAB_*`` variable is an error, so a typo cannot silently
+leave a default in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+ENV_PREFIX = "PUSHLAB_"
+
+DEFAULT_HISTORY = 10_000
+DEFAULT_SSE_RETRY_MS = 1_000
+DEFAULT_KEEPALIVE_S = 15.0
+DEFAULT_LONG_POLL_TIMEOUT_S = 20.0
+DEFAULT_LONG_POLL_MAX_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a server, client or run can be told. Field docs are in docs/protocol.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    broker: str = "memory://"
+    history: int = DEFAULT_HISTORY
+    max_topics: int = 10_000
+    poll_batch: int = 1_000
+    long_poll_timeout_s: float = DEFAULT_LONG_POLL_TIMEOUT_S
+    long_poll_max_timeout_s: float = DEFAULT_LONG_POLL_MAX_TIMEOUT_S
+    sse_retry_ms: int = DEFAULT_SSE_RETRY_MS
+    keepalive_s: float = DEFAULT_KEEPALIVE_S
+    subscriber_buffer: int = 1_000
+    max_publish_bytes: int = 64 * 1024
+    ws_max_message_bytes: int = 64 * 1024
+    ws_max_bad_messages: int = 10
+    send_timeout_s: float = 10.0
+    ticker_topic: str = "ticks"
+    ticker_rate: float = 10.0
+    ticker_size: int = 64
+    admin: bool = True
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for name in ("history", "poll_batch", "subscriber_buffer", "max_topics"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.ticker_rate < 0 or self.ticker_size < 0:
+            raise ValueError("ticker_rate and ticker_size must be >= 0")
+        if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
+            raise ValueError("need 0 < long_poll_timeout_s <= long_poll_max_timeout_s")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``PUSHLAB_*`` variables, then explicit overrides (CLI flags)."""
+        env = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in env.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in known:
+                raise ValueError(f"unknown setting {key}")
+            values[name] = _convert(known[name].type, raw, key)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for metadata files."""
+        return dataclasses.asdict(self)
+
+
+def _convert(kind: Any, raw: str, key: str) -> Any:
+    kind = kind if isinstance(kind, str) else kind.__name__
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,1 @@
+"""The ``pushlab`` command: a thin dispatcher into each side's own entry functions."""

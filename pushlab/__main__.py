@@ -1,0 +1,7 @@
+"""``python -m pushlab``."""
+
+import sys
+
+from pushlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages pushlab drives (nginx, chromium) when they are missing.
+# Runs apt-get only as root; otherwise it says what is missing and exits 0 (tests then skip,
+# except under CI=true, where a missing part fails the test that needs it).
+set -euo pipefail
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup-system: missing ${need[*]}; install them with apt-get (needs root)" >&2
+  exit 0
+fi
+echo "setup-system: installing ${need[*]} from Debian's packages"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

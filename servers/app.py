@@ -1,0 +1,68 @@
+"""The FastAPI application: one feed served over four transports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from feed.broker import Broker
+from feed.exceptions import CapacityError, PushlabError
+from feed.memory import MemoryBroker
+from feed.settings import Settings
+from feed.ticker import run_ticker
+from servers import long_poll, publish, short_poll, sse, websocket
+from servers.deps import AppState, on_pushlab_error, on_validation_error
+
+TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
+
+
+def make_broker(settings: Settings) -> Broker:
+    """The backend named by ``settings.broker`` (``memory://`` for now)."""
+    if settings.broker.startswith("memory://"):
+        return MemoryBroker(settings.history, settings.max_topics)
+    raise ValueError(f"unsupported broker URL {settings.broker!r}")
+
+
+def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
+    """Build the app; ``broker`` may be injected (tests keep one across server restarts)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        the_broker = broker if broker is not None else make_broker(settings)
+        shutdown = asyncio.Event()
+        app.state.pushlab = AppState(settings, the_broker, shutdown)
+        await the_broker.start()
+        ticker = None
+        if settings.ticker_rate > 0:
+            ticker = asyncio.create_task(
+                run_ticker(
+                    the_broker,
+                    settings.ticker_topic,
+                    settings.ticker_rate,
+                    settings.ticker_size,
+                    stop=shutdown,
+                )
+            )
+        try:
+            yield
+        finally:
+            shutdown.set()
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            if broker is None:
+                await the_broker.close()
+
+    app = FastAPI(title="pushlab", lifespan=lifespan)
+    app.add_exception_handler(PushlabError, on_pushlab_error)
+    app.add_exception_handler(CapacityError, on_pushlab_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.include_router(publish.router)
+    for router in TRANSPORT_ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,69 @@
+"""Request-scoped access to the app's state, and the shared error answers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from feed.broker import Broker
+from feed.codec import dumps
+from feed.exceptions import BadInput, CapacityError, PayloadTooLarge
+from feed.settings import Settings
+
+
+@dataclass(slots=True)
+class AppState:
+    """What the lifespan builds once and every endpoint reads; never module-global."""
+
+    settings: Settings
+    broker: Broker
+    shutdown: asyncio.Event
+
+
+class JSON(Response):
+    """A JSON response rendered by orjson (FastAPI's JSON is deprecated)."""
+
+    media_type = "application/json"
+
+    def render(self, content: object) -> bytes:
+        return content if isinstance(content, bytes) else dumps(content)
+
+
+def state(conn: HTTPConnection) -> AppState:
+    """The :class:`AppState` of the app serving ``conn``."""
+    app_state: AppState = conn.app.state.pushlab
+    return app_state
+
+
+def error_body(code: str, detail: object) -> dict[str, object]:
+    """The one JSON error shape: ``{"error": code, "detail": ...}``."""
+    return {"error": code, "detail": detail}
+
+
+def status_for(exc: Exception) -> int:
+    """HTTP status for a pushlab error."""
+    if isinstance(exc, PayloadTooLarge):
+        return 413
+    if isinstance(exc, BadInput):
+        return 400
+    if isinstance(exc, CapacityError):
+        return 503
+    return 500
+
+
+async def on_pushlab_error(request: Request, exc: Exception) -> JSON:
+    """Answer a :class:`BadInput` or :class:`CapacityError` with its status and JSON body."""
+    code = getattr(exc, "code", "unavailable" if isinstance(exc, CapacityError) else "error")
+    return JSON(error_body(code, str(exc)), status_code=status_for(exc))
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSON:
+    """Query/body validation failures: 422 with the field errors."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    return JSON(error_body("invalid_parameter", detail), status_code=422)

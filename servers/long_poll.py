@@ -1,0 +1,61 @@
+"""Long polling: ``GET /long-poll?topic=T&since=N&timeout=S`` holds the request until news.
+
+Answers 200 (same body as /poll) as soon as an event with seq > N exists, or 204 with a
+``Pushlab-Cursor`` header after S seconds (capped at ``long_poll_max_timeout_s``). A client that
+goes away mid-wait is noticed at once and its wait abandoned; at shutdown every wait answers 204.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from feed.codec import parse_cursor
+from feed.events import check_topic
+from servers.deps import JSON, state
+from servers.short_poll import batch_body
+
+router = APIRouter()
+
+CURSOR_HEADER = "Pushlab-Cursor"
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client closes its side of the connection."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@router.get("/long-poll")
+async def long_poll(
+    request: Request,
+    topic: str,
+    since: str | None = None,
+    timeout: Annotated[float | None, Query(gt=0)] = None,
+) -> Response:
+    """Wait for events after ``since``; 204 with the cursor when none came in time."""
+    st = state(request)
+    check_topic(topic)
+    cfg = st.settings
+    wait_s = min(timeout or cfg.long_poll_timeout_s, cfg.long_poll_max_timeout_s)
+    batch = await st.broker.read(topic, parse_cursor(since), cfg.poll_batch)
+    if not batch.events and batch.gap is None:
+        waits = [
+            asyncio.ensure_future(st.broker.wait(topic, batch.cursor, wait_s)),
+            asyncio.ensure_future(_disconnected(request)),
+            asyncio.ensure_future(st.shutdown.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if waits[1].done() and not waits[1].cancelled():
+            return Response(status_code=499)
+        batch = await st.broker.read(topic, batch.cursor, cfg.poll_batch)
+        if not batch.events:
+            return Response(status_code=204, headers={CURSOR_HEADER: str(batch.cursor)})
+    return JSON(batch_body(topic, batch))

@@ -1,0 +1,38 @@
+"""Shared fixtures: settings and real servers on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from feed.settings import Settings
+from tests.support import LiveServer
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Defaults with the ticker off, so tests publish exactly what they check."""
+    return Settings.from_env({}, ticker_rate=0)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LiveServer]]:
+    """Start real servers; every one is stopped at teardown."""
+    started: list[LiveServer] = []
+
+    def start(settings: Settings, **kwargs: Any) -> LiveServer:
+        server = LiveServer(settings, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live(serve: Callable[..., LiveServer], settings: Settings) -> LiveServer:
+    """One server with default settings and no ticker."""
+    return serve(settings)

@@ -1,0 +1,117 @@
+"""Test helpers: a real uvicorn server in a thread, condition waits, system-part checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+
+from feed.broker import Broker
+from feed.settings import Settings
+from servers.app import create_app
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# Scales every wait in the tests; slow machines set PUSHLAB_TEST_MS=2 or more.
+MS = float(os.environ.get("PUSHLAB_TEST_MS", "1"))
+FULL = os.environ.get("PUSHLAB_TEST_FULL") == "1"
+
+
+def require(binary: str, why: str) -> str:
+    """Path of a system binary; skip when missing, but fail under CI=true."""
+    path = shutil.which(binary) or next(
+        (p for p in (f"/usr/sbin/{binary}", f"/usr/bin/{binary}") if os.access(p, os.X_OK)), None
+    )
+    if path is None:
+        message = f"{binary} is not installed ({why}); run `make system`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``cond`` until true; fail with ``what`` after ``timeout * MS`` seconds."""
+    deadline = time.monotonic() + timeout * MS
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+async def async_wait_until(
+    cond: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Async flavour of :func:`wait_until`; ``cond`` may be a coroutine function."""
+    deadline = time.monotonic() + timeout * MS
+    while True:
+        result = cond()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+@dataclass
+class LiveServer:
+    """uvicorn serving ``create_app(settings)`` on a loopback port, in a thread."""
+
+    settings: Settings
+    broker: Broker | None = None
+    port: int = 0
+    uvicorn_options: dict[str, Any] = field(default_factory=dict)
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        if not self.port:
+            self.port = free_port()
+        config = uvicorn.Config(
+            create_app(self.settings, self.broker),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws_ping_interval=None,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            **self.uvicorn_options,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server is not None and self._server.started, what="uvicorn")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10 * MS)
+            assert not self._thread.is_alive(), "uvicorn did not stop"
+        self._server = self._thread = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (same broker if one was injected)."""
+        self.stop()
+        self.start()
