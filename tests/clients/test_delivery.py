@@ -181,8 +181,9 @@ async def test_topics_stay_apart(transport, live, http):
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_fatal_error_surfaces(transport, live):
     """A 4xx answer (bad topic) is not retried forever: it surfaces."""
-    from feed.exceptions import FatalTransportError
     from websockets.exceptions import InvalidStatus
+
+    from feed.exceptions import FatalTransportError
 
     c = Collector(make(transport, live, "bad topic!"))
     with pytest.raises((FatalTransportError, InvalidStatus)):
