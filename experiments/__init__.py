@@ -1,0 +1,1 @@
+"""Measurements: data matrices, one runner per kind of run, results folders, plots."""

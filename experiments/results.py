@@ -1,0 +1,104 @@
+"""Results folders: ``results/<UTC timestamp>_<name>/`` with meta, summaries, raw samples, figures.
+
+Layout (see results/README.md)::
+
+    meta.json        parameters, settings, machine, git commit, start/end times
+    summary.json     {"cells": [ {cell parameters + measured figures}, ... ]}
+    summary.csv      the same cells, flat, one row each
+    raw/             raw samples (git-ignored)
+    figures/         PNGs made by plotting code from the files above
+    report.md        generated from summary.json
+
+Cells are written as soon as each finishes, so an interrupted run keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.machine import machine_info
+
+
+def _utc_stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+@dataclass
+class ResultsDir:
+    """A results folder being written."""
+
+    path: Path
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, name: str, root: Path | str = "results") -> ResultsDir:
+        """A new, empty folder ``<root>/<timestamp>_<name>``."""
+        path = Path(root) / f"{_utc_stamp()}_{name}"
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path(root) / f"{_utc_stamp()}_{name}-{suffix}"
+        (path / "raw").mkdir(parents=True)
+        (path / "figures").mkdir()
+        return cls(path)
+
+    def write_meta(self, params: dict[str, Any], **extra: Any) -> None:
+        """Parameters of the run plus machine facts; call again to update (e.g. end time)."""
+        meta = {"params": params, "machine": machine_info(), "written_at": time.time(), **extra}
+        _write_json(self.path / "meta.json", meta)
+
+    def add_cell(self, cell: dict[str, Any]) -> None:
+        """Record one finished cell (flat dict of parameters and figures)."""
+        self.cells.append(cell)
+        _write_json(self.path / "summary.json", {"cells": self.cells})
+        keys: list[str] = []
+        for c in self.cells:
+            keys.extend(k for k in c if k not in keys)
+        with open(self.path / "summary.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            for c in self.cells:
+                writer.writerow({k: _flat(v) for k, v in c.items()})
+
+    def raw(self, name: str) -> Path:
+        """Path for a raw-sample file (kept out of git)."""
+        return self.path / "raw" / name
+
+    def figure(self, name: str) -> Path:
+        """Path for a figure."""
+        return self.path / "figures" / name
+
+
+def load(path: Path | str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(meta, cells)`` of a saved results folder."""
+    p = Path(path)
+    meta = json.loads((p / "meta.json").read_text())
+    cells = (
+        json.loads((p / "summary.json").read_text())["cells"]
+        if (p / "summary.json").exists()
+        else []
+    )
+    return meta, cells
+
+
+def latest(root: Path | str = "results", name: str | None = None) -> Path | None:
+    """The newest results folder (optionally of one profile name)."""
+    dirs = sorted(d for d in Path(root).glob("*_*") if (d / "meta.json").exists())
+    if name is not None:
+        dirs = [d for d in dirs if d.name.split("_", 1)[1].split("-")[0] == name]
+    return dirs[-1] if dirs else None
+
+
+def _flat(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list | tuple) else value
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
