@@ -1,0 +1,88 @@
+"""Evidence for the errata in docs/interview-prep.md: each test proves one seed claim wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from clients import ShortPollClient
+from clients.explain.frames import TEXT, FrameReader, encode_frame
+from clients.explain.handshake import open_ws, ws_target
+from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
+from feed.memory import MemoryBroker
+from tests.support import async_wait_until
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+async def test_e1_http_keep_alive_reuses_one_connection(live):
+    """E1: twenty polls from one client cost one TCP connection, not twenty (Q1, Q45)."""
+    client = ShortPollClient(live.url, "ka", interval_s=0.0)
+    gen = client.events()
+    task = asyncio.ensure_future(anext(gen))
+    await async_wait_until(lambda: client.counters.requests >= 20, 10, "20 polls")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await gen.aclose()
+    assert client.counters.requests >= 20
+    assert client.counters.connections == 1
+
+
+def test_e2_sec_websocket_key_is_not_a_secret(live):
+    """E2: the public RFC sample key is accepted twice; a malformed key is only a 400 (Q2)."""
+    for _ in range(2):
+        wire, report = open_ws(live.url, ws_target("k"), key=RFC6455_SAMPLE_KEY)
+        wire.close()
+        assert (report["status"], report["server_accept"]) == (101, RFC6455_SAMPLE_ACCEPT)
+    wire, report = open_ws(live.url, ws_target("k"), key="not-16-bytes")
+    wire.close()
+    assert report["status"] == 400
+
+
+def test_e3_server_rejects_unmasked_client_frames(live):
+    """E3: an unmasked client frame is a protocol error: the server closes with 1002 (Q7)."""
+    wire, report = open_ws(live.url, ws_target("m"))
+    reader = FrameReader()
+    with wire:
+        assert report["status"] == 101
+        assert wire.read_frames(reader, 1, 5)[0].kind == "text"  # ready
+        wire.send(encode_frame(TEXT, b'{"type":"ping","id":1}'))  # no mask_key: unmasked
+        frames = wire.read_frames(reader, 1, 5)
+    assert [(f.kind, f.close_code) for f in frames] == [("close", 1002)]
+
+
+async def test_e10_no_sticky_session_needed_when_state_is_shared(serve, settings, http_client):
+    """E10: a WebSocket reconnecting to ANOTHER node resumes losslessly via a shared broker."""
+    broker = MemoryBroker(settings.history, settings.max_topics)
+    node_a, node_b = serve(settings, broker=broker), serve(settings, broker=broker)
+    ws_a = node_a.url.replace("http", "ws")
+    ws_b = node_b.url.replace("http", "ws")
+    seen: list[int] = []
+    async with connect(f"{ws_a}/ws?topic=s&since=0") as ws:
+        assert orjson.loads(await ws.recv())["type"] == "ready"
+        await publish(http_client, node_a.url, 5)
+        while len(seen) < 5:
+            seen.append(orjson.loads(await ws.recv())["seq"])
+    await publish(http_client, node_b.url, 5)  # published while the client is away
+    async with connect(f"{ws_b}/ws?topic=s&since={seen[-1]}") as ws:
+        assert orjson.loads(await ws.recv())["type"] == "ready"
+        while len(seen) < 10:
+            seen.append(orjson.loads(await ws.recv())["seq"])
+    assert seen == list(range(1, 11))
+
+
+async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
+    for i in range(n):
+        r = await http.post(f"{url}/publish", params={"topic": "s"}, json={"i": i})
+        assert r.status_code == 200
