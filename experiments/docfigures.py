@@ -41,6 +41,18 @@ def reference_runs(results: Path) -> list[str]:
     return [line.strip() for line in ref.read_text().splitlines() if line.strip()]
 
 
+def reference_cells(
+    results: Path, run_hint: str | None = None
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """``(run name, cells)`` of the first reference run (containing ``run_hint``), or no cells."""
+    run = next((r for r in reference_runs(results) if run_hint is None or run_hint in r), None)
+    summary = results / run / "summary.json" if run else None
+    if summary is None or not summary.is_file():
+        return run, []
+    cells: list[dict[str, Any]] = json.loads(summary.read_text()).get("cells", [])
+    return run, cells
+
+
 def _matches(cell: dict[str, Any], where: str) -> bool:
     for cond in filter(None, where.split(",")):
         key, _, want = cond.partition(":")
@@ -63,12 +75,7 @@ def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
     """The generated Markdown for one marker."""
     metric = attrs["metric"]
     where = attrs.get("where", "")
-    runs = reference_runs(results)
-    want = attrs.get("run")
-    run = next((r for r in runs if want is None or want in r), None)
-    cells: list[dict[str, Any]] = []
-    if run is not None and (results / run / "summary.json").is_file():
-        cells = json.loads((results / run / "summary.json").read_text()).get("cells", [])
+    run, cells = reference_cells(results, attrs.get("run"))
     rows = [
         c
         for c in cells
