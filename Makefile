@@ -43,10 +43,13 @@ serve: venv ## run the server with the ticker on 127.0.0.1:8000
 bench: install ## the quick four-transport comparison
 	$(BIN)/pushlab bench
 
+compression: venv ## measure permessage-deflate on this feed's frames -> results/<UTC>_compression
+	$(BIN)/python -m experiments.compression
+
 docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
 	$(BIN)/python -m experiments.docfigures docs/interview-prep.md
 
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench docs clean
+.PHONY: help venv system install lint fmt test test-all serve bench compression docs clean

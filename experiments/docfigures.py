@@ -8,7 +8,8 @@ A marker names a metric and which cells of a results folder's ``summary.json`` t
 
 ``where`` conditions are ``key:value``; a list-valued cell field (``tags``) matches by membership.
 Which run: ``results/REFERENCE`` lists the committed reference run folders, one per line; a marker
-takes the first, or the first whose name contains ``run=TEXT``. No REFERENCE file, no matching
+takes the first, or the first whose name contains ``run=TEXT``; ``make=TARGET`` names the make
+target that produces the figure (default ``bench``). No REFERENCE file, no matching
 run or no matching cell: the block says "not yet measured" and how to produce it.
 
 ``python -m experiments.docfigures docs/interview-prep.md`` rewrites the blocks;
@@ -88,7 +89,7 @@ def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
         return (
             f"*Not yet measured:* `{metric}`"
             + (f" where `{where}`" if where else "")
-            + f" in {source}; produce it with `{attrs.get('make', 'make bench')}`.\n"
+            + f" in {source}; produce it with `make {attrs.get('make', 'bench')}`.\n"
         )
     cols = [c for c in attrs.get("cols", "transport").split(",") if c]
     unit = attrs.get("unit", "")
