@@ -1,6 +1,7 @@
 """What permessage-deflate does to this feed's frames: bytes on the wire and server CPU.
 
-``python -m experiments.compression`` (or ``make compression``) spawns a server, and for each
+``python -m experiments.compression`` (or ``make compression``) spawns a server that allows
+permessage-deflate (``pushlab serve`` turns it off: see ``servers/cli.py``), and for each
 payload kind x size x deflate on/off: opens a raw WebSocket (offering ``permessage-deflate`` or
 not), publishes ``--events`` events over HTTP and counts the bytes of the event frames that arrive,
 with the server's CPU time over the same span. Writes ``results/<UTC>_compression/``.
@@ -13,7 +14,6 @@ random digits: typical JSON).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import socket
 import subprocess
@@ -24,12 +24,15 @@ from typing import Any
 
 import httpx
 import psutil
+import uvicorn
 
 from clients.explain.frames import TEXT, FrameReader
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
 from experiments.results import ResultsDir
+from feed.settings import Settings
 from feed.ticker import make_payload
+from servers.app import create_app
 
 SIZES = (64, 512, 4096)
 KINDS = ("tick", "quotes")
@@ -47,10 +50,23 @@ def payload(kind: str, i: int, size: int, rng: random.Random) -> Any:
     return {"i": i, "quotes": quotes}
 
 
+def serve(port: int) -> None:
+    """The server under test: the lab's app under uvicorn with permessage-deflate allowed."""
+    settings = Settings.from_env(port=port, ticker_rate=0)
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_max_size=settings.ws_max_message_bytes,
+        ws_ping_interval=None,
+        ws_per_message_deflate=True,  # whether it is used is the client's offer, per connection
+    )
+
+
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {"PUSHLAB_TICKER_RATE": "0", "PUSHLAB_LOG_LEVEL": "warning"}
-    argv = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(argv, env=env)
+    argv = [sys.executable, "-m", "experiments.compression", "--serve", str(port)]
+    proc = subprocess.Popen(argv)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -106,7 +122,7 @@ def _free_port() -> int:
 def run(events: int, sizes: tuple[int, ...], kinds: tuple[str, ...], root: Path) -> Path:
     """All cells into a new results folder; returns its path."""
     out = ResultsDir.create("compression", root)
-    params = {"events": events, "sizes": list(sizes), "kinds": list(kinds)}
+    params = {"events": events, "sizes": list(sizes), "kinds": list(kinds), "server_deflate": True}
     out.write_meta(params, started_at=time.time())
     port = _free_port()
     server = start_server(port)
@@ -129,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
     sizes = tuple(int(s) for s in args.sizes.split(","))
     path = run(args.events, sizes, tuple(args.kinds.split(",")), args.results)
     print(path)

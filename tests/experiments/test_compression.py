@@ -10,7 +10,7 @@ def test_small_compression_run(tmp_path):
     """Deflate on: negotiated and smaller than the app bytes; off: a few header bytes larger."""
     path = run(20, (512,), ("tick",), tmp_path)
     meta, cells = load(path)
-    assert meta["params"] == {"events": 20, "sizes": [512], "kinds": ["tick"]}
+    assert meta["params"]["events"] == 20 and meta["params"]["sizes"] == [512]
     off, on = sorted(cells, key=lambda c: c["deflate"])
     assert off["events"] == on["events"] == 20
     assert off["app_bytes_per_event"] == on["app_bytes_per_event"]
