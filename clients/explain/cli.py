@@ -20,12 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frames": "text/binary/ping/pong/close frames as bytes, decoded field by field",
         "sse": "raw text/event-stream bytes from /sse, every line annotated",
         "poll": "a /poll and a /long-poll on one keep-alive connection, overhead vs payload",
+        "h2": "a WebSocket over HTTP/2 (RFC 8441): starts its own hypercorn, ignores --url",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--url", default=DEFAULT_URL, help=f"server (default {DEFAULT_URL})")
         p.add_argument("--json", action="store_true", help="print the report as JSON")
-        p.add_argument("--topic", default="explain" if name in ("handshake", "frames") else "ticks")
+        p.add_argument("--topic", default="ticks" if name in ("sse", "poll") else "explain")
         if name in ("handshake", "frames"):
             p.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
         if name == "handshake":
@@ -53,6 +54,11 @@ def report_for(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             args.url, args.topic, args.since, args.seconds, args.max_bytes, args.last_event_id
         )
         return r, sse.render(r)
+    if args.what == "h2":
+        from clients.explain import h2ws  # hypercorn and h2 only when asked for
+
+        r = h2ws.explain(topic=args.topic)
+        return r, h2ws.render(r)
     r = poll.explain(args.url, args.topic, args.since, args.timeout)
     return r, poll.render(r)
 

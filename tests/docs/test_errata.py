@@ -86,3 +86,20 @@ async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
     for i in range(n):
         r = await http.post(f"{url}/publish", params={"topic": "s"}, json={"i": i})
         assert r.status_code == 200
+
+
+def test_e6_websocket_over_http2_rfc8441(settings):
+    """E6: the lab's app under hypercorn serves a WebSocket over HTTP/2 (RFC 8441), no 101 (Q10)."""
+    from clients.explain import h2ws
+
+    report = h2ws.explain(settings, topic="h2")
+    assert report["enable_connect_protocol"] == 1
+    request = dict(report["request_headers"])
+    assert (request[":method"], request[":protocol"]) == ("CONNECT", "websocket")
+    response = dict(report["response_headers"])
+    assert report["status"] == 200
+    assert not any(k.startswith("sec-websocket") for k in response)
+    assert all(f["masked"] for f in report["sent"])
+    texts = [orjson.loads(f["text"]) for f in report["frames"]]
+    assert not any(f["masked"] for f in report["frames"])
+    assert texts == [{"type": "ready", "topic": "h2", "cursor": 0}, {"type": "pong", "id": 7}]

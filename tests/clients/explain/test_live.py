@@ -112,7 +112,7 @@ def test_empty_long_poll_is_a_204_with_cursor(live):
     assert (second["status"], second["header_cursor"], second["bytes"]["body"]) == (204, "0", 0)
 
 
-@pytest.mark.parametrize("what", ["handshake", "frames", "sse", "poll"])
+@pytest.mark.parametrize("what", ["handshake", "frames", "sse", "poll", "h2"])
 def test_cli_json_and_text(live, what, capsys):
     """Each subcommand prints text, and valid JSON with --json."""
     extra = ["--seconds", "0.3"] if what == "sse" else []
