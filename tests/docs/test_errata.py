@@ -50,8 +50,8 @@ def test_e2_sec_websocket_key_is_not_a_secret(live):
     assert report["status"] == 400
 
 
-def test_e3_server_rejects_unmasked_client_frames(live):
-    """E3: an unmasked client frame is a protocol error: the server closes with 1002 (Q7)."""
+def test_e4_server_rejects_unmasked_client_frames(live):
+    """E4: an unmasked client frame is a protocol error: the server closes with 1002 (Q7)."""
     wire, report = open_ws(live.url, ws_target("m"))
     reader = FrameReader()
     with wire:

@@ -60,7 +60,7 @@ def check_ref(ref: str) -> bool | None:
 def refs_in(text: str) -> list[tuple[str, bool]]:
     """Backticked references in ``text``, each with whether its item is marked pending."""
     out = []
-    for item in re.split(r" ·\s|;\s|\n\|", text):
+    for item in re.split(r"\s·\s|;\s|\n\|", text):
         pending = PENDING in " ".join(item.split())
         out += [(ref, pending) for ref in re.findall(r"`([^`]+)`", item)]
     return out
