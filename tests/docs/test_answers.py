@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients.explain.handshake import open_ws, ws_target
-from tests.support import async_wait_until, wait_until
+from tests.support import FULL, async_wait_until, wait_until
 
 
 def subscribers(url: str) -> int:
@@ -71,3 +71,25 @@ async def test_kick_closes_with_1012(live):
         with pytest.raises(ConnectionClosed):
             await ws.recv()
     assert ws.close_code == 1012
+
+
+@pytest.mark.slow
+async def test_one_process_holds_many_connections_and_reaches_them_all(live):
+    """One server process holds N open WebSockets (300; 2,000 with PUSHLAB_TEST_FULL=1) and one
+    publish reaches every one of them."""
+    n = 2000 if FULL else 300
+    ws_url = live.url.replace("http", "ws") + "/ws?topic=many"
+    sockets = []
+    try:
+        for _ in range(n):
+            sockets.append(await connect(ws_url, compression=None))
+        await async_wait_until(lambda: subscribers(live.url) == n, 30, f"{n} subscriptions")
+        async with httpx.AsyncClient(trust_env=False) as http:
+            r = await http.post(f"{live.url}/publish", params={"topic": "many"}, json={"x": 1})
+            assert r.status_code == 200
+        for ws in sockets:
+            assert orjson.loads(await ws.recv())["type"] == "ready"
+        frames = await asyncio.wait_for(asyncio.gather(*(ws.recv() for ws in sockets)), 30)
+        assert {orjson.loads(f)["seq"] for f in frames} == {1}
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets))
