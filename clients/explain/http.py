@@ -81,8 +81,12 @@ def split_head(buf: bytes) -> tuple[Head, bytes] | None:
     return Head(int(status), reason[0] if reason else "", headers, raw), rest
 
 
-def dechunk(buf: bytes) -> tuple[bytes, int, bool]:
-    """Decode a chunked body prefix: ``(payload, framing bytes, finished)``; partial chunks wait."""
+def dechunk(buf: bytes, partial: bool = False) -> tuple[bytes, int, bool]:
+    """Decode a chunked body prefix: ``(payload, framing bytes, finished)``.
+
+    An incomplete last chunk is left out, or with ``partial`` its bytes so far are included
+    (for showing a stream cut off mid-chunk).
+    """
     payload, framing, pos = b"", 0, 0
     while True:
         eol = buf.find(b"\r\n", pos)
@@ -90,6 +94,9 @@ def dechunk(buf: bytes) -> tuple[bytes, int, bool]:
             return payload, framing, False
         size = int(buf[pos:eol].split(b";")[0], 16)
         if len(buf) < eol + 2 + size + 2:
+            if partial:
+                payload += buf[eol + 2 : eol + 2 + size]
+                framing += eol + 2 - pos
             return payload, framing, False
         framing += eol + 2 - pos + 2
         payload += buf[eol + 2 : eol + 2 + size]

@@ -28,7 +28,7 @@ def explain(
         head = wire.read_head()
         body = wire.read_for(seconds, enough=max_bytes)
     chunked = head.headers.get("transfer-encoding") == "chunked"
-    payload, framing, _ = dechunk(body) if chunked else (body, 0, False)
+    payload, framing, _ = dechunk(body, partial=True) if chunked else (body, 0, False)
     text = payload.decode("utf-8", "replace")
     lines = annotate_sse(text)
     data_bytes = sum(len(x["value"].encode()) for x in lines if x["kind"] == "data")

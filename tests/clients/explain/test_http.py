@@ -48,6 +48,7 @@ def test_dechunk_counts_framing_and_waits_for_partial_chunks():
     body = b"5\r\nhello\r\n1a\r\n" + b"x" * 26 + b"\r\n0\r\n\r\n"
     assert dechunk(body) == (b"hello" + b"x" * 26, 3 + 2 + 4 + 2 + 3 + 2, True)
     assert dechunk(body[:12]) == (b"hello", 5, False)
+    assert dechunk(body[:20], partial=True) == (b"hello" + b"x" * 6, 9, False)
 
 
 def test_annotate_sse_names_every_line():

@@ -127,3 +127,12 @@ def test_cli_refuses_non_loopback_and_dead_servers(capsys):
     assert main(["explain", "poll", "--url", "http://example.com"]) == 1
     assert "loopback" in capsys.readouterr().err
     assert main(["explain", "poll", "--url", "http://127.0.0.1:9"]) == 1
+
+
+def test_sse_last_event_id_wins_over_since(live):
+    """With Last-Event-ID: 3 and ?since=0 the stream starts after 3, as browsers rely on."""
+    publish(live.url, "r", 5)
+    report = sse.explain(live.url, "r", since=0, seconds=0.5, last_event_id=3)
+    assert "Last-Event-ID: 3\r\n" in report["request"]
+    ids = [x["value"] for x in report["lines"] if x["kind"] == "id"]
+    assert ids == ["3", "4", "5"]  # the ready event carries the cursor, then events 4 and 5
