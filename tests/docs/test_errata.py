@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
+import uvicorn
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from clients import ShortPollClient
 from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
-from tests.support import async_wait_until
+from tests.support import async_wait_until, free_port, wait_until
 
 
 @pytest.fixture
@@ -103,3 +107,48 @@ def test_e6_websocket_over_http2_rfc8441(settings):
     texts = [orjson.loads(f["text"]) for f in report["frames"]]
     assert not any(f["masked"] for f in report["frames"])
     assert texts == [{"type": "ready", "topic": "h2", "cursor": 0}, {"type": "pong", "id": 7}]
+
+
+@pytest.fixture
+def socketio_server() -> Iterator[tuple[str, list[Any]]]:
+    """A python-socketio server (the Socket.IO protocol) under uvicorn; echoes 'message' events."""
+    import socketio
+
+    sio = socketio.AsyncServer(async_mode="asgi")
+    received: list[Any] = []
+
+    @sio.on("message")
+    async def echo(sid: str, data: Any) -> None:
+        received.append(data)
+        await sio.send(f"echo {data}", to=sid)
+
+    port = free_port()
+    config = uvicorn.Config(
+        socketio.ASGIApp(sio), host="127.0.0.1", port=port, log_level="critical"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn")
+    yield f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", received
+    server.should_exit = True
+    thread.join(10)
+
+
+async def test_e16_a_plain_websocket_client_cannot_talk_to_socketio(socketio_server):
+    """E16: Socket.IO is a protocol on top: plain messages kill the link, its own framing works."""
+    url, received = socketio_server
+    async with connect(url) as ws:
+        opening = await ws.recv()
+        assert opening[0] == "0" and "pingInterval" in opening  # an Engine.IO "open" packet
+        await ws.send("hello")  # what new WebSocket(url).send("hello") would do
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert received == []
+    async with connect(url) as ws:
+        await ws.recv()
+        await ws.send("40")  # Socket.IO CONNECT to the default namespace
+        assert (await ws.recv()).startswith("40{")
+        await ws.send('42["message","hello"]')  # EVENT packet: the same text, framed
+        assert await ws.recv() == '42["message","echo hello"]'
+    assert received == ["hello"]
