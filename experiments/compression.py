@@ -50,13 +50,12 @@ def payload(kind: str, i: int, size: int, rng: random.Random) -> Any:
     return {"i": i, "quotes": quotes}
 
 
-def serve(port: int) -> None:
+def serve(fd: int) -> None:
     """The server under test: the lab's app under uvicorn with permessage-deflate allowed."""
-    settings = Settings.from_env(port=port, ticker_rate=0)
+    settings = Settings.from_env(ticker_rate=0)
     uvicorn.run(
         create_app(settings),
-        host="127.0.0.1",
-        port=port,
+        fd=fd,
         log_level="warning",
         ws_max_size=settings.ws_max_message_bytes,
         ws_ping_interval=None,
@@ -64,14 +63,21 @@ def serve(port: int) -> None:
     )
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "experiments.compression", "--serve", str(port)]
-    proc = subprocess.Popen(argv)
+def start_server() -> tuple[subprocess.Popen[bytes], int]:
+    """``(process, port)``. The parent binds the socket and hands it over, so no other process
+    on this busy machine can take the port between choosing it and listening on it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    port = int(sock.getsockname()[1])
+    argv = [sys.executable, "-m", "experiments.compression", "--serve-fd", str(sock.fileno())]
+    proc = subprocess.Popen(argv, pass_fds=[sock.fileno()])
+    sock.close()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False).is_success:
-                return proc
+                return proc, port
         except httpx.TransportError:
             time.sleep(0.05)
     proc.terminate()
@@ -113,19 +119,12 @@ def measure(url: str, pid: int, kind: str, size: int, deflate: bool, events: int
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run(events: int, sizes: tuple[int, ...], kinds: tuple[str, ...], root: Path) -> Path:
     """All cells into a new results folder; returns its path."""
     out = ResultsDir.create("compression", root)
     params = {"events": events, "sizes": list(sizes), "kinds": list(kinds), "server_deflate": True}
     out.write_meta(params, started_at=time.time())
-    port = _free_port()
-    server = start_server(port)
+    server, port = start_server()
     try:
         for kind in kinds:
             for size in sizes:
@@ -145,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve:
-        serve(args.serve)
+    if args.serve_fd is not None:
+        serve(args.serve_fd)
         return 0
     sizes = tuple(int(s) for s in args.sizes.split(","))
     path = run(args.events, sizes, tuple(args.kinds.split(",")), args.results)

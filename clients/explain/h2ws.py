@@ -12,6 +12,7 @@ other streams could share the same TCP connection.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -33,9 +34,11 @@ class HypercornThread:
     """The lab's app under hypercorn on ``127.0.0.1:port``, in a daemon thread."""
 
     def __init__(self, settings: Settings) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        # Bound here and handed over (fd://): nobody can take the port before hypercorn listens.
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = int(self._sock.getsockname()[1])
         self._settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -44,7 +47,7 @@ class HypercornThread:
     async def _main(self) -> None:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         config = Config()
-        config.bind = [f"127.0.0.1:{self.port}"]
+        config.bind = [f"fd://{os.dup(self._sock.fileno())}"]  # hypercorn owns (closes) the dup
         config.loglevel = "WARNING"
         await serve(create_app(self._settings), config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
 
@@ -63,6 +66,7 @@ class HypercornThread:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+        self._sock.close()
 
 
 def _headers(pairs: Any) -> list[list[str]]:

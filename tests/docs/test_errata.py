@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,7 +21,7 @@ from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
-from tests.support import async_wait_until, free_port, wait_until
+from tests.support import async_wait_until, wait_until
 
 
 @pytest.fixture
@@ -122,10 +123,11 @@ def socketio_server() -> Iterator[tuple[str, list[Any]]]:
         received.append(data)
         await sio.send(f"echo {data}", to=sid)
 
-    port = free_port()
-    config = uvicorn.Config(
-        socketio.ASGIApp(sio), host="127.0.0.1", port=port, log_level="critical"
-    )
+    sock = socket.socket()  # bound before uvicorn starts: no race for the port
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    config = uvicorn.Config(socketio.ASGIApp(sio), fd=sock.fileno(), log_level="critical")
+
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -133,6 +135,7 @@ def socketio_server() -> Iterator[tuple[str, list[Any]]]:
     yield f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", received
     server.should_exit = True
     thread.join(10)
+    sock.close()
 
 
 async def test_e16_a_plain_websocket_client_cannot_talk_to_socketio(socketio_server):

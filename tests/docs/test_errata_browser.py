@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.sync.server import ServerConnection, serve
 
-from tests.support import LiveServer, free_port, require, wait_until
+from tests.support import LiveServer, require, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -79,8 +80,9 @@ def test_e9_browsers_cannot_ping_but_answer_pings(browser):
         for _ in ws:
             pass
 
-    port = free_port()
-    with serve(handler, "127.0.0.1", port, ping_interval=0.1, ping_timeout=5) as server:
+    sock = socket.create_server(("127.0.0.1", 0))  # bound first: no race for the port
+    port = sock.getsockname()[1]
+    with serve(handler, sock=sock, ping_interval=0.1, ping_timeout=5) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         page = browser.new_page()
