@@ -42,7 +42,11 @@ STEPS: list[tuple[str, list[tuple[int, bytes, bool]], int]] = [
         [(TEXT, b'{"type":"ping","id":"' + b"x" * 200 + b'"}', True)],
         1,
     ),
-    ("close frame 1000 'bye': the server answers with its own close", [(CLOSE, b"", True)], 1),
+    (
+        "close frame 1000 'bye': the server answers with its own close",
+        [(CLOSE, close_payload(1000, "bye"), True)],
+        1,
+    ),
 ]
 
 
@@ -80,8 +84,6 @@ def explain(url: str, topic: str = "explain", deflate: bool = False) -> dict[str
     with wire:
         steps = [_step(wire, reader, inflate, "first frame from the server", [], 1)]
         for description, frames, expect in STEPS:
-            if frames[0][0] == CLOSE:
-                frames = [(CLOSE, close_payload(1000, "bye"), True)]
             steps.append(_step(wire, reader, inflate, description, frames, expect))
     return {
         "url": url,
