@@ -43,7 +43,10 @@ serve: venv ## run the server with the ticker on 127.0.0.1:8000
 bench: install ## the quick four-transport comparison
 	$(BIN)/pushlab bench
 
+screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (headless Chromium)
+	$(BIN)/pushlab screenshots --out docs/img
+
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench clean
+.PHONY: help venv system install lint fmt test test-all serve bench screenshots clean

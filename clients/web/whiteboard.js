@@ -17,7 +17,7 @@ let users = [];
 const log = [];
 
 const client = new BoardClient({ board, user, transport });
-window.whiteboard = { client, strokes, pending, get users() { return users; }, board, user, transport, log };
+window.whiteboard = { client, strokes, pending, cursors, get users() { return users; }, board, user, transport, log };
 
 document.getElementById("title").textContent = `board “${board}” as ${user} over ${transport === "sse" ? "SSE + POST" : "WebSocket"}`;
 
@@ -105,11 +105,21 @@ function boardPoint(e) {
   const y = Math.min(Math.max(0, (e.clientY - r.top) * (canvas.height / r.height)), canvas.height);
   return [Math.round(x * SCALE), Math.round(y * SCALE)];
 }
+let cursorTimer = null;
+let cursorLatest = null;
 function sendCursor(p, drawing, force = false) {
-  const now = performance.now();
-  if (!force && now - lastCursor < 50) return;
-  lastCursor = now;
-  client.send({ type: "cursor", x: p[0], y: p[1], drawing });
+  // At most one cursor frame per 50 ms, but the last position always goes out (trailing edge).
+  cursorLatest = { type: "cursor", x: p[0], y: p[1], drawing };
+  const wait = 50 - (performance.now() - lastCursor);
+  if (force || wait <= 0) flushCursor();
+  else if (cursorTimer === null) cursorTimer = setTimeout(flushCursor, wait);
+}
+function flushCursor() {
+  clearTimeout(cursorTimer);
+  cursorTimer = null;
+  lastCursor = performance.now();
+  if (cursorLatest) client.send(cursorLatest);
+  cursorLatest = null;
 }
 canvas.addEventListener("pointerdown", (e) => {
   canvas.setPointerCapture(e.pointerId);

@@ -69,3 +69,38 @@ def test_every_panel_resumes_after_server_restart(ticking, new_page):
     assert all(s["contiguous"] and s["gaps"] == 0 for s in snap.values()), snap
     for t in TRANSPORTS:
         page.locator(f'section.panel[data-transport="{t}"] .check.ok').wait_for()
+
+
+RECORD_WS_PROTOCOLS = """
+  window.wsProtocols = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(url, protocols) { super(url, protocols); window.wsProtocols.push(protocols); }
+  };
+"""
+
+
+def test_token_rides_in_each_transports_slot(ticking, new_page, browser):
+    """With ?token=, fetch sends Authorization, EventSource ?token= and WebSocket a subprotocol."""
+    context = browser.new_context()
+    context.add_init_script(RECORD_WS_PROTOCOLS)
+    seen: dict[str, str | None] = {}
+
+    def on_request(request) -> None:
+        path = request.url.split("?")[0].rsplit("/", 1)[-1]
+        if path in ("poll", "long-poll"):
+            seen[path] = request.headers.get("authorization")
+        if path == "sse":
+            seen[path] = request.url
+
+    page = new_page(context=context)
+    page.on("request", on_request)
+    page.goto(ticking.url + "/?token=t0k")
+    page.wait_for_function("() => window.wsProtocols.length > 0")
+    assert page.evaluate("() => window.wsProtocols[0]") == ["pushlab.v1", "bearer.t0k"]
+    page.wait_for_function(
+        "() => ['poll', 'long-poll', 'sse'].every(t => window.pushlab.clients[t].counters.events)"
+    )
+    assert seen["poll"] == seen["long-poll"] == "Bearer t0k"
+    assert "token=t0k" in (seen["sse"] or "")
+    context.close()
