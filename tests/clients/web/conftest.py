@@ -1,4 +1,8 @@
-"""Browser fixtures: one headless Debian Chromium per session, a fresh context per test."""
+"""Browser fixtures: one headless Debian Chromium per module, a fresh context per test.
+
+Module scope, not session: Playwright's sync API keeps its own event loop running in this thread
+while it is open, and pytest-asyncio's tests in later modules cannot start theirs meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from clients.browser import launch
 from tests.support import MS, require
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     """Playwright's sync API; it runs its own loop, so tests using it are plain functions."""
     require("chromium", "the browser tests drive Debian's Chromium")
@@ -21,7 +25,7 @@ def playwright() -> Iterator[Any]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Any) -> Iterator[Any]:
     """Headless Chromium with a fresh temporary profile."""
     b = launch(playwright)
