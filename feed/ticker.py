@@ -40,6 +40,7 @@ class TickerControl:
     rate: float
     size: int
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    ticking: bool = False  # set by run_controlled: False while paused (rate 0) or stopped
 
     def update(self, rate: float | None = None, size: int | None = None) -> None:
         """Apply a change and wake the ticker."""
@@ -61,7 +62,8 @@ async def run_controlled(
     total = 0
     while not stop.is_set():
         control.changed.clear()
-        if control.rate <= 0:
+        control.ticking = control.rate > 0
+        if not control.ticking:
             await _first(control.changed.wait(), stop.wait())
             continue
         changed = asyncio.Event()
@@ -72,6 +74,7 @@ async def run_controlled(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+    control.ticking = False
     return total
 
 

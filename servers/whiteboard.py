@@ -44,6 +44,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 CONFLICTS = {"nothing_to_undo", "duplicate_stroke", "board_full"}
+_SEQUENCED = ("stroke", "undo", "clear", "snapshot")
 
 
 class Outbox:
@@ -61,7 +62,8 @@ class Outbox:
         if len(self._frames) >= self.maxsize:
             self.overflowed = True
         else:
-            seq = frame.get("seq") if frame["type"] in ("stroke", "undo", "clear") else None
+            # Operations and snapshots move the resume point: over SSE they carry ``id:``.
+            seq = frame.get("seq") if frame["type"] in _SEQUENCED else None
             self._frames.append((seq, dumps(frame).decode()))
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)

@@ -58,9 +58,9 @@ async def test_rate_and_size_change_while_running():
         last = (await broker.read("t", 0, 1000)).events[-1]
         assert len(last.json) > 300
         control.update(rate=0)
-        await asyncio.sleep(0.05)  # let an in-flight tick land before the count is taken
+        await async_wait_until(lambda: not control.ticking, 5, "the ticker to pause")
         paused_at = broker.stats()["published"]
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # a bounded window in which 200/s would publish ~20
         assert broker.stats()["published"] == paused_at
     finally:
         stop.set()

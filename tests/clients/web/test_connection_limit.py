@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from clients.browser import launch
-from tests.support import LiveServer, free_port, require, wait_until
+from tests.support import MS, LiveServer, free_port, require, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -164,6 +164,7 @@ def test_http2_carries_all_streams_on_one_connection(live, h2_proxy, playwright)
     browser = launch(playwright, args=(f"--ignore-certificate-errors-spki-list={spki}",))
     try:
         page = browser.new_page()
+        page.set_default_timeout(10_000 * MS)
         page.goto(f"{origin}/healthz")
         protocol = page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
         assert protocol == "h2"

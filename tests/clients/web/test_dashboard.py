@@ -104,3 +104,24 @@ def test_token_rides_in_each_transports_slot(ticking, new_page, browser):
     assert seen["poll"] == seen["long-poll"] == "Bearer t0k"
     assert "token=t0k" in (seen["sse"] or "")
     context.close()
+
+
+def test_backoff_has_full_jitter_and_percentiles_are_nearest_rank(live, new_page):
+    """The JS backoff stays within [0, min(cap, base*2^n)] and varies; percentiles by rank."""
+    page = new_page(f"{live.url}/web/style.css")
+    result = page.evaluate(
+        """async () => {
+          const { backoffDelay } = await import('/web/feed-client.js');
+          const { percentile } = await import('/web/stats.js');
+          const draws = [0, 3, 10].map(n => Array.from({length: 200},
+            () => backoffDelay(n, {baseMs: 100, capMs: 1000})));
+          const xs = Array.from({length: 100}, (_, i) => i + 1);
+          return { max: draws.map(d => Math.max(...d)), min: draws.map(d => Math.min(...d)),
+                   distinct: draws.map(d => new Set(d).size),
+                   p: [percentile(xs, 0.5), percentile(xs, 0.99), percentile([7], 0.99)] };
+        }"""
+    )
+    assert all(m >= 0 for m in result["min"])
+    assert result["max"][0] <= 100 and result["max"][1] <= 800 and result["max"][2] <= 1000
+    assert result["max"][2] > 500 and all(d > 150 for d in result["distinct"])
+    assert result["p"] == [50, 99, 7]

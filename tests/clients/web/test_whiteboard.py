@@ -32,6 +32,7 @@ def test_two_users_draw_and_a_late_joiner_sees_the_board(live, new_page, transpo
         page.wait_for_function("() => window.whiteboard.users.length === 2")
     draw(ann, [(100, 100), (200, 160), (300, 120)])
     strokes(bob, 1)
+    bob.wait_for_function("() => window.whiteboard.cursors.get('ann')?.x === 3000")  # presence
     draw(bob, [(120, 300), (420, 340)])
     draw(bob, [(500, 300), (600, 500)])
     strokes(ann, 3)
