@@ -9,6 +9,10 @@ import { WebSocketClient } from "./ws.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
+// Backoff base and cap (ms) may be set in the URL (?base_ms=&cap_ms=), e.g. to watch it grow.
+const retry = Object.fromEntries(
+  [["baseMs", "base_ms"], ["capMs", "cap_ms"]]
+    .filter(([, q]) => params.has(q)).map(([k, q]) => [k, Number(params.get(q))]));
 const KINDS = [
   ["poll", "Short polling", ShortPollClient, "/poll"],
   ["long-poll", "Long polling", LongPollClient, "/long-poll"],
@@ -28,7 +32,7 @@ async function main() {
   const panels = {};
   const root = document.getElementById("panels");
   for (const [key, title, Client, path] of KINDS) {
-    const options = { token, intervalMs: Number(document.getElementById("interval").value) };
+    const options = { token, intervalMs: Number(document.getElementById("interval").value), ...retry };
     panels[key] = makePanel(root, key, title, new Client("", topic, options), path);
   }
   window.pushlab = { topic, panels, clients: Object.fromEntries(Object.entries(panels).map(([k, p]) => [k, p.client])) };

@@ -58,7 +58,7 @@ def test_drop_connection_resumes_without_loss(ticking, new_page):
 
 def test_every_panel_resumes_after_server_restart(ticking, new_page):
     """After the server restarts (history kept by the broker) every panel resumes, no gap."""
-    page = new_page(ticking.url + "/")
+    page = new_page(ticking.url + "/?cap_ms=1000")  # bound the backoff while the server is away
     page.wait_for_function(f"() => window.pushlab && {EVERY}(c => c.counters.events >= 3)")
     ticking.restart()
     seq = ticking.broker.stats()["published"] if ticking.broker else 0
