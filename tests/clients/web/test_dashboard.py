@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from feed.memory import MemoryBroker
@@ -125,3 +126,26 @@ def test_backoff_has_full_jitter_and_percentiles_are_nearest_rank(live, new_page
     assert result["max"][0] <= 100 and result["max"][1] <= 800 and result["max"][2] <= 1000
     assert result["max"][2] > 500 and all(d > 150 for d in result["distinct"])
     assert result["p"] == [50, 99, 7]
+
+
+def test_controls_change_the_ticker_and_the_poll_interval(ticking, new_page):
+    """The rate/size form reaches the running ticker; the interval box retimes short polling."""
+    page = new_page(ticking.url + "/")
+    page.wait_for_function("() => window.pushlab && window.pushlab.clients.ws.counters.events > 0")
+    page.evaluate(
+        """() => { window.maxData = 0; window.pushlab.clients.ws.addEventListener('event',
+             e => { window.maxData = Math.max(window.maxData,
+                                              JSON.stringify(e.detail.event.data).length); }); }"""
+    )
+    page.fill("#rate", "40")
+    page.fill("#size", "300")
+    page.click("#apply")
+    page.wait_for_function(
+        "() => document.getElementById('ticker-status').textContent === 'ticker: 40 ev/s, 300 B'"
+    )
+    now = httpx.get(f"{ticking.url}/admin/ticker", trust_env=False).json()
+    assert (now["rate"], now["size"]) == (40, 300)
+    page.wait_for_function("() => window.maxData === 300")  # the ticker's exact payload size
+    page.fill("#interval", "50")
+    page.dispatch_event("#interval", "change")
+    assert page.evaluate("() => window.pushlab.clients.poll.intervalMs") == 50
