@@ -8,17 +8,12 @@ what the page really displayed at that moment (nothing is staged but the drawing
 from __future__ import annotations
 
 import argparse
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from clients.browser import launch
 from feed.settings import Settings
-from servers.app import create_app
+from servers.background import BackgroundServer, free_port
 
 EVERY = "Object.values(window.pushlab.clients).every"
 
@@ -29,26 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="ticker events/s")
     parser.add_argument("--size", type=int, default=64, help="ticker payload bytes")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait per page")
-
-
-def _serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        ws_ping_interval=None,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    return server, thread
 
 
 def _draw(page: Any, points: list[tuple[float, float]]) -> None:
@@ -119,26 +94,17 @@ def run(args: argparse.Namespace) -> int:
     """Write dashboard.png and whiteboard.png."""
     from playwright.sync_api import sync_playwright
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    settings = Settings.from_env(port=port, ticker_rate=args.rate, ticker_size=args.size)
-    server, thread = _serve(settings)
-    url = f"http://127.0.0.1:{port}"
+    settings = Settings.from_env(port=free_port(), ticker_rate=args.rate, ticker_size=args.size)
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            try:
-                timeout_ms = args.timeout * 1000
-                for path in (
-                    _dashboard(browser, url, args.out, timeout_ms),
-                    _whiteboard(browser, url, args.out, timeout_ms),
-                ):
-                    print(f"wrote {path}")
-            finally:
-                browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with BackgroundServer(settings) as url, sync_playwright() as p:
+        browser = launch(p)
+        try:
+            timeout_ms = args.timeout * 1000
+            for path in (
+                _dashboard(browser, url, args.out, timeout_ms),
+                _whiteboard(browser, url, args.out, timeout_ms),
+            ):
+                print(f"wrote {path}")
+        finally:
+            browser.close()
     return 0

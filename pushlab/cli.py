@@ -16,10 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.cli", "run the server with the built-in ticker"),
     "listen": ("clients.cli", "subscribe over one transport and print events live"),
     "publish": ("clients.publish_cli", "publish one event"),
-    "screenshots": (
-        "clients.screenshots",
-        "PNGs of the dashboard and whiteboard (headless Chromium)",
-    ),
+    "screenshots": ("clients.screenshots", "PNGs of the dashboard and whiteboard"),
+    "browser-run": ("experiments.browser_run", "measure the transports from headless Chromium"),
 }
 
 

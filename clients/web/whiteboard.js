@@ -12,12 +12,14 @@ const SCALE = 10; // board coordinates are 0..10,000; the canvas shows 0..1000 x
 
 const strokes = new Map(); // "user/id" -> stroke op, in board order
 const pending = new Map(); // my strokes sent but not yet back with a seq
+const sentAt = new Map(); // stroke id -> performance.now() when sent
+const acks = []; // ms from sending a stroke to receiving it back with its seq (round trip)
 const cursors = new Map();
 let users = [];
 const log = [];
 
 const client = new BoardClient({ board, user, transport });
-window.whiteboard = { client, strokes, pending, cursors, get users() { return users; }, board, user, transport, log };
+window.whiteboard = { client, strokes, pending, cursors, acks, sendStroke, get users() { return users; }, board, user, transport, log };
 
 document.getElementById("title").textContent = `board “${board}” as ${user} over ${transport === "sse" ? "SSE + POST" : "WebSocket"}`;
 
@@ -33,6 +35,10 @@ function apply(msg) {
       break;
     case "stroke":
       strokes.set(`${msg.user}/${msg.id}`, msg);
+      if (msg.user === user && sentAt.has(msg.id)) {
+        acks.push(performance.now() - sentAt.get(msg.id));
+        sentAt.delete(msg.id);
+      }
       if (msg.user === user) pending.delete(msg.id);
       break;
     case "undo":
@@ -88,7 +94,8 @@ function render() {
   document.getElementById("cursors").innerHTML = [...cursors.values()]
     .map((c) => `<div class="cursor ${c.drawing ? "drawing" : ""}" style="left:${c.x / SCALE}px;top:${c.y / SCALE}px">${escapeHtml(c.user)}</div>`).join("");
   document.getElementById("status").textContent = `${client.state} · reconnects ${client.reconnects}`;
-  document.getElementById("info").textContent = `${strokes.size} strokes · board seq ${client.seq ?? "–"}`;
+  const ack = acks.length ? ` · last stroke acked in ${acks[acks.length - 1].toFixed(1)} ms` : "";
+  document.getElementById("info").textContent = `${strokes.size} strokes · board seq ${client.seq ?? "–"}${ack}`;
   document.getElementById("log").innerHTML = log.map((l) => `<div>${escapeHtml(l)}</div>`).join("");
 }
 
@@ -142,11 +149,17 @@ canvas.addEventListener("pointerup", (e) => {
   if (!current) return;
   const stroke = current;
   current = null;
-  pending.set(stroke.id, stroke);
-  const { user: _u, ...frame } = stroke;
-  client.send(frame).then((err) => { if (err) pending.delete(stroke.id); schedule(); });
+  sendStroke(stroke);
   sendCursor(boardPoint(e), false, true);
 });
+
+/** Send a finished stroke; it shows faded until it comes back with its seq. */
+function sendStroke(stroke) {
+  pending.set(stroke.id, stroke);
+  sentAt.set(stroke.id, performance.now());
+  const { user: _u, ...frame } = stroke;
+  return client.send(frame).then((err) => { if (err) { pending.delete(stroke.id); sentAt.delete(stroke.id); } schedule(); });
+}
 document.getElementById("undo").addEventListener("click", () => client.send({ type: "undo" }));
 document.getElementById("clear").addEventListener("click", () => client.send({ type: "clear" }));
 
