@@ -8,8 +8,10 @@ export function percentile(sorted, q) {
 }
 
 export class SlidingWindow {
-  constructor(windowMs = 10000) {
+  /** `startMs`: when counting began (same clock as recvMs), so a young window is not over-rated. */
+  constructor(windowMs = 10000, startMs = performance.timeOrigin + performance.now()) {
     this.windowMs = windowMs;
+    this.startMs = startMs;
     this.samples = []; // [recvMs, latencyMs]
   }
 
@@ -24,15 +26,17 @@ export class SlidingWindow {
     if (i) this.samples.splice(0, i);
   }
 
-  /** {p50, p99, rate, n} over the last windowMs (rate over the covered span, at most the window). */
+  /** {p50, p99, rate, n} over the last windowMs (or since startMs while that is shorter). */
   summary(now) {
     this._prune(now);
     const lat = this.samples.map((s) => s[1]).sort((a, b) => a - b);
-    const span = this.samples.length ? Math.max(1000, now - this.samples[0][0]) : this.windowMs;
+    // Dividing by the time since the first sample would over-rate a poller, whose first answer
+    // brings a whole interval's worth of events at once.
+    const span = Math.max(1000, Math.min(this.windowMs, now - this.startMs));
     return {
       p50: percentile(lat, 0.5),
       p99: percentile(lat, 0.99),
-      rate: (this.samples.length * 1000) / Math.min(this.windowMs, span),
+      rate: (this.samples.length * 1000) / span,
       n: lat.length,
     };
   }
