@@ -49,7 +49,10 @@ compression: venv ## measure permessage-deflate on this feed's frames -> results
 docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
 	$(BIN)/python -m experiments.docfigures docs/interview-prep.md
 
+screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (headless Chromium)
+	$(BIN)/pushlab screenshots --out docs/img
+
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench compression docs clean
+.PHONY: help venv system install lint fmt test test-all serve bench compression docs screenshots clean
