@@ -48,6 +48,8 @@ class Tally:
     empty_responses: int = 0
     first_ns: int = 0
     last_ns: int = 0
+    open_sessions: int = 0  # subscriptions delivering right now in this process
+    peak_open: int = 0  # most at once since the last take(): 1 means users were serialised
     hist: dict[float, int] = field(default_factory=dict)
     users_delivering: set[str] = field(default_factory=set)
 
@@ -67,7 +69,10 @@ class Tally:
         snap["first_ns"], snap["last_ns"] = self.first_ns, self.last_ns
         snap["hist"] = [[k, v] for k, v in self.hist.items()]
         snap["users_delivering"] = sorted(self.users_delivering)
+        snap["peak_open"] = self.peak_open
+        open_now = self.open_sessions
         self.reset()
+        self.open_sessions = self.peak_open = open_now
         return snap
 
     def reset(self) -> None:
@@ -86,6 +91,7 @@ class Tally:
         for k, v in snap.get("hist", []):
             self.hist[float(k)] = self.hist.get(float(k), 0) + int(v)
         self.users_delivering.update(snap.get("users_delivering", []))
+        self.peak_open = max(self.peak_open, int(snap.get("peak_open", 0)))
 
 
 def percentile(hist: dict[float, int], p: float) -> float:
@@ -113,5 +119,6 @@ def summary(merged: Tally) -> dict[str, Any]:
         out[f"latency_ms_p{p:g}".replace(".", "_")] = percentile(merged.hist, p)
     out["latency_ms_max"] = max(merged.hist) if merged.hist else math.nan
     out["users_delivering"] = len(merged.users_delivering)
+    out["peak_open_sessions"] = merged.peak_open
     out["hist"] = sorted([k, v] for k, v in merged.hist.items())
     return out

@@ -57,7 +57,7 @@ RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 TALLY = Tally()  # this process's counters (one Locust process = one tally)
 MERGED = Tally()  # on the master (or the only process): the sum of every report
-_WORKERS: set[str] = set()  # workers that reported to this master
+_WORKERS: dict[str, int] = {}  # worker id -> its peak of open sessions
 _USERS: weakref.WeakSet[FeedUser] = weakref.WeakSet()
 
 
@@ -133,8 +133,9 @@ def _on_report(client_id: str, data: dict[str, Any]) -> None:
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
     if "pushlab_feed" in data:
-        _WORKERS.add(client_id)
-        MERGED.merge(data["pushlab_feed"])
+        snap = data["pushlab_feed"]
+        _WORKERS[client_id] = max(_WORKERS.get(client_id, 0), int(snap.get("peak_open", 0)))
+        MERGED.merge(snap)
 
 
 @events.quitting.add_listener
@@ -144,6 +145,8 @@ def _on_quitting(environment: Any, **_: Any) -> None:
     MERGED.merge(TALLY.take())  # local runner: this process's own counts
     result = summary(MERGED)
     result["workers"] = len(_WORKERS)  # 0: a single local process
+    if _WORKERS:  # workers run side by side: their peaks add up
+        result["peak_open_sessions"] = sum(_WORKERS.values())
     path = getattr(environment.parsed_options, "feed_summary", "") or ""
     line = {k: v for k, v in result.items() if k != "hist"}
     print(f"pushlab-feed: {json.dumps(line)}", file=sys.stderr)
@@ -204,8 +207,13 @@ class FeedUser(User):
         """Subscribe, deliver, and reconnect with backoff until the test stops."""
         delays = backoff()
         while not self.stopping:
+            opened = False
             try:
                 for item in self.session():
+                    if not opened:
+                        opened = True
+                        TALLY.open_sessions += 1
+                        TALLY.peak_open = max(TALLY.peak_open, TALLY.open_sessions)
                     if self.deliver(item):
                         delays = backoff()  # a connection that delivers resets the backoff
             except FatalFeedError as exc:
@@ -215,6 +223,8 @@ class FeedUser(User):
                 if self.stopping:
                     break
                 self.fail(exc)
+            finally:
+                TALLY.open_sessions -= opened
             if self.stopping:
                 break
             TALLY.reconnects += 1
