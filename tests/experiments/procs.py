@@ -47,6 +47,12 @@ class ServerProcess:
         wait_until(lambda: self._alive() and _healthy(self.url), 20, f"server {argv[:3]}")
         return self
 
+    def start_with_port(self) -> ServerProcess:
+        """Start with a free port substituted for the ``--port`` value of ``argv``."""
+        i = self.argv.index("--port")
+        self.argv[i + 1] = "{port}"
+        return self.start()
+
     def _alive(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
