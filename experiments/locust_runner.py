@@ -35,6 +35,12 @@ LOCUSTFILES = {
 ALIASES = {"websocket": "ws", "short-poll": "poll", "short_poll": "poll", "long_poll": "long-poll"}
 GENERATOR_BOUND_PCT = 90.0
 SAMPLE_EVERY_S = 0.5
+# Pseudo-pids in the samples: busy and total CPU seconds of the whole machine (all cores).
+MACHINE, MACHINE_TOTAL = -1, -2
+
+
+def _busy_s(t: Any) -> float:
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 class LocustRunError(RuntimeError):
@@ -160,6 +166,8 @@ def run_locust(
         "generator_cpu_pct": cpu["max_mean_pct"],
         "generator_cpu_peak_pct": cpu["max_peak_pct"],
         "generator_bound": cpu["max_mean_pct"] >= GENERATOR_BOUND_PCT,
+        "machine_cpu_pct": cpu["machine_pct"],
+        "machine_bound": cpu["machine_pct"] >= GENERATOR_BOUND_PCT,
         "failures": max(feed["failures"], int(stats.get("Failure Count", 0) or 0)),
         "duplicates": feed["duplicates"],
         "gaps": feed["gaps"],
@@ -167,6 +175,7 @@ def run_locust(
         "reconnects": feed["reconnects"],
         "requests": feed["requests"],
         "empty_responses": feed["empty_responses"],
+        "hub_blocked": feed["hub_blocked"],
         "users_delivering": feed["users_delivering"],
         "peak_open_sessions": feed["peak_open_sessions"],
         "locust_processes": cpu["processes"],
@@ -196,6 +205,9 @@ def _sample_cpu_until_exit(
         except psutil.Error:
             pass
         now = time.time_ns()
+        busy = psutil.cpu_times()
+        samples.setdefault(MACHINE, []).append((now, _busy_s(busy)))
+        samples.setdefault(MACHINE_TOTAL, []).append((now, sum(busy)))
         for pid, p in handles.items():
             try:
                 t = p.cpu_times()
@@ -222,14 +234,21 @@ def _cpu_figures(
     """Per process: mean and peak % of one core while events were being delivered; max of each.
 
     Start-up (imports, spawning) burns CPU before any delivery; averaging over the delivery
-    window keeps it from being mistaken for load.
+    window keeps it from being mistaken for load. ``machine_pct`` is how busy all cores were in
+    that window: a generator far below 90 % on a saturated machine is starved, not idle.
     """
     means: list[float] = []
     peaks: list[float] = []
-    for points in samples.values():
+    machine = math.nan
+    for pid, points in samples.items():
         inside = [pt for pt in points if first_ns <= pt[0] <= last_ns] if last_ns else []
         window = inside if len(inside) >= 2 else points
-        if len(window) < 2:
+        if len(window) < 2 or pid == MACHINE_TOTAL:
+            continue
+        if pid == MACHINE:
+            total = dict(samples[MACHINE_TOTAL])
+            spent = total[window[-1][0]] - total[window[0][0]]
+            machine = 100.0 * (window[-1][1] - window[0][1]) / spent if spent > 0 else math.nan
             continue
         rates = [
             100.0 * (c1 - c0) / ((t1 - t0) / 1e9)
@@ -242,7 +261,8 @@ def _cpu_figures(
     return {
         "max_mean_pct": round(max(means, default=0.0), 1),
         "max_peak_pct": round(max(peaks, default=0.0), 1),
-        "processes": len(samples),
+        "machine_pct": round(machine, 1),
+        "processes": len([pid for pid in samples if pid >= 0]),
     }
 
 
@@ -255,3 +275,33 @@ def _aggregated_csv_row(path: Path) -> dict[str, str]:
             if row.get("Name") == "Aggregated":
                 return row
     return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.locust_runner``: one Locust run against a running server."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m experiments.locust_runner")
+    parser.add_argument("--transport", required=True, choices=sorted(LOCUSTFILES))
+    parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--topic", default="ticks")
+    parser.add_argument("--out", type=Path, required=True, help="folder for Locust's files")
+    args = parser.parse_args(argv)
+    result = run_locust(
+        args.transport,
+        args.url,
+        args.users,
+        args.seconds,
+        processes=args.processes,
+        out_dir=args.out,
+        topic=args.topic,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,6 +55,8 @@ def test_headless_delivery(transport, server, tmp_path):
     assert 0 < r["latency_ms_p50"] <= r["latency_ms_p99"] <= r["latency_ms_max"], r
     assert 60 < r["bytes_per_event"] < 200, r  # 64-byte payload + envelope
     assert r["generator"] == "locust" and r["locust_processes"] == 1
+    assert 0 < r["generator_cpu_pct"] <= r["generator_cpu_peak_pct"] + 0.1, r
+    assert 0 < r["machine_cpu_pct"] <= 100.5, r
     assert (tmp_path / "locust_stats.csv").exists()
 
 
@@ -115,25 +117,35 @@ class BlockingSSEUser(sse_mod.SSEUser):
                 if line.startswith(b'data: {"topic"'):
                     obj = orjson.loads(line[6:])
                     yield obj["seq"], obj["ts_ns"], len(line) - 7, time.time_ns()
-                if n > 200:
+                if n > 30:
                     return
         finally:
             s.close()
 '''
 
 
-def test_clients_are_cooperative_under_gevent(server, tmp_path):
-    """N users hold N streams at once; a blocking socket would serialise them (shown below)."""
+def test_clients_are_cooperative_under_gevent(tmp_path):
+    """No user blocks the gevent hub (gevent's monitor says so); an unpatched socket would."""
     users = 8
-    for transport in ("ws", "sse"):
-        r = run_locust(transport, server.url, users, 3, out_dir=tmp_path / transport)
-        assert r["peak_open_sessions"] == users, r
-        assert r["users_delivering"] == users, r
-    # The negative control: the same check catches a client that blocks the gevent hub.
-    path = tmp_path / "blocking_sse.py"
-    path.write_text(BLOCKING_SSE)
-    r = run_locust("sse", server.url, users, 3, out_dir=tmp_path / "blocking", locustfile_path=path)
-    assert r["peak_open_sessions"] == 1, r
+    slow = pushlab_server(4).start()  # 250 ms between events: a blocking read holds the hub
+    env = {"LOCUST_FEED_MONITOR_HUB_MS": "100"}
+    try:
+        for transport in ("ws", "sse"):
+            r = run_locust(
+                transport, slow.url, users, 3, out_dir=tmp_path / transport, extra_env=env
+            )
+            assert r["hub_blocked"] == 0, r
+            assert r["peak_open_sessions"] == r["users_delivering"] == users, r
+        # The negative control: the same check catches a client that blocks the gevent hub.
+        path = tmp_path / "blocking_sse.py"
+        path.write_text(BLOCKING_SSE)
+        r = run_locust(
+            "sse", slow.url, users, 2, out_dir=tmp_path / "neg", extra_env=env, locustfile_path=path
+        )
+    finally:
+        slow.stop()
+    assert r["hub_blocked"] > 0, r
+    assert r["peak_open_sessions"] < users, r
 
 
 def test_web_ui_runs_a_test(server, tmp_path):
