@@ -165,6 +165,7 @@ def run_locust(
         "bytes_per_event": feed["bytes_per_event"],
         "generator_cpu_pct": cpu["max_mean_pct"],
         "generator_cpu_peak_pct": cpu["max_peak_pct"],
+        "generator_cpu_total_pct": cpu["total_pct"],  # all Locust processes together
         "generator_bound": cpu["max_mean_pct"] >= GENERATOR_BOUND_PCT,
         "machine_cpu_pct": cpu["machine_pct"],
         "machine_bound": cpu["machine_pct"] >= GENERATOR_BOUND_PCT,
@@ -261,6 +262,7 @@ def _cpu_figures(
     return {
         "max_mean_pct": round(max(means, default=0.0), 1),
         "max_peak_pct": round(max(peaks, default=0.0), 1),
+        "total_pct": round(sum(means), 1),
         "machine_pct": round(machine, 1),
         "processes": len([pid for pid in samples if pid >= 0]),
     }

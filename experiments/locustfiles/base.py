@@ -208,6 +208,7 @@ class FeedUser(User):
         self.last_seq: int | None = int(since) if since.strip() else None
         self.read_timeout_s = float(getattr(opts, "feed_read_timeout_s", 45) or 45)
         self.sock: socket.socket | None = None
+        self.retry_base_s = 0.1  # SSE: the server's ``retry:`` replaces it, as in EventSource
         self.stopping = False
         self.delivered = 0
         self.key = f"{os.getpid()}:{id(self)}"
@@ -230,7 +231,7 @@ class FeedUser(User):
     @task
     def follow(self) -> None:
         """Subscribe, deliver, and reconnect with backoff until the test stops."""
-        delays = backoff()
+        delays = backoff(self.retry_base_s)
         n = 0
         while not self.stopping:
             opened = False
@@ -244,7 +245,7 @@ class FeedUser(User):
                         TALLY.open_sessions += 1
                         TALLY.peak_open = max(TALLY.peak_open, TALLY.open_sessions)
                     if self.deliver(item):
-                        delays = backoff()  # a connection that delivers resets the backoff
+                        delays = backoff(self.retry_base_s)  # a delivering connection resets it
             except FatalFeedError as exc:
                 self.fail(exc)
                 raise StopUser() from exc
