@@ -35,6 +35,7 @@ LOCUSTFILES = {
 ALIASES = {"websocket": "ws", "short-poll": "poll", "short_poll": "poll", "long_poll": "long-poll"}
 GENERATOR_BOUND_PCT = 90.0
 SAMPLE_EVERY_S = 0.5
+TERM_GRACE_S = 5.0  # after SIGTERM at the hard timeout, before SIGKILL
 # Pseudo-pids in the samples: busy and total CPU seconds of the whole machine (all cores).
 MACHINE, MACHINE_TOTAL = -1, -2
 
@@ -112,12 +113,14 @@ def run_locust(
     topic: str = "ticks",
     extra_env: dict[str, str] | None = None,
     locustfile_path: Path | None = None,
+    hard_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Drive ``users`` subscribers of ``topic`` at ``url`` for ``duration_s``; figures as a dict.
 
     ``locustfile_path`` replaces the transport's own locustfile (a variant built on the same
-    base, e.g. in tests). Raises :class:`LocustRunError` when Locust overruns its hard timeout
-    or writes no summary.
+    base, e.g. in tests). ``hard_timeout_s`` (default: ``duration_s`` + 30 s + 5 s per process)
+    bounds the whole run: past it Locust gets SIGTERM, then its process group SIGKILL. Raises
+    :class:`LocustRunError` when Locust overruns that limit or writes no summary.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +135,7 @@ def run_locust(
         path=locustfile_path,
     )
     env = {**os.environ, "LOCUST_FEED_TOPIC": topic, **(extra_env or {})}
-    hard_timeout = duration_s + 30.0 + 5.0 * processes
+    hard_timeout = hard_timeout_s or duration_s + 30.0 + 5.0 * processes
     started = time.monotonic()
     with (
         open(out_dir / "locust.stdout", "wb") as out,
@@ -223,7 +226,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM (Locust shuts down and writes its files), then SIGKILL to the group we started."""
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(10)
+        proc.wait(TERM_GRACE_S)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)

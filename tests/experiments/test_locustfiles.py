@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from experiments.locust_runner import locust_bin, locustfile, run_locust
+from experiments.locust_runner import LocustRunError, locust_bin, locustfile, run_locust
 from tests.experiments.procs import pushlab_server
 from tests.support import FULL, free_port, wait_until
 
@@ -187,7 +187,11 @@ def test_web_ui_runs_a_test(server, tmp_path):
         httpx.get(f"{ui}/stop", trust_env=False)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     result = json.loads(summary.read_text())
     assert result["delivered"] >= 30 and result["silent_gaps"] == 0 == result["duplicates"]
 
@@ -197,3 +201,15 @@ def test_never_imports_locust_here():
     assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules
     assert os.access(locust_bin(), os.X_OK)
     assert Path(locustfile("websocket")).name == "websocket.py"
+
+
+def test_hard_timeout_kills_a_stuck_run(server, tmp_path):
+    """A run whose hub is blocked for good is killed at the hard timeout, with a clear error."""
+    path = tmp_path / "stuck.py"
+    path.write_text(BLOCKING_SSE.replace("ticks HTTP", "quiet HTTP").replace("n > 30", "False"))
+    started = time.monotonic()
+    with pytest.raises(LocustRunError, match="overran"):
+        run_locust(
+            "sse", server.url, 1, 1, out_dir=tmp_path, locustfile_path=path, hard_timeout_s=4
+        )
+    assert time.monotonic() - started < 4 + 5 + 5
