@@ -213,3 +213,37 @@ def test_hard_timeout_kills_a_stuck_run(server, tmp_path):
             "sse", server.url, 1, 1, out_dir=tmp_path, locustfile_path=path, hard_timeout_s=4
         )
     assert time.monotonic() - started < 4 + 5 + 5
+
+
+def test_separate_master_and_worker_share_options(tmp_path):
+    """A worker started on its own gets the master's feed options (here: the topic)."""
+    srv = pushlab_server(RATE, "--topic", "elsewhere").start()
+    port = free_port()
+    summary = tmp_path / "summary.json"
+    common = [str(locust_bin()), "-f", str(locustfile("ws"))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    master = subprocess.Popen(
+        [*common, "--master", "--headless", "--expect-workers", "1", "--users", "3",
+         "--spawn-rate", "3", "--run-time", "3s", "--stop-timeout", "0", "--host", srv.url,
+         "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--feed-summary", str(summary), "--only-summary"],
+        env=env | {"LOCUST_FEED_TOPIC": "elsewhere"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+        env=env,  # no LOCUST_FEED_TOPIC: the master's value must reach it
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert master.wait(40) == 0
+        worker.wait(20)
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        srv.stop()
+    result = json.loads(summary.read_text())
+    assert result["workers"] == 1 and result["users_delivering"] == 3, result
+    assert result["delivered"] > 0 and result["silent_gaps"] == 0 == result["duplicates"]
