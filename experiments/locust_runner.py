@@ -121,6 +121,16 @@ def run_locust(
     base, e.g. in tests). ``hard_timeout_s`` (default: ``duration_s`` + 30 s + 5 s per process)
     bounds the whole run: past it Locust gets SIGTERM, then its process group SIGKILL. Raises
     :class:`LocustRunError` when Locust overruns that limit or writes no summary.
+
+    Keys: latency and throughput come from the users' own summary (exact counts, latency at three
+    significant digits, ``events_per_s`` over the span from first to last delivery);
+    ``generator_cpu_pct`` is the busiest Locust process's mean % of one core over that span
+    (``generator_bound`` at >= 90), ``generator_cpu_total_pct`` all of them together,
+    ``machine_cpu_pct`` all cores (``machine_bound``: a starved generator, not an idle one);
+    ``locust_processes`` counts the processes seen (master + workers), ``locust_workers`` the
+    workers that reported; ``hub_blocked`` > 0 means a user blocked gevent's loop (only counted
+    with ``LOCUST_FEED_MONITOR_HUB_MS`` in ``extra_env``); ``locust_csv_requests`` is Locust's
+    own count (its CSV is written every second, so it can miss the last one).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
