@@ -2,10 +2,10 @@
 
 Locust monkey-patches sockets with gevent, so it never runs in this (possibly asyncio) process:
 ``run_locust`` starts ``locust`` from the venv next to ``sys.executable``, bounded by a hard
-timeout, samples the CPU of every process of its tree (master and workers) with psutil, and reads
-two outputs: the ``--feed-summary`` JSON the locustfiles write (exact counters and a latency
-histogram at three significant digits) and Locust's own ``--csv`` stats (cross-check; Locust
-rounds latency to whole milliseconds below 100 ms).
+timeout, samples the CPU of every process of its tree (master and workers; see
+:mod:`experiments.tree_cpu`), and reads two outputs: the ``--feed-summary`` JSON the locustfiles
+write (exact counters and a latency histogram at three significant digits) and Locust's own
+``--csv`` stats (cross-check; Locust rounds latency to whole milliseconds below 100 ms).
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import json
 import math
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
+from experiments.tree_cpu import cpu_figures, sample_tree_until_exit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES_DIR = Path(__file__).resolve().parent / "locustfiles"
@@ -34,14 +33,6 @@ LOCUSTFILES = {
 }
 ALIASES = {"websocket": "ws", "short-poll": "poll", "short_poll": "poll", "long_poll": "long-poll"}
 GENERATOR_BOUND_PCT = 90.0
-SAMPLE_EVERY_S = 0.5
-TERM_GRACE_S = 5.0  # after SIGTERM at the hard timeout, before SIGKILL
-# Pseudo-pids in the samples: busy and total CPU seconds of the whole machine (all cores).
-MACHINE, MACHINE_TOTAL = -1, -2
-
-
-def _busy_s(t: Any) -> float:
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 class LocustRunError(RuntimeError):
@@ -154,7 +145,7 @@ def run_locust(
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
         )
-        samples, timed_out = _sample_cpu_until_exit(proc, started + hard_timeout)
+        samples, timed_out = sample_tree_until_exit(proc, started + hard_timeout)
     elapsed = time.monotonic() - started
     if timed_out:
         raise LocustRunError(f"locust overran its {hard_timeout:.0f} s limit; killed ({out_dir})")
@@ -163,7 +154,7 @@ def run_locust(
         tail = (out_dir / "locust.stderr").read_text(errors="replace")[-2000:]
         raise LocustRunError(f"locust exited {proc.returncode} without a summary:\n{tail}")
     feed = json.loads(summary_path.read_text())
-    cpu = _cpu_figures(samples, feed.get("first_ns", 0), feed.get("last_ns", 0))
+    cpu = cpu_figures(samples, feed.get("first_ns", 0), feed.get("last_ns", 0))
     stats = _aggregated_csv_row(out_dir / "locust_stats.csv")
     return {
         "generator": "locust",
@@ -199,85 +190,6 @@ def run_locust(
         "wall_s": elapsed,
         "exit_code": proc.returncode,
         "command": shlex.join(cmd),
-    }
-
-
-def _sample_cpu_until_exit(
-    proc: subprocess.Popen[bytes], deadline: float
-) -> tuple[dict[int, list[tuple[int, float]]], bool]:
-    """``{pid: [(wall_ns, cpu_seconds), ...]}`` for the whole tree, and whether it timed out."""
-    samples: dict[int, list[tuple[int, float]]] = {}
-    handles: dict[int, psutil.Process] = {}
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            _stop(proc)
-            return samples, True
-        try:
-            root = psutil.Process(proc.pid)
-            for p in [root, *root.children(recursive=True)]:
-                handles.setdefault(p.pid, p)
-        except psutil.Error:
-            pass
-        now = time.time_ns()
-        busy = psutil.cpu_times()
-        samples.setdefault(MACHINE, []).append((now, _busy_s(busy)))
-        samples.setdefault(MACHINE_TOTAL, []).append((now, sum(busy)))
-        for pid, p in handles.items():
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue
-            samples.setdefault(pid, []).append((now, t.user + t.system))
-        time.sleep(SAMPLE_EVERY_S)
-    return samples, False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (Locust shuts down and writes its files), then SIGKILL to the group we started."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(TERM_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-def _cpu_figures(
-    samples: dict[int, list[tuple[int, float]]], first_ns: int, last_ns: int
-) -> dict[str, Any]:
-    """Per process: mean and peak % of one core while events were being delivered; max of each.
-
-    Start-up (imports, spawning) burns CPU before any delivery; averaging over the delivery
-    window keeps it from being mistaken for load. ``machine_pct`` is how busy all cores were in
-    that window: a generator far below 90 % on a saturated machine is starved, not idle.
-    """
-    means: list[float] = []
-    peaks: list[float] = []
-    machine = math.nan
-    for pid, points in samples.items():
-        inside = [pt for pt in points if first_ns <= pt[0] <= last_ns] if last_ns else []
-        window = inside if len(inside) >= 2 else points
-        if len(window) < 2 or pid == MACHINE_TOTAL:
-            continue
-        if pid == MACHINE:
-            total = dict(samples[MACHINE_TOTAL])
-            spent = total[window[-1][0]] - total[window[0][0]]
-            machine = 100.0 * (window[-1][1] - window[0][1]) / spent if spent > 0 else math.nan
-            continue
-        rates = [
-            100.0 * (c1 - c0) / ((t1 - t0) / 1e9)
-            for (t0, c0), (t1, c1) in zip(window, window[1:], strict=False)
-            if t1 > t0
-        ]
-        span_s = (window[-1][0] - window[0][0]) / 1e9
-        means.append(100.0 * (window[-1][1] - window[0][1]) / span_s if span_s > 0 else 0.0)
-        peaks.append(max(rates, default=0.0))
-    return {
-        "max_mean_pct": round(max(means, default=0.0), 1),
-        "max_peak_pct": round(max(peaks, default=0.0), 1),
-        "total_pct": round(sum(means), 1),
-        "machine_pct": round(machine, 1),
-        "processes": len([pid for pid in samples if pid >= 0]),
     }
 
 

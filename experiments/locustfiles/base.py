@@ -26,46 +26,34 @@ Not ``PUSHLAB_*``: ``feed.settings`` rejects unknown ``PUSHLAB_`` variables, and
 from the same shell must not trip over the load driver's options.
 
 Delivery figures finer than Locust's (which rounds to whole ms below 100 ms) are kept in a
-:class:`~experiments.locustfiles._tally.Tally` per process; workers send deltas with each stats
-report and the master writes the merged summary to ``--feed-summary`` when it quits.
+:class:`~experiments.locustfiles._tally.Tally` per process and merged across workers by
+:mod:`experiments.locustfiles._reporting`, which writes the summary to ``--feed-summary``.
 """
 
 from __future__ import annotations
 
 from locust import User, constant, events, task
 from locust.exception import StopUser
-from locust.runners import WorkerRunner
 
 import contextlib
-import importlib
-import json
 import os
 import random
 import socket
-import sys
 import time
-import weakref
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any, ClassVar
 
 import gevent
 import gevent.events
 
-from experiments.locustfiles._tally import Tally, summary
+from experiments.locustfiles._reporting import TALLY, USERS
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 FATAL_CLOSE_CODES = frozenset({1003, 1007, 1008, 1009})
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # A gevent socket read yields only when it would block. Under overload a user's buffer never
 # runs dry, so without an explicit yield one user starves the others, the --run-time timer and
 # a worker's stats reports (measured: an 8 s run lasting 34 s, one worker's data never sent).
 YIELD_EVERY = 64
-
-TALLY = Tally()  # this process's counters (one Locust process = one tally)
-MERGED = Tally()  # on the master (or the only process): the sum of every report
-_WORKERS: dict[str, int] = {}  # worker id -> its peak of open sessions
-_USERS: weakref.WeakSet[FeedUser] = weakref.WeakSet()
 
 
 class FeedError(Exception):
@@ -82,26 +70,6 @@ def http_status_error(status: int, body: bytes) -> FeedError:
     if 400 <= status < 500 and status not in RETRYABLE_STATUS:
         return FatalFeedError(text)
     return FeedError(text)
-
-
-def load_websocket_client() -> ModuleType:
-    """The websocket-client package, even while Locust runs a locustfile named ``websocket.py``.
-
-    Locust imports ``-f .../websocket.py`` as module ``websocket`` with its folder first on
-    ``sys.path``: a plain ``import websocket`` would then import the locustfile itself.
-    """
-    loaded = sys.modules.get("websocket")
-    if loaded is not None and hasattr(loaded, "create_connection"):
-        return loaded
-    shadow = sys.modules.pop("websocket", None)
-    saved_path = list(sys.path)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-    try:
-        return importlib.import_module("websocket")
-    finally:
-        sys.path[:] = saved_path
-        if shadow is not None:
-            sys.modules["websocket"] = shadow
 
 
 @events.init_command_line_parser.add_listener
@@ -133,51 +101,6 @@ def _on_init(environment: Any, **_: Any) -> None:
         gevent.config.max_blocking_time = ms / 1000
         gevent.events.subscribers.append(_on_gevent_event)
         gevent.get_hub().start_periodic_monitoring_thread()
-
-
-@events.test_start.add_listener
-def _on_test_start(environment: Any, **_: Any) -> None:
-    TALLY.reset()
-    MERGED.reset()
-    _WORKERS.clear()
-
-
-@events.test_stopping.add_listener
-def _on_test_stopping(environment: Any, **_: Any) -> None:
-    # Users block in recv; cut their sockets so they stop at once (and workers can send their
-    # final report before the master quits) instead of waiting out --stop-timeout.
-    for user in list(_USERS):
-        user.stop_feed()
-
-
-@events.report_to_master.add_listener
-def _on_report(client_id: str, data: dict[str, Any]) -> None:
-    data["pushlab_feed"] = TALLY.take()
-
-
-@events.worker_report.add_listener
-def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
-    if "pushlab_feed" in data:
-        snap = data["pushlab_feed"]
-        _WORKERS[client_id] = max(_WORKERS.get(client_id, 0), int(snap.get("peak_open", 0)))
-        MERGED.merge(snap)
-
-
-@events.quitting.add_listener
-def _on_quitting(environment: Any, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    MERGED.merge(TALLY.take())  # local runner: this process's own counts
-    result = summary(MERGED)
-    result["workers"] = len(_WORKERS)  # 0: a single local process
-    if _WORKERS:  # workers run side by side: their peaks add up
-        result["peak_open_sessions"] = sum(_WORKERS.values())
-    path = getattr(environment.parsed_options, "feed_summary", "") or ""
-    line = {k: v for k, v in result.items() if k != "hist"}
-    print(f"pushlab-feed: {json.dumps(line)}", file=sys.stderr)
-    if path:
-        with open(path, "w") as f:
-            json.dump(result, f)
 
 
 def backoff(base_s: float = 0.1, cap_s: float = 5.0) -> Iterator[float]:
@@ -212,7 +135,7 @@ class FeedUser(User):
         self.stopping = False
         self.delivered = 0
         self.key = f"{os.getpid()}:{id(self)}"
-        _USERS.add(self)
+        USERS.add(self)
 
     def session(self) -> Iterator[tuple[Any, ...]]:
         """Items of one connection (polling: one run of requests until an error)."""
