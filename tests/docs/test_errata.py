@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,11 +19,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import ShortPollClient
+from clients.explain import handshake
 from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
-from tests.support import async_wait_until, wait_until
+from tests.support import IN_CI, async_wait_until, require, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -155,3 +160,36 @@ async def test_e16_a_plain_websocket_client_cannot_talk_to_socketio(socketio_ser
         await ws.send('42["message","hello"]')  # EVENT packet: the same text, framed
         assert await ws.recv() == '42["message","echo hello"]'
     assert received == ["hello"]
+
+
+NODE_WS_DEFAULTS = """
+const { WebSocketServer } = require('ws');
+const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 },
+  () => console.log(wss.address().port));
+wss.on('connection', ws => ws.on('error', () => {}));
+"""
+
+
+def test_e13_compression_defaults_differ(live):
+    """E13: offered permessage-deflate, uvicorn's default accepts it, Node ws's default declines."""
+    ours = handshake.explain(live.url, deflate=True)
+    assert ours["status"] == 101 and ours["extensions"].startswith("permessage-deflate")
+    node = require("node", "Node's ws default")
+    baseline = ROOT / "baseline" / "node"
+    if not (baseline / "node_modules" / "ws").is_dir():
+        message = "baseline/node/node_modules is missing; run `make baseline`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    proc = subprocess.Popen([node, "-e", NODE_WS_DEFAULTS], cwd=baseline, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        theirs = handshake.explain(f"http://127.0.0.1:{port}", deflate=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert theirs["status"] == 101 and theirs["accept_ok"]
+    assert theirs["extensions"] is None
