@@ -1,0 +1,94 @@
+"""Redis layout of the shared feed: key names, the publish script, stream-entry decoding.
+
+One topic is two keys under the run's prefix: ``<prefix>:seq:<topic>`` (an INCR counter, the
+topic's last seq) and ``<prefix>:stream:<topic>`` (a Redis Stream, one entry per event, entry ID
+``0-<seq>``, bounded with ``MAXLEN ~ history``). ``<prefix>:epoch`` holds a random token set by
+whoever first writes after Redis starts empty: when it changes, Redis lost its data (a restart
+without persistence) and every process learns that the seqs started over. See ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+from feed.codec import encoded_from_json
+from feed.events import EncodedEvent, Gap
+
+# INCR + XADD in one script: the seq is global and gapless across every instance, and an event is
+# in the stream under exactly the seq its JSON carries (the JSON is completed here, around the
+# seq, so no process ever re-encodes it). SET NX marks the epoch on the first write after a reset.
+PUBLISH_LUA = """
+redis.call('SET', KEYS[3], ARGV[5], 'NX')
+local seq = redis.call('INCR', KEYS[1])
+local body = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'e', body, 't', ARGV[3])
+return {seq, redis.call('GET', KEYS[3])}
+"""
+
+FIELD_BODY = b"e"
+FIELD_TS = b"t"
+
+
+def new_token() -> str:
+    """A fresh epoch token."""
+    return secrets.token_hex(8)
+
+
+class Keys:
+    """Key names under one prefix (``PUSHLAB_REDIS_PREFIX``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.epoch = f"{prefix}:epoch"
+
+    def seq(self, topic: str) -> str:
+        """The topic's counter."""
+        return f"{self.prefix}:seq:{topic}"
+
+    def stream(self, topic: str) -> str:
+        """The topic's stream."""
+        return f"{self.prefix}:stream:{topic}"
+
+    def wake(self, process: str) -> str:
+        """A per-process stream written to interrupt that process's blocking XREAD."""
+        return f"{self.prefix}:wake:{process}"
+
+    def topic_of(self, stream_key: str) -> str:
+        """Inverse of :meth:`stream`."""
+        return stream_key.removeprefix(f"{self.prefix}:stream:")
+
+
+def split_body(topic: str, ts_ns: int, data: Any) -> tuple[bytes, bytes]:
+    """The event JSON before and after its seq: orjson's compact form of the four fields."""
+    head = b'{"topic":' + orjson.dumps(topic) + b',"seq":'
+    tail = b',"ts_ns":%d,"data":' % ts_ns + orjson.dumps(data) + b"}"
+    return head, tail
+
+
+def seq_of(entry_id: bytes | str) -> int:
+    """The seq of a stream entry ID ``0-<seq>``."""
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(raw.partition("-")[2])
+
+
+def entry_event(topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> EncodedEvent:
+    """Wrap a stream entry as an event, reusing its JSON bytes (decoded once per process)."""
+    return encoded_from_json(topic, seq_of(entry_id), int(fields[FIELD_TS]), fields[FIELD_BODY])
+
+
+def resolve(topic: str, since: int | None, oldest: int | None, last: int) -> tuple[int, Gap | None]:
+    """The point actually served for a requested ``since`` (same rules as ``History.resolve``)."""
+    if since is None:
+        return last, None
+    first_available = oldest if oldest is not None else last + 1
+    if since > last:
+        reason = "ahead"
+    elif since + 1 < first_available:
+        reason = "expired"
+    else:
+        return since, None
+    resume = first_available - 1
+    return resume, Gap(topic, since, oldest, last, reason, resume)
