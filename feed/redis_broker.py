@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -29,7 +29,15 @@ from feed.codec import encoded_from_json
 from feed.events import EncodedEvent, Gap, check_topic
 from feed.exceptions import CapacityError
 from feed.history import Batch
-from feed.redis_streams import PUBLISH_LUA, Keys, entry_event, new_token, resolve, split_body
+from feed.redis_streams import (
+    CLAIM_LUA,
+    PUBLISH_LUA,
+    Keys,
+    entry_event,
+    new_token,
+    resolve,
+    split_body,
+)
 
 RESET = "reset"
 READ_BLOCK_MS = 5_000
@@ -65,9 +73,12 @@ class RedisBroker:
         self.published = self.read_entries = self.reader_errors = self.resets = 0
         # Publishing is not idempotent: never let the client library retry it behind our back.
         opts: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 2}
-        self._cmd: Redis = Redis.from_url(url, socket_timeout=5, **opts)
+        # A bounded pool that makes bursts wait for a connection instead of failing.
+        pool = BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, **opts)
+        self._cmd: Redis = Redis(connection_pool=pool, socket_timeout=5)
         self._blocking: Redis = Redis.from_url(url, socket_timeout=None, **opts)
         self._script = self._cmd.register_script(PUBLISH_LUA)
+        self._claim = self._cmd.register_script(CLAIM_LUA)
 
     async def start(self) -> None:
         """Learn the epoch and start the reader."""
@@ -85,7 +96,7 @@ class RedisBroker:
                 await self._reader
         with contextlib.suppress(RedisError, OSError):
             await self._cmd.delete(self.keys.wake(self.process))
-        await self._cmd.aclose()
+        await self._cmd.aclose(close_connection_pool=True)
         await self._blocking.aclose()
 
     async def publish(self, topic: str, data: Any) -> EncodedEvent:
@@ -93,11 +104,15 @@ class RedisBroker:
         check_topic(topic)
         ts_ns = time.time_ns()
         head, tail = split_body(topic, ts_ns, data)
-        keys = [self.keys.seq(topic), self.keys.stream(topic), self.keys.epoch]
+        keys = [self.keys.seq(topic), self.keys.stream(topic), self.keys.epoch, self.keys.floor]
         try:
-            seq, epoch = await self._script(
-                keys=keys, args=[head, tail, ts_ns, self.capacity, new_token()]
-            )
+            for _ in range(2):
+                seq, epoch = await self._script(keys=keys, args=[head, tail, ts_ns, self.capacity])
+                if seq != -1:
+                    break
+                await self._sync_epoch()  # Redis came back empty: claim an epoch, then retry
+            else:
+                raise BrokerUnavailable("redis: no epoch")
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from None
         self.published += 1
@@ -112,10 +127,12 @@ class RedisBroker:
         try:
             async with self._cmd.pipeline(transaction=True) as pipe:
                 pipe.get(self.keys.seq(topic))
+                pipe.get(self.keys.floor)
                 pipe.xrange(self.keys.stream(topic), "-", "+", count=1)
                 pipe.xrange(self.keys.stream(topic), f"0-{after + 1}", "+", count=limit)
-                raw_last, first, entries = await pipe.execute()
-            last = int(raw_last or 0)
+                raw_last, floor, first, entries = await pipe.execute()
+            # A topic not yet published in this epoch is "at the floor" (0 in a fresh prefix).
+            last = int(raw_last or floor or 0)
             oldest = entry_event(topic, *first[0]).seq if first else None
             start, gap = resolve(topic, since, oldest, last)
             if since is None:
@@ -155,7 +172,8 @@ class RedisBroker:
 
     async def _last_seq(self, topic: str) -> int:
         try:
-            return int(await self._cmd.get(self.keys.seq(topic)) or 0)
+            raw_last, floor = await self._cmd.mget(self.keys.seq(topic), self.keys.floor)
+            return int(raw_last or floor or 0)
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable(f"redis: {exc}") from None
 
@@ -197,8 +215,17 @@ class RedisBroker:
 
     async def _read_loop(self) -> None:
         wake_key, wake_id = self.keys.wake(self.process), "0-0"
-        delay = 0.05
+        delay, synced = 0.05, self._epoch is not None
         while not self._closing:
+            if not synced:
+                # Never resume reading before the epoch is checked: positions may be stale.
+                try:
+                    await self._sync_epoch()
+                    synced = True
+                except (RedisError, OSError):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
             streams: dict[Any, Any] = {wake_key: wake_id}
             for name, t in self._topics.items():
                 streams[self.keys.stream(name)] = f"0-{t.position}"
@@ -208,10 +235,7 @@ class RedisBroker:
                 )
             except (RedisError, OSError):
                 self.reader_errors += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                with contextlib.suppress(RedisError, OSError):
-                    await self._sync_epoch()
+                synced = False
                 continue
             delay = 0.05
             for key, entries in reply or []:
@@ -241,8 +265,9 @@ class RedisBroker:
 
     async def _sync_epoch(self) -> None:
         """After (re)connecting: claim the epoch if Redis is empty, then compare with ours."""
-        await self._cmd.set(self.keys.epoch, new_token(), nx=True)
-        self._note_epoch(await self._cmd.get(self.keys.epoch))
+        floor = 0 if self._epoch is None else time.time_ns() // 1000
+        keys = [self.keys.epoch, self.keys.floor]
+        self._note_epoch(await self._claim(keys=keys, args=[new_token(), floor]))
 
     def _note_epoch(self, raw: bytes | str | None) -> None:
         epoch = raw.decode() if isinstance(raw, bytes) else raw

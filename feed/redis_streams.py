@@ -19,13 +19,31 @@ from feed.events import EncodedEvent, Gap
 
 # INCR + XADD in one script: the seq is global and gapless across every instance, and an event is
 # in the stream under exactly the seq its JSON carries (the JSON is completed here, around the
-# seq, so no process ever re-encodes it). SET NX marks the epoch on the first write after a reset.
+# seq, so no process ever re-encodes it). No epoch key means Redis lost its data since this
+# process last looked: refuse (-1) until an epoch is claimed, so a seq is never silently reused.
+# A topic's counter starts at the epoch's floor (0 in a fresh prefix).
 PUBLISH_LUA = """
-redis.call('SET', KEYS[3], ARGV[5], 'NX')
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then return {-1, ''} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], redis.call('GET', KEYS[4]) or '0')
+end
 local seq = redis.call('INCR', KEYS[1])
-local body = ARGV[1] .. seq .. ARGV[2]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. seq, 'e', body, 't', ARGV[3])
-return {seq, redis.call('GET', KEYS[3])}
+-- Lua numbers are doubles whose default text form turns large seqs into 1.7e+15: format them.
+local id = string.format('%.0f', seq)
+local body = ARGV[1] .. id .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '0-' .. id, 'e', body, 't', ARGV[3])
+return {seq, epoch}
+"""
+
+# Claim a new epoch if there is none. After a reset (the claimer knew an older epoch) the floor
+# becomes the current time in microseconds: above any seq the lost data could have held, so old
+# cursors are answered with an explicit gap instead of matching new, different events.
+CLAIM_LUA = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') and ARGV[2] ~= '0' then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return redis.call('GET', KEYS[1])
 """
 
 FIELD_BODY = b"e"
@@ -43,6 +61,7 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.epoch = f"{prefix}:epoch"
+        self.floor = f"{prefix}:floor"
 
     def seq(self, topic: str) -> str:
         """The topic's counter."""
