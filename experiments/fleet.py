@@ -113,7 +113,7 @@ class PublishLog:
     last_seq: int = 0
     published: int = 0
     errors: int = 0
-    sent_ns: list[int] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
 
 
 async def publish_paced(
@@ -144,7 +144,7 @@ async def publish_paced(
                     if r.status_code == 200:
                         log.last_seq = int(r.json()["seq"])
                         log.published += 1
-                        log.sent_ns.append(time.time_ns())
+                        log.seqs.append(log.last_seq)
                         break
                 except httpx.HTTPError:
                     pass

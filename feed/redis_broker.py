@@ -55,7 +55,9 @@ class _Topic:
 
     def __init__(self, position: int) -> None:
         self.position = position  # last seq fanned out by this process
-        self.subscribers: set[Subscription] = set()
+        # Each subscriber with the last seq its replay covered: the reader may lag behind the
+        # XRANGE that built the replay, and must not deliver those events a second time.
+        self.subscribers: dict[Subscription, int] = {}
         self.pending: dict[Subscription, list[EncodedEvent]] = {}
         self.waiters: list[asyncio.Future[None]] = []
 
@@ -191,11 +193,11 @@ class RedisBroker:
             upto = events[-1].seq if events else start
             sub.cursor, sub.gap = start, gap
             sub.feed_many(events + [e for e in live if e.seq > upto])
-            t.subscribers.add(sub)
+            t.subscribers[sub] = max(upto, live[-1].seq if live else 0)
             yield sub
         finally:
             t.pending.pop(sub, None)
-            t.subscribers.discard(sub)
+            t.subscribers.pop(sub, None)
 
     async def _track(self, topic: str) -> _Topic:
         """The local state of ``topic``; the first time, the reader starts following its stream."""
@@ -253,8 +255,9 @@ class RedisBroker:
                 continue
             t.position = event.seq
             self.read_entries += 1
-            for sub in t.subscribers:
-                sub.feed(event)
+            for sub, covered in t.subscribers.items():
+                if event.seq > covered:
+                    sub.feed(event)
             for buffered in t.pending.values():
                 buffered.append(event)
         if t.waiters:
