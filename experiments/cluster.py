@@ -88,6 +88,7 @@ class Cluster:
     prefix: str = ""
     sticky: bool = False
     sse_buffering: bool = False
+    ticker_rate: float = 0.0  # instance 0 runs the built-in ticker when > 0
     env: dict[str, str] = field(default_factory=dict)
     nginx: str = NGINX
     ports: list[int] = field(default_factory=list)
@@ -150,7 +151,7 @@ class Cluster:
         env = {
             "PUSHLAB_BROKER": self.broker,
             "PUSHLAB_REDIS_PREFIX": self.prefix,
-            "PUSHLAB_TICKER_RATE": "0",
+            "PUSHLAB_TICKER_RATE": str(self.ticker_rate if i == 0 else 0),
             "PUSHLAB_LOG_LEVEL": "warning",
         } | self.env
         cmd = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.ports[i])]
