@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import signal
 import threading
 import uuid
@@ -64,13 +65,15 @@ def _up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cluster.start()
+    up_pid = cluster.root / "pids" / "up.pid"
+    up_pid.write_text(str(os.getpid()))
     assert cluster.tls is not None
     print(f"pushlab cluster: {cluster.url}  (CA: {cluster.tls.ca})")
     print(f"  http→https redirect: http://127.0.0.1:{cluster.http_port}")
     for i, u in enumerate(cluster.instance_urls):
         print(f"  instance {i}: {u}")
     print(f"  e.g. curl --cacert {cluster.tls.ca} '{cluster.url}/poll?topic=ticks&since=0'")
-    print("Ctrl-C (or `make cluster-down`) stops everything.")
+    print("Ctrl-C (or `make cluster-down`) stops everything.", flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -78,6 +81,7 @@ def _up(args: argparse.Namespace) -> int:
         pass
     finally:
         cluster.stop()
+        up_pid.unlink(missing_ok=True)
     return 0
 
 
