@@ -13,6 +13,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -184,6 +185,10 @@ def account(members: list[Member], expected: range, fault_ns: int | None = None)
                 for m in group
             ]
             cell |= {k: round(v, 2) for k, v in summarize(stalls, "resume_ms_").items()}
+        # Longest silence per client while events kept flowing: what a fault cost it, whatever
+        # the fault (one reconnect, several, or none at all because nginx retried for it).
+        stalls = [max((b - a for a, b in pairwise(m.recv_ns)), default=0) / 1e6 for m in group]
+        cell |= {k: round(v, 2) for k, v in summarize(stalls, "max_stall_ms_").items()}
         latencies = [x for m in group for x in m.latency_ms]
         cell |= {k: round(v, 3) for k, v in summarize(latencies, "latency_ms_").items()}
         out[transport] = cell
