@@ -18,12 +18,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
 
 from experiments.tls import TLSFiles, make_tls
+from feed.settings import ENV_PREFIX, Settings
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "pushlab.conf.template"
 NGINX = "/usr/sbin/nginx"
@@ -203,7 +204,7 @@ class Cluster:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
         proc = subprocess.Popen(
             cmd,
-            env=os.environ | env,
+            env=_inherited_env() | env,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=TEMPLATE.parent.parent.parent,
@@ -264,6 +265,13 @@ def stop_by_pidfiles(root: Path, timeout: float = 30.0) -> list[int]:
             stopped.append(pid)
         pidfile.unlink(missing_ok=True)
     return stopped
+
+
+def _inherited_env() -> dict[str, str]:
+    """This process's environment minus ``PUSHLAB_*`` names that are not settings (e.g. the test
+    suite's ``PUSHLAB_TEST_FULL``), which the instances would refuse as typos."""
+    known = {f"{ENV_PREFIX}{f.name.upper()}" for f in fields(Settings)}
+    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) or k in known}
 
 
 def _running(pid: int) -> bool:

@@ -19,11 +19,11 @@ from experiments.results import ResultsDir
 from tests.redis_support import OwnRedis, require_redis, unique_prefix
 from tests.support import FULL, MS, require
 
-pytestmark = [pytest.mark.nginx, pytest.mark.redis]
+pytestmark = [pytest.mark.nginx, pytest.mark.redis, pytest.mark.timeout(600 if FULL else 180)]
 
-PER_TRANSPORT = 10 if FULL else 2
-EVENTS = 2000 if FULL else 240
-RATE = 200.0 if FULL else 120.0
+PER_TRANSPORT = 5 if FULL else 2
+EVENTS = 1000 if FULL else 240
+RATE = 100.0 if FULL else 120.0
 RESULTS_ROOT = Path("results/tmp-tests")
 
 

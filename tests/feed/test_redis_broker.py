@@ -128,3 +128,21 @@ async def test_redis_restart_is_never_silent(brokers, own_redis: OwnRedis):
     assert batch.gap is not None and batch.gap.reason == "expired"
     assert [e.seq for e in batch.events] == [event.seq]
     assert a.stats()["resets"] + b.stats()["resets"] >= 1
+
+
+async def test_overflow_and_kick_are_local(brokers):
+    """A slow subscriber overflows alone; a kick closes this instance's streams only."""
+    a, b = await brokers(), await brokers()
+    async with (
+        a.subscribe("t", None, 3) as slow,
+        a.subscribe("t", None, 100) as fast,
+        b.subscribe("t", None, 100) as other,
+    ):
+        for i in range(5):
+            await a.publish("t", i)
+        await async_wait_until(lambda: slow.closed_reason is not None, 10, "overflow")
+        assert slow.closed_reason == "overflow"
+        assert await take(fast, 5) == [1, 2, 3, 4, 5]
+        assert await a.kick("t") == 2
+        assert fast.closed_reason == "kicked" and other.closed_reason is None
+        assert await take(other, 5) == [1, 2, 3, 4, 5]
