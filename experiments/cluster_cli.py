@@ -17,7 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from experiments.cluster import DEFAULT_BROKER, Cluster, delete_prefix, stop_by_pidfiles
+from experiments.cluster import DEFAULT_BROKER, Cluster
+from experiments.processes import delete_prefix, stop_by_pidfiles
 from experiments.results import ResultsDir
 
 DEFAULT_DIR = Path(".run/cluster")

@@ -32,7 +32,9 @@ from feed.history import Batch
 from feed.redis_streams import (
     CLAIM_LUA,
     PUBLISH_LUA,
+    BrokerUnavailable,
     Keys,
+    TopicState,
     entry_event,
     new_token,
     resolve,
@@ -44,31 +46,13 @@ READ_BLOCK_MS = 5_000
 READ_COUNT = 1_000
 
 
-class BrokerUnavailable(CapacityError):
-    """Redis cannot be reached: HTTP 503, clients retry."""
-
-    code = "broker_unavailable"
-
-
-class _Topic:
-    __slots__ = ("position", "subscribers", "pending", "waiters")
-
-    def __init__(self, position: int) -> None:
-        self.position = position  # last seq fanned out by this process
-        # Each subscriber with the last seq its replay covered: the reader may lag behind the
-        # XRANGE that built the replay, and must not deliver those events a second time.
-        self.subscribers: dict[Subscription, int] = {}
-        self.pending: dict[Subscription, list[EncodedEvent]] = {}
-        self.waiters: list[asyncio.Future[None]] = []
-
-
 class RedisBroker:
     """The shared backend selected by ``--broker redis://host:port/db``."""
 
     def __init__(self, url: str, prefix: str, history: int, max_topics: int = 10_000) -> None:
         self.url, self.keys, self.capacity, self.max_topics = url, Keys(prefix), history, max_topics
         self.process = f"{os.getpid()}-{new_token()}"
-        self._topics: dict[str, _Topic] = {}
+        self._topics: dict[str, TopicState] = {}
         self._epoch: str | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -199,7 +183,7 @@ class RedisBroker:
             t.pending.pop(sub, None)
             t.subscribers.pop(sub, None)
 
-    async def _track(self, topic: str) -> _Topic:
+    async def _track(self, topic: str) -> TopicState:
         """The local state of ``topic``; the first time, the reader starts following its stream."""
         check_topic(topic)
         t = self._topics.get(topic)
@@ -208,7 +192,7 @@ class RedisBroker:
         if len(self._topics) >= self.max_topics:
             raise CapacityError(f"topic limit ({self.max_topics}) reached")
         position = await self._last_seq(topic)
-        t = self._topics.setdefault(topic, _Topic(position))
+        t = self._topics.setdefault(topic, TopicState(position))
         with contextlib.suppress(RedisError, OSError):
             # Interrupt the blocking XREAD so it includes the new stream from `position` on.
             await self._cmd.xadd(self.keys.wake(self.process), {"w": 1}, maxlen=10)

@@ -9,13 +9,16 @@ without persistence) and every process learns that the seqs started over. See AR
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
 import orjson
 
+from feed.broker import Subscription
 from feed.codec import encoded_from_json
 from feed.events import EncodedEvent, Gap
+from feed.exceptions import CapacityError
 
 # INCR + XADD in one script: the seq is global and gapless across every instance, and an event is
 # in the stream under exactly the seq its JSON carries (the JSON is completed here, around the
@@ -45,6 +48,27 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') and ARGV[2] ~= '0' then
 end
 return redis.call('GET', KEYS[1])
 """
+
+
+class BrokerUnavailable(CapacityError):
+    """Redis cannot be reached: HTTP 503, clients retry."""
+
+    code = "broker_unavailable"
+
+
+class TopicState:
+    """What one process knows about a topic it serves."""
+
+    __slots__ = ("position", "subscribers", "pending", "waiters")
+
+    def __init__(self, position: int) -> None:
+        self.position = position  # last seq fanned out by this process
+        # Each subscriber with the last seq its replay covered: the reader may lag behind the
+        # XRANGE that built the replay, and must not deliver those events a second time.
+        self.subscribers: dict[Subscription, int] = {}
+        self.pending: dict[Subscription, list[EncodedEvent]] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+
 
 FIELD_BODY = b"e"
 FIELD_TS = b"t"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from experiments.cluster import delete_prefix
+from experiments.processes import delete_prefix
 from tests.support import IN_CI, free_port, require, wait_until
 
 SHARED_URL = os.environ.get("PUSHLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

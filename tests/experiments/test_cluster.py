@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,31 @@ async def test_tls_is_verified_and_http_redirects(cluster):
     async with httpx.AsyncClient(trust_env=False, verify=ctx(cluster), http2=False) as http:
         health = (await http.get(f"{cluster.url}/healthz")).json()
     assert health["broker"]["backend"] == "redis"
+
+
+def test_sse_over_http2(cluster):
+    """nginx serves the SSE stream over HTTP/2 (ALPN h2), verified against the local CA."""
+    curl = require("curl", "the HTTP/2 check")
+    assert cluster.tls is not None
+    out = subprocess.run(
+        [
+            curl,
+            "-sS",
+            "-N",
+            "-i",
+            "--http2",
+            "--max-time",
+            "1",
+            "--cacert",
+            str(cluster.tls.ca),
+            f"{cluster.url}/sse?topic=h2",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.startswith("HTTP/2 200"), out.stdout[:200] + out.stderr
+    assert "event: ready" in out.stdout
+    assert "text/event-stream" in out.stdout
 
 
 async def test_event_published_on_one_instance_reaches_all(cluster):
