@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from experiments.processes import (
 from experiments.tls import TLSFiles, make_tls
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "pushlab.conf.template"
-NGINX = "/usr/sbin/nginx"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 STICKY_COOKIE = (
     'add_header Set-Cookie "pushlab_sticky=$pushlab_sticky; Path=/; Secure; HttpOnly; '
@@ -168,6 +169,22 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"app-{i} did not become healthy")
             time.sleep(0.05)
+
+    def busiest(self) -> int:
+        """Index of the instance holding the most live subscriptions (the fault that hurts most)."""
+        counts = []
+        for u in self.instance_urls:
+            try:
+                counts.append(httpx.get(f"{u}/healthz", timeout=2).json()["broker"]["subscribers"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                counts.append(-1)
+        return counts.index(max(counts))
+
+    def kill_busiest(self) -> int:
+        """SIGKILL :meth:`busiest`; returns its index."""
+        i = self.busiest()
+        self.kill(i)
+        return i
 
     def kill(self, i: int) -> None:
         """SIGKILL instance ``i``: no goodbye to its clients, as in a crash."""

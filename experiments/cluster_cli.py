@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import os
 import signal
 import threading
@@ -93,7 +92,7 @@ async def _faults(args: argparse.Namespace, out: ResultsDir) -> None:
         cluster = Cluster(args.dir / fault, instances=args.instances, broker=args.broker).start()
         try:
             assert cluster.tls is not None
-            action: Any = functools.partial(cluster.kill, 1)
+            action: Any = cluster.kill_busiest
             if fault == "rolling":
                 action = cluster.rolling_restart
             run = await with_fault(

@@ -129,7 +129,7 @@ async def test_sigkill_one_instance_loses_nothing(cluster):
     """One of three instances is SIGKILLed mid-stream; every client resumes, nothing lost."""
     run = await with_fault(
         cluster.url,
-        lambda: cluster.kill(1),
+        cluster.kill_busiest,
         topic="kill",
         verify=ctx(cluster),
         per_transport=PER_TRANSPORT,
