@@ -44,7 +44,7 @@ bench: install ## the quick four-transport comparison
 	$(BIN)/pushlab bench
 
 cluster: install ## 3 instances on Redis behind nginx (https, local CA) until Ctrl-C
-	$(BIN)/pushlab cluster up
+	$(BIN)/pushlab cluster up --rate 10
 
 cluster-down: ## stop a cluster started by `make cluster` (pid files in .run/cluster)
 	$(BIN)/pushlab cluster down

@@ -63,7 +63,10 @@ def _up(args: argparse.Namespace) -> int:
         ticker_rate=args.rate,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and `cluster down` (SIGTERM) both end the wait below and tear down in order. Set
+    # explicitly: a shell starts background jobs with SIGINT ignored, which Python would keep.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     cluster.start()
     up_pid = cluster.root / "pids" / "up.pid"
     up_pid.write_text(str(os.getpid()))
@@ -77,8 +80,6 @@ def _up(args: argparse.Namespace) -> int:
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         cluster.stop()
         up_pid.unlink(missing_ok=True)
