@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -48,8 +49,9 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path, sticky: bool, buffering:
 
 @pytest.mark.nginx
 @pytest.mark.redis
-def test_cluster_up_then_down_from_another_shell(tmp_path: Path):
-    """`cluster up` serves https through nginx; `cluster down` stops every recorded process."""
+@pytest.mark.parametrize("how", ["down", "ctrl-c"])
+def test_cluster_up_then_down(tmp_path: Path, how: str):
+    """`cluster up` serves https via nginx; `cluster down` or Ctrl-C stops every process."""
     require("nginx", "the cluster")
     require_redis()
     root = tmp_path / "c"
@@ -74,14 +76,17 @@ def test_cluster_up_then_down_from_another_shell(tmp_path: Path):
         ca = ssl.create_default_context(cafile=str(root / "tls" / "ca.pem"))
         r = httpx.get(f"{url}/healthz", verify=ca, trust_env=False)
         assert r.json()["broker"]["backend"] == "redis"
-        down = subprocess.run(
-            [sys.executable, "-m", "pushlab", "cluster", "down", "--dir", str(root)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        assert down.returncode == 0, down.stderr
+        if how == "ctrl-c":
+            up.send_signal(signal.SIGINT)
+        else:
+            down = subprocess.run(
+                [sys.executable, "-m", "pushlab", "cluster", "down", "--dir", str(root)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
+            assert down.returncode == 0, down.stderr
         assert up.wait(30) == 0
         for pid in pids:
             assert not _alive(pid), pid
