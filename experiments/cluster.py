@@ -181,10 +181,11 @@ class Cluster:
         return counts.index(max(counts))
 
     def kill_busiest(self) -> int:
-        """SIGKILL :meth:`busiest`; returns its index."""
+        """SIGKILL :meth:`busiest`; returns the ``time.time_ns()`` of the kill (the fault time)."""
         i = self.busiest()
+        killed_ns = time.time_ns()
         self.kill(i)
-        return i
+        return killed_ns
 
     def kill(self, i: int) -> None:
         """SIGKILL instance ``i``: no goodbye to its clients, as in a crash."""

@@ -34,6 +34,7 @@ class Member:
     seqs: list[int] = field(default_factory=list)
     recv_ns: list[int] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
+    conn_at_recv: list[int] = field(default_factory=list)  # connections opened so far, per event
     gaps: list[Gap] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
@@ -44,6 +45,7 @@ class Member:
                     self.seqs.append(item.event.seq)
                     self.recv_ns.append(item.recv_ns)
                     self.latency_ms.append(item.latency_ms)
+                    self.conn_at_recv.append(self.client.counters.connections)
                 else:
                     self.gaps.append(item)
 
