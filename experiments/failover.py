@@ -6,6 +6,7 @@ caller owns). Each run returns one cell per transport: lost, duplicates, silent 
 gaps, ``max_stall_ms_*`` (each client's longest silence), ``resume_ms_*`` (fault → first delivery
 after it, every client) and ``reconnect_ms_*`` (fault → first event over a connection opened after
 the fault, clients that opened one; polling through nginx's kept-alive connection rarely does).
+For a rolling restart, which spans several instance restarts, ``max_stall_ms_*`` is the figure.
 """
 
 from __future__ import annotations
