@@ -58,8 +58,11 @@ cluster-bench: install ## direct vs nginx, memory vs Redis, 1 vs 3 instances -> 
 pubsub-loss: venv ## plain Redis pub/sub vs pushlab Streams across a subscriber outage -> results/
 	$(BIN)/pushlab cluster pubsub-loss
 
+screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (headless Chromium)
+	$(BIN)/pushlab screenshots --out docs/img
+
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench clean cluster cluster-down \
-	cluster-faults cluster-bench pubsub-loss
+.PHONY: help venv system install lint fmt test test-all serve bench screenshots clean cluster \
+	cluster-down cluster-faults cluster-bench pubsub-loss
