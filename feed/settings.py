@@ -21,6 +21,7 @@ DEFAULT_SSE_RETRY_MS = 1_000
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_LONG_POLL_TIMEOUT_S = 20.0
 DEFAULT_LONG_POLL_MAX_TIMEOUT_S = 30.0
+DEFAULT_REDIS_PREFIX = "pushlab"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     broker: str = "memory://"
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     history: int = DEFAULT_HISTORY
     max_topics: int = 10_000
     poll_batch: int = 1_000

@@ -21,9 +21,15 @@ TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.
 
 
 def make_broker(settings: Settings) -> Broker:
-    """The backend named by ``settings.broker`` (``memory://`` for now)."""
+    """The backend named by ``settings.broker``: ``memory://`` or ``redis://host:port/db``."""
     if settings.broker.startswith("memory://"):
         return MemoryBroker(settings.history, settings.max_topics)
+    if settings.broker.startswith(("redis://", "rediss://")):
+        from feed.redis_broker import RedisBroker  # only servers that use Redis import it
+
+        return RedisBroker(
+            settings.broker, settings.redis_prefix, settings.history, settings.max_topics
+        )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
 
 
