@@ -79,4 +79,5 @@ screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (head
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system baseline install lint fmt test test-all serve bench screenshots clean \ cluster cluster-down cluster-faults cluster-bench compression docs pubsub-loss
+.PHONY: help venv system baseline install lint fmt test test-all serve bench screenshots clean \
+	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs
