@@ -48,7 +48,7 @@ def fake_results(root: Path) -> None:
              "server_cpu_s_per_1k_events": 0.1}
             for p in ("tick", "quotes") for d in (False, True)
         ],
-        "20260101T000000Z_scale": [{"nodes": 2, "transport": "ws", "delivered": 10}],
+        "20260101T000000Z_cluster-bench": [{"instances": 3, "via": "nginx", "broker": "redis"}],
     }  # fmt: skip
     for name, cells in runs.items():
         (root / name).mkdir(parents=True)
