@@ -45,6 +45,8 @@ class Settings:
     ticker_topic: str = "ticks"
     ticker_rate: float = 10.0
     ticker_size: int = 64
+    chat_max_text: int = 4096
+    chat_max_rooms: int = 100
     admin: bool = True
     log_level: str = "info"
 

@@ -14,7 +14,7 @@ from feed.exceptions import CapacityError, PushlabError
 from feed.memory import MemoryBroker
 from feed.settings import Settings
 from feed.ticker import run_ticker
-from servers import long_poll, publish, short_poll, sse, websocket
+from servers import chat, echo, long_poll, publish, short_poll, sse, websocket
 from servers.deps import AppState, on_pushlab_error, on_validation_error
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
@@ -63,6 +63,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(publish.router)
+    app.include_router(echo.router)
+    app.include_router(chat.router)
     for router in TRANSPORT_ROUTERS:
         app.include_router(router)
     return app

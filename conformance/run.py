@@ -1,0 +1,159 @@
+"""Run Autobahn|Testsuite's fuzzing client against ``WS /echo`` and summarise the verdicts.
+
+Usage::
+
+    python conformance/run.py --ws wsproto --scope quick      # cases 1-7 and 10, ~10-20 s
+    python conformance/run.py --ws websockets-sansio --scope full   # all 517 cases, ~12 min
+
+Starts the pushlab app as a uvicorn child (``experiments.server_process``) with the chosen
+``--ws`` implementation on a free port, writes ``spec.json``, runs ``wstest -m fuzzingclient``
+under a hard timeout, parses the report's ``index.json`` and writes
+``<out>/<ws>-<scope>.json``: counts per verdict, per verdict and section, and every case that is
+not plain OK with what Autobahn said about it. The HTML/JSON report itself goes to
+``<out>/raw/`` (git-ignored). Exit status 1 when any case FAILED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+from experiments.machine import machine_info  # noqa: E402
+from experiments.server_process import WS_IMPLEMENTATIONS, ServerProcess  # noqa: E402
+
+# Sections 9 (big/fragmented messages) and 12-13 (permessage-deflate) take almost all the time.
+SCOPES: dict[str, tuple[list[str], list[str]]] = {
+    "quick": (["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"], []),
+    "full": (["*"], []),
+}
+# 9.x sends messages up to 16 MiB: the echo must accept them for the cases to mean anything.
+CONFORMANCE_MAX_SIZE = 16 * 1024 * 1024
+VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
+
+
+def wstest_path() -> Path:
+    """wstest from the git-ignored install; runs ``conformance/setup.sh`` when missing."""
+    path = ROOT / ".conformance" / "py27" / "bin" / "wstest"
+    if not path.exists():
+        subprocess.run([str(ROOT / "conformance" / "setup.sh")], check=True, stdout=sys.stderr)
+    return path
+
+
+def case_key(case_id: str) -> tuple[int, ...]:
+    """Numeric sort key of ``"9.3.10"``."""
+    return tuple(int(p) for p in case_id.split("."))
+
+
+def summarise(index: dict[str, Any], report_dir: Path) -> dict[str, Any]:
+    """Counts per verdict and section, plus details of every case that is not OK/OK."""
+    (agent,) = index.values()
+    counts: Counter[str] = Counter()
+    close_counts: Counter[str] = Counter()
+    by_section: dict[str, Counter[str]] = defaultdict(Counter)
+    notable = []
+    for case_id in sorted(agent, key=case_key):
+        result = agent[case_id]
+        verdict, close = result["behavior"], result["behaviorClose"]
+        counts[verdict] += 1
+        close_counts[close] += 1
+        by_section[case_id.split(".")[0]][verdict] += 1
+        if verdict != "OK" or close not in ("OK", "INFORMATIONAL"):
+            notable.append(_details(case_id, result, report_dir))
+    return {
+        "cases": sum(counts.values()),
+        "verdicts": {v: counts.get(v, 0) for v in VERDICTS},
+        "close_verdicts": dict(sorted(close_counts.items())),
+        "by_section": {s: dict(sorted(by_section[s].items())) for s in sorted(by_section, key=int)},
+        "not_ok": notable,
+    }
+
+
+def _details(case_id: str, result: dict[str, Any], report_dir: Path) -> dict[str, Any]:
+    out = {
+        "case": case_id,
+        "behavior": result["behavior"],
+        "behaviorClose": result["behaviorClose"],
+        "remoteCloseCode": result.get("remoteCloseCode"),
+        "duration_ms": result.get("duration"),
+    }
+    report = report_dir / result.get("reportfile", "")
+    if report.is_file():
+        full = json.loads(report.read_text())
+        out["description"] = full.get("description")
+        out["result"] = full.get("result")
+        out["resultClose"] = full.get("resultClose")
+    return out
+
+
+def run(ws: str, scope: str, out: Path, timeout_s: float) -> dict[str, Any]:
+    """One fuzzing run; returns (and writes) the summary."""
+    cases, excluded = SCOPES[scope]
+    raw = out / "raw" / f"{ws}-{scope}"
+    raw.mkdir(parents=True, exist_ok=True)
+    wstest = wstest_path()
+    log = open(raw / "server.log", "wb")
+    started = time.time()
+    with log, ServerProcess(ws=ws, ws_max_size=CONFORMANCE_MAX_SIZE, log=log) as server:
+        agent = f"pushlab-uvicorn-{ws}"
+        spec = {
+            "outdir": str(raw / "report"),
+            "servers": [{"agent": agent, "url": f"{server.ws_url}/echo"}],
+            "cases": cases,
+            "exclude-cases": excluded,
+            "exclude-agent-cases": {},
+        }
+        (raw / "spec.json").write_text(json.dumps(spec, indent=2))
+        with open(raw / "wstest.log", "wb") as wlog:
+            subprocess.run(
+                [str(wstest), "-m", "fuzzingclient", "-s", "spec.json"],
+                cwd=raw,
+                stdout=wlog,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                check=True,
+            )
+    index = json.loads((raw / "report" / "index.json").read_text())
+    summary = {
+        "ws": ws,
+        "scope": scope,
+        "cases_spec": cases,
+        "exclude_cases": excluded,
+        "ws_max_size": CONFORMANCE_MAX_SIZE,
+        "per_message_deflate": True,
+        "duration_s": round(time.time() - started, 1),
+        "machine": machine_info(),
+        **summarise(index, raw / "report"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{ws}-{scope}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI; prints the verdict counts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default="websockets-sansio")
+    parser.add_argument("--scope", choices=sorted(SCOPES), default="quick")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "conformance")
+    parser.add_argument("--timeout", type=float, help="hard limit for wstest, s")
+    args = parser.parse_args(argv)
+    timeout = args.timeout or (120.0 if args.scope == "quick" else 1800.0)
+    summary = run(args.ws, args.scope, args.out, timeout)
+    print(json.dumps({k: summary[k] for k in ("ws", "scope", "cases", "verdicts", "duration_s")}))
+    for case in summary["not_ok"]:
+        print(f"  {case['case']}: {case['behavior']}/{case['behaviorClose']}", file=sys.stderr)
+    return 1 if summary["verdicts"]["FAILED"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
