@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.cli", "run the server with the built-in ticker"),
     "listen": ("clients.cli", "subscribe over one transport and print events live"),
     "publish": ("clients.publish_cli", "publish one event"),
+    "chat": ("clients.chat", "terminal chat client for WS /chat"),
 }
 
 
