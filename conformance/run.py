@@ -4,6 +4,8 @@ Usage::
 
     python conformance/run.py --ws wsproto --scope quick      # cases 1-7 and 10, ~10-20 s
     python conformance/run.py --ws websockets-sansio --scope full   # all 517 cases, ~12 min
+    WEBSOCKETS_MAX_FRAGMENTS=100000 python conformance/run.py --ws websockets \
+        --scope fragmented --suffix -max-fragments-100000          # the 9.3/9.4 experiment
 
 Starts the pushlab app as a uvicorn child (``experiments.server_process``) with the chosen
 ``--ws`` implementation on a free port, writes ``spec.json``, runs ``wstest -m fuzzingclient``
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,6 +38,8 @@ from experiments.server_process import WS_IMPLEMENTATIONS, ServerProcess  # noqa
 SCOPES: dict[str, tuple[list[str], list[str]]] = {
     "quick": (["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"], []),
     "full": (["*"], []),
+    # The fragmentation cases the legacy implementation fails (docs/conformance.md).
+    "fragmented": (["9.3.*", "9.4.*"], []),
 }
 # 9.x sends messages up to 16 MiB: the echo must accept them for the cases to mean anything.
 CONFORMANCE_MAX_SIZE = 16 * 1024 * 1024
@@ -95,10 +100,10 @@ def _details(case_id: str, result: dict[str, Any], report_dir: Path) -> dict[str
     return out
 
 
-def run(ws: str, scope: str, out: Path, timeout_s: float) -> dict[str, Any]:
-    """One fuzzing run; returns (and writes) the summary."""
+def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> dict[str, Any]:
+    """One fuzzing run; returns (and writes) the summary ``<out>/<ws>-<scope><suffix>.json``."""
     cases, excluded = SCOPES[scope]
-    raw = out / "raw" / f"{ws}-{scope}"
+    raw = out / "raw" / f"{ws}-{scope}{suffix}"
     raw.mkdir(parents=True, exist_ok=True)
     wstest = wstest_path()
     log = open(raw / "server.log", "wb")
@@ -130,12 +135,14 @@ def run(ws: str, scope: str, out: Path, timeout_s: float) -> dict[str, Any]:
         "exclude_cases": excluded,
         "ws_max_size": CONFORMANCE_MAX_SIZE,
         "per_message_deflate": True,
+        # Library knobs read from the environment (e.g. WEBSOCKETS_MAX_FRAGMENTS) shape verdicts.
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("WEBSOCKETS_", "PUSHLAB_"))},
         "duration_s": round(time.time() - started, 1),
         "machine": machine_info(),
         **summarise(index, raw / "report"),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{ws}-{scope}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / f"{ws}-{scope}{suffix}.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -146,9 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scope", choices=sorted(SCOPES), default="quick")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "conformance")
     parser.add_argument("--timeout", type=float, help="hard limit for wstest, s")
+    parser.add_argument("--suffix", default="", help="appended to the summary's file name")
     args = parser.parse_args(argv)
     timeout = args.timeout or (120.0 if args.scope == "quick" else 1800.0)
-    summary = run(args.ws, args.scope, args.out, timeout)
+    summary = run(args.ws, args.scope, args.out, timeout, args.suffix)
     print(json.dumps({k: summary[k] for k in ("ws", "scope", "cases", "verdicts", "duration_s")}))
     for case in summary["not_ok"]:
         print(f"  {case['case']}: {case['behavior']}/{case['behaviorClose']}", file=sys.stderr)

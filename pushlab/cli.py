@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("clients.cli", "subscribe over one transport and print events live"),
     "publish": ("clients.publish_cli", "publish one event"),
     "chat": ("clients.chat", "terminal chat client for WS /chat"),
+    "rtt": ("experiments.rtt", "round trip: WebSocket message vs HTTP request (echo)"),
 }
 
 

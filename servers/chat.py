@@ -2,9 +2,13 @@
 
 The rules live in the sans-I/O :class:`feed.rooms.ChatRooms` (one per app); this module only moves
 frames. Each connection has a bounded outbound queue drained by its own writer task, so one slow
-reader never blocks a room: a connection whose queue is full is closed with 1013 (like the feed).
-Because the model runs on the one event loop and queues are FIFO, every connection receives a
-room's frames in ``seq`` order.
+reader never blocks a room. Because the model runs on the one event loop and queues are FIFO,
+every connection receives a room's frames in ``seq`` order.
+
+A connection is *dropped* from the rooms the moment it must go — its queue overflowed (1013), it
+sent too much garbage (1008), a send stalled past ``send_timeout_s``, or the client left — so the
+others see ``presence leave`` at once; the close frame follows as soon as the socket takes it
+(bounded by ``send_timeout_s``: a peer that stopped reading cannot hold anything else up).
 
 Identity seam: :func:`identify` is the only place that decides who a connection is. For now it
 reads ``?user=``; authentication replaces it with the verified token's subject.
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -34,7 +38,15 @@ router = APIRouter()
 
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
-_CLOSE = object()  # queue sentinel: the writer closes the socket with the code that follows
+
+
+@dataclass(slots=True)
+class Peer:
+    """One open chat connection as the hub sees it."""
+
+    queue: asyncio.Queue[str]
+    close: tuple[int, str] | None = None  # set when dropped with a close code to send
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ChatHub:
@@ -43,32 +55,29 @@ class ChatHub:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rooms = ChatRooms(settings.chat_max_rooms)
-        self.queues: dict[ConnId, asyncio.Queue[Any]] = {}
+        self.peers: dict[ConnId, Peer] = {}
 
     def dispatch(self, deliveries: list[Delivery]) -> None:
         """Queue each frame for its connections; encode once per frame, whatever the fan-out."""
         for delivery in deliveries:
             text = dumps(delivery.message).decode()
             for conn in delivery.to:
-                queue = self.queues.get(conn)
-                if queue is None:
+                peer = self.peers.get(conn)
+                if peer is None:
                     continue
                 try:
-                    queue.put_nowait(text)
+                    peer.queue.put_nowait(text)
                 except asyncio.QueueFull:
-                    self._overflow(conn, queue)
+                    self.drop(conn, (CLOSE_TRY_AGAIN, "slow consumer"))
 
-    def _overflow(self, conn: ConnId, queue: asyncio.Queue[Any]) -> None:
-        close_soon(queue, CLOSE_TRY_AGAIN, "slow consumer")
-
-
-def close_soon(queue: asyncio.Queue[Any], code: int | None, reason: str) -> None:
-    """Queue a close instruction for the writer, dropping queued frames if the queue is full."""
-    if queue.full():
-        # The dropped frames are moot: the connection closes right after.
-        while not queue.empty():
-            queue.get_nowait()
-    queue.put_nowait((_CLOSE, code, reason))
+    def drop(self, conn: ConnId, close: tuple[int, str] | None = None) -> None:
+        """Take ``conn`` out of every room now; its handler then closes it with ``close``."""
+        peer = self.peers.pop(conn, None)
+        if peer is None:
+            return
+        peer.close = close
+        peer.dropped.set()
+        self.dispatch(self.rooms.disconnect(conn))
 
 
 def hub(websocket: WebSocket) -> ChatHub:
@@ -94,45 +103,40 @@ async def ws_chat(websocket: WebSocket) -> None:
         await websocket.send_denial_response(JSON(error_body(exc.code, exc.detail), 400))
         return
     chat = hub(websocket)
+    timeout_s = chat.settings.send_timeout_s
     await websocket.accept()
-    queue: asyncio.Queue[Any] = asyncio.Queue(chat.settings.subscriber_buffer)
+    peer = Peer(asyncio.Queue(chat.settings.subscriber_buffer))
     conn, welcome = chat.rooms.connect(user)
-    chat.queues[conn] = queue
-    writer = asyncio.ensure_future(_write(websocket, queue, chat.settings.send_timeout_s))
-    closing = False
+    chat.peers[conn] = peer
+    writer = asyncio.ensure_future(_write(websocket, peer.queue, timeout_s))
     try:
         chat.dispatch(welcome)
-        closing = await _read(websocket, chat, conn, queue, writer)
+        await _read(websocket, chat, conn, peer, writer)
     finally:
-        del chat.queues[conn]
-        chat.dispatch(chat.rooms.disconnect(conn))
-        if not writer.done():
-            if not closing:
-                close_soon(queue, None, "")
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, chat.settings.send_timeout_s)
+        chat.drop(conn)  # no-op when already dropped
         writer.cancel()
+        if peer.close is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(timeout_s):
+                    await websocket.close(*peer.close)
 
 
 async def _read(
-    websocket: WebSocket,
-    chat: ChatHub,
-    conn: ConnId,
-    queue: asyncio.Queue[Any],
-    writer: asyncio.Future[None],
-) -> bool:
-    """Handle client frames; True when it queued a close (1008) for the writer."""
+    websocket: WebSocket, chat: ChatHub, conn: ConnId, peer: Peer, writer: asyncio.Future[None]
+) -> None:
+    """Handle client frames until the client leaves, the writer fails or the hub drops us."""
     bad = 0
     settings = chat.settings
+    dropped = asyncio.ensure_future(peer.dropped.wait())
     receive = asyncio.ensure_future(websocket.receive())
     try:
         while True:
-            await asyncio.wait((receive, writer), return_when=asyncio.FIRST_COMPLETED)
-            if writer.done():  # closed for overflow or a send failed
-                return False
+            await asyncio.wait((receive, writer, dropped), return_when=asyncio.FIRST_COMPLETED)
+            if writer.done() or dropped.done():
+                return
             message = receive.result()
             if message["type"] == "websocket.disconnect":
-                return False
+                return
             receive = asyncio.ensure_future(websocket.receive())
             try:
                 raw = message.get("text")
@@ -142,8 +146,8 @@ async def _read(
             except ChatInputError as exc:
                 bad += 1
                 if bad >= settings.ws_max_bad_messages:
-                    close_soon(queue, CLOSE_POLICY, "too many bad messages")
-                    return True
+                    chat.drop(conn, (CLOSE_POLICY, "too many bad messages"))
+                    return
                 chat.dispatch([_error(conn, exc)])
                 continue
             try:
@@ -151,9 +155,10 @@ async def _read(
             except ChatInputError as exc:
                 chat.dispatch([_error(conn, exc)])
     except WebSocketDisconnect:
-        return False
+        return
     finally:
         receive.cancel()
+        dropped.cancel()
 
 
 def _error(conn: ConnId, exc: ChatInputError) -> Delivery:
@@ -161,15 +166,11 @@ def _error(conn: ConnId, exc: ChatInputError) -> Delivery:
     return Delivery((conn,), frame)
 
 
-async def _write(websocket: WebSocket, queue: asyncio.Queue[Any], timeout_s: float) -> None:
-    """Send queued frames in order; a close instruction ends the connection."""
+async def _write(websocket: WebSocket, queue: asyncio.Queue[str], timeout_s: float) -> None:
+    """Send queued frames in order; returns when a send fails or stalls past ``timeout_s``."""
+    # TimeoutError is an OSError: a peer that stopped reading ends the writer like a dead socket.
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         while True:
-            item = await queue.get()
-            if isinstance(item, tuple):
-                _, code, reason = item
-                if code is not None:
-                    await websocket.close(code, reason)
-                return
+            text = await queue.get()
             async with asyncio.timeout(timeout_s):
-                await websocket.send_text(item)
+                await websocket.send_text(text)

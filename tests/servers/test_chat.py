@@ -205,4 +205,32 @@ async def test_disconnect_cleans_up_rooms_and_users(tabs, live):
         await bob.ws.close()
     hub = live._server.config.loaded_app.app.state.pushlab_chat  # the app's own ChatHub
     await async_wait_until(lambda: hub.rooms.connections() == 0, what="connections gone")
-    assert hub.rooms.rooms() == [] and hub.rooms.users() == [] and hub.queues == {}
+    assert hub.rooms.rooms() == [] and hub.rooms.users() == [] and hub.peers == {}
+
+
+async def test_slow_reader_is_closed_1013_without_stalling_the_room(serve, settings):
+    """A member that stops reading is closed with 1013; the others keep receiving."""
+    server = serve(settings.replace(subscriber_buffer=8))
+    url = f"ws://127.0.0.1:{server.port}/chat"
+    async with (
+        connect(f"{url}?user=ann", open_timeout=TIMEOUT) as ann_ws,
+        connect(f"{url}?user=zed", open_timeout=TIMEOUT, max_queue=1, compression=None) as zed_ws,
+    ):
+        ann, zed = Tab(ann_ws), Tab(zed_ws)
+        await zed.request(type="join", room="r", id=1)
+        await ann.request(type="join", room="r", id=1)
+        text = "x" * settings.chat_max_text
+        # zed reads nothing from here on: its TCP buffers, then its queue, fill up.
+        leaves: list[dict] = []
+        for i in range(5000):  # bounded: ~20 MB, more than loopback buffers hold
+            await ann.send(type="say", room="r", text=text, id=i)
+            if i % 50 == 49:
+                await ann.expect(of("message", id=i))  # ann keeps up with the room
+                leaves = [m for m in ann.seen if m["type"] == "presence"]
+                if leaves:
+                    break
+        assert [(m["event"], m["user"]) for m in leaves] == [("leave", "zed")]
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await zed_ws.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1013
