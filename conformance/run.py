@@ -2,7 +2,7 @@
 
 Usage::
 
-    python conformance/run.py --ws wsproto --scope quick      # cases 1-7 and 10, ~10-20 s
+    python conformance/run.py --scope quick                    # cases 1-7 and 10, ~10-20 s
     python conformance/run.py --ws websockets-sansio --scope full   # all 517 cases, ~12 min
     WEBSOCKETS_MAX_FRAGMENTS=100000 python conformance/run.py --ws websockets \
         --scope fragmented --suffix -max-fragments-100000          # the 9.3/9.4 experiment
@@ -32,7 +32,11 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
 from experiments.machine import machine_info  # noqa: E402
-from experiments.server_process import WS_IMPLEMENTATIONS, ServerProcess  # noqa: E402
+from experiments.server_process import (  # noqa: E402
+    DEFAULT_WS,
+    WS_IMPLEMENTATIONS,
+    ServerProcess,
+)
 
 # Sections 9 (big/fragmented messages) and 12-13 (permessage-deflate) take almost all the time.
 SCOPES: dict[str, tuple[list[str], list[str]]] = {
@@ -65,6 +69,7 @@ def summarise(index: dict[str, Any], report_dir: Path) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     close_counts: Counter[str] = Counter()
     by_section: dict[str, Counter[str]] = defaultdict(Counter)
+    ms_by_section: Counter[str] = Counter()
     notable = []
     for case_id in sorted(agent, key=case_key):
         result = agent[case_id]
@@ -72,6 +77,7 @@ def summarise(index: dict[str, Any], report_dir: Path) -> dict[str, Any]:
         counts[verdict] += 1
         close_counts[close] += 1
         by_section[case_id.split(".")[0]][verdict] += 1
+        ms_by_section[case_id.split(".")[0]] += result.get("duration") or 0
         if verdict != "OK" or close not in ("OK", "INFORMATIONAL"):
             notable.append(_details(case_id, result, report_dir))
     return {
@@ -79,6 +85,8 @@ def summarise(index: dict[str, Any], report_dir: Path) -> dict[str, Any]:
         "verdicts": {v: counts.get(v, 0) for v in VERDICTS},
         "close_verdicts": dict(sorted(close_counts.items())),
         "by_section": {s: dict(sorted(by_section[s].items())) for s in sorted(by_section, key=int)},
+        # Autobahn's own per-case durations: where the time of a run goes (sections 12-13).
+        "case_ms_by_section": {s: ms_by_section[s] for s in sorted(by_section, key=int)},
         "not_ok": notable,
     }
 
@@ -146,15 +154,29 @@ def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> d
     return summary
 
 
+def resummarise(path: Path) -> dict[str, Any]:
+    """Rebuild a saved summary from its raw report (after the parser changed); keeps run facts."""
+    old = json.loads(path.read_text())
+    raw = path.parent / "raw" / path.stem / "report"
+    index = json.loads((raw / "index.json").read_text())
+    summary = {**old, **summarise(index, raw)}
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI; prints the verdict counts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default="websockets-sansio")
+    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS)
     parser.add_argument("--scope", choices=sorted(SCOPES), default="quick")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "conformance")
     parser.add_argument("--timeout", type=float, help="hard limit for wstest, s")
     parser.add_argument("--suffix", default="", help="appended to the summary's file name")
+    parser.add_argument("--resummarise", type=Path, help="rebuild this summary JSON from raw/")
     args = parser.parse_args(argv)
+    if args.resummarise:
+        print(json.dumps(resummarise(args.resummarise)["verdicts"]))
+        return 0
     timeout = args.timeout or (120.0 if args.scope == "quick" else 1800.0)
     summary = run(args.ws, args.scope, args.out, timeout, args.suffix)
     print(json.dumps({k: summary[k] for k in ("ws", "scope", "cases", "verdicts", "duration_s")}))

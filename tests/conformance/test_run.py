@@ -8,10 +8,11 @@ import subprocess
 import pytest
 
 from conformance import run as conformance
+from experiments.server_process import DEFAULT_WS
 from tests.support import FULL, IN_CI
 
 # The implementation pushlab serves with (see docs/conformance.md for the evidence).
-PUSHLAB_WS = "websockets-sansio"
+PUSHLAB_WS = DEFAULT_WS
 
 
 @pytest.fixture(scope="module")
