@@ -118,7 +118,12 @@ def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> d
     wstest = wstest_path()
     log = open(raw / "server.log", "wb")
     started = time.time()
-    with log, ServerProcess(ws=ws, ws_max_size=CONFORMANCE_MAX_SIZE, log=log) as server:
+    with (
+        log,
+        ServerProcess(
+            ws=ws, ws_max_size=CONFORMANCE_MAX_SIZE, per_message_deflate=True, log=log
+        ) as server,
+    ):
         agent = f"pushlab-uvicorn-{ws}"
         spec = {
             "outdir": str(raw / "report"),

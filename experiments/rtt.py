@@ -171,8 +171,14 @@ async def run_rtt(params: RttParams, root: Path | str = "results") -> ResultsDir
     rd = ResultsDir.create("rtt", root)
     meta_params = asdict(params)
     started = time.time()
-    rd.write_meta(meta_params, settings=settings.as_dict(), started_at=started)
-    with ServerProcess(ws=params.ws, ws_max_size=max(params.sizes)) as server:
+    proc = ServerProcess(ws=params.ws, ws_max_size=max(params.sizes))
+    server_opts = {
+        "ws": proc.ws,
+        "ws_max_size": proc.ws_max_size,
+        "deflate": proc.per_message_deflate,
+    }
+    rd.write_meta(meta_params, settings=settings.as_dict(), server=server_opts, started_at=started)
+    with proc as server:
         for size in params.sizes:
             for mode in params.modes:
                 cell, samples = await measure_cell(server, mode, size, params)

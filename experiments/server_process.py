@@ -38,6 +38,8 @@ class ServerProcess:
 
     ws: str = DEFAULT_WS
     ws_max_size: int | None = None
+    # Off like `pushlab serve`; the conformance run turns it on to exercise sections 12-13.
+    per_message_deflate: bool = False
     env: dict[str, str] = field(default_factory=dict)
     log: IO[Any] | None = None
     start_timeout_s: float = 20.0
@@ -59,6 +61,8 @@ class ServerProcess:
         cmd += ["--ws", self.ws]
         if self.ws_max_size is not None:
             cmd += ["--ws-max-size", str(self.ws_max_size)]
+        if self.per_message_deflate:
+            cmd.append("--per-message-deflate")
         env = {**os.environ, "PUSHLAB_TICKER_RATE": "0", **self.env}
         out = self.log if self.log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS)
     parser.add_argument("--ws-max-size", type=int, help="default: PUSHLAB_WS_MAX_MESSAGE_BYTES")
+    parser.add_argument("--per-message-deflate", action="store_true", help="offer compression")
     args = parser.parse_args(argv)
     settings = Settings.from_env(host="127.0.0.1", port=args.port)
     uvicorn.run(
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         ws=args.ws,
         ws_max_size=args.ws_max_size or settings.ws_max_message_bytes,
         ws_ping_interval=None,
+        ws_per_message_deflate=args.per_message_deflate,
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
