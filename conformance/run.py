@@ -142,7 +142,10 @@ def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> d
                 timeout=timeout_s,
                 check=True,
             )
-    index = json.loads((raw / "report" / "index.json").read_text())
+    index_path = raw / "report" / "index.json"
+    if not index_path.exists():  # wstest exits 0 on SIGTERM without writing its report
+        raise RuntimeError(f"wstest wrote no report (interrupted?); see {raw / 'wstest.log'}")
+    index = json.loads(index_path.read_text())
     summary = {
         "ws": ws,
         "scope": scope,
