@@ -46,6 +46,18 @@ def of(kind: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
     return lambda m: m["type"] == kind and all(m.get(k) == v for k, v in fields.items())
 
 
+@pytest.fixture(params=["websockets-sansio", "wsproto"])
+def ws_impl(request) -> str:
+    """Both uvicorn WebSocket implementations pushlab may run on."""
+    return request.param
+
+
+@pytest.fixture
+def live(serve, settings, ws_impl) -> LiveServer:
+    """This module's server runs on each WebSocket implementation in turn."""
+    return serve(settings, uvicorn_options={"ws": ws_impl})
+
+
 @pytest.fixture
 def tabs(live: LiveServer):
     """Open chat connections as ``await open_tab(user)``; all closed at teardown."""
@@ -208,9 +220,9 @@ async def test_disconnect_cleans_up_rooms_and_users(tabs, live):
     assert hub.rooms.rooms() == [] and hub.rooms.users() == [] and hub.peers == {}
 
 
-async def test_slow_reader_is_closed_1013_without_stalling_the_room(serve, settings):
+async def test_slow_reader_is_closed_1013_without_stalling_the_room(serve, settings, ws_impl):
     """A member that stops reading is closed with 1013; the others keep receiving."""
-    server = serve(settings.replace(subscriber_buffer=8))
+    server = serve(settings.replace(subscriber_buffer=8), uvicorn_options={"ws": ws_impl})
     url = f"ws://127.0.0.1:{server.port}/chat"
     async with (
         connect(f"{url}?user=ann", open_timeout=TIMEOUT) as ann_ws,
