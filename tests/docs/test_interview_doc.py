@@ -38,7 +38,7 @@ def check_ref(ref: str) -> bool | None:
         return None
     if words[0] == "pushlab" and len(words) > 1:
         if words[1] == "explain":
-            return len(words) > 2 and words[2] in EXPLAIN_WHATS
+            return len(words) == 2 or words[2] in EXPLAIN_WHATS
         return words[1] in COMMANDS
     if words[0] == "make" and len(words) == 2:
         return (
