@@ -22,17 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the bench or re-render a folder."""
     from experiments.report import render
+    from experiments.results import load
 
     if args.command == "plot":
         report = render(args.results_dir)
-    else:
-        from experiments.run import run_bench
+        print(report)
+        return 0
+    from experiments.run import run_bench
 
-        path = run_bench(args.profile, args.out)
-        if args.no_plot:
-            print(path)
-            return 0
+    path = run_bench(args.profile, args.out)
+    interrupted = bool(load(path)[0].get("interrupted"))
+    if not args.no_plot:
         report = render(path)
-    print(f"report: {report}", file=sys.stderr)
-    print(report)
-    return 0
+        print(f"report: {report.resolve()}", file=sys.stderr)
+    print(path)
+    return 130 if interrupted else 0

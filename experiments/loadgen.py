@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,11 @@ class Sub:
     seen: int = 0
     nbytes: int = 0
     seq_digits: int = 0
-    before: dict[str, int] = field(default_factory=dict)
+    # Counters at the first event at/after t0 and t1 (None: no such event yet), so requests and
+    # empty answers are counted over the same responses as the events, not by a timer that the
+    # event loop may fire late.
+    at_t0: dict[str, int] | None = None
+    at_t1: dict[str, int] | None = None
 
 
 class Window:
@@ -66,6 +70,10 @@ async def _consume(sub: Sub, win: Window) -> None:
             recv = item.recv_ns
             if win.t0 - MARGIN_NS <= recv < win.t1 + MARGIN_NS:
                 win.samples.append((recv, recv - item.event.ts_ns))
+            if recv >= win.t0 and sub.at_t0 is None:
+                sub.at_t0 = _counters(sub.client)
+            if recv >= win.t1 and sub.at_t1 is None:
+                sub.at_t1 = _counters(sub.client)
             if not win.t0 <= recv < win.t1:
                 continue
             seq = item.event.seq
@@ -117,13 +125,12 @@ async def run(spec: dict[str, Any]) -> None:
         win.t0, win.t1 = int(cmd["t0_ns"]), int(cmd["t1_ns"])
         win.open = True
         await asyncio.sleep(max(0.0, (win.t0 - time.time_ns()) / 1e9))
-        for s in subs:
-            s.before = _counters(s.client)
+        before = [_counters(s.client) for s in subs]
         await asyncio.sleep(max(0.0, (win.t1 - time.time_ns()) / 1e9))
         after = [_counters(s.client) for s in subs]
         await asyncio.sleep(MARGIN_NS / 1e9)
         win.open = False
-        _say({"result": _result(spec, subs, after, win)})
+        _say({"result": _result(spec, subs, before, after, win)})
         await _readline()
     finally:
         for t in tasks:
@@ -132,12 +139,18 @@ async def run(spec: dict[str, Any]) -> None:
 
 
 def _result(
-    spec: dict[str, Any], subs: list[Sub], after: list[dict[str, int]], win: Window
+    spec: dict[str, Any],
+    subs: list[Sub],
+    before: list[dict[str, int]],
+    after: list[dict[str, int]],
+    win: Window,
 ) -> dict[str, Any]:
-    totals = {
-        k: sum(a[k] - s.before.get(k, 0) for s, a in zip(subs, after, strict=True))
-        for k in _COUNTERS
-    }
+    totals = dict.fromkeys(_COUNTERS, 0)
+    for s, b, a in zip(subs, before, after, strict=True):
+        # Event-aligned counters when both edges saw an event, else the timer's.
+        b, a = (s.at_t0, s.at_t1) if s.at_t0 is not None and s.at_t1 is not None else (b, a)
+        for k in _COUNTERS:
+            totals[k] += a[k] - b[k]
     delivered = sum(s.seen for s in subs)
     lost = sum(
         (s.last - s.first + 1 - s.seen) for s in subs if s.first is not None and s.last is not None

@@ -184,7 +184,7 @@ def profile(name: str) -> list[Cell]:
     if name == "quick":
         return _profile(
             subs=(10, 100),
-            rates=(5, 200),
+            rates=(2, 200),
             base_rate=50,
             size=64,
             small=10,

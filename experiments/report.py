@@ -35,6 +35,8 @@ def f(x: Any, digits: int = 3) -> str:
         return "yes" if x else "no"
     if not isinstance(x, int | float) or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
+    if isinstance(x, float) and abs(x) >= 10**digits:
+        return f"{x:,.0f}"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
@@ -319,15 +321,13 @@ def _interval(cells: Cells) -> Section:
         )
     for c in chosen:
         iv = c["client"]["interval_s"]
-        ratio = c["latency_ms_mean"] / (500 * iv)
+        rps = c["requests"] / c["window_s"] / c["subscribers"]
+        period_ms = 1000 / rps if rps else math.nan
         s.text.append(
-            f"At {f(iv)} s the measured mean is {f(ratio, 2)}x interval/2"
-            + (
-                " (the client waits the interval after each answer, so the period is "
-                "interval + round trip)."
-                if ratio > 1.1
-                else "."
-            )
+            f"At {f(iv)} s the measured mean is {f(c['latency_ms_mean'] / (500 * iv), 2)}x "
+            "interval/2. The client waits the interval after each answer, so the real period is "
+            f"interval + round trip: measured {f(period_ms)} ms, half of it "
+            f"{f(period_ms / 2)} ms."
         )
     return s
 

@@ -132,7 +132,11 @@ def run_bench(
     progress: bool = True,
     cells: list[Cell] | None = None,
 ) -> Path:
-    """Run a profile (or explicit ``cells``); return the results folder."""
+    """Run a profile (or explicit ``cells``); return the results folder.
+
+    Ctrl-C stops the cell in progress and everything it started; the folder keeps the finished
+    cells and ``meta.json`` says ``"interrupted": true``.
+    """
     chosen, dropped = available(cells if cells is not None else profile(name))
     rd = ResultsDir.create(name, root)
     if not sockstats.available():
@@ -165,8 +169,6 @@ def run_bench(
             ended_at=time.time(),
             interrupted=interrupted,
         )
-    if interrupted:
-        raise KeyboardInterrupt
     return rd.path
 
 
