@@ -105,16 +105,16 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
     finally:
         for p in procs:
             stop(p)
-    rows = np.concatenate([np.load(r) for r in raws]) if raws else np.zeros((0, 2), np.int64)
-    np.save(raw_dir / f"{cell.name}.npy", rows)
-    for r in raws:
-        r.unlink(missing_ok=True)
-    recv = rows[:, 0]
+    rows, answers = _gather(raws, raw_dir / f"{cell.name}.npy")
+    recv, done = rows[:, 0], answers[:, 0]
     out = _merge(results)
     out.update(connected=connected, window_s=wall)
     out.update(latency_figures(rows[(recv >= t0) & (recv < t1), 1]))
     # Events counted over exactly the interval the byte counters were read over.
     out["wire_window_events"] = int(((recv >= s0) & (recv < s1)).sum())
+    in_span = (done >= s0) & (done < s1)
+    out["wire_window_requests"] = int(in_span.sum())
+    out["wire_window_empty"] = int(answers[in_span, 1].sum())
     out.update(
         _cpu_figures(
             s_cpu[target.pid] if target.pid in s_cpu else math.nan, g_cpu, wall, out["delivered"]
@@ -123,6 +123,22 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
     out["server_rss_mb"] = rss / 2**20
     out.update(_wire_figures(cell, target, sockstats.delta(snap0, snap1), out))
     return out
+
+
+def _gather(raws: list[Path], dest: Path) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Merge the generators' sample and response files into ``dest`` (+ ``.responses.npy``)."""
+    parts: dict[str, list[np.ndarray[Any, Any]]] = {"": [], ".responses": []}
+    for r in raws:
+        for suffix, acc in parts.items():
+            f = r.with_name(r.name.removesuffix(".npy") + suffix + ".npy")
+            acc.append(np.load(f))
+            f.unlink()
+    out = []
+    for suffix, acc in parts.items():
+        arr = np.concatenate(acc) if acc else np.zeros((0, 2), np.int64)
+        np.save(dest.with_name(dest.name.removesuffix(".npy") + suffix + ".npy"), arr)
+        out.append(arr)
+    return out[0], out[1]
 
 
 def _timed_snapshot(port: int) -> tuple[int, sockstats.Snapshot]:
@@ -163,14 +179,12 @@ def _wire_figures(
     n, delivered = out["wire_window_events"], out["delivered"]
     if not n or not delivered:
         return {"wire_closed_connections": t.closed}
-    # Requests and empty answers scale to the byte counters' interval (they differ by a few ms).
-    scale = n / delivered
     shape = formulas.Shape(
         event_len=out["event_bytes"] / delivered,
         seq_len=out["seq_digits"] / delivered,
         events=n,
-        requests=round(out["requests"] * scale),
-        empty=round(out["empty_responses"] * scale),
+        requests=out["wire_window_requests"],
+        empty=out["wire_window_empty"],
         topic=target.topic,
         port=target.port,
         wait_s=float(cell.client_options().get("wait_s", 20.0)),

@@ -14,7 +14,9 @@ Samples go to ``spec["raw_path"]`` as an ``.npy`` of int64 rows ``(recv_ns, late
 every event received from ``t0 - MARGIN`` to ``t1 + MARGIN``: the runner aligns event counts with
 the moments it read the byte counters. Lost events are seqs missing between a subscriber's first
 and last event of the window; duplicates are events the server sent twice (the client drops and
-counts them).
+counts them). Polling clients also get ``<raw_path stem>.responses.npy``: rows
+``(done_ns, empty)`` per HTTP answer in the same span, so the runner can count requests over
+exactly the interval it read the byte counters over.
 """
 
 from __future__ import annotations
@@ -60,6 +62,28 @@ class Window:
         self.t0 = self.t1 = 0
         self.open = False
         self.samples: list[tuple[int, int]] = []
+        self.responses: list[tuple[int, int]] = []
+
+    def spans(self, t: int) -> bool:
+        """Whether ``t`` falls in the recorded span (the window plus margins)."""
+        return self.open and self.t0 - MARGIN_NS <= t < self.t1 + MARGIN_NS
+
+
+def _time_responses(client: FeedClient, win: Window) -> None:
+    """Wrap a polling client's ``fetch`` to stamp each answer (a thin shim: no extra I/O)."""
+    fetch = getattr(client, "fetch", None)
+    if fetch is None:
+        return
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        response = await fetch(*args, **kwargs)
+        now = time.time_ns()
+        if win.spans(now):
+            empty = response.status_code == 204 or b'"events":[]' in response.content
+            win.responses.append((now, int(empty)))
+        return response
+
+    client.fetch = timed  # type: ignore[attr-defined]
 
 
 async def _consume(sub: Sub, win: Window) -> None:
@@ -68,7 +92,7 @@ async def _consume(sub: Sub, win: Window) -> None:
             if not isinstance(item, Received) or not win.open:
                 continue
             recv = item.recv_ns
-            if win.t0 - MARGIN_NS <= recv < win.t1 + MARGIN_NS:
+            if win.spans(recv):
                 win.samples.append((recv, recv - item.event.ts_ns))
             if recv >= win.t0 and sub.at_t0 is None:
                 sub.at_t0 = _counters(sub.client)
@@ -109,6 +133,8 @@ async def run(spec: dict[str, Any]) -> None:
         for _ in range(spec["subscribers"])
     ]
     win = Window()
+    for s in subs:
+        _time_responses(s.client, win)
     tasks = [asyncio.create_task(_consume(s, win)) for s in subs]
 
     def ready(s: Sub) -> bool:
@@ -157,6 +183,8 @@ def _result(
     )
     errors = sorted({e for s in subs for e in s.client.counters.errors})
     np.save(spec["raw_path"], np.asarray(win.samples, dtype=np.int64).reshape(-1, 2))
+    responses = np.asarray(win.responses, dtype=np.int64).reshape(-1, 2)
+    np.save(spec["raw_path"].removesuffix(".npy") + ".responses.npy", responses)
     return {
         "generator": "asyncio",
         "subscribers": len(subs),

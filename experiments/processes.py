@@ -56,7 +56,17 @@ def spawn(
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 5.0) -> None:
-    """SIGTERM the child's process group, SIGKILL after ``timeout``."""
+    """SIGTERM the child's process group, SIGKILL after ``timeout``; close its pipes."""
+    try:
+        _stop(proc, timeout)
+    finally:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def _stop(proc: subprocess.Popen[str], timeout: float) -> None:
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
