@@ -17,10 +17,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP) ## create .venv and install pinned dependencies
 
-system: ## install Debian's nginx and chromium when missing (root)
+system: ## install Debian's nginx, chromium and node when missing (root)
 	@scripts/setup-system.sh
 
-install: venv system ## everything a run needs
+NODE_STAMP := baseline/node/node_modules/.installed
+
+$(NODE_STAMP): baseline/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd baseline/node && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "baseline: node/npm not installed; the Node baseline row will be skipped" >&2; fi
+
+baseline: $(NODE_STAMP) ## npm ci the Node baseline's pinned deps (skipped without node)
+
+install: venv system baseline ## everything a run needs
 
 lint: venv ## ruff + mypy (strict on code)
 	$(BIN)/ruff check .
@@ -47,4 +56,4 @@ bench: install ## the four-transport comparison: run, plot, report (PROFILE=quic
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench clean
+.PHONY: help venv system baseline install lint fmt test test-all serve bench clean
