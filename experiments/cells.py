@@ -83,7 +83,7 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
                 "subscribers": n, "client": cell.client_options(), "raw_path": str(raws[-1]),
             }  # fmt: skip
             argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
-            procs.append(spawn(argv, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log"))
+            spawn(argv, into=procs, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
         connected = sum(_readline(p, "connecting")["connected"] for p in procs)
         t0 = time.time_ns() + int(cell.warmup_s * 1e9)
         t1 = t0 + int(cell.duration_s * 1e9)
@@ -217,9 +217,10 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         "subscribers": cell.subscribers, "client": cell.client_options(),
         "raw_path": str(raw_dir / f"{cell.name}.npy"),
     }  # fmt: skip
-    proc = spawn([sys.executable, "-m", "experiments.loadgen", json.dumps(spec)], pipes=True,
-                 log=raw_dir / f"{cell.name}.log")  # fmt: skip
+    argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
+    started: list[subprocess.Popen[str]] = []
     try:
+        proc = spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.log")
         connected = _readline(proc, "connecting")["connected"]
         deadline = time.monotonic() + 10
         while (
@@ -231,7 +232,8 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         after = rss_bytes(target.pid)
         _send(proc, {"cmd": "stop"})
     finally:
-        stop(proc)
+        for p in started:
+            stop(p)
     return {
         "generator": "asyncio", "connected": connected, "idle_connections": open_now,
         "server_rss_mb_before": before / 2**20, "server_rss_mb": after / 2**20,

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,14 +34,22 @@ def free_port() -> int:
 def spawn(
     argv: Sequence[str],
     *,
+    into: list[subprocess.Popen[str]],
     env: dict[str, str] | None = None,
     log: Path | None = None,
     pipes: bool = False,
 ) -> subprocess.Popen[str]:
-    """Start ``argv`` in its own session, from the repository root."""
+    """Start ``argv`` in its own session, from the repository root, and append it to ``into``.
+
+    Ctrl-C is held back until the child is in ``into``: a KeyboardInterrupt raised inside
+    ``Popen`` (after the fork) would leave a running child that nobody knows to stop.
+    """
+    pending: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: pending.append(1)) if main else None
     out = open(log, "a") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(argv),
             cwd=ROOT,
             env={**os.environ, **(env or {})},
@@ -50,9 +59,15 @@ def spawn(
             text=True,
             start_new_session=True,
         )
+        into.append(proc)
+        return proc
     finally:
         if log is not None:
             out.close()  # type: ignore[union-attr]
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
 
 
 def stop(proc: subprocess.Popen[str], timeout: float = 5.0) -> None:

@@ -9,6 +9,7 @@ keeps the finished cells. Progress (cell i/n, time left) goes to stderr.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 import traceback
@@ -85,13 +86,15 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, 
     else:
         argv = python_server_command(port, cell.rate, cell.size, topic)
         info = {"kind": "python", "argv": argv, "settings": _settings(cell, port).as_dict()}
-    proc = spawn(argv, env=cell.server_env, log=log)
+    started: list[subprocess.Popen[str]] = []
     try:
+        proc = spawn(argv, into=started, env=cell.server_env, log=log)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
         yield run_cells.Target(url, port, proc.pid, topic), info
     finally:
-        stop(proc)
+        for p in started:
+            stop(p)
 
 
 class Progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -98,10 +99,12 @@ def test_ctrl_c_stops_everything_and_keeps_finished_cells(tmp_path):
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     me = psutil.Process(proc.pid)
-    children: set[int] = set()
+    children: dict[int, float] = {}
 
     def one_cell_done() -> bool:
-        children.update(c.pid for c in me.children(recursive=True))
+        for c in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                children.setdefault(c.pid, c.create_time())
         summary = next(tmp_path.glob("*/summary.json"), None)
         return summary is not None and len(json.loads(summary.read_text())["cells"]) >= 1
 
@@ -116,13 +119,19 @@ def test_ctrl_c_stops_everything_and_keeps_finished_cells(tmp_path):
     meta, cells = load(folder)
     assert meta["interrupted"] is True and len(cells) >= 1
     assert children, "the runner started no child process"
-    wait_until(
-        lambda: (
-            not any(
-                psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                for p in children
-            )
-        ),
-        timeout=10,
-        what="children gone",
-    )
+
+    def alive() -> list[str]:
+        out = []
+        for pid, created in children.items():
+            try:
+                p = psutil.Process(pid)
+                if p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(f"{p.status()} ppid={p.ppid()} " + " ".join(p.cmdline()[:4]))
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    try:
+        wait_until(lambda: not alive(), timeout=10, what="the runner's children to exit")
+    except AssertionError:
+        raise AssertionError(f"still running: {alive()}") from None
