@@ -192,7 +192,14 @@ def _wire_figures(
     f_up, f_down = formulas.per_event(cell.transport, shape)
     wire = (t.up + t.down) / n
     formula = f_up + f_down
+    # Edge effect: the byte counters are read at two instants, while a request (polling) or an
+    # event (push) can be in flight on each subscriber's socket; one such unit per subscriber can
+    # land on the other side of an edge from the events it carries.
+    units = shape.requests if cell.transport in ("poll", "long-poll") else n
+    unit_bytes = formula * n / max(units, 1)
+    edge_pct = 100 * cell.subscribers * unit_bytes / (formula * n)
     return {
+        "wire_edge_pct": edge_pct,
         "app_bytes_per_event": shape.event_len,
         "wire_up_bytes_per_event": t.up / n,
         "wire_down_bytes_per_event": t.down / n,

@@ -160,7 +160,9 @@ def _profile(
     for t in idle_transports:
         cells.append(Cell(t, idle_n, 0.0, kind="idle", tags=("idle",), **common))
     if locust_users:
-        cells.append(Cell("ws", locust_users, base_rate, kind="locust", tags=("locust",), **common))
+        # Locust needs a few seconds to spawn its users before anything is delivered.
+        slow = common | {"duration_s": max(duration_s, 3.0)}
+        cells.append(Cell("ws", locust_users, base_rate, kind="locust", tags=("locust",), **slow))
     return merge(cells)
 
 
@@ -176,7 +178,7 @@ def profile(name: str) -> list[Cell]:
             intervals=(),
             idle_n=20,
             warmup_s=0.3,
-            duration_s=1.0,
+            duration_s=1.5,
             locust_users=3,
             extras=False,
             idle_transports=("ws",),

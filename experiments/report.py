@@ -248,8 +248,11 @@ def _why(c: dict[str, Any]) -> str:
     if c.get("wire_closed_connections"):
         n = c["wire_closed_connections"]
         return f"{n} connection(s) closed inside the window and took their last counts with them."
-    if c["transport"] in ("poll", "long-poll"):
-        return "requests straddling the window edges count on one side only (few requests/event)."
+    if abs(d) <= c.get("wire_edge_pct", 0):
+        return (
+            f"within the +/-{f(c['wire_edge_pct'], 2)}% that one request or event per subscriber "
+            "in flight at each window edge can move (counters are read at two instants)."
+        )
     return "keep-alive pings or WebSocket control frames, which the formula leaves out."
 
 

@@ -42,7 +42,8 @@ def test_tiny_matrix_through_asyncio_clients(tiny):
         assert c["generator"] == "asyncio"
         assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, t
         assert 0 < c["latency_ms_p50"] <= c["latency_ms_p99"] <= c["latency_ms_max"], t
-        assert abs(c["wire_vs_formula_pct"]) <= 5, (t, c["wire_bytes_per_event"])
+        # Within a few percent, or within what in-flight requests at the window edges can move.
+        assert abs(c["wire_vs_formula_pct"]) <= max(5, c["wire_edge_pct"]), t
         assert c["server_cpu_s"] >= 0 and c["server_rss_mb"] > 0
     assert rows["poll"]["requests"] > 0 and rows["ws"]["requests"] == 0
     idle = next(c for c in cells if c["kind"] == "idle")
