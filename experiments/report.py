@@ -40,6 +40,12 @@ def f(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
+def _source(cells: Cells) -> str:
+    """Which load generator produced the rows behind a figure."""
+    gens = sorted({str(c.get("generator", "-")) for c in cells})
+    return f"Figure and table rows produced by the {', '.join(gens) or 'no'} load generator."
+
+
 def _run(meta: dict[str, Any], cells: Cells) -> Section:
     m = meta.get("machine", {})
     load = m.get("load_avg", [math.nan])[0]
@@ -129,6 +135,7 @@ def _headline(cells: Cells) -> Section:
                 f"Short polling every {f(iv)} s: mean latency {f(c['latency_ms_mean'])} ms against "
                 f"{f(1000 * iv / 2)} ms for interval/2: the interval, not the server, sets it."
             )
+    s.text.append(_source(chosen))
     return s
 
 
@@ -167,6 +174,7 @@ def _throughput(cells: Cells) -> Section:
         + ", ".join(f"{label(c)} at {c['subscribers']} ({f(c['events_per_s'])}/s)" for c in short)
         + "."
     )
+    s.text.append(_source(chosen))
     return s
 
 
@@ -233,6 +241,7 @@ def _bytes(cells: Cells) -> Section:
             "requests came back empty and each request carries a full set of request and "
             "response headers."
         )
+    s.text.append(_source(chosen))
     return s
 
 
@@ -252,6 +261,11 @@ def _why(c: dict[str, Any]) -> str:
         return (
             f"within the +/-{f(c['wire_edge_pct'], 2)}% that one request or event per subscriber "
             "in flight at each window edge can move (counters are read at two instants)."
+        )
+    if c["transport"] in ("poll", "long-poll"):
+        return (
+            f"beyond the +/-{f(c.get('wire_edge_pct'), 2)}% edge estimate: the requests in flight "
+            "at the two readings did not balance (their count is in raw/<cell>.responses.npy)."
         )
     return "keep-alive pings or WebSocket control frames, which the formula leaves out."
 
@@ -290,6 +304,7 @@ def _cpu(cells: Cells) -> Section:
         "Server RSS is read at the end of each cell; cells sharing one server process "
         "see the memory left by earlier cells (see the idle-connection figure below)."
     )
+    s.text.append(_source(chosen))
     return s
 
 
@@ -332,6 +347,7 @@ def _interval(cells: Cells) -> Section:
             f"interval + round trip: measured {f(period_ms)} ms, half of it "
             f"{f(period_ms / 2)} ms."
         )
+    s.text.append(_source(chosen))
     return s
 
 
@@ -356,6 +372,7 @@ def _memory(cells: Cells) -> Section:
             ]
         )
     s.text.append("Short polling holds no connection state between requests, so it has no row.")
+    s.text.append(_source(chosen))
     return s
 
 
@@ -386,6 +403,21 @@ def _others(cells: Cells) -> Section:
                     f(c.get("generator_bound")),
                     str(c.get("reason", "")),
                 ]
+            )
+    for c in cells:
+        if c.get("kind") != "locust" or c.get("status") != "ok":
+            continue
+        twin = next((a for a in ok(cells) if a["transport"] == c["transport"]
+                     and a["subscribers"] == c["subscribers"] and a["rate"] == c["rate"]
+                     and a.get("server") == c.get("server")), None)  # fmt: skip
+        if twin is not None:
+            s.text.append(
+                f"Same load through both generators ({c['transport']}, {c['subscribers']} "
+                f"subscribers, {f(c['rate'])} events/s): Locust p50/p99 "
+                f"{f(c.get('latency_ms_p50'))}/{f(c.get('latency_ms_p99'))} ms at "
+                f"{f(c.get('generator_cpu_pct'))}% generator CPU; asyncio "
+                f"{f(twin.get('latency_ms_p50'))}/{f(twin.get('latency_ms_p99'))} ms at "
+                f"{f(twin.get('generator_cpu_pct'))}%."
             )
     if not s.rows:
         s.text.append("None.")

@@ -193,8 +193,10 @@ def _run_group(
     try:
         for c in group:
             bar.start(c)
+            began = time.perf_counter()
             try:
                 figures = _KINDS[c.kind](c, target, rd.path / "raw")
+                figures["cell_wall_s"] = time.perf_counter() - began
                 row = {**c.params(), "server_index": len(servers) - 1, "status": "ok", **figures}
             except KeyboardInterrupt:
                 raise
