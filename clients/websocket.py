@@ -24,14 +24,11 @@ class WebSocketClient(FeedClient):
         *,
         max_size: int = 1 << 20,
         ping_interval_s: float | None = 20.0,
-        compression: str | None = "deflate",
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
         self.max_size = max_size
         self.ping_interval_s = ping_interval_s
-        # "deflate" offers permessage-deflate (the websockets default); None offers nothing.
-        self.compression = compression
 
     def ws_url(self) -> str:
         """The ``ws://`` URL of the next connection, with the resume cursor."""
@@ -47,7 +44,6 @@ class WebSocketClient(FeedClient):
             additional_headers=self.headers,
             max_size=self.max_size,
             ping_interval=self.ping_interval_s,
-            compression=self.compression,
             open_timeout=10,
         ) as ws:
             self._sock = ws.transport.get_extra_info("socket")

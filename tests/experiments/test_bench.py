@@ -46,6 +46,8 @@ def test_tiny_matrix_through_asyncio_clients(tiny):
         assert abs(c["wire_vs_formula_pct"]) <= max(5, c["wire_edge_pct"]), t
         assert c["server_cpu_s"] >= 0 and c["server_rss_mb"] > 0
     assert rows["poll"]["requests"] > 0 and rows["ws"]["requests"] == 0
+    # The WebSocket cell ran on two load processes whose results were merged.
+    assert rows["ws"]["generators"] == 2 and rows["ws"]["connected"] == rows["ws"]["subscribers"]
     idle = next(c for c in cells if c["kind"] == "idle")
     assert idle["idle_connections"] == idle["subscribers"]
     assert meta["servers"][0]["settings"]["ticker_rate"] == rows["ws"]["rate"]
