@@ -73,6 +73,8 @@ async def _serve(websocket: WebSocket, st: AppState, sub: Subscription) -> None:
                     await websocket.send_text(event.text)
     except SubscriptionClosed as closed:
         await websocket.close(CLOSE_FOR_REASON.get(closed.reason, CLOSE_RESTART), closed.reason)
+    except WebSocketDisconnect:
+        return  # the client left while we were sending: nothing to report
     finally:
         reader.cancel()
 
