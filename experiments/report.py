@@ -66,6 +66,8 @@ def _run(meta: dict[str, Any], cells: Cells) -> Section:
         "processes (`experiments/loadgen.py`); `locust` = Locust headless. Every table names the "
         f"generator of each row. Generators used here: {', '.join(gens) or 'none'}."
     )
+    for reason in meta["params"].get("dropped", []):
+        s.text.append(f"Not run (this build lacks what the cell needs): {reason}.")
     if meta.get("interrupted"):
         s.text.append("The run was interrupted: only the finished cells are shown.")
     return s
