@@ -193,11 +193,10 @@ def _wire_figures(
     wire = (t.up + t.down) / n
     formula = f_up + f_down
     # Edge effect: the byte counters are read at two instants, while a request (polling) or an
-    # event (push) can be in flight on each subscriber's socket; one such unit per subscriber can
-    # land on the other side of an edge from the events it carries.
+    # event (push) can be in flight on each subscriber's socket; at each of the two readings one
+    # such unit per subscriber can land on the other side from the events it carries.
     units = shape.requests if cell.transport in ("poll", "long-poll") else n
-    unit_bytes = formula * n / max(units, 1)
-    edge_pct = 100 * cell.subscribers * unit_bytes / (formula * n)
+    edge_pct = 100 * 2 * cell.subscribers / max(units, 1)
     return {
         "wire_edge_pct": edge_pct,
         "app_bytes_per_event": shape.event_len,
