@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +39,17 @@ class WebSocketClient(FeedClient):
         base = "ws" + self.url.removeprefix("http")
         return f"{base}/ws?{urlencode(query)}"
 
+    def _ssl(self) -> ssl.SSLContext | None:
+        """TLS context for ``wss://`` (``verify`` as for the HTTP clients); None for ``ws://``."""
+        if not self.url.startswith("https"):
+            return None
+        if isinstance(self.verify, ssl.SSLContext):
+            return self.verify
+        ctx = ssl.create_default_context()
+        if not self.verify:
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return ctx
+
     async def _session(self) -> AsyncGenerator[RawItem, None]:
         async with connect(
             self.ws_url(),
@@ -45,6 +57,7 @@ class WebSocketClient(FeedClient):
             max_size=self.max_size,
             ping_interval=self.ping_interval_s,
             open_timeout=10,
+            ssl=self._ssl(),
         ) as ws:
             self._sock = ws.transport.get_extra_info("socket")
             self.counters.requests += 1

@@ -22,7 +22,7 @@ import numpy as np
 from experiments import formulas, sockstats
 from experiments.matrix import Cell
 from experiments.metrics import summarize
-from experiments.processes import CpuMeter, rss_bytes, spawn, stop
+from experiments.children import CpuMeter, rss_bytes, spawn, stop
 
 GENERATOR_BOUND_PCT = 90.0
 CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)

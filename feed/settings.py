@@ -21,6 +21,7 @@ DEFAULT_SSE_RETRY_MS = 1_000
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_LONG_POLL_TIMEOUT_S = 20.0
 DEFAULT_LONG_POLL_MAX_TIMEOUT_S = 30.0
+DEFAULT_REDIS_PREFIX = "pushlab"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     broker: str = "memory://"
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     history: int = DEFAULT_HISTORY
     max_topics: int = 10_000
     poll_batch: int = 1_000
@@ -46,12 +48,33 @@ class Settings:
     ticker_rate: float = 10.0
     ticker_size: int = 64
     admin: bool = True
+    board_max_boards: int = 1_000
+    board_max_strokes: int = 5_000
+    board_max_points: int = 2_000
+    board_history: int = 10_000
+    board_max_message_bytes: int = 64 * 1024
+    board_rate: float = 50.0
+    board_burst: int = 100
+    board_buffer: int = 1_000
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        for name in ("history", "poll_batch", "subscriber_buffer", "max_topics"):
+        for name in (
+            "history",
+            "poll_batch",
+            "subscriber_buffer",
+            "max_topics",
+            "board_max_boards",
+            "board_max_strokes",
+            "board_max_points",
+            "board_history",
+            "board_burst",
+            "board_buffer",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.board_rate <= 0:
+            raise ValueError("board_rate must be > 0")
         if self.ticker_rate < 0 or self.ticker_size < 0:
             raise ValueError("ticker_rate and ticker_size must be >= 0")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:

@@ -14,6 +14,7 @@ from feed.broker import Broker
 from feed.codec import dumps
 from feed.exceptions import BadInput, CapacityError, PayloadTooLarge
 from feed.settings import Settings
+from feed.ticker import TickerControl
 
 
 @dataclass(slots=True)
@@ -23,6 +24,7 @@ class AppState:
     settings: Settings
     broker: Broker
     shutdown: asyncio.Event
+    ticker: TickerControl | None = None
 
 
 class JSON(Response):
