@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from experiments import formulas, sockstats
+from experiments.children import CpuMeter, rss_bytes, spawn, stop
 from experiments.matrix import Cell
 from experiments.metrics import summarize
-from experiments.children import CpuMeter, rss_bytes, spawn, stop
 
 GENERATOR_BOUND_PCT = 90.0
 CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)
@@ -84,7 +84,14 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
             }  # fmt: skip
             argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
             spawn(argv, into=procs, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
-        connected = sum(_readline(p, "connecting")["connected"] for p in procs)
+        hello = [_readline(p, "connecting") for p in procs]
+        connected = sum(h["connected"] for h in hello)
+        if connected < cell.subscribers:
+            # Measuring fewer subscribers than asked would mislabel every per-cell figure.
+            errors = sorted({e for h in hello for e in h.get("errors", [])})
+            raise RuntimeError(
+                f"only {connected} of {cell.subscribers} subscribers connected: {errors}"
+            )
         t0 = time.time_ns() + int(cell.warmup_s * 1e9)
         t1 = t0 + int(cell.duration_s * 1e9)
         for p in procs:

@@ -141,7 +141,7 @@ def cpu_section(cells: Cells) -> Section:
 
 def interval_section(cells: Cells) -> Section:
     chosen = sorted(
-        (c for c in ok(cells, "interval") if c["transport"] == "poll"),
+        (c for c in ok(cells, "interval") if c["transport"] == "poll" and "latency_ms_mean" in c),
         key=lambda c: c["client"]["interval_s"],
     )
     s = Section("Short-poll interval: latency and request load against theory", "poll_interval.png")
