@@ -14,7 +14,17 @@ from feed.exceptions import CapacityError, PushlabError
 from feed.memory import MemoryBroker
 from feed.settings import Settings
 from feed.ticker import TickerControl, run_controlled
-from servers import long_poll, pages, publish, short_poll, sse, websocket, whiteboard
+from servers import (
+    chat,
+    echo,
+    long_poll,
+    pages,
+    publish,
+    short_poll,
+    sse,
+    websocket,
+    whiteboard,
+)
 from servers.deps import AppState, on_pushlab_error, on_validation_error
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
@@ -70,6 +80,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(publish.router)
+    app.include_router(echo.router)
+    app.include_router(chat.router)
     for router in TRANSPORT_ROUTERS:
         app.include_router(router)
     app.include_router(whiteboard.router)
