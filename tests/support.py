@@ -18,6 +18,7 @@ import uvicorn
 from feed.broker import Broker
 from feed.settings import Settings
 from servers.app import create_app
+from servers.runner import PushlabServer, build_config
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Scales every wait in the tests; slow machines set PUSHLAB_TEST_MS=2 or more.
@@ -88,17 +89,16 @@ class LiveServer:
     def start(self) -> LiveServer:
         if not self.port:
             self.port = free_port()
-        config = uvicorn.Config(
-            create_app(self.settings, self.broker),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            ws_ping_interval=None,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-            **self.uvicorn_options,
-        )
-        self._server = uvicorn.Server(config)
+        app = create_app(self.settings, self.broker)
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "log_level": "warning",
+            # Leave logging alone: records propagate to the root logger, where caplog sees them.
+            "log_config": None,
+        }
+        config = build_config(self.settings, app, **(options | self.uvicorn_options))
+        self._server = PushlabServer(config, app)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         wait_until(lambda: self._server is not None and self._server.started, what="uvicorn")
