@@ -23,7 +23,8 @@ DEFAULT_LONG_POLL_TIMEOUT_S = 20.0
 DEFAULT_LONG_POLL_MAX_TIMEOUT_S = 30.0
 DEFAULT_WS_PING_INTERVAL_S = 20.0
 DEFAULT_WS_PING_TIMEOUT_S = 20.0
-DEFAULT_AUTH_SECRET = "pushlab-dev-secret-change-me"
+# Development only (docs/protocol.md): anyone can read it here. 64 bytes, so HS256 never warns.
+DEFAULT_AUTH_SECRET = "pushlab-development-secret-do-not-use-in-production-0123456789abcd"
 DEFAULT_AUTH_TOKEN_TTL_S = 300.0
 DEFAULT_AUTH_FIRST_MESSAGE_S = 5.0
 DEFAULT_WS_RATE_PER_S = 50.0
@@ -85,6 +86,8 @@ class Settings:
             raise ValueError("need ws_ping_interval_s >= 0 (0: off) and ws_ping_timeout_s > 0")
         if self.ws_rate_per_s <= 0 or self.ws_rate_burst < 1 or self.max_conns_per_ip < 0:
             raise ValueError("need ws_rate_per_s > 0, ws_rate_burst >= 1, max_conns_per_ip >= 0")
+        if len(self.auth_secret.encode()) < 32:
+            raise ValueError("auth_secret must be at least 32 bytes (RFC 7518 3.2)")
         if self.shutdown_timeout_s <= 0 or self.auth_token_ttl_s <= 0:
             raise ValueError("need shutdown_timeout_s > 0 and auth_token_ttl_s > 0")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
