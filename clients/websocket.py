@@ -5,7 +5,8 @@ MessagePack binary event frames (``binary=True``), and authenticates with ``toke
 ``auth`` names: ``"subprotocol"`` (``pushlab.v1, bearer.<token>``, what a browser can do),
 ``"header"`` (``Authorization: Bearer``), ``"query"`` (``?token=``) or ``"message"`` (first
 frame ``{"type": "auth"}``). Its own protocol-level pings (``ping_interval_s``) detect a dead
-server: no pong within ``ping_timeout_s`` ends the connection and the client reconnects.
+server: no pong within ``ping_timeout_s`` ends the connection, the close handshake waits at most
+``ping_timeout_s`` more, and the client reconnects (within interval + 2 x timeout in all).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class WebSocketClient(FeedClient):
             ping_timeout=self.ping_timeout_s,
             compression="deflate" if self.compression else None,
             open_timeout=10,
+            # websockets waits 10 s for a close reply by default; a dead server never sends one.
+            close_timeout=self.ping_timeout_s if self.ping_timeout_s is not None else 10,
         ) as ws:
             self._sock = ws.transport.get_extra_info("socket")
             self.counters.requests += 1

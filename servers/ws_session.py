@@ -47,22 +47,28 @@ CLOSE_FOR_REASON = {
 }
 # A close that the peer never acknowledges (it stopped reading) must not hold the handler.
 CLOSE_WAIT_S = 1.0
+# For a peer known to be dead, the close frame is a courtesy: the subscription (released when the
+# handler returns) must not wait behind a write buffer that will never drain.
+DEAD_PEER_CLOSE_WAIT_S = 0.05
 
 
 class SessionEnd(Exception):
     """Ends the session with a close code and reason."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, dead_peer: bool = False) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.dead_peer = dead_peer
 
 
-async def close(ws: WebSocket, conn: Conn, code: int, reason: str) -> None:
+async def close(
+    ws: WebSocket, conn: Conn, code: int, reason: str, wait_s: float = CLOSE_WAIT_S
+) -> None:
     """Send a close frame (bounded wait) and record it on ``conn``."""
     conn.closing(code, reason)
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(CLOSE_WAIT_S):
+        async with asyncio.timeout(wait_s):
             await ws.close(code, reason)
 
 
@@ -99,10 +105,13 @@ class Session:
             for task in done:
                 exc = task.exception()
                 if isinstance(exc, SessionEnd):
-                    await close(self.ws, self.conn, exc.code, exc.reason)
+                    wait = DEAD_PEER_CLOSE_WAIT_S if exc.dead_peer else CLOSE_WAIT_S
+                    await close(self.ws, self.conn, exc.code, exc.reason, wait)
                 elif isinstance(exc, TimeoutError):
                     self.st.metrics.errors.labels("ws", "send_timeout").inc()
-                    await close(self.ws, self.conn, CLOSE_INTERNAL, "send timeout")
+                    await close(
+                        self.ws, self.conn, CLOSE_INTERNAL, "send timeout", DEAD_PEER_CLOSE_WAIT_S
+                    )
                 elif exc is not None and not isinstance(exc, WebSocketDisconnect):
                     self.st.metrics.errors.labels("ws", type(exc).__name__).inc()
                     log_conn("error", logging.ERROR, conn_id=self.conn.id, error=repr(exc))
@@ -166,7 +175,7 @@ class Session:
                     await self.pong.wait()
             except TimeoutError:
                 self.st.metrics.errors.labels("ws", "heartbeat_timeout").inc()
-                raise SessionEnd(CLOSE_INTERNAL, "heartbeat timeout") from None
+                raise SessionEnd(CLOSE_INTERNAL, "heartbeat timeout", dead_peer=True) from None
 
     async def _read(self) -> None:
         cfg = self.cfg
