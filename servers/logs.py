@@ -81,6 +81,9 @@ def log_config(level: str, json_lines: bool) -> dict[str, Any]:
         "formatter": "json" if json_lines else "default",
         "stream": "ext://sys.stderr",
     }
+    if json_lines:  # uvicorn's own lines too, so the whole stream is JSON lines
+        for handler in ("default", "access"):
+            config["handlers"][handler]["formatter"] = "json"
     for name in REDACTED_LOGGERS:
         config["loggers"].setdefault(name, {})["filters"] = ["redact"]
     config["loggers"]["pushlab"] = {
