@@ -17,6 +17,7 @@ are plain HTTP answers. sse-starlette cancels streams by itself when uvicorn beg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Header, Request
@@ -25,7 +26,7 @@ from sse_starlette import EventSourceResponse
 from feed.broker import Subscription
 from feed.codec import control, dumps, parse_cursor, sse_control
 from feed.events import check_topic
-from feed.exceptions import SubscriptionClosed
+from feed.exceptions import SubscriptionClosed, TooManyConnections
 from servers.admission import admit
 from servers.auth import Principal
 from servers.deps import AppState, state
@@ -45,7 +46,14 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     cfg = st.settings
     metrics = st.metrics.for_conn(TRANSPORT)
-    with st.conns.open(TRANSPORT, client) as conn:
+    with contextlib.ExitStack() as stack:
+        try:
+            conn = stack.enter_context(st.conns.open(TRANSPORT, client))
+        except TooManyConnections:
+            # Lost a race with another stream from the same IP after the early check: the 200
+            # is already out, so the refusal is an immediate end.
+            yield sse_control("end", control("end", reason="too_many_connections"))
+            return
         conn.user = principal.user if principal else None
         async with st.broker.subscribe(topic, since, cfg.subscriber_buffer) as sub:
             expiry = None

@@ -30,7 +30,13 @@ from servers.auth import Principal, header_or_query_token, subprotocol_token, ve
 from servers.connections import Conn
 from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
-from servers.ws_session import CLOSE_POLICY, CLOSE_TRY_AGAIN, Session, close
+from servers.ws_session import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    Session,
+    close,
+)
 
 router = APIRouter()
 
@@ -123,12 +129,26 @@ async def _serve(
 
 async def first_message_auth(ws: WebSocket, st: AppState, conn: Conn) -> Principal | None:
     """Wait for ``{"type": "auth", "token": ...}``; close 1008 on anything else or on timeout."""
+    receive = asyncio.ensure_future(ws.receive())
+    draining = asyncio.ensure_future(st.shutdown.wait())
     try:
-        async with asyncio.timeout(st.settings.auth_first_message_s):
-            message = await ws.receive()
-    except TimeoutError:
-        await close(ws, conn, CLOSE_POLICY, "auth timeout")
+        await asyncio.wait(
+            (receive, draining),
+            timeout=st.settings.auth_first_message_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        draining.cancel()
+        if not receive.done():
+            receive.cancel()
+    if not receive.done() or receive.cancelled():
+        if st.shutdown.is_set():
+            await close(ws, conn, CLOSE_GOING_AWAY, "shutdown")
+        else:
+            await close(ws, conn, CLOSE_POLICY, "auth timeout")
         return None
+    try:
+        message = receive.result()
     except WebSocketDisconnect:
         return None
     if message["type"] == "websocket.disconnect":

@@ -153,3 +153,14 @@ async def test_clients_resume_across_sigterm_and_restart(tmp_path, snapshot):
         else:
             assert c.seqs == list(range(1, 31)) * 2, name
             assert [g.reason for g in gaps] == ["ahead"], name
+
+
+async def test_socket_waiting_for_first_message_auth_gets_1001(serve, settings):
+    """A socket still owing its auth message is told 1001 at shutdown, not left to time out."""
+    server = serve(settings.replace(auth=True, auth_first_message_s=30))
+    async with connect(server.url.replace("http", "ws") + "/ws?topic=t") as ws:
+        stopping = asyncio.ensure_future(asyncio.to_thread(server.stop))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5 * MS)
+        await stopping
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
