@@ -74,8 +74,9 @@ async def preload(url: str, events: int, size: int) -> None:
             r.raise_for_status()
 
 
-async def replay(url: str, events: int, fmt: str) -> float:
-    """Seconds from the first to the last of ``events`` replayed events."""
+async def replay(url: str, events: int, fmt: str) -> tuple[float, str | None]:
+    """Seconds from the first to the last of ``events`` replayed events, and the negotiated
+    extensions (the client offers permessage-deflate; whether the server takes it matters)."""
     query = "topic=t&since=0" + ("&format=msgpack" if fmt == "msgpack" else "")
     async with connect(f"{url.replace('http', 'ws')}/ws?{query}", max_size=None) as ws:
         first = None
@@ -87,8 +88,8 @@ async def replay(url: str, events: int, fmt: str) -> float:
             if first is None:
                 first = time.perf_counter()
             n += 1
-        assert first is not None
-        return time.perf_counter() - first
+        assert first is not None and ws.response is not None
+        return time.perf_counter() - first, ws.response.headers.get("Sec-WebSocket-Extensions")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,8 +106,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # CPU times tick at 10 ms: measured over all replays together, not per replay.
         cpu0 = sum(server.cpu_times()[:2])
         for _ in range(args.replays):
-            seconds = await replay(url, args.events, args.format)
-            runs.append({"seconds": seconds, "events_per_s": args.events / seconds})
+            seconds, extensions = await replay(url, args.events, args.format)
+            runs.append(
+                {
+                    "seconds": seconds,
+                    "events_per_s": args.events / seconds,
+                    "extensions": extensions,
+                }
+            )
         cpu = sum(server.cpu_times()[:2]) - cpu0
     finally:
         proc.terminate()
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.repo} {args.format}: {result['median_events_per_s']:.0f} events/s, "
         f"{result['server_cpu_us_per_event']:.2f} us server CPU/event "
-        f"({args.replays} replays of {args.events})",
+        f"({args.replays} replays of {args.events}; extensions: {result['runs'][0]['extensions']})",
         file=sys.stderr,
     )
     return 0
