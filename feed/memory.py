@@ -143,5 +143,6 @@ class MemoryBroker:
             "backend": "memory",
             "topics": len(self._topics),
             "subscribers": sum(len(t.subscribers) for t in self._topics.values()),
+            "waiters": sum(len(t.waiters) for t in self._topics.values()),
             "published": self.published,
         }

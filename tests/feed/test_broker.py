@@ -1,0 +1,94 @@
+"""The memory broker and subscriptions: replay then live, bounded buffers, kicks."""
+
+import asyncio
+
+import pytest
+
+from feed.broker import KICKED, OVERFLOW
+from feed.exceptions import BadTopic, CapacityError, SubscriptionClosed
+from feed.memory import MemoryBroker
+
+
+async def test_replay_then_live_without_window():
+    """A subscriber from since=2 gets 3..5 replayed then live events, none twice."""
+    b = MemoryBroker(100)
+    for i in range(5):
+        await b.publish("t", i)
+    async with b.subscribe("t", 2, 10) as sub:
+        await b.publish("t", 5)
+        got = await sub.next_batch()
+    assert [e.seq for e in got] == [3, 4, 5, 6]
+
+
+async def test_publish_sequences_per_topic():
+    """Each topic has its own gapless sequence."""
+    b = MemoryBroker(10)
+    seqs = [(await b.publish(t, None)).seq for t in "aabab"]
+    assert seqs == [1, 2, 1, 3, 2]
+
+
+async def test_overflow_closes_slow_subscriber_only():
+    """A subscriber maxsize behind is closed with overflow; others keep receiving."""
+    b = MemoryBroker(100)
+    async with b.subscribe("t", None, 3) as slow, b.subscribe("t", None, 100) as fast:
+        for i in range(5):
+            await b.publish("t", i)
+        with pytest.raises(SubscriptionClosed) as err:
+            await slow.next_batch()
+        assert err.value.reason == OVERFLOW
+        assert [e.seq for e in await fast.next_batch()] == [1, 2, 3, 4, 5]
+
+
+async def test_replay_does_not_count_against_buffer():
+    """A long replay does not overflow a small live buffer."""
+    b = MemoryBroker(100)
+    for i in range(50):
+        await b.publish("t", i)
+    async with b.subscribe("t", 0, 5) as sub:
+        await b.publish("t", 50)
+        assert len(await sub.next_batch()) == 51
+
+
+async def test_kick_ends_subscriptions_after_drain():
+    """A kicked subscription still delivers what it buffered, then reports kicked."""
+    b = MemoryBroker(10)
+    async with b.subscribe("t", None, 10) as sub:
+        await b.publish("t", 1)
+        assert await b.kick("t") == 1
+        assert [e.seq for e in await sub.next_batch()] == [1]
+        with pytest.raises(SubscriptionClosed) as err:
+            await sub.next_batch()
+        assert err.value.reason == KICKED
+
+
+async def test_wait_wakes_on_publish_and_times_out():
+    """wait() returns True when an event arrives, False on timeout."""
+    b = MemoryBroker(10)
+    waiter = asyncio.ensure_future(b.wait("t", 0, 5))
+    await asyncio.sleep(0)
+    await b.publish("t", 1)
+    assert await waiter is True
+    assert await b.wait("t", 1, 0.01) is False
+
+
+async def test_reading_unknown_topic_creates_nothing():
+    """Reads of unknown topics answer empty and do not allocate a topic."""
+    b = MemoryBroker(10)
+    batch = await b.read("nope", None, 10)
+    assert (batch.events, batch.cursor) == ([], 0)
+    assert b.stats()["topics"] == 0
+
+
+async def test_topic_limit():
+    """Past max_topics, new topics are refused with CapacityError."""
+    b = MemoryBroker(10, max_topics=2)
+    await b.publish("a", 1)
+    await b.publish("b", 1)
+    with pytest.raises(CapacityError):
+        await b.publish("c", 1)
+
+
+async def test_bad_topic_refused():
+    """Invalid topic names never reach the broker's table."""
+    with pytest.raises(BadTopic):
+        await MemoryBroker(10).publish("a b", 1)

@@ -1,0 +1,51 @@
+"""Settings from env and overrides; frozen; typos are errors."""
+
+import dataclasses
+
+import pytest
+
+from feed.settings import Settings
+
+
+def test_env_then_overrides():
+    """PUSHLAB_* variables apply, explicit overrides win, None overrides are ignored."""
+    s = Settings.from_env(
+        {"PUSHLAB_HISTORY": "50", "PUSHLAB_ADMIN": "off", "HOME": "/x"}, history=None, port=9
+    )
+    assert (s.history, s.admin, s.port) == (50, False, 9)
+
+
+def test_unknown_variable_is_an_error():
+    """A misspelt setting fails loudly instead of silently keeping the default."""
+    with pytest.raises(ValueError, match="PUSHLAB_HISTROY"):
+        Settings.from_env({"PUSHLAB_HISTROY": "5"})
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("PUSHLAB_HISTORY", "ten"),
+        ("PUSHLAB_ADMIN", "maybe"),
+        ("PUSHLAB_HISTORY", "0"),
+        ("PUSHLAB_TICKER_RATE", "-1"),
+    ],
+)
+def test_bad_values(key, value):
+    """Unparseable or out-of-range values are refused with the variable named."""
+    with pytest.raises(ValueError):
+        Settings.from_env({key: value})
+
+
+def test_frozen_and_serialisable():
+    """Settings cannot be mutated in place and dump to a plain dict for metadata."""
+    s = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.port = 1  # type: ignore[misc]
+    assert s.as_dict()["history"] == 10_000
+    assert s.replace(port=5).port == 5
+
+
+def test_long_poll_timeout_within_cap():
+    """The default long-poll timeout may not exceed its cap."""
+    with pytest.raises(ValueError):
+        Settings(long_poll_timeout_s=40, long_poll_max_timeout_s=30)
