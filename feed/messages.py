@@ -2,8 +2,8 @@
 
 Validation is strict about shape and lenient about extra keys (forward compatibility). A frame
 that fails yields a :class:`MessageError` whose ``code`` goes into the error frame: ``invalid_json``
-(not JSON), ``unknown_message`` (no or unknown ``type``) or ``invalid_message`` (known ``type``,
-wrong fields).
+(not JSON), ``unknown_message`` (not an object, or no or unknown ``type``) or ``invalid_message``
+(known ``type``, wrong fields).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def parse_message(text: str | bytes) -> Ping | Pong | Publish | Auth:
         kinds = {e["type"] for e in errors}
         if "json_invalid" in kinds:
             raise MessageError("invalid_json", "frame is not JSON") from None
-        if kinds & {"union_tag_invalid", "union_tag_not_found", "model_attributes_type"}:
+        # Not an object, or an object without a known ``type``: the same answer as before pydantic.
+        if kinds & {"union_tag_invalid", "union_tag_not_found", "dict_type"}:
             raise MessageError(
                 "unknown_message", f"type must be one of {sorted(KNOWN_TYPES)}"
             ) from None
