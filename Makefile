@@ -43,7 +43,11 @@ serve: venv ## run the server with the ticker on 127.0.0.1:8000
 bench: install ## the quick four-transport comparison
 	$(BIN)/pushlab bench
 
+hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
+	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
+	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
+
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench clean
+.PHONY: help venv system install lint fmt test test-all serve bench hotpath clean
