@@ -17,10 +17,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 venv: $(STAMP) ## create .venv and install pinned dependencies
 
-system: ## install Debian's nginx and chromium when missing (root)
+system: ## install Debian's nginx, chromium and node when missing (root)
 	@scripts/setup-system.sh
 
-install: venv system ## everything a run needs
+NODE_STAMP := baseline/node/node_modules/.installed
+
+$(NODE_STAMP): baseline/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd baseline/node && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "baseline: node/npm not installed; the Node baseline row will be skipped" >&2; fi
+
+baseline: $(NODE_STAMP) ## npm ci the Node baseline's pinned deps (skipped without node)
+
+install: venv system baseline ## everything a run needs
 
 lint: venv ## ruff + mypy (strict on code)
 	$(BIN)/ruff check .
@@ -46,8 +55,26 @@ bench: install ## the quick four-transport comparison
 hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
+cluster: install ## 3 instances on Redis behind nginx (https, local CA) until Ctrl-C
+	$(BIN)/pushlab cluster up --rate 10
+
+cluster-down: ## stop a cluster started by `make cluster` (pid files in .run/cluster)
+	$(BIN)/pushlab cluster down
+
+cluster-faults: install ## SIGKILL + rolling restart under load: loss, reconnect p50/p99 -> results/
+	$(BIN)/pushlab cluster faults
+
+cluster-bench: install ## direct vs nginx, memory vs Redis, 1 vs 3 instances -> results/
+	$(BIN)/pushlab cluster bench
+
+pubsub-loss: venv ## plain Redis pub/sub vs pushlab Streams across a subscriber outage -> results/
+	$(BIN)/pushlab cluster pubsub-loss
+
+screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (headless Chromium)
+	$(BIN)/pushlab screenshots --out docs/img
 
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system install lint fmt test test-all serve bench hotpath clean
+.PHONY: help venv system baseline install lint fmt test test-all serve bench screenshots clean \
+	cluster cluster-down cluster-faults cluster-bench pubsub-loss hotpath

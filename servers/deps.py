@@ -14,6 +14,7 @@ from feed.broker import Broker
 from feed.codec import dumps
 from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, Unauthorized
 from feed.settings import Settings
+from feed.ticker import TickerControl
 from servers.connections import Connections
 from servers.metrics import Metrics
 
@@ -29,6 +30,7 @@ class AppState:
     settings: Settings
     broker: Broker
     shutdown: asyncio.Event
+    ticker: TickerControl | None = None
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)
 

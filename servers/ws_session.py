@@ -190,7 +190,7 @@ class Session:
             if message["type"] == "websocket.disconnect":
                 self.conn.closing(int(message.get("code", 1005)), "client")
                 return
-            if not bucket.take(time.monotonic()):
+            if not bucket.allow(time.monotonic()):
                 dropped += 1
                 if dropped == 1:
                     await self._reply({"type": "error", "error": "rate_limited", "detail": None})

@@ -1,0 +1,375 @@
+'use strict';
+/*
+ * The baseline row: "what the seed would have built" — Express for plain HTTP, `ws` for
+ * WebSocket, plain Node `http` for Server-Sent Events — speaking pushlab's wire contract
+ * (docs/protocol.md) so the lab's clients and load drivers run against it unchanged.
+ *
+ *   node server.js [--port 8000] [--host 127.0.0.1] [--rate 10] [--size 64] [--topic ticks]
+ *                  [--history 10000] [--subscriber-buffer 1000] [--retry-ms 1000]
+ *                  [--keepalive-s 15]
+ *
+ * Endpoints: POST /publish?topic=, GET /healthz, POST /admin/kick?topic=, WS /ws?topic=&since=,
+ * GET /sse?topic=&since= (Last-Event-ID wins). Not implemented (the baseline serves the push
+ * transports only): /poll and /long-poll.
+ *
+ * Deliberate choices, so the row measures the seed's stack and not a tuned one:
+ * - each event is serialised once; the same string goes to every WebSocket (ws `send`) and the
+ *   same SSE frame string to every stream;
+ * - ts_ns is wall-clock nanoseconds comparable with Python's time.time_ns() on the same host:
+ *   Date.now() is anchored at a millisecond edge (to ~25 µs), then advanced with
+ *   process.hrtime.bigint();
+ * - a slow consumer is cut when its socket buffer holds more than subscriber-buffer events
+ *   (bytes of the latest frame x the buffer), WS 1013 / SSE `event: end` reason overflow;
+ * - every socket has an 'error' handler: without one a bad frame kills a Node `ws` server.
+ */
+const http = require('node:http');
+const express = require('express');
+const { WebSocketServer, WebSocket } = require('ws');
+
+const TOPIC_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+const MAX_SEQ = (1n << 63n) - 1n;
+const MAX_BODY = 64 * 1024;
+const MAX_BAD_FRAMES = 10;
+
+function parseArgs(argv) {
+  const opts = {
+    port: 8000, host: '127.0.0.1', rate: 10, size: 64, topic: 'ticks', history: 10000,
+    'subscriber-buffer': 1000, 'retry-ms': 1000, 'keepalive-s': 15,
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '');
+    if (!(key in opts) || i + 1 >= argv.length) {
+      console.error(`usage: node server.js [--${Object.keys(opts).join(' N] [--')} N]`);
+      process.exit(2);
+    }
+    opts[key] = typeof opts[key] === 'number' ? Number(argv[i + 1]) : argv[i + 1];
+  }
+  return opts;
+}
+
+// --- clock: wall-clock ns, monotonic between anchors -------------------------------------
+function anchorClock() {
+  // Catch Date.now() ticking over to a new millisecond, bracketed by two hrtime readings: the
+  // tick happened between them, so the anchor is good to half their distance. A bracket wider
+  // than 50 µs (the process was preempted) is thrown away and the next tick is tried.
+  let best = null;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = Date.now();
+    let ms = first;
+    let before = 0n;
+    let after = 0n;
+    while (ms === first) {
+      before = process.hrtime.bigint();
+      ms = Date.now();
+      after = process.hrtime.bigint();
+    }
+    const width = after - before;
+    if (best === null || width < best.width) {
+      best = { wallNs: BigInt(ms) * 1000000n, hr: (before + after) / 2n, width };
+    }
+    if (width < 50000n) break;
+  }
+  return best;
+}
+const CLOCK = anchorClock();
+const nowNs = () => CLOCK.wallNs + (process.hrtime.bigint() - CLOCK.hr);
+
+// --- payload: the same shape and size as feed/ticker.py make_payload ---------------------
+function pyFloat(x) {
+  const s = String(x); // shortest round-trip repr, like Python's repr; Python keeps ".0"
+  return /^-?\d+$/.test(s) ? `${s}.0` : s;
+}
+function makePayload(i, size) {
+  const price = pyFloat(Math.round((100 + 10 * Math.sin(i / 50)) * 1e4) / 1e4);
+  const overhead = `{"i":${i},"price":${price},"pad":""}`.length;
+  return `{"i":${i},"price":${price},"pad":"${'x'.repeat(Math.max(0, size - overhead))}"}`;
+}
+
+// --- the feed: per-topic ring buffer + subscribers ----------------------------------------
+class Topic {
+  constructor(name, capacity) {
+    this.name = name;
+    this.capacity = capacity;
+    this.ring = new Array(capacity);
+    this.last = 0;
+    this.count = 0;
+    this.sockets = new Set(); // WebSocket subscribers
+    this.streams = new Set(); // SSE responses
+  }
+  oldest() { return this.count ? this.last - this.count + 1 : null; }
+  append(ev) {
+    this.ring[ev.seq % this.capacity] = ev;
+    this.last = ev.seq;
+    this.count = Math.min(this.count + 1, this.capacity);
+  }
+  after(seq) {
+    const out = [];
+    for (let s = seq + 1; s <= this.last; s++) out.push(this.ring[s % this.capacity]);
+    return out;
+  }
+  // Same rules as feed/history.py History.resolve: [cursor actually served, gap object or null].
+  resolve(since) {
+    if (since === null) return [this.last, null];
+    const oldest = this.oldest();
+    const first = oldest !== null ? oldest : this.last + 1;
+    let reason = null;
+    if (since > this.last) reason = 'ahead';
+    else if (since + 1 < first) reason = 'expired';
+    if (reason === null) return [since, null];
+    const gap = {
+      type: 'gap', recovered: false, topic: this.name, since, oldest_seq: oldest,
+      last_seq: this.last, reason, resume_after: first - 1,
+    };
+    return [first - 1, gap];
+  }
+}
+
+class Feed {
+  constructor(opts) {
+    this.opts = opts;
+    this.topics = new Map();
+    this.published = 0;
+  }
+  topic(name) {
+    let t = this.topics.get(name);
+    if (!t) {
+      t = new Topic(name, this.opts.history);
+      this.topics.set(name, t);
+    }
+    return t;
+  }
+  publish(name, dataJson) {
+    const t = this.topic(name);
+    const seq = t.last + 1;
+    const ts = nowNs();
+    // Serialised once; every subscriber gets these very strings.
+    const text = `{"topic":${JSON.stringify(name)},"seq":${seq},"ts_ns":${ts},"data":${dataJson}}`;
+    const ev = { seq, ts, text, sse: `id: ${seq}\ndata: ${text}\n\n` };
+    t.append(ev);
+    this.published++;
+    const limit = this.opts['subscriber-buffer'] * Buffer.byteLength(ev.sse);
+    for (const ws of t.sockets) {
+      if (ws.bufferedAmount > limit) ws.close(1013, 'overflow');
+      else if (ws.readyState === WebSocket.OPEN) ws.send(text);
+    }
+    for (const res of t.streams) {
+      if (res.writableLength > limit) endStream(res, 'overflow');
+      else res.write(ev.sse);
+    }
+    return ev;
+  }
+  kick(name) {
+    let n = 0;
+    for (const t of this.topics.values()) {
+      if (name !== null && t.name !== name) continue;
+      for (const ws of t.sockets) { ws.close(1012, 'kicked'); n++; }
+      for (const res of t.streams) { endStream(res, 'kicked'); n++; }
+    }
+    return n;
+  }
+  stats() {
+    let subscribers = 0;
+    for (const t of this.topics.values()) subscribers += t.sockets.size + t.streams.size;
+    return { backend: 'node', topics: this.topics.size, published: this.published, subscribers };
+  }
+}
+
+// --- input checks (the contract's 400s) ----------------------------------------------------
+class BadInput extends Error {
+  constructor(code, detail) { super(detail); this.code = code; }
+}
+function checkTopic(topic) {
+  if (typeof topic !== 'string' || !TOPIC_RE.test(topic)) {
+    throw new BadInput('bad_topic', `topic must match ${TOPIC_RE.source}`);
+  }
+  return topic;
+}
+function parseCursor(value, name = 'since') {
+  if (value === undefined || value === null) return null;
+  const text = String(value).trim();
+  if (!/^[0-9]+$/.test(text) || BigInt(text) > MAX_SEQ) {
+    throw new BadInput('bad_cursor', `${name} must be a non-negative integer`);
+  }
+  return Number(text);
+}
+const errorBody = (code, detail) => JSON.stringify({ error: code, detail });
+function query(req) {
+  return new URL(req.url, 'http://localhost').searchParams;
+}
+function parseSubscribe(req) {
+  const q = query(req);
+  const topic = checkTopic(q.get('topic'));
+  const lastId = req.headers['last-event-id'];
+  const since = lastId ? parseCursor(lastId, 'Last-Event-ID') : parseCursor(q.get('since'));
+  return { topic, since };
+}
+
+// --- SSE, plain Node http ------------------------------------------------------------------
+function endStream(res, reason) {
+  res.end(`event: end\ndata: {"type":"end","reason":"${reason}"}\n\n`);
+}
+function serveSSE(feed, req, res) {
+  let sub;
+  try {
+    sub = parseSubscribe(req);
+  } catch (err) {
+    res.writeHead(400, { 'content-type': 'application/json' }).end(errorBody(err.code, err.message));
+    return;
+  }
+  const t = feed.topic(sub.topic);
+  const [cursor, gap] = t.resolve(sub.since);
+  res.socket.setNoDelay(true);
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-accel-buffering': 'no',
+  });
+  let head = `retry: ${feed.opts['retry-ms']}\n\n`;
+  if (gap) head += `event: gap\ndata: ${JSON.stringify(gap)}\n\n`;
+  head += `id: ${cursor}\nevent: ready\ndata: ${JSON.stringify({ type: 'ready', topic: t.name, cursor })}\n\n`;
+  res.write(head + t.after(cursor).map((e) => e.sse).join(''));
+  t.streams.add(res);
+  const ping = setInterval(
+    () => res.write(`: ping - ${new Date().toISOString()}\n\n`),
+    feed.opts['keepalive-s'] * 1000,
+  );
+  const done = () => { clearInterval(ping); t.streams.delete(res); };
+  res.on('close', done);
+  res.on('error', done);
+}
+
+// --- WebSocket, ws -------------------------------------------------------------------------
+function serveWS(feed, wss, req, socket, head) {
+  let sub;
+  try {
+    sub = parseSubscribe(req);
+  } catch (err) {
+    const body = errorBody(err.code, err.message);
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    const t = feed.topic(sub.topic);
+    const [cursor, gap] = t.resolve(sub.since);
+    let bad = 0;
+    ws.on('error', (err) => { console.error(`ws error: ${err.message}`); ws.terminate(); });
+    ws.on('close', () => t.sockets.delete(ws));
+    ws.on('message', (data, isBinary) => {
+      const reply = handleFrame(feed, t.name, data, isBinary);
+      if (reply.type === 'error' && ++bad >= MAX_BAD_FRAMES) {
+        ws.close(1008, 'too many bad messages');
+        return;
+      }
+      ws.send(JSON.stringify(reply));
+    });
+    if (gap) ws.send(JSON.stringify(gap));
+    ws.send(JSON.stringify({ type: 'ready', topic: t.name, cursor }));
+    for (const ev of t.after(cursor)) ws.send(ev.text);
+    t.sockets.add(ws);
+  });
+}
+function handleFrame(feed, topic, data, isBinary) {
+  if (isBinary) return { type: 'error', error: 'unsupported', detail: 'binary frames are not accepted' };
+  let obj;
+  try {
+    obj = JSON.parse(data.toString());
+  } catch {
+    return { type: 'error', error: 'invalid_json', detail: 'frame is not JSON' };
+  }
+  const kind = obj !== null && typeof obj === 'object' ? obj.type : undefined;
+  if (kind === 'ping') return { type: 'pong', id: obj.id ?? null };
+  if (kind === 'publish' && 'data' in obj) {
+    const ev = feed.publish(topic, JSON.stringify(obj.data));
+    return { type: 'published', seq: ev.seq, id: obj.id ?? null };
+  }
+  return { type: 'error', error: 'unknown_message', detail: 'expected type ping or publish' };
+}
+
+// --- Express: publish, health, admin -------------------------------------------------------
+function makeApp(feed) {
+  const app = express();
+  app.post('/publish', express.text({ type: () => true, limit: MAX_BODY }), (req, res) => {
+    let topic;
+    try {
+      topic = checkTopic(req.query.topic);
+    } catch (err) {
+      res.status(400).type('json').send(errorBody(err.code, err.message));
+      return;
+    }
+    let dataJson;
+    try {
+      dataJson = JSON.stringify(JSON.parse(typeof req.body === 'string' ? req.body : ''));
+    } catch {
+      res.status(400).type('json').send(errorBody('invalid_json', 'body is not valid JSON'));
+      return;
+    }
+    const ev = feed.publish(topic, dataJson);
+    res.type('json').send(`{"topic":${JSON.stringify(topic)},"seq":${ev.seq},"ts_ns":${ev.ts}}`);
+  });
+  app.get('/healthz', (req, res) => res.json({ status: 'ok', broker: feed.stats() }));
+  app.post('/admin/kick', (req, res) => res.json({ kicked: feed.kick(req.query.topic ?? null) }));
+  app.use((err, req, res, _next) => {
+    const tooBig = err.type === 'entity.too.large';
+    res.status(tooBig ? 413 : 400).type('json')
+      .send(errorBody(tooBig ? 'payload_too_large' : 'bad_request', err.message));
+  });
+  return app;
+}
+
+// --- ticker: absolute schedule, like feed/ticker.py (never slowed by subscribers) ----------
+function startTicker(feed, opts) {
+  if (!(opts.rate > 0)) return () => {};
+  const period = 1000 / opts.rate;
+  const start = performance.now();
+  let i = 0;
+  let timer = null;
+  const tick = () => {
+    const due = Math.floor((performance.now() - start) / period) + 1;
+    const burstEnd = Math.min(due, i + 1000);
+    while (i < burstEnd) {
+      i += 1;
+      feed.publish(opts.topic, makePayload(i, opts.size));
+    }
+    timer = setTimeout(tick, Math.max(0, start + i * period - performance.now()));
+  };
+  tick();
+  return () => clearTimeout(timer);
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  checkTopic(opts.topic);
+  const feed = new Feed(opts);
+  const app = makeApp(feed);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY, perMessageDeflate: false });
+  wss.on('error', (err) => console.error(`wss error: ${err.message}`));
+  const server = http.createServer({ noDelay: true }, (req, res) => {
+    if (req.method === 'GET' && req.url.split('?')[0] === '/sse') serveSSE(feed, req, res);
+    else app(req, res);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    if (req.url.split('?')[0] === '/ws') serveWS(feed, wss, req, socket, head);
+    else socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+  });
+  let stopTicker = () => {};
+  server.listen(opts.port, opts.host, () => {
+    const { port } = server.address();
+    console.log(`pushlab node baseline listening on http://${opts.host}:${port}`);
+    stopTicker = startTicker(feed, opts);
+  });
+  const shutdown = () => {
+    stopTicker();
+    for (const t of feed.topics.values()) {
+      for (const ws of t.sockets) ws.close(1001, 'shutdown');
+      for (const res of t.streams) endStream(res, 'shutdown');
+    }
+    server.close(() => process.exit(0)); // Node >= 19 also closes idle keep-alive sockets
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main();

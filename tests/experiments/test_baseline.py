@@ -1,0 +1,242 @@
+"""The Node baseline speaks pushlab's contract: pushlab's own clients get the same guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import time
+from collections.abc import AsyncGenerator, Iterator
+
+import httpx
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from clients import SSEClient, WebSocketClient
+from clients.base import Received
+from experiments.baseline import (
+    NODE_DIR,
+    ensure_node_modules,
+    node_available,
+    node_server_command,
+)
+from feed.events import Gap
+from feed.ticker import make_payload
+from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
+from tests.experiments.procs import ServerProcess
+from tests.support import IN_CI, require
+
+pytestmark = pytest.mark.load
+
+CLIENTS = {"ws": WebSocketClient, "sse": SSEClient}
+
+
+def node_server(rate: float = 0, size: int = 64, history: int = 10_000) -> ServerProcess:
+    require("node", "the Node.js baseline row")
+    ok, why = node_available()
+    if not ok:
+        (pytest.fail if IN_CI else pytest.skip)(why)
+    ensure_node_modules()
+    return ServerProcess(node_server_command(0, rate, size, "ticks", history)).start_with_port()
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[ServerProcess]:
+    srv = node_server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncGenerator[httpx.AsyncClient, None]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+def make(transport: str, srv: ServerProcess, topic: str, **kwargs) -> WebSocketClient | SSEClient:
+    return CLIENTS[transport](srv.url, topic, retry=FAST_RETRY, **kwargs)
+
+
+def test_node_available_reports_why():
+    """``node_available`` says yes with a version, or why not; it never raises."""
+    ok, why = node_available()
+    assert isinstance(ok, bool) and why
+    if ok:
+        assert why.startswith("node v")
+    assert (NODE_DIR / "package-lock.json").exists()
+
+
+@pytest.mark.parametrize("transport", sorted(CLIENTS))
+async def test_in_order_exactly_once(transport, node, http):
+    """Events published after subscribing arrive in order, none lost or duplicated."""
+    topic = f"order-{transport}"
+    c = Collector(make(transport, node, topic))
+    await ready(c.client)
+    await publish(http, node.url, topic, 200)
+    await c.until(200)
+    await c.close()
+    assert c.seqs == list(range(1, 201))
+    assert (c.client.counters.duplicates, c.client.counters.silent_gaps) == (0, 0)
+
+
+@pytest.mark.parametrize("transport", sorted(CLIENTS))
+async def test_resume_after_client_side_drop(transport, node, http):
+    """The client's socket is cut mid-stream, repeatedly; it resumes with nothing lost."""
+    topic = f"drop-{transport}"
+    c = Collector(make(transport, node, topic))
+    await ready(c.client)
+    for round_ in range(4):
+        await publish(http, node.url, topic, 30, start=30 * round_)
+        await c.until(30 * round_ + 10)
+        c.client.drop()
+    await c.until(120)
+    await c.close()
+    assert c.seqs == list(range(1, 121))
+    assert c.client.counters.connections >= 2 and c.client.counters.silent_gaps == 0
+
+
+@pytest.mark.parametrize("transport", sorted(CLIENTS))
+async def test_resume_after_kick(transport, node, http):
+    """The server closes every stream (1012 / ``end: kicked``); the client resumes exactly."""
+    topic = f"kick-{transport}"
+    c = Collector(make(transport, node, topic))
+    await ready(c.client)
+    await publish(http, node.url, topic, 40)
+    await c.until(20)
+    assert (await http.post(f"{node.url}/admin/kick", params={"topic": topic})).json()["kicked"]
+    await publish(http, node.url, topic, 40, start=40)
+    await c.until(80)
+    await c.close()
+    assert c.seqs == list(range(1, 81))
+
+
+@pytest.mark.parametrize("transport", sorted(CLIENTS))
+async def test_gap_past_history_is_signalled(transport, http):
+    """Resuming from before the retained history yields one explicit recovered=false gap."""
+    srv = node_server(history=10)
+    try:
+        await publish(http, srv.url, "t", 30)
+        c = Collector(make(transport, srv, "t", since=5))
+        await c.until(10)
+        await c.close()
+    finally:
+        srv.stop()
+    gaps = [i for i in c.items if isinstance(i, Gap)]
+    assert [(g.reason, g.oldest_seq, g.since, g.resume_after) for g in gaps] == [
+        ("expired", 21, 5, 20)
+    ]
+    assert isinstance(c.items[0], Gap) and c.seqs == list(range(21, 31))
+
+
+@pytest.mark.parametrize("transport", sorted(CLIENTS))
+async def test_cursor_ahead_is_signalled(transport, node, http):
+    """A cursor newer than anything published is reported as reason=ahead."""
+    topic = f"ahead-{transport}"
+    await publish(http, node.url, topic, 3)
+    c = Collector(make(transport, node, topic, since=500))
+    await c.until(3)
+    await c.close()
+    assert [g.reason for g in c.items if isinstance(g, Gap)] == ["ahead"]
+    assert c.seqs == [1, 2, 3]
+
+
+async def test_ticker_payload_matches_python(http):
+    """The Node ticker's events have feed/ticker.py's shape and exact JSON size."""
+    srv = node_server(rate=200, size=64)
+    try:
+        c = Collector(make("ws", srv, "ticks", since=0))
+        await c.until(50)
+        await c.close()
+    finally:
+        srv.stop()
+    for item in c.items:
+        if isinstance(item, Received):
+            data, i = item.event.data, item.event.data["i"]
+            ours = make_payload(i, 64)
+            assert len(orjson.dumps(data)) == len(orjson.dumps(ours)) == 64
+            assert data["pad"] == ours["pad"] and abs(data["price"] - ours["price"]) < 1e-3
+
+
+async def test_ts_ns_is_comparable_with_time_time_ns(node, http):
+    """The server's ts_ns sits between two time.time_ns() readings around the publish."""
+    for _ in range(20):
+        before = time.time_ns()
+        r = await http.post(f"{node.url}/publish", params={"topic": "clock"}, json=1)
+        after = time.time_ns()
+        assert before - 1_000_000 <= r.json()["ts_ns"] <= after + 1_000_000
+
+
+async def test_publish_errors(node, http):
+    """Bad topic / JSON / size and bad cursors get the contract's status and error code."""
+    url = node.url
+    cases = [
+        (await http.post(f"{url}/publish", params={"topic": "a b"}, json=1), 400, "bad_topic"),
+        (
+            await http.post(f"{url}/publish", params={"topic": "a"}, content=b"{x"),
+            400,
+            "invalid_json",
+        ),
+        (
+            await http.post(f"{url}/publish", params={"topic": "a"}, content=b"1" * 70_000),
+            413,
+            "payload_too_large",
+        ),
+        (await http.get(f"{url}/sse", params={"topic": "a", "since": "-1"}), 400, "bad_cursor"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["error"]) == (status, code)
+
+
+async def test_ws_frames_and_refusals(node):
+    """ping/publish work, garbage gets error frames then 1008, a bad cursor is refused."""
+    ws_url = node.url.replace("http", "ws") + "/ws?topic=frames"
+    async with connect(ws_url) as ws:
+        assert orjson.loads(await ws.recv())["type"] == "ready"
+        await ws.send(orjson.dumps({"type": "ping", "id": 7}).decode())
+        assert orjson.loads(await ws.recv()) == {"type": "pong", "id": 7}
+        await ws.send(orjson.dumps({"type": "publish", "data": {"x": 1}, "id": 1}).decode())
+        frames = [orjson.loads(await ws.recv()) for _ in range(2)]
+        assert {f.get("type", "event") for f in frames} == {"published", "event"}
+        await ws.send(b"\x00")
+        assert orjson.loads(await ws.recv())["error"] == "unsupported"
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(10):
+                await ws.send("not json")
+                assert orjson.loads(await ws.recv())["error"] == "invalid_json"
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    with pytest.raises(Exception, match="400"):
+        async with connect(ws_url + "&since=abc"):
+            pass
+
+
+def test_survives_a_protocol_violating_frame(node):
+    """An unmasked client frame (RFC 6455 violation) closes that socket, not the server."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        s.sendall(
+            f"GET /ws?topic=bad HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        assert s.recv(4096).startswith(b"HTTP/1.1 101")
+        s.sendall(b"\x81\x05hello")  # text frame without the mask bit
+        while s.recv(4096):
+            pass
+    assert node.proc is not None and node.proc.poll() is None
+    assert httpx.get(f"{node.url}/healthz", trust_env=False).json()["status"] == "ok"
+
+
+async def test_sigterm_closes_streams_with_1001():
+    """SIGTERM closes WebSockets with 1001 (reconnect) and the process exits 0."""
+    srv = node_server()
+    ws_url = srv.url.replace("http", "ws") + "/ws?topic=t"
+    async with connect(ws_url) as ws:
+        await ws.recv()
+        code = await asyncio.to_thread(srv.stop)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert code == 0
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001

@@ -1,0 +1,249 @@
+"""The Locust drivers deliver every event once, in all modes, against a real pushlab server.
+
+Each test runs Locust as a subprocess (never in this process: it monkey-patches sockets) for a
+few seconds; ``PUSHLAB_TEST_FULL=1`` runs longer and with more users.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from experiments.locust_runner import LocustRunError, locust_bin, locustfile, run_locust
+from tests.experiments.procs import pushlab_server
+from tests.support import FULL, free_port, wait_until
+
+pytestmark = pytest.mark.load
+
+RATE = 50.0
+USERS = 20 if FULL else 5
+SECONDS = 10.0 if FULL else 3.0
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = pushlab_server(RATE).start()
+    yield srv
+    srv.stop()
+
+
+def assert_clean(result: dict, users: int) -> None:
+    """Every user delivered, nothing lost, doubled or failed."""
+    assert result["users_delivering"] == users, result
+    assert result["delivered"] >= users * RATE * (SECONDS - 2) * 0.5, result
+    assert (result["duplicates"], result["gaps"], result["silent_gaps"]) == (0, 0, 0), result
+    assert result["failures"] == 0, result
+    assert 0 < result["locust_csv_requests"] <= result["delivered"], result
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse", "poll", "long-poll"])
+def test_headless_delivery(transport, server, tmp_path):
+    """Each user class delivers the ticker's events exactly once, with latency and bytes."""
+    env = {"LOCUST_FEED_POLL_INTERVAL_S": "0.1", "LOCUST_FEED_LONG_POLL_TIMEOUT_S": "5"}
+    r = run_locust(transport, server.url, USERS, SECONDS, out_dir=tmp_path, extra_env=env)
+    assert_clean(r, USERS)
+    assert r["peak_open_sessions"] == USERS, r
+    assert 0 < r["latency_ms_p50"] <= r["latency_ms_p99"] <= r["latency_ms_max"], r
+    assert 60 < r["bytes_per_event"] < 200, r  # 64-byte payload + envelope
+    assert r["generator"] == "locust" and r["locust_processes"] == 1
+    assert 0 < r["generator_cpu_pct"] <= r["generator_cpu_peak_pct"] + 0.1, r
+    assert 0 < r["machine_cpu_pct"] <= 100.5, r
+    assert (tmp_path / "locust_stats.csv").exists()
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_distributed_processes(transport, server, tmp_path):
+    """``--processes 2``: a master and two workers; the master's summary adds up both."""
+    r = run_locust(transport, server.url, USERS + 1, SECONDS, processes=2, out_dir=tmp_path)
+    assert_clean(r, USERS + 1)
+    assert r["locust_workers"] == 2 and r["locust_processes"] == 3, r
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_resume_after_kicks(transport, server, tmp_path):
+    """Streams cut by the server mid-run resume after their last seq: no loss, no duplicate."""
+    stop = threading.Event()
+    kicks = []
+
+    def kick() -> None:
+        time.sleep(1.5)
+        while not stop.wait(0.7):
+            kicks.append(httpx.post(f"{server.url}/admin/kick", params={"topic": "ticks"}))
+
+    kicker = threading.Thread(target=kick)
+    kicker.start()
+    try:
+        r = run_locust(transport, server.url, USERS, SECONDS + 1, out_dir=tmp_path)
+    finally:
+        stop.set()
+        kicker.join()
+    assert any(k.json()["kicked"] for k in kicks)
+    assert r["reconnects"] >= USERS and r["failures"] >= USERS, r  # 1012 / end: kicked
+    assert (r["duplicates"], r["gaps"], r["silent_gaps"]) == (0, 0, 0), r
+    assert r["users_delivering"] == USERS
+
+
+BLOCKING_SSE = '''
+"""SSE users on a socket gevent does NOT patch: the negative control of cooperativeness."""
+from gevent import monkey
+
+import time
+import orjson
+
+import experiments.locustfiles.sse as sse_mod
+
+RawSocket = monkey.get_original("socket", "socket")
+
+
+class BlockingSSEUser(sse_mod.SSEUser):
+    def session(self):
+        host, port = self.host.removeprefix("http://").split(":")
+        s = RawSocket()
+        s.connect((host, int(port)))
+        s.sendall(b"GET /sse?topic=ticks HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        try:
+            f = s.makefile("rb")
+            yield "ready", 0
+            for n, line in enumerate(f):
+                if line.startswith(b'data: {"topic"'):
+                    obj = orjson.loads(line[6:])
+                    yield obj["seq"], obj["ts_ns"], len(line) - 7, time.time_ns()
+                if n > 30:
+                    return
+        finally:
+            s.close()
+'''
+
+
+def test_clients_are_cooperative_under_gevent(tmp_path):
+    """No user blocks the gevent hub (gevent's monitor says so); an unpatched socket would."""
+    users = 8
+    slow = pushlab_server(4).start()  # 250 ms between events: a blocking read holds the hub
+    env = {"LOCUST_FEED_MONITOR_HUB_MS": "100"}
+    try:
+        for transport in ("ws", "sse"):
+            r = run_locust(
+                transport, slow.url, users, 3, out_dir=tmp_path / transport, extra_env=env
+            )
+            assert r["hub_blocked"] == 0, r
+            assert r["peak_open_sessions"] == r["users_delivering"] == users, r
+        # The negative control: the same check catches a client that blocks the gevent hub.
+        path = tmp_path / "blocking_sse.py"
+        path.write_text(BLOCKING_SSE)
+        r = run_locust(
+            "sse", slow.url, users, 2, out_dir=tmp_path / "neg", extra_env=env, locustfile_path=path
+        )
+    finally:
+        slow.stop()
+    assert r["hub_blocked"] > 0, r
+    assert r["peak_open_sessions"] < users, r
+
+
+def test_web_ui_runs_a_test(server, tmp_path):
+    """With the web UI (no --headless), a test started from /swarm delivers and reports."""
+    web_port = free_port()
+    summary = tmp_path / "summary.json"
+    cmd = [
+        str(locust_bin()),
+        "-f",
+        str(locustfile("ws")),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(web_port),
+        "--host",
+        server.url,
+        "--feed-summary",
+        str(summary),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = f"http://127.0.0.1:{web_port}"
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(ui, timeout=1, trust_env=False).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 20, "locust web UI")
+        form = {"user_count": 3, "spawn_rate": 3, "host": server.url, "feed_topic": "ticks"}
+        assert httpx.post(f"{ui}/swarm", data=form, trust_env=False).status_code == 200
+
+        def delivered() -> int:
+            stats = httpx.get(f"{ui}/stats/requests", trust_env=False).json()["stats"]
+            return sum(s["num_requests"] for s in stats if s["method"] == "ws")
+
+        wait_until(lambda: delivered() >= 30, 20, "events in the web UI stats")
+        httpx.get(f"{ui}/stop", trust_env=False)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    result = json.loads(summary.read_text())
+    assert result["delivered"] >= 30 and result["silent_gaps"] == 0 == result["duplicates"]
+
+
+def test_never_imports_locust_here():
+    """Locust stays out of the test process (it would monkey-patch pytest's sockets)."""
+    assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules
+    assert os.access(locust_bin(), os.X_OK)
+    assert Path(locustfile("websocket")).name == "websocket.py"
+
+
+def test_hard_timeout_kills_a_stuck_run(server, tmp_path):
+    """A run whose hub is blocked for good is killed at the hard timeout, with a clear error."""
+    path = tmp_path / "stuck.py"
+    path.write_text(BLOCKING_SSE.replace("ticks HTTP", "quiet HTTP").replace("n > 30", "False"))
+    started = time.monotonic()
+    with pytest.raises(LocustRunError, match="overran"):
+        run_locust(
+            "sse", server.url, 1, 1, out_dir=tmp_path, locustfile_path=path, hard_timeout_s=4
+        )
+    assert time.monotonic() - started < 4 + 5 + 5
+
+
+def test_separate_master_and_worker_share_options(tmp_path):
+    """A worker started on its own gets the master's feed options (here: the topic)."""
+    srv = pushlab_server(RATE, "--topic", "elsewhere").start()
+    port = free_port()
+    summary = tmp_path / "summary.json"
+    common = [str(locust_bin()), "-f", str(locustfile("ws"))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    master = subprocess.Popen(
+        [*common, "--master", "--headless", "--expect-workers", "1", "--users", "3",
+         "--spawn-rate", "3", "--run-time", "3s", "--stop-timeout", "0", "--host", srv.url,
+         "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--feed-summary", str(summary), "--only-summary"],
+        env=env | {"LOCUST_FEED_TOPIC": "elsewhere"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+        env=env,  # no LOCUST_FEED_TOPIC: the master's value must reach it
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert master.wait(40) == 0
+        worker.wait(20)
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        srv.stop()
+    result = json.loads(summary.read_text())
+    assert result["workers"] == 1 and result["users_delivering"] == 3, result
+    assert result["delivered"] > 0 and result["silent_gaps"] == 0 == result["duplicates"]
