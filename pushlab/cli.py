@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.cli", "run the server with the built-in ticker"),
     "listen": ("clients.cli", "subscribe over one transport and print events live"),
     "publish": ("clients.publish_cli", "publish one event"),
+    "chat": ("clients.chat", "terminal chat client for WS /chat"),
+    "rtt": ("experiments.rtt", "round trip: WebSocket message vs HTTP request (echo)"),
     "bridge": ("clients.rabbitmq_bridge", "consume a RabbitMQ queue and publish into the feed"),
     "cluster": ("experiments.cluster_cli", "N instances + Redis + nginx/TLS; faults; bench cells"),
     "screenshots": ("clients.screenshots", "PNGs of the dashboard and whiteboard"),
