@@ -49,8 +49,9 @@ test-all: install ## the long forms too (PUSHLAB_TEST_FULL=1)
 serve: venv ## run the server with the ticker on 127.0.0.1:8000
 	$(BIN)/pushlab serve
 
-bench: install ## the quick four-transport comparison
-	$(BIN)/pushlab bench
+PROFILE ?= quick
+bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)
+	$(BIN)/pushlab bench --profile $(PROFILE)
 
 hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20

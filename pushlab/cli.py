@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.cli", "run the server with the built-in ticker"),
     "listen": ("clients.cli", "subscribe over one transport and print events live"),
     "publish": ("clients.publish_cli", "publish one event"),
+    "bench": ("experiments.cli", "run a measurement profile (quick, full, tiny), plot, report"),
+    "plot": ("experiments.cli", "regenerate figures and report of a results folder"),
     "chat": ("clients.chat", "terminal chat client for WS /chat"),
     "rtt": ("experiments.rtt", "round trip: WebSocket message vs HTTP request (echo)"),
     "bridge": ("clients.rabbitmq_bridge", "consume a RabbitMQ queue and publish into the feed"),

@@ -1,0 +1,280 @@
+"""Running one cell against a server that is already up: asyncio load, idle memory, or Locust.
+
+Each function returns the cell's measured figures as a flat dict (see results/README.md). The
+measurement window is fixed in wall-clock time (``t0``/``t1``) and shared by the load generators,
+the kernel byte counters and the CPU meters, so every per-event figure divides numbers that were
+counted over the same interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments import formulas, sockstats
+from experiments.children import CpuMeter, rss_bytes, spawn, stop
+from experiments.matrix import Cell
+from experiments.metrics import summarize
+
+GENERATOR_BOUND_PCT = 90.0
+CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running server: where it listens and which process to meter."""
+
+    url: str
+    port: int
+    pid: int
+    topic: str
+
+
+def _split(n: int, parts: int) -> list[int]:
+    parts = max(1, min(parts, n))
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+
+
+def _readline(proc: subprocess.Popen[str], what: str) -> dict[str, Any]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"load generator exited ({proc.wait()}) before {what}")
+    return dict(json.loads(line))
+
+
+def _send(proc: subprocess.Popen[str], obj: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(obj) + "\n")
+    proc.stdin.flush()
+
+
+def _sleep_until(t_ns: int) -> None:
+    time.sleep(max(0.0, (t_ns - time.time_ns()) / 1e9))
+
+
+def latency_figures(lat_ns: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Percentiles (ms) and a compact CDF that plots can use without the raw samples."""
+    ms = (lat_ns / 1e6).tolist()
+    out: dict[str, Any] = {k: v for k, v in summarize(ms, "latency_ms_").items()}
+    if ms:
+        qs = np.percentile(np.asarray(ms), CDF_POINTS, method="inverted_cdf")
+        out["latency_cdf"] = [[p / 100, float(q)] for p, q in zip(CDF_POINTS, qs, strict=True)]
+    return out
+
+
+def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
+    """Subscribers on the lab's asyncio clients; all figures over one shared window."""
+    procs: list[subprocess.Popen[str]] = []
+    raws: list[Path] = []
+    try:
+        for i, n in enumerate(_split(cell.subscribers, cell.generators)):
+            raws.append(raw_dir / f"{cell.name}.gen{i}.npy")
+            spec = {
+                "transport": cell.transport, "url": target.url, "topic": target.topic,
+                "subscribers": n, "client": cell.client_options(), "raw_path": str(raws[-1]),
+            }  # fmt: skip
+            argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
+            spawn(argv, into=procs, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
+        hello = [_readline(p, "connecting") for p in procs]
+        connected = sum(h["connected"] for h in hello)
+        if connected < cell.subscribers:
+            # Measuring fewer subscribers than asked would mislabel every per-cell figure.
+            errors = sorted({e for h in hello for e in h.get("errors", [])})
+            raise RuntimeError(
+                f"only {connected} of {cell.subscribers} subscribers connected: {errors}"
+            )
+        t0 = time.time_ns() + int(cell.warmup_s * 1e9)
+        t1 = t0 + int(cell.duration_s * 1e9)
+        for p in procs:
+            _send(p, {"cmd": "window", "t0_ns": t0, "t1_ns": t1})
+        server_cpu, gen_cpu = CpuMeter([target.pid]), CpuMeter([p.pid for p in procs])
+        _sleep_until(t0)
+        s0, snap0 = _timed_snapshot(target.port)
+        server_cpu.start()
+        gen_cpu.start()
+        _sleep_until(t1)
+        s1, snap1 = _timed_snapshot(target.port)
+        (wall, s_cpu), (_, g_cpu) = server_cpu.stop(), gen_cpu.stop()
+        rss = rss_bytes(target.pid)
+        results = [_readline(p, "its result")["result"] for p in procs]
+        for p in procs:
+            _send(p, {"cmd": "stop"})
+            p.wait(10)
+    finally:
+        for p in procs:
+            stop(p)
+    rows, answers = _gather(raws, raw_dir / f"{cell.name}.npy")
+    recv, done = rows[:, 0], answers[:, 0]
+    out = _merge(results)
+    out.update(connected=connected, window_s=wall)
+    out.update(latency_figures(rows[(recv >= t0) & (recv < t1), 1]))
+    # Events counted over exactly the interval the byte counters were read over.
+    out["wire_window_events"] = int(((recv >= s0) & (recv < s1)).sum())
+    in_span = (done >= s0) & (done < s1)
+    out["wire_window_requests"] = int(in_span.sum())
+    out["wire_window_empty"] = int(answers[in_span, 1].sum())
+    out.update(
+        _cpu_figures(
+            s_cpu[target.pid] if target.pid in s_cpu else math.nan, g_cpu, wall, out["delivered"]
+        )
+    )
+    out["server_rss_mb"] = rss / 2**20
+    out.update(_wire_figures(cell, target, sockstats.delta(snap0, snap1), out))
+    return out
+
+
+def _gather(raws: list[Path], dest: Path) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Merge the generators' sample and response files into ``dest`` (+ ``.responses.npy``)."""
+    parts: dict[str, list[np.ndarray[Any, Any]]] = {"": [], ".responses": []}
+    for r in raws:
+        for suffix, acc in parts.items():
+            f = r.with_name(r.name.removesuffix(".npy") + suffix + ".npy")
+            acc.append(np.load(f))
+            f.unlink()
+    out = []
+    for suffix, acc in parts.items():
+        arr = np.concatenate(acc) if acc else np.zeros((0, 2), np.int64)
+        np.save(dest.with_name(dest.name.removesuffix(".npy") + suffix + ".npy"), arr)
+        out.append(arr)
+    return out[0], out[1]
+
+
+def _timed_snapshot(port: int) -> tuple[int, sockstats.Snapshot]:
+    """A byte-counter snapshot and the moment it stands for (middle of the ``ss`` call)."""
+    before = time.time_ns()
+    snap = sockstats.snapshot(port)
+    return (before + time.time_ns()) // 2, snap
+
+
+def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "generator": "asyncio",
+        "errors": sorted({e for r in results for e in r["errors"]}),
+    }
+    for key, value in results[0].items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = sum(int(r[key]) for r in results)
+    return out
+
+
+def _cpu_figures(
+    server_s: float, gen: dict[int, float], wall: float, delivered: int
+) -> dict[str, Any]:
+    gen_pct = max((100 * v / wall for v in gen.values()), default=math.nan)
+    return {
+        "events_per_s": delivered / wall,
+        "server_cpu_s": server_s,
+        "server_cpu_pct": 100 * server_s / wall,
+        "server_cpu_s_per_1k_events": 1000 * server_s / delivered if delivered else math.nan,
+        "generator_cpu_pct": gen_pct,
+        "generator_bound": bool(gen_pct >= GENERATOR_BOUND_PCT),
+    }
+
+
+def _wire_figures(
+    cell: Cell, target: Target, t: sockstats.Traffic, out: dict[str, Any]
+) -> dict[str, Any]:
+    n, delivered = out["wire_window_events"], out["delivered"]
+    if not n or not delivered:
+        return {"wire_closed_connections": t.closed}
+    shape = formulas.Shape(
+        event_len=out["event_bytes"] / delivered,
+        seq_len=out["seq_digits"] / delivered,
+        events=n,
+        requests=out["wire_window_requests"],
+        empty=out["wire_window_empty"],
+        topic=target.topic,
+        port=target.port,
+        wait_s=float(cell.client_options().get("wait_s", 20.0)),
+    )
+    f_up, f_down = formulas.per_event(cell.transport, shape)
+    wire = (t.up + t.down) / n
+    formula = f_up + f_down
+    # Edge effect: the byte counters are read at two instants, while a request (polling) or an
+    # event (push) can be in flight on each subscriber's socket; at each of the two readings one
+    # such unit per subscriber can land on the other side from the events it carries.
+    units = shape.requests if cell.transport in ("poll", "long-poll") else n
+    edge_pct = 100 * 2 * cell.subscribers / max(units, 1)
+    return {
+        "wire_edge_pct": edge_pct,
+        "app_bytes_per_event": shape.event_len,
+        "wire_up_bytes_per_event": t.up / n,
+        "wire_down_bytes_per_event": t.down / n,
+        "wire_bytes_per_event": wire,
+        "formula_up_bytes_per_event": f_up,
+        "formula_down_bytes_per_event": f_down,
+        "formula_bytes_per_event": formula,
+        "wire_vs_formula_pct": 100 * (wire - formula) / formula,
+        "wire_connections": t.connections,
+        "wire_closed_connections": t.closed,
+        "requests_per_event": out["requests"] / delivered,
+        "empty_fraction": out["empty_responses"] / out["requests"] if out["requests"] else 0.0,
+    }
+
+
+def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
+    """Server memory per connection: RSS before and with ``subscribers`` idle connections open."""
+    time.sleep(0.3)
+    before = rss_bytes(target.pid)
+    spec = {
+        "transport": cell.transport, "url": target.url, "topic": target.topic, "idle": True,
+        "subscribers": cell.subscribers, "client": cell.client_options(),
+        "raw_path": str(raw_dir / f"{cell.name}.npy"),
+    }  # fmt: skip
+    argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
+    started: list[subprocess.Popen[str]] = []
+    try:
+        proc = spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.log")
+        connected = _readline(proc, "connecting")["connected"]
+        deadline = time.monotonic() + 10
+        while (
+            len(sockstats.snapshot(target.port)) < cell.subscribers and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        time.sleep(max(0.3, cell.warmup_s))  # let the server finish setting up each subscription
+        open_now = len(sockstats.snapshot(target.port))
+        after = rss_bytes(target.pid)
+        _send(proc, {"cmd": "stop"})
+    finally:
+        for p in started:
+            stop(p)
+    return {
+        "generator": "asyncio", "connected": connected, "idle_connections": open_now,
+        "server_rss_mb_before": before / 2**20, "server_rss_mb": after / 2**20,
+        "memory_per_connection_kb": (after - before) / open_now / 1024 if open_now else math.nan,
+    }  # fmt: skip
+
+
+def locust_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
+    """The same feed through Locust headless (``experiments.locust_runner``, branch locust-node)."""
+    try:
+        from experiments.locust_runner import run_locust  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return {"status": "skipped", "reason": "experiments.locust_runner is not in this build"}
+    meter = CpuMeter([target.pid])
+    meter.start()
+    summary: dict[str, Any] = run_locust(
+        cell.transport, target.url, cell.subscribers, cell.duration_s,
+        out_dir=raw_dir / f"{cell.name}.locust", topic=target.topic,
+    )  # fmt: skip
+    wall, cpu = meter.stop()
+    delivered = int(summary.get("delivered", 0))
+    server_s = cpu.get(target.pid, math.nan)
+    out = dict(summary)
+    out.update(
+        server_cpu_s=server_s,
+        server_cpu_s_per_1k_events=1000 * server_s / delivered if delivered else math.nan,
+        server_rss_mb=rss_bytes(target.pid) / 2**20,
+        window_s=wall,
+        cpu_scope="whole Locust run (spawn to stop), not a steady-state window",
+    )
+    return out

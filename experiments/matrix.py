@@ -1,0 +1,228 @@
+"""Experiments as data: cells (transport x subscribers x rate x size x options) and named profiles.
+
+A :class:`Cell` says everything the runner needs: which server (the Python app or the Node
+baseline) with which settings (``server_env``: ``PUSHLAB_*`` variables, so any future setting such
+as compression, a Redis broker or an nginx front becomes matrix data), which load generator
+(``asyncio`` clients, ``locust``, or ``idle`` connections for memory), how many subscribers, and the
+client options (short-poll interval, permessage-deflate, ...). ``tags`` say which figures use it.
+
+Profiles: ``tiny`` (tests, seconds), ``quick`` (``make bench``, <= 3 minutes on 2 cores) and
+``full`` (longer windows, more points). Cells that need a setting this build of the server does
+not have are dropped by :func:`available` with the reason, never silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from feed.settings import ENV_PREFIX, Settings
+
+TRANSPORTS = ("poll", "long-poll", "sse", "ws")
+NODE_TRANSPORTS = ("sse", "ws")
+DEFAULT_POLL_INTERVAL_S = 0.25
+DEFAULT_LONG_POLL_WAIT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: a server configuration, a load, and which figures it feeds."""
+
+    transport: str
+    subscribers: int
+    rate: float
+    size: int
+    kind: str = "asyncio"  # asyncio | locust | idle
+    server: str = "python"  # python | node
+    server_env: dict[str, str] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)
+    warmup_s: float = 1.0
+    duration_s: float = 3.0
+    generators: int = 1
+    tags: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """A readable, unique id (also the raw-file stem)."""
+        parts = [self.kind, self.server, self.transport, f"n{self.subscribers}"]
+        parts += [f"r{self.rate:g}", f"s{self.size}"]
+        parts += [f"{k}={v}" for k, v in sorted(self.client.items())]
+        parts += [
+            f"{k.removeprefix(ENV_PREFIX).lower()}={v}" for k, v in sorted(self.server_env.items())
+        ]
+        return "_".join(str(p).replace("/", "-") for p in parts)
+
+    @property
+    def server_key(self) -> tuple[Any, ...]:
+        """Cells with the same key can share one server process (idle cells never do)."""
+        if self.kind == "idle":
+            return ("idle", self.name)
+        return (self.server, self.rate, self.size, tuple(sorted(self.server_env.items())))
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for the transport's client, with the lab's defaults filled in."""
+        opts: dict[str, Any] = {}
+        if self.transport == "poll":
+            opts["interval_s"] = DEFAULT_POLL_INTERVAL_S
+        if self.transport == "long-poll":
+            opts["wait_s"] = DEFAULT_LONG_POLL_WAIT_S
+        return opts | self.client
+
+    def params(self) -> dict[str, Any]:
+        """The cell's parameters as saved in summary rows."""
+        d = dataclasses.asdict(self)
+        d["tags"] = list(self.tags)
+        d["client"] = self.client_options()
+        return {"cell": self.name, **d}
+
+
+def merge(cells: Iterable[Cell]) -> list[Cell]:
+    """Drop duplicates (same name), uniting their tags; order of first appearance."""
+    out: dict[str, Cell] = {}
+    for c in cells:
+        if c.name in out:
+            old = out[c.name]
+            tags = old.tags + tuple(t for t in c.tags if t not in old.tags)
+            out[c.name] = dataclasses.replace(old, tags=tags)
+        else:
+            out[c.name] = c
+    return list(out.values())
+
+
+def available(cells: Iterable[Cell]) -> tuple[list[Cell], list[str]]:
+    """Cells whose server settings exist in :class:`Settings`, and why the others were dropped."""
+    known = {f.name for f in dataclasses.fields(Settings)}
+    keep, dropped = [], []
+    for c in cells:
+        missing = [k for k in c.server_env if k.removeprefix(ENV_PREFIX).lower() not in known]
+        if missing and c.server == "python":
+            dropped.append(f"{c.name}: server setting {', '.join(missing)} not in this build")
+        else:
+            keep.append(c)
+    return keep, dropped
+
+
+def _profile(
+    *,
+    subs: tuple[int, ...],
+    rates: tuple[float, ...],
+    base_rate: float,
+    size: int,
+    small: int,
+    intervals: tuple[float, ...],
+    idle_n: int,
+    warmup_s: float,
+    duration_s: float,
+    locust_users: int,
+    extras: bool = True,
+    idle_transports: tuple[str, ...] = ("long-poll", "sse", "ws"),
+) -> list[Cell]:
+    common: dict[str, Any] = {"size": size, "warmup_s": warmup_s, "duration_s": duration_s}
+    big = max(subs)
+    cells: list[Cell] = []
+    for t in TRANSPORTS:
+        for n in subs:
+            tags = (
+                ("subs",) + (("headline",) if n == big else ()) + (("rate",) if n == small else ())
+            )
+            if t == "poll" and n == small:
+                tags += ("interval",)
+            # One asyncio process ingests ~40k messages/s on a core here (FIELD-NOTES): split
+            # big fan-outs over two so the generator is less likely to be the limit.
+            gens = 2 if n * base_rate > 20_000 else 1
+            cells.append(Cell(t, n, base_rate, generators=gens, tags=tags, **common))
+        for r in rates:
+            cells.append(Cell(t, small, r, tags=("rate",), **common))
+    for iv in intervals:
+        cells.append(
+            Cell("poll", small, base_rate, client={"interval_s": iv}, tags=("interval",), **common)
+        )
+    for t in NODE_TRANSPORTS if extras else ():
+        cells.append(
+            Cell(t, big, base_rate, server="node", tags=("baseline", "headline"), **common)
+        )
+    if extras:
+        # The same WS cell with permessage-deflate negotiated (the ticker pads with "x": very
+        # compressible, so this shows the upper bound of the saving). Needs the server setting
+        # ws_compression; until this build has it the cell is dropped with the reason.
+        on = {"PUSHLAB_WS_COMPRESSION": "1"}
+        deflate = Cell(
+            "ws", small, base_rate, server_env=on, client={"compression": True}, **common
+        )
+        cells.append(dataclasses.replace(deflate, tags=("deflate",)))
+    for t in idle_transports:
+        cells.append(Cell(t, idle_n, 0.0, kind="idle", tags=("idle",), **common))
+    if locust_users:
+        # Locust needs a few seconds to spawn its users before anything is delivered.
+        slow = common | {"duration_s": max(duration_s, 3.0)}
+        cells.append(Cell("ws", locust_users, base_rate, kind="locust", tags=("locust",), **slow))
+    return merge(cells)
+
+
+def profile(name: str) -> list[Cell]:
+    """The cells of a named profile."""
+    if name == "tiny":
+        cells = _profile(
+            subs=(5,),
+            rates=(),
+            base_rate=20,
+            size=64,
+            small=5,
+            intervals=(),
+            idle_n=20,
+            warmup_s=0.3,
+            duration_s=1.5,
+            locust_users=3,
+            extras=False,
+            idle_transports=("ws",),
+        )
+        # The WebSocket cell runs on two load processes so tests cover merging their results;
+        # short polling polls fast so its byte check spans enough requests to mean something.
+        changes: dict[str, dict[str, Any]] = {
+            "ws": {"generators": 2},
+            "poll": {"client": {"interval_s": 0.05}},
+        }
+        return [
+            dataclasses.replace(c, **changes[c.transport])
+            if c.kind == "asyncio" and c.transport in changes
+            else c
+            for c in cells
+        ]
+    if name == "quick":
+        return _profile(
+            subs=(10, 100),
+            rates=(2, 200),
+            base_rate=50,
+            size=64,
+            small=10,
+            intervals=(0.05, 1.0),
+            idle_n=200,
+            warmup_s=0.5,
+            duration_s=2.5,
+            locust_users=10,
+        )
+    if name == "full":
+        cells = _profile(
+            subs=(10, 100, 400, 1000),
+            rates=(1, 5, 200, 1000),
+            base_rate=50,
+            size=64,
+            small=10,
+            intervals=(0.05, 0.1, 0.5, 1.0, 2.0),
+            idle_n=1000,
+            warmup_s=2.0,
+            duration_s=10.0,
+            locust_users=100,
+        )
+        sizes = [
+            Cell(t, 10, 50, size=s, warmup_s=2.0, duration_s=10.0, tags=("size",))
+            for t in TRANSPORTS
+            for s in (16, 1024, 8192)
+        ]
+        return merge(cells + sizes)
+    raise ValueError(f"unknown profile {name!r} (tiny, quick, full)")
+
+
+PROFILES = ("tiny", "quick", "full")

@@ -1,0 +1,91 @@
+"""``report.md`` and ``report.html`` of a results folder: figures, tables, generated sentences.
+
+Every number and every comparison in the text is computed here from ``summary.json`` and
+``meta.json``; nothing is typed in by hand, so re-rendering an old folder gives the same report.
+"""
+
+import html
+from pathlib import Path
+from typing import Any
+
+from experiments import results
+from experiments.plots import draw_all
+from experiments.report_base import Cells, Section
+from experiments.report_costs import bytes_section, cpu_section, interval_section, memory_section
+from experiments.report_delivery import (
+    headline_section,
+    integrity_section,
+    others_section,
+    run_section,
+    throughput_section,
+)
+
+__all__ = ["Cells", "Section", "render", "sections"]
+
+
+def sections(meta: dict[str, Any], cells: Cells) -> list[Section]:
+    """The report's sections, in order."""
+    makers = (
+        headline_section,
+        throughput_section,
+        bytes_section,
+        cpu_section,
+        interval_section,
+        memory_section,
+    )
+    return [
+        run_section(meta, cells),
+        integrity_section(cells),
+        *(m(cells) for m in makers),
+        others_section(cells),
+    ]
+
+
+def _md(secs: list[Section], figures: set[str]) -> str:
+    out = ["# pushlab transport comparison", ""]
+    for s in secs:
+        out += [f"## {s.title}", ""]
+        if s.figure in figures:
+            out += [f"![{s.title}](figures/{s.figure})", ""]
+        if s.rows:
+            out += ["| " + " | ".join(s.header) + " |", "|" + "---|" * len(s.header)]
+            out += ["| " + " | ".join(r) + " |" for r in s.rows]
+            out.append("")
+        out += [*s.text, ""] if s.text else []
+    return "\n".join(out).replace("\n\n\n", "\n\n")
+
+
+def _html(secs: list[Section], figures: set[str]) -> str:
+    e = html.escape
+    body = []
+    for s in secs:
+        body.append(f"<h2>{e(s.title)}</h2><div class='row'>")
+        if s.figure in figures:
+            body.append(f"<img src='figures/{e(s.figure)}' alt='{e(s.title)}'>")
+        if s.rows:
+            head = "".join(f"<th>{e(h)}</th>" for h in s.header)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{e(v.strip('`'))}</td>" for v in r) + "</tr>" for r in s.rows
+            )
+            body.append(f"<table><tr>{head}</tr>{rows}</table>")
+        body.append("</div>" + "".join(f"<p>{e(t)}</p>" for t in s.text))
+    style = (
+        "body{font-family:sans-serif;max-width:1400px;margin:auto}.row{display:flex;gap:1em;"
+        "flex-wrap:wrap;align-items:flex-start}img{max-width:640px}table{border-collapse:collapse;"
+        "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    )
+    return (
+        f"<!doctype html><meta charset='utf-8'><title>pushlab report</title><style>{style}</style>"
+        f"<h1>pushlab transport comparison</h1>{''.join(body)}"
+    )
+
+
+def render(path: Path | str) -> Path:
+    """Draw every figure and write ``report.md`` and ``report.html``; returns the report path."""
+    folder = Path(path)
+    meta, cells = results.load(folder)
+    drawn = draw_all(cells, folder / "figures")
+    secs = sections(meta, cells)
+    (folder / "report.md").write_text(_md(secs, set(drawn)))
+    (folder / "report.html").write_text(_html(secs, set(drawn)))
+    return folder / "report.md"

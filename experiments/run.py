@@ -1,0 +1,209 @@
+"""The one runner: a profile's cells, each against a real server process, into a results folder.
+
+For each group of cells that share a server configuration it starts the server (``python -m
+servers`` under uvicorn, or the Node baseline), waits until ``/healthz`` answers, runs the cells
+(each warms up, then measures over a fixed window) and stops the server. Every cell is written to
+``summary.json``/``.csv`` as soon as it finishes; Ctrl-C stops everything this run started and
+keeps the finished cells. Progress (cell i/n, time left) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from experiments import cells as run_cells, sockstats
+from experiments.children import free_port, python_server_command, spawn, stop, wait_healthy
+from experiments.matrix import Cell, available, profile
+from experiments.results import ResultsDir
+from feed.settings import Settings
+
+CellFn = Callable[[Cell, run_cells.Target, Path], dict[str, Any]]
+_KINDS: dict[str, CellFn] = {
+    "asyncio": run_cells.asyncio_cell,
+    "idle": run_cells.idle_cell,
+    "locust": run_cells.locust_cell,
+}
+_OVERHEAD_S = {"asyncio": 1.2, "idle": 2.5, "locust": 6.0}
+
+
+def _estimate(cell: Cell) -> float:
+    return cell.warmup_s + cell.duration_s + _OVERHEAD_S[cell.kind]
+
+
+def _groups(cells: list[Cell]) -> list[list[Cell]]:
+    groups: dict[tuple[Any, ...], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(c.server_key, []).append(c)
+    return list(groups.values())
+
+
+def _settings(cell: Cell, port: int) -> Settings:
+    """What the server process will build from the same environment and flags."""
+    env = {**_pushlab_env(), **cell.server_env}
+    return Settings.from_env(env, port=port, ticker_rate=cell.rate, ticker_size=cell.size)
+
+
+def _pushlab_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k.startswith("PUSHLAB_")}
+
+
+def node_problem() -> str | None:
+    """Why the Node baseline cannot run here (None when it can)."""
+    try:
+        from experiments import baseline  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return "experiments.baseline (Node server) is not in this build"
+    ok, reason = baseline.node_available()
+    if not ok:
+        return str(reason)
+    try:
+        baseline.ensure_node_modules()
+    except Exception as exc:  # npm failing must skip the row, never abort the run
+        return f"npm install failed: {exc}"
+    return None
+
+
+@contextmanager
+def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
+    """A server process for ``cell``'s group, up and healthy; stopped on exit."""
+    port = free_port()
+    topic = Settings.from_env(_pushlab_env()).ticker_topic
+    history = Settings.from_env(_pushlab_env()).history
+    if cell.server == "node":
+        from experiments import baseline  # type: ignore[attr-defined,unused-ignore]
+
+        argv = baseline.node_server_command(port, cell.rate, cell.size, topic, history)
+        info: dict[str, Any] = {"kind": "node", "argv": argv}
+    else:
+        argv = python_server_command(port, cell.rate, cell.size, topic)
+        info = {"kind": "python", "argv": argv, "settings": _settings(cell, port).as_dict()}
+    started: list[subprocess.Popen[str]] = []
+    try:
+        proc = spawn(argv, into=started, env=cell.server_env, log=log)
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        yield run_cells.Target(url, port, proc.pid, topic), info
+    finally:
+        for p in started:
+            stop(p)
+
+
+class Progress:
+    """``[i/n] cell ... ~Ns left`` on stderr."""
+
+    def __init__(self, cells: list[Cell], enabled: bool = True) -> None:
+        self.left = sum(_estimate(c) for c in cells)
+        self.n, self.i, self.enabled = len(cells), 0, enabled
+
+    def start(self, cell: Cell) -> None:
+        self.i += 1
+        if self.enabled:
+            print(
+                f"[{self.i}/{self.n}] {cell.name}  (~{self.left:.0f} s left)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def done(self, cell: Cell, row: dict[str, Any]) -> None:
+        self.left = max(0.0, self.left - _estimate(cell))
+        if self.enabled:
+            bits = [
+                f"{k}={row[k]:.4g}"
+                for k in ("events_per_s", "latency_ms_p99", "memory_per_connection_kb")
+                if isinstance(row.get(k), float)
+            ]
+            print(
+                f"      {row.get('status', 'ok')} {' '.join(bits)} {row.get('reason', '')}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def run_bench(
+    name: str,
+    root: Path | str = "results",
+    *,
+    progress: bool = True,
+    cells: list[Cell] | None = None,
+) -> Path:
+    """Run a profile (or explicit ``cells``); return the results folder.
+
+    Ctrl-C stops the cell in progress and everything it started; the folder keeps the finished
+    cells and ``meta.json`` says ``"interrupted": true``.
+    """
+    chosen, dropped = available(cells if cells is not None else profile(name))
+    rd = ResultsDir.create(name, root)
+    if not sockstats.available():
+        raise RuntimeError("`ss` (iproute2) is needed to count bytes on the wire")
+    params = {"profile": name, "cells": [c.params() for c in chosen], "dropped": dropped}
+    servers: list[dict[str, Any]] = []
+    started = time.time()
+    rd.write_meta(params, servers=servers, started_at=started)
+    bar = Progress(chosen, progress)
+    node_reason = node_problem() if any(c.server == "node" for c in chosen) else None
+    interrupted = False
+    try:
+        for group in _groups(chosen):
+            if group[0].server == "node" and node_reason:
+                for c in group:
+                    bar.start(c)
+                    row = {**c.params(), "status": "skipped", "reason": node_reason}
+                    rd.add_cell(row)
+                    bar.done(c, row)
+                continue
+            _run_group(group, rd, servers, bar)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted: finished cells are kept", file=sys.stderr)
+    finally:
+        rd.write_meta(
+            params,
+            servers=servers,
+            started_at=started,
+            ended_at=time.time(),
+            interrupted=interrupted,
+        )
+    return rd.path
+
+
+def _run_group(
+    group: list[Cell], rd: ResultsDir, servers: list[dict[str, Any]], bar: Progress
+) -> None:
+    log = rd.raw(f"server{len(servers)}.log")
+    try:
+        ctx = server(group[0], log)
+        target, info = ctx.__enter__()
+    except Exception as exc:  # a server that will not start fails its cells, not the run
+        for c in group:
+            bar.start(c)
+            row = {**c.params(), "status": "failed", "reason": f"server did not start: {exc}"}
+            rd.add_cell(row)
+            bar.done(c, row)
+        return
+    servers.append(info)
+    try:
+        for c in group:
+            bar.start(c)
+            began = time.perf_counter()
+            try:
+                figures = _KINDS[c.kind](c, target, rd.path / "raw")
+                figures["cell_wall_s"] = time.perf_counter() - began
+                row = {**c.params(), "server_index": len(servers) - 1, "status": "ok", **figures}
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                row = {**c.params(), "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+            rd.add_cell(row)
+            bar.done(c, row)
+    finally:
+        ctx.__exit__(None, None, None)
