@@ -59,6 +59,9 @@ compression: venv ## measure permessage-deflate on this feed's frames -> results
 docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
 	$(BIN)/python -m experiments.docfigures docs/interview-prep.md
 
+hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
+	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
+	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
 conformance: venv ## Autobahn|Testsuite: all 517 cases against WS /echo, ~12 min (CONFORMANCE_WS=impl)
 	conformance/setup.sh >/dev/null
 	$(BIN)/python conformance/run.py --scope full $(if $(CONFORMANCE_WS),--ws $(CONFORMANCE_WS))
@@ -88,4 +91,5 @@ clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: help venv system baseline install lint fmt test test-all serve bench screenshots clean \
-	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt
+	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
+	hotpath

@@ -9,15 +9,18 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from feed import snapshot
 from feed.broker import Broker
 from feed.exceptions import CapacityError, PushlabError
 from feed.memory import MemoryBroker
 from feed.settings import Settings
 from feed.ticker import TickerControl, run_controlled
 from servers import (
+    auth,
     chat,
     echo,
     long_poll,
+    metrics,
     pages,
     publish,
     short_poll,
@@ -59,6 +62,10 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
         app.state.pushlab = AppState(settings, the_broker, shutdown, control)
         app.state.whiteboard = whiteboard.Hub(settings)
         await the_broker.start()
+        # Only a broker this app owns is snapshotted (an injected one outlives the app anyway).
+        memory = the_broker if broker is None and isinstance(the_broker, MemoryBroker) else None
+        if memory is not None and settings.snapshot_path:
+            memory.restore(snapshot.load(settings.snapshot_path))
         ticker = None
         if control is not None:
             ticker = asyncio.create_task(
@@ -72,6 +79,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+            if memory is not None and settings.snapshot_path:
+                snapshot.save(settings.snapshot_path, memory.export())
             if broker is None:
                 await the_broker.close()
 
@@ -80,6 +89,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(publish.router)
+    app.include_router(auth.router)
+    app.include_router(metrics.router)
     app.include_router(echo.router)
     app.include_router(chat.router)
     for router in TRANSPORT_ROUTERS:
