@@ -81,8 +81,11 @@ class FeedClient(ABC):
         since: int | None = None,
         retry: RetryPolicy | None = None,
         headers: dict[str, str] | None = None,
+        token: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # A JWT (docs/protocol.md, "Authentication"); each transport sends it its own way.
+        self.token = token
         self.topic = topic
         self.last_seq = since
         self.retry = retry or RetryPolicy()
@@ -91,6 +94,12 @@ class FeedClient(ABC):
         self.gaps: list[Gap] = []
         self.server_retry_s: float | None = None
         self._sock: Cuttable | None = None
+
+    def auth_headers(self) -> dict[str, str]:
+        """``headers`` plus ``Authorization: Bearer`` when a token is set."""
+        if self.token is None:
+            return self.headers
+        return self.headers | {"Authorization": f"Bearer {self.token}"}
 
     def _socket(self) -> Cuttable | None:
         """The socket of the current connection (subclasses may track it differently)."""

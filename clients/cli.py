@@ -12,6 +12,7 @@ import contextlib
 import statistics
 import sys
 from collections import deque
+from typing import Any
 
 from clients import CLIENTS
 from clients.base import FeedClient, Received
@@ -26,13 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, help="stop after this many events")
     parser.add_argument("--interval", type=float, default=1.0, help="short-poll interval, s")
     parser.add_argument("--quiet", "-q", action="store_true", help="only the stats line")
+    parser.add_argument("--token", help="JWT (see POST /token); sent the transport's way")
+    parser.add_argument("--binary", action="store_true", help="ws: MessagePack event frames")
 
 
 def make_client(args: argparse.Namespace) -> FeedClient:
     """The client for ``args.transport``."""
     cls = CLIENTS[args.transport]
-    extra = {"interval_s": args.interval} if args.transport == "poll" else {}
-    return cls(args.url, args.topic, since=args.since, **extra)
+    extra: dict[str, Any] = {"interval_s": args.interval} if args.transport == "poll" else {}
+    if args.binary and args.transport == "ws":
+        extra["binary"] = True
+    return cls(args.url, args.topic, since=args.since, token=getattr(args, "token", None), **extra)
 
 
 async def listen(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ class ShortPollClient(FeedClient):
             "GET",
             self.url + path,
             params=params,
-            headers=self.headers,
+            headers=self.auth_headers(),
             extensions={"trace": self._tracker},
         ) as response:
             await raise_for_status(response)

@@ -2,7 +2,9 @@
 
 Resumes with ``Last-Event-ID`` (the last seq it delivered) and honours the server's ``retry:`` as
 the base of its backoff. The read timeout is a liveness check: the server sends a comment at
-least every ``keepalive_s``, so silence longer than ``read_timeout_s`` means a dead connection.
+least every ``keepalive_s``, so silence longer than ``read_timeout_s`` means a dead connection
+(or server), and the client reconnects. With ``token=`` the JWT goes in ``Authorization: Bearer``
+(fetch-style); ``token_in_query=True`` sends ``?token=`` instead, as EventSource must.
 """
 
 from __future__ import annotations
@@ -23,20 +25,29 @@ class SSEClient(FeedClient):
     transport = "sse"
 
     def __init__(
-        self, url: str, topic: str, *, read_timeout_s: float = 45.0, **kwargs: Any
+        self,
+        url: str,
+        topic: str,
+        *,
+        read_timeout_s: float = 45.0,
+        token_in_query: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
         self.read_timeout_s = read_timeout_s
+        self.token_in_query = token_in_query
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        headers = dict(self.headers)
+        params = {"topic": self.topic}
+        if self.token_in_query and self.token is not None:
+            headers, params["token"] = dict(self.headers), self.token
+        else:
+            headers = dict(self.auth_headers())
         if self.last_seq is not None:
             headers["Last-Event-ID"] = str(self.last_seq)
         async with (
             make_http(self.read_timeout_s) as http,
-            aconnect_sse(
-                http, "GET", self.url + "/sse", params={"topic": self.topic}, headers=headers
-            ) as source,
+            aconnect_sse(http, "GET", self.url + "/sse", params=params, headers=headers) as source,
         ):
             stream = source.response.extensions.get("network_stream")
             self._sock = stream.get_extra_info("socket") if stream is not None else None

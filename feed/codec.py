@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
 import orjson
 
 from feed.events import EncodedEvent, FeedEvent, Gap
@@ -44,6 +45,27 @@ def encoded_from_json(topic: str, seq: int, ts_ns: int, body: bytes) -> EncodedE
         text=body.decode(),
         sse=b"id: %d\ndata: %s\n\n" % (seq, body),
     )
+
+
+def msgpack_frame(event: EncodedEvent) -> bytes:
+    """The event as MessagePack (same four keys as the JSON), encoded once per event and cached."""
+    packed = event.packed
+    if packed is None:
+        packed = msgpack.packb(orjson.loads(event.json), use_bin_type=True)
+        # The dataclass is frozen for sharing; this one cache slot is filled once, idempotently.
+        object.__setattr__(event, "packed", packed)
+    return packed
+
+
+def decode_msgpack_event(raw: bytes) -> FeedEvent:
+    """Parse a binary (MessagePack) event frame; raises ``ValueError`` if it is not one."""
+    try:
+        obj = msgpack.unpackb(raw, raw=False)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+        raise ValueError(f"not a MessagePack event: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not an event object")
+    return decode_event(obj)
 
 
 def decode_event(raw: bytes | str | dict[str, Any]) -> FeedEvent:

@@ -38,7 +38,9 @@ class EncodedEvent:
     """A published event with its wire forms, computed once and shared by every subscriber.
 
     Fan-out cost must not grow with serialisation per subscriber, so the JSON text and the SSE
-    frame are built at publish time and only referenced afterwards.
+    frame are built at publish time and only referenced afterwards. The MessagePack form is built
+    lazily by the first binary subscriber (:func:`feed.codec.msgpack_frame`) and cached here, so a
+    feed nobody reads as binary never pays for it and one that does pays once per event.
     """
 
     topic: str
@@ -47,6 +49,7 @@ class EncodedEvent:
     json: bytes
     text: str = field(repr=False)
     sse: bytes = field(repr=False)
+    packed: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ Exception tree::
     │   ├── BadTopic                       empty, too long or unsafe topic name
     │   └── PayloadTooLarge                publish body over ``max_publish_bytes``
     ├── CapacityError                      a server limit is reached: HTTP 503 / WS close 1013
+    ├── Refused                            the server will not serve this client (as it is)
+    │   ├── Unauthorized                   missing/bad/expired token: HTTP 401 / WS close 1008
+    │   ├── OriginNotAllowed               Origin not in the allowlist: HTTP 403
+    │   └── TooManyConnections             per-IP connection cap reached: HTTP 429
     ├── SubscriptionClosed                 the broker ended a subscription (overflow, kick...)
     ├── ConnectionClosedOK                 the server ended the stream cleanly (shutdown, kick)
     └── TransportError (OSError)           a connection failed; retryable by default
@@ -67,6 +71,34 @@ class FatalTransportError(TransportError):
 
 class CapacityError(PushlabError):
     """A server-side limit (topics, connections) is reached; try again later (HTTP 503, WS 1013)."""
+
+
+class Refused(PushlabError):
+    """The server refuses this request; ``status`` is the HTTP answer, ``code`` the error code."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(Refused):
+    """No token, or a token that is malformed, badly signed, of the wrong algorithm or expired."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class OriginNotAllowed(Refused):
+    """A cross-site ``Origin`` outside ``PUSHLAB_ORIGINS`` (CSWSH protection)."""
+
+    status = 403
+    code = "origin_not_allowed"
+
+
+class TooManyConnections(Refused):
+    """The client's IP already holds ``PUSHLAB_MAX_CONNS_PER_IP`` live connections."""
+
+    status = 429
+    code = "too_many_connections"
 
 
 class SubscriptionClosed(PushlabError):

@@ -117,6 +117,26 @@ class MemoryBroker:
                 n += 1
         return n
 
+    def export(self) -> list[EncodedEvent]:
+        """Every retained event, topic by topic in seq order (for :mod:`feed.snapshot`)."""
+        out: list[EncodedEvent] = []
+        for t in self._topics.values():
+            out.extend(t.history.after(t.history.last_seq - len(t.history)))
+        return out
+
+    def restore(self, topics: dict[str, list[EncodedEvent]]) -> None:
+        """Load retained events before serving (empty broker only): seqs continue from there."""
+        if self._topics:
+            raise RuntimeError("restore needs an empty broker")
+        for name, events in topics.items():
+            if not events:
+                continue
+            tail = events[-self.capacity :]
+            t = self._topic(name)
+            t.history = History(name, self.capacity, last_seq=tail[0].seq - 1)
+            for event in tail:
+                t.history.append(event)
+
     def stats(self) -> dict[str, Any]:
         """Topic and subscriber counts."""
         return {

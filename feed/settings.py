@@ -21,6 +21,15 @@ DEFAULT_SSE_RETRY_MS = 1_000
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_LONG_POLL_TIMEOUT_S = 20.0
 DEFAULT_LONG_POLL_MAX_TIMEOUT_S = 30.0
+DEFAULT_WS_PING_INTERVAL_S = 20.0
+DEFAULT_WS_PING_TIMEOUT_S = 20.0
+# Development only (docs/protocol.md): anyone can read it here. 64 bytes, so HS256 never warns.
+DEFAULT_AUTH_SECRET = "pushlab-development-secret-do-not-use-in-production-0123456789abcd"
+DEFAULT_AUTH_TOKEN_TTL_S = 300.0
+DEFAULT_AUTH_FIRST_MESSAGE_S = 5.0
+DEFAULT_WS_RATE_PER_S = 50.0
+DEFAULT_WS_RATE_BURST = 100
+DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,25 @@ class Settings:
     ticker_size: int = 64
     admin: bool = True
     log_level: str = "info"
+    # Heartbeat: app-level {"type":"ping"} every interval; no pong within timeout closes 1011.
+    ws_ping_interval_s: float = DEFAULT_WS_PING_INTERVAL_S
+    ws_ping_timeout_s: float = DEFAULT_WS_PING_TIMEOUT_S
+    # Authentication (JWT, HS256); off by default because the bench runs without it.
+    auth: bool = False
+    auth_secret: str = DEFAULT_AUTH_SECRET
+    auth_token_ttl_s: float = DEFAULT_AUTH_TOKEN_TTL_S
+    auth_first_message_s: float = DEFAULT_AUTH_FIRST_MESSAGE_S
+    # Comma-separated allowed Origin values ("" allows every origin).
+    origins: str = ""
+    # Live streaming connections (ws, sse, long-poll) per client IP; 0 = no cap.
+    max_conns_per_ip: int = 0
+    ws_rate_per_s: float = DEFAULT_WS_RATE_PER_S
+    ws_rate_burst: int = DEFAULT_WS_RATE_BURST
+    ws_compression: bool = False
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    # File the in-memory history is saved to at shutdown and restored from at start ("" = off).
+    snapshot_path: str = ""
+    log_json: bool = True
 
     def __post_init__(self) -> None:
         for name in ("history", "poll_batch", "subscriber_buffer", "max_topics"):
@@ -54,6 +82,14 @@ class Settings:
                 raise ValueError(f"{name} must be >= 1")
         if self.ticker_rate < 0 or self.ticker_size < 0:
             raise ValueError("ticker_rate and ticker_size must be >= 0")
+        if self.ws_ping_interval_s < 0 or self.ws_ping_timeout_s <= 0:
+            raise ValueError("need ws_ping_interval_s >= 0 (0: off) and ws_ping_timeout_s > 0")
+        if self.ws_rate_per_s <= 0 or self.ws_rate_burst < 1 or self.max_conns_per_ip < 0:
+            raise ValueError("need ws_rate_per_s > 0, ws_rate_burst >= 1, max_conns_per_ip >= 0")
+        if len(self.auth_secret.encode()) < 32:
+            raise ValueError("auth_secret must be at least 32 bytes (RFC 7518 3.2)")
+        if self.shutdown_timeout_s <= 0 or self.auth_token_ttl_s <= 0:
+            raise ValueError("need shutdown_timeout_s > 0 and auth_token_ttl_s > 0")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
             raise ValueError("need 0 < long_poll_timeout_s <= long_poll_max_timeout_s")
 
@@ -78,8 +114,15 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict for metadata files."""
-        return dataclasses.asdict(self)
+        """Plain dict for metadata files; the JWT secret is never written out."""
+        values = dataclasses.asdict(self)
+        values["auth_secret"] = "<redacted>"
+        return values
+
+    @property
+    def origin_allowlist(self) -> frozenset[str]:
+        """The allowed ``Origin`` values; empty means every origin is allowed."""
+        return frozenset(o.strip().rstrip("/") for o in self.origins.split(",") if o.strip())
 
 
 def _convert(kind: Any, raw: str, key: str) -> Any:

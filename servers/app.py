@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from feed import snapshot
 from feed.broker import Broker
 from feed.exceptions import CapacityError, PushlabError
 from feed.memory import MemoryBroker
 from feed.settings import Settings
 from feed.ticker import run_ticker
-from servers import long_poll, publish, short_poll, sse, websocket
+from servers import auth, long_poll, metrics, publish, short_poll, sse, websocket
 from servers.deps import AppState, on_pushlab_error, on_validation_error
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
@@ -36,6 +37,10 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
         shutdown = asyncio.Event()
         app.state.pushlab = AppState(settings, the_broker, shutdown)
         await the_broker.start()
+        # Only a broker this app owns is snapshotted (an injected one outlives the app anyway).
+        memory = the_broker if broker is None and isinstance(the_broker, MemoryBroker) else None
+        if memory is not None and settings.snapshot_path:
+            memory.restore(snapshot.load(settings.snapshot_path))
         ticker = None
         if settings.ticker_rate > 0:
             ticker = asyncio.create_task(
@@ -55,6 +60,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+            if memory is not None and settings.snapshot_path:
+                snapshot.save(settings.snapshot_path, memory.export())
             if broker is None:
                 await the_broker.close()
 
@@ -63,6 +70,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.include_router(publish.router)
+    app.include_router(auth.router)
+    app.include_router(metrics.router)
     for router in TRANSPORT_ROUTERS:
         app.include_router(router)
     return app

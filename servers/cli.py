@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from feed.settings import Settings
 from servers.app import create_app
+from servers.runner import PushlabServer, build_config
 
 _KEYS = (
     "host",
@@ -18,6 +17,14 @@ _KEYS = (
     "history",
     "broker",
     "log_level",
+    "auth",
+    "ws_compression",
+    "ws_ping_interval_s",
+    "ws_ping_timeout_s",
+    "origins",
+    "max_conns_per_ip",
+    "shutdown_timeout_s",
+    "snapshot_path",
 )
 
 
@@ -31,6 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=int, help="events retained per topic")
     parser.add_argument("--broker", help="broker URL (memory://)")
     parser.add_argument("--log-level")
+    on_off = argparse.BooleanOptionalAction
+    parser.add_argument("--auth", action=on_off, default=None, help="require JWTs")
+    parser.add_argument(
+        "--compression",
+        action=on_off,
+        dest="ws_compression",
+        default=None,
+        help="WebSocket permessage-deflate",
+    )
+    parser.add_argument("--ws-ping-interval", type=float, dest="ws_ping_interval_s")
+    parser.add_argument("--ws-ping-timeout", type=float, dest="ws_ping_timeout_s")
+    parser.add_argument("--origins", help="comma-separated Origin allowlist ('' = any)")
+    parser.add_argument("--max-conns-per-ip", type=int)
+    parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
+    parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -39,19 +61,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted."""
+    """Serve until SIGTERM/SIGINT, then drain (see :mod:`servers.runner`)."""
     settings = settings_from_args(args)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        ws_max_size=settings.ws_max_message_bytes,
-        ws_ping_interval=None,
-        # uvicorn negotiates permessage-deflate by default; a py-spy profile of 200 subscribers x
-        # 200 events/s spent ~25% of server CPU in PerMessageDeflate.encode for 64-byte events.
-        # Node's ws disables it by default too, so the comparison is like for like.
-        ws_per_message_deflate=False,
-        timeout_graceful_shutdown=5,
-    )
+    app = create_app(settings)
+    PushlabServer(build_config(settings, app), app).run()
     return 0

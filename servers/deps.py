@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -12,17 +12,28 @@ from starlette.responses import Response
 
 from feed.broker import Broker
 from feed.codec import dumps
-from feed.exceptions import BadInput, CapacityError, PayloadTooLarge
+from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, Unauthorized
 from feed.settings import Settings
+from servers.connections import Connections
+from servers.metrics import Metrics
 
 
 @dataclass(slots=True)
 class AppState:
-    """What the lifespan builds once and every endpoint reads; never module-global."""
+    """What the lifespan builds once and every endpoint reads; never module-global.
+
+    ``shutdown`` is set when the server starts draining (SIGTERM): long polls answer 204 at once
+    and new streams are refused with 503 while the open ones are told goodbye.
+    """
 
     settings: Settings
     broker: Broker
     shutdown: asyncio.Event
+    metrics: Metrics = field(default_factory=Metrics)
+    conns: Connections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conns = Connections(self.settings.max_conns_per_ip, self.metrics)
 
 
 class JSON(Response):
@@ -53,13 +64,16 @@ def status_for(exc: Exception) -> int:
         return 400
     if isinstance(exc, CapacityError):
         return 503
+    if isinstance(exc, Refused):
+        return exc.status
     return 500
 
 
 async def on_pushlab_error(request: Request, exc: Exception) -> JSON:
     """Answer a :class:`BadInput` or :class:`CapacityError` with its status and JSON body."""
     code = getattr(exc, "code", "unavailable" if isinstance(exc, CapacityError) else "error")
-    return JSON(error_body(code, str(exc)), status_code=status_for(exc))
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSON(error_body(code, str(exc)), status_code=status_for(exc), headers=headers)
 
 
 async def on_validation_error(request: Request, exc: Exception) -> JSON:

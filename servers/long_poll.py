@@ -1,8 +1,10 @@
 """Long polling: ``GET /long-poll?topic=T&since=N&timeout=S`` holds the request until news.
 
 Answers 200 (same body as /poll) as soon as an event with seq > N exists, or 204 with a
-``Pushlab-Cursor`` header after S seconds (capped at ``long_poll_max_timeout_s``). A client that
-goes away mid-wait is noticed at once and its wait abandoned; at shutdown every wait answers 204.
+``Pushlab-Cursor`` header after S seconds (capped at ``long_poll_max_timeout_s``, and at the
+token's remaining lifetime when auth is on). A client that goes away mid-wait is noticed at once
+(its ``http.disconnect``) and its wait abandoned; when the server starts draining every wait
+answers 204 at once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from starlette.responses import Response
 
 from feed.codec import parse_cursor
 from feed.events import check_topic
-from servers.deps import JSON, state
-from servers.short_poll import batch_body
+from servers.admission import admit
+from servers.deps import state
+from servers.short_poll import answer
 
 router = APIRouter()
 
 CURSOR_HEADER = "Pushlab-Cursor"
+TRANSPORT = "long-poll"
 
 
 async def _disconnected(request: Request) -> None:
@@ -37,25 +41,35 @@ async def long_poll(
     timeout: Annotated[float | None, Query(gt=0)] = None,
 ) -> Response:
     """Wait for events after ``since``; 204 with the cursor when none came in time."""
+    principal = admit(request, TRANSPORT)
     st = state(request)
     check_topic(topic)
     cfg = st.settings
     wait_s = min(timeout or cfg.long_poll_timeout_s, cfg.long_poll_max_timeout_s)
+    if principal is not None:
+        wait_s = max(0.0, min(wait_s, principal.remaining()))
     batch = await st.broker.read(topic, parse_cursor(since), cfg.poll_batch)
     if not batch.events and batch.gap is None:
-        waits = [
-            asyncio.ensure_future(st.broker.wait(topic, batch.cursor, wait_s)),
-            asyncio.ensure_future(_disconnected(request)),
-            asyncio.ensure_future(st.shutdown.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-        if waits[1].done() and not waits[1].cancelled():
-            return Response(status_code=499)
-        batch = await st.broker.read(topic, batch.cursor, cfg.poll_batch)
-        if not batch.events:
-            return Response(status_code=204, headers={CURSOR_HEADER: str(batch.cursor)})
-    return JSON(batch_body(topic, batch))
+        client = (request.client.host, request.client.port) if request.client else None
+        with st.conns.open(TRANSPORT, client) as conn:
+            conn.user = principal.user if principal else None
+            waits = [
+                asyncio.ensure_future(st.broker.wait(topic, batch.cursor, wait_s)),
+                asyncio.ensure_future(_disconnected(request)),
+                asyncio.ensure_future(st.shutdown.wait()),
+            ]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            if waits[1].done() and not waits[1].cancelled():
+                conn.closing(499, "client_gone")
+                return Response(status_code=499)
+            batch = await st.broker.read(topic, batch.cursor, cfg.poll_batch)
+            if not batch.events:
+                conn.closing(204, "shutdown" if st.shutdown.is_set() else "timeout")
+                return Response(status_code=204, headers={CURSOR_HEADER: str(batch.cursor)})
+            conn.closing(200, "events")
+            conn.events = len(batch.events)
+    return answer(st, TRANSPORT, topic, batch)

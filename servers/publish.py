@@ -53,8 +53,11 @@ async def publish(request: Request, topic: TopicQuery) -> JSON:
 
 @router.get("/healthz")
 async def healthz(request: Request) -> JSON:
-    """Liveness plus broker counters."""
-    return JSON({"status": "ok", "broker": state(request).broker.stats()})
+    """Liveness plus broker counters and live connections per transport."""
+    st = state(request)
+    return JSON(
+        {"status": "ok", "broker": st.broker.stats(), "connections": st.conns.by_transport()}
+    )
 
 
 @router.post("/admin/kick")

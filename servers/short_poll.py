@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from feed.codec import dumps, parse_cursor
 from feed.events import check_topic
 from feed.history import Batch
-from servers.deps import JSON, state
+from servers.admission import admit
+from servers.deps import JSON, AppState, state
 
 router = APIRouter()
 
@@ -39,9 +40,19 @@ async def poll(
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> JSON:
     """Events with seq > ``since``, at most ``limit`` (capped by ``poll_batch``)."""
+    admit(request, "poll")
     st = state(request)
     check_topic(topic)
     cursor = parse_cursor(since)
     cap = min(limit or st.settings.poll_batch, st.settings.poll_batch)
     batch = await st.broker.read(topic, cursor, cap)
-    return JSON(batch_body(topic, batch))
+    return answer(st, "poll", topic, batch)
+
+
+def answer(st: AppState, transport: str, topic: str, batch: Batch) -> JSON:
+    """The 200 batch answer, counted once per answer in the metrics."""
+    body = batch_body(topic, batch)
+    if batch.events:
+        st.metrics.events_sent.labels(transport).inc(len(batch.events))
+        st.metrics.bytes_sent.labels(transport).inc(len(body))
+    return JSON(body)

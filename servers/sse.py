@@ -5,38 +5,80 @@ optional ``event: gap`` (recovered=false) and ``event: ready`` whose ``id`` is t
 so even a client that has seen no event yet reconnects from the right place. The resume point is
 ``Last-Event-ID`` when present (a browser sends it on reconnect, while the URL keeps its original
 ``?since=``), else ``?since``. Keep-alive comments go out every ``keepalive_s``. The stream ends
-with ``event: end`` when the server closes it (overflow, kick, shutdown); EventSource then
-reconnects by itself.
+with ``event: end`` when the server closes it (overflow, kick, shutdown, token_expired);
+EventSource then reconnects by itself.
+
+Admission (Origin, token, per-IP cap, draining) happens before the response starts, so refusals
+are plain HTTP answers. sse-starlette cancels streams by itself when uvicorn begins to exit; its
+``shutdown_grace_period`` is set to ``shutdown_timeout_s`` so that our own drain
+(:mod:`servers.runner`) gets to send the final ``event: end`` first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse
 
-from feed.broker import Broker, Subscription
+from feed.broker import Subscription
 from feed.codec import control, dumps, parse_cursor, sse_control
 from feed.events import check_topic
-from feed.exceptions import SubscriptionClosed
-from servers.deps import state
+from feed.exceptions import SubscriptionClosed, TooManyConnections
+from servers.admission import admit
+from servers.auth import Principal
+from servers.deps import AppState, state
 
 router = APIRouter()
 
+TOKEN_EXPIRED = "token_expired"
+TRANSPORT = "sse"
+
 
 async def _stream(
-    broker: Broker, topic: str, since: int | None, buffer: int, retry_ms: int
+    st: AppState,
+    client: tuple[str, int] | None,
+    topic: str,
+    since: int | None,
+    principal: Principal | None,
 ) -> AsyncIterator[bytes]:
-    async with broker.subscribe(topic, since, buffer) as sub:
-        yield b"retry: %d\n\n" % retry_ms + _preamble(sub)
+    cfg = st.settings
+    metrics = st.metrics.for_conn(TRANSPORT)
+    with contextlib.ExitStack() as stack:
         try:
-            while True:
-                batch = await sub.next_batch()
-                # One write per batch: under backlog this coalesces many events into one send.
-                yield b"".join(e.sse for e in batch)
-        except SubscriptionClosed as closed:
-            yield sse_control("end", control("end", reason=closed.reason))
+            conn = stack.enter_context(st.conns.open(TRANSPORT, client))
+        except TooManyConnections:
+            # Lost a race with another stream from the same IP after the early check: the 200
+            # is already out, so the refusal is an immediate end.
+            yield sse_control("end", control("end", reason="too_many_connections"))
+            return
+        conn.user = principal.user if principal else None
+        async with st.broker.subscribe(topic, since, cfg.subscriber_buffer) as sub:
+            expiry = None
+            if principal is not None:
+                expiry = asyncio.get_running_loop().call_later(
+                    max(0.0, principal.remaining()), sub.close, TOKEN_EXPIRED
+                )
+            yield b"retry: %d\n\n" % cfg.sse_retry_ms + _preamble(sub)
+            try:
+                while True:
+                    batch = await sub.next_batch()
+                    # One write per batch: under backlog this coalesces many events into one send.
+                    chunk = b"".join(e.sse for e in batch)
+                    conn.events += len(batch)
+                    conn.bytes += len(chunk)
+                    metrics.events.inc(len(batch))
+                    metrics.bytes.inc(len(chunk))
+                    yield chunk
+            except SubscriptionClosed as closed:
+                conn.closing(None, closed.reason)
+                yield sse_control("end", control("end", reason=closed.reason))
+            finally:
+                conn.closing(None, "client_gone")
+                if expiry is not None:
+                    expiry.cancel()
 
 
 def _preamble(sub: Subscription) -> bytes:
@@ -53,14 +95,19 @@ async def sse(
     last_event_id: str | None = Header(default=None),
 ) -> EventSourceResponse:
     """Open the event stream for ``topic``."""
+    principal = admit(request, TRANSPORT)
     st = state(request)
     check_topic(topic)
     cursor = parse_cursor(last_event_id, name="Last-Event-ID") if last_event_id else None
     if cursor is None:
         cursor = parse_cursor(since)
+    client = (request.client.host, request.client.port) if request.client else None
+    # Checked again when the stream registers; this early check makes the refusal a real 429.
+    st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
     cfg = st.settings
     return EventSourceResponse(
-        _stream(st.broker, topic, cursor, cfg.subscriber_buffer, cfg.sse_retry_ms),
+        _stream(st, client, topic, cursor, principal),
         ping=cfg.keepalive_s,
         send_timeout=cfg.send_timeout_s,
+        shutdown_grace_period=cfg.shutdown_timeout_s,
     )

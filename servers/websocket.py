@@ -1,132 +1,189 @@
-"""WebSocket: ``WS /ws?topic=T&since=N`` pushes one text frame per event.
+"""WebSocket: ``WS /ws?topic=T&since=N[&format=msgpack]`` pushes one frame per event.
 
-Frames from the server: events (no ``type`` key), then control messages ``{"type": ...}``:
-``ready`` (first frame, with the resume ``cursor``), ``gap`` (recovered=false), ``pong``,
-``published`` and ``error``. Frames from the client: ``{"type": "ping", "id": x}`` and
-``{"type": "publish", "data": ...}``; anything else gets an ``error`` frame and the connection stays
-up, until ``ws_max_bad_messages`` such frames close it with 1008. A bad query is refused before the
-upgrade with HTTP 400. Close codes: 1001 server shutdown, 1008 policy (garbage), 1012 kicked
-(reconnect), 1013 slow consumer (fell ``subscriber_buffer`` events behind; reconnect and resume).
+Frames from the server: events (no ``type`` key; JSON text, or MessagePack binary frames with
+``format=msgpack`` / subprotocol ``pushlab.msgpack.v1``), then control messages ``{"type": ...}``,
+always JSON text: ``ready`` (first frame, with the resume ``cursor``), ``gap`` (recovered=false),
+``ping`` (heartbeat: answer ``pong`` with the same id), ``pong``, ``published``,
+``authenticated`` and ``error``. Client frames are in :mod:`feed.messages`.
+
+Everything that can be refused is refused before the upgrade with an HTTP answer (400 bad query,
+401 bad token, 403 origin, 429 per-IP cap, 503 topic limit or draining). Only first-message
+authentication happens after it: the socket must send ``{"type": "auth", "token": ...}`` within
+``auth_first_message_s`` or is closed with 1008. Close codes are listed in docs/protocol.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from feed.broker import KICKED, OVERFLOW, SHUTDOWN, Subscription
-from feed.codec import control, dumps, loads, parse_cursor
-from feed.events import EncodedEvent, check_topic
-from feed.exceptions import BadInput, CapacityError, SubscriptionClosed
+from feed.codec import control, parse_cursor
+from feed.events import check_topic
+from feed.exceptions import BadInput, CapacityError, Refused, Unauthorized
+from feed.messages import Auth, MessageError, parse_message
+from servers.admission import check_open, check_origin
+from servers.auth import Principal, header_or_query_token, subprotocol_token, verify
+from servers.connections import Conn
 from servers.deps import JSON, AppState, error_body, state, status_for
+from servers.logs import log_conn
+from servers.ws_session import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    Session,
+    close,
+)
 
 router = APIRouter()
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_RESTART = 1012
-CLOSE_TRY_AGAIN = 1013
-CLOSE_FOR_REASON = {SHUTDOWN: CLOSE_GOING_AWAY, KICKED: CLOSE_RESTART, OVERFLOW: CLOSE_TRY_AGAIN}
+TRANSPORT = "ws"
+SUBPROTOCOL_JSON = "pushlab.v1"
+SUBPROTOCOL_MSGPACK = "pushlab.msgpack.v1"
+FORMATS = ("json", "msgpack")
+
+
+class BadHandshake(BadInput):
+    """A query or subprotocol combination the endpoint cannot serve."""
+
+    code = "bad_request"
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What the upgrade request asked for, validated."""
+
+    topic: str
+    since: int | None
+    binary: bool
+    subprotocol: str | None
+    token: str | None
+
+
+def parse_handshake(ws: WebSocket) -> Handshake:
+    """Validate query and subprotocols; raises :class:`BadInput`."""
+    params = ws.query_params
+    topic = check_topic(params.get("topic", ""))
+    since = parse_cursor(params.get("since"))
+    offered: list[str] = list(ws.scope.get("subprotocols", []))
+    fmt = params.get("format", "json")
+    if fmt not in FORMATS:
+        raise BadHandshake(f"format must be one of {FORMATS}")
+    subprotocol = next((p for p in offered if p in (SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON)), None)
+    token = subprotocol_token(offered)
+    if token is not None and subprotocol is None:
+        # The server must echo one offered subprotocol (browsers fail the connection otherwise)
+        # and must never echo the token: a bearer subprotocol needs a pushlab one beside it.
+        raise BadHandshake(f"offer {SUBPROTOCOL_JSON!r} alongside the bearer subprotocol")
+    binary = fmt == "msgpack" or subprotocol == SUBPROTOCOL_MSGPACK
+    return Handshake(topic, since, binary, subprotocol, token)
 
 
 @router.websocket("/ws")
 async def ws_feed(websocket: WebSocket) -> None:
-    """Subscribe this socket to a topic and push events until either side closes."""
+    """Admit, subscribe and serve one feed socket."""
     st = state(websocket)
-    params = websocket.query_params
+    client = (websocket.client.host, websocket.client.port) if websocket.client else None
     try:
-        topic = check_topic(params.get("topic", ""))
-        since = parse_cursor(params.get("since"))
-    except BadInput as exc:
-        await deny(websocket, exc)
+        check_origin(websocket, st)
+        check_open(st)
+        hs = parse_handshake(websocket)
+        principal = None
+        if st.settings.auth:
+            token = hs.token or header_or_query_token(websocket)
+            principal = verify(st.settings, token) if token is not None else None
+        st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
+    except (BadInput, Refused, CapacityError) as exc:
+        await deny(websocket, st, exc, client)
         return
+    with st.conns.open(TRANSPORT, client) as conn:
+        await _serve(websocket, st, conn, hs, principal)
+
+
+async def _serve(
+    ws: WebSocket, st: AppState, conn: Conn, hs: Handshake, principal: Principal | None
+) -> None:
+    accepted = False
+    if st.settings.auth and principal is None:
+        await ws.accept(subprotocol=hs.subprotocol)
+        accepted = True
+        principal = await first_message_auth(ws, st, conn)
+        if principal is None:
+            return
+    conn.user = principal.user if principal else None
     try:
-        async with st.broker.subscribe(topic, since, st.settings.subscriber_buffer) as sub:
-            await websocket.accept()
-            await _serve(websocket, st, sub)
+        async with st.broker.subscribe(hs.topic, hs.since, st.settings.subscriber_buffer) as sub:
+            if not accepted:
+                await ws.accept(subprotocol=hs.subprotocol)
+            await Session(ws, st, sub, conn, hs.binary, principal).run()
     except CapacityError as exc:
-        await deny(websocket, exc)
+        if accepted:
+            await close(ws, conn, CLOSE_TRY_AGAIN, str(exc)[:120])
+        else:
+            conn.closing(503, "capacity")
+            await deny(ws, st, exc, None)
 
 
-async def deny(websocket: WebSocket, exc: Exception) -> None:
-    """Refuse the upgrade with an HTTP error and a JSON body."""
-    code = getattr(exc, "code", "unavailable")
-    await websocket.send_denial_response(JSON(error_body(code, str(exc)), status_for(exc)))
-
-
-async def _serve(websocket: WebSocket, st: AppState, sub: Subscription) -> None:
-    if sub.gap:
-        await websocket.send_text(dumps(sub.gap.as_dict()).decode())
-    await websocket.send_text(control("ready", topic=sub.topic, cursor=sub.cursor).decode())
-    reader = asyncio.ensure_future(_read(websocket, st, sub.topic))
+async def first_message_auth(ws: WebSocket, st: AppState, conn: Conn) -> Principal | None:
+    """Wait for ``{"type": "auth", "token": ...}``; close 1008 on anything else or on timeout."""
+    receive = asyncio.ensure_future(ws.receive())
+    draining = asyncio.ensure_future(st.shutdown.wait())
     try:
-        while True:
-            batch = await _next_or_reader(sub, reader)
-            if batch is None:
-                return
-            async with asyncio.timeout(st.settings.send_timeout_s):
-                for event in batch:
-                    await websocket.send_text(event.text)
-    except SubscriptionClosed as closed:
-        await websocket.close(CLOSE_FOR_REASON.get(closed.reason, CLOSE_RESTART), closed.reason)
-    except WebSocketDisconnect:
-        return  # the client left while we were sending: nothing to report
+        await asyncio.wait(
+            (receive, draining),
+            timeout=st.settings.auth_first_message_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
     finally:
-        reader.cancel()
-
-
-async def _next_or_reader(
-    sub: Subscription, reader: asyncio.Future[None]
-) -> list[EncodedEvent] | None:
-    """The next batch, or None once the reader has finished (client gone or closed by policy)."""
-    if reader.done():
-        reader.result()
+        draining.cancel()
+        if not receive.done():
+            receive.cancel()
+    if not receive.done() or receive.cancelled():
+        if st.shutdown.is_set():
+            await close(ws, conn, CLOSE_GOING_AWAY, "shutdown")
+        else:
+            await close(ws, conn, CLOSE_POLICY, "auth timeout")
         return None
-    nxt = asyncio.ensure_future(sub.next_batch())
-    await asyncio.wait((nxt, reader), return_when=asyncio.FIRST_COMPLETED)
-    if nxt.done():
-        return nxt.result()
-    nxt.cancel()
-    reader.result()
-    return None
-
-
-async def _read(websocket: WebSocket, st: AppState, topic: str) -> None:
-    """Handle client frames; returns when the client leaves or is closed for garbage."""
-    bad = 0
-    limit = st.settings.ws_max_bad_messages
     try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            reply = await _handle(st, topic, message)
-            if reply.get("type") == "error":
-                bad += 1
-                if bad >= limit:
-                    await websocket.close(CLOSE_POLICY, "too many bad messages")
-                    return
-            await websocket.send_text(dumps(reply).decode())
+        message = receive.result()
     except WebSocketDisconnect:
-        return
-
-
-async def _handle(st: AppState, topic: str, message: Any) -> dict[str, Any]:
-    text = message.get("text")
-    if text is None:
-        return {"type": "error", "error": "unsupported", "detail": "binary frames are not accepted"}
+        return None
+    if message["type"] == "websocket.disconnect":
+        conn.closing(int(message.get("code", 1005)), "client")
+        return None
     try:
-        obj = loads(text)
-    except ValueError:
-        return {"type": "error", "error": "invalid_json", "detail": "frame is not JSON"}
-    kind = obj.get("type") if isinstance(obj, dict) else None
-    if kind == "ping":
-        return {"type": "pong", "id": obj.get("id")}
-    if kind == "publish" and "data" in obj:
-        event = await st.broker.publish(topic, obj["data"])
-        return {"type": "published", "seq": event.seq, "id": obj.get("id")}
-    return {"type": "error", "error": "unknown_message", "detail": "expected type ping or publish"}
+        msg = parse_message(message.get("text") or b"")
+        if not isinstance(msg, Auth):
+            raise Unauthorized("first message must be {'type': 'auth', 'token': ...}")
+        principal = verify(st.settings, msg.token)
+    except (MessageError, Unauthorized) as exc:
+        st.metrics.rejected.labels(TRANSPORT, "1008").inc()
+        await close(ws, conn, CLOSE_POLICY, f"unauthorized: {exc}"[:120])
+        return None
+    reply = control("authenticated", user=principal.user, exp=principal.exp)
+    await ws.send_text(reply.decode())
+    return principal
+
+
+async def deny(ws: WebSocket, st: AppState, exc: Exception, client: tuple[str, int] | None) -> None:
+    """Refuse the upgrade with an HTTP error and a JSON body (never a 101)."""
+    code = getattr(exc, "code", "unavailable")
+    status = status_for(exc)
+    st.metrics.rejected.labels(TRANSPORT, str(status)).inc()
+    if client is not None:
+        log_conn(
+            "reject",
+            logging.WARNING,
+            transport=TRANSPORT,
+            remote=f"{client[0]}:{client[1]}",
+            status=status,
+            error=code,
+            detail=str(exc),
+        )
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    await ws.send_denial_response(
+        JSON(error_body(code, str(exc)), status_code=status, headers=headers)
+    )

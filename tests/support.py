@@ -18,6 +18,7 @@ import uvicorn
 from feed.broker import Broker
 from feed.settings import Settings
 from servers.app import create_app
+from servers.runner import PushlabServer, build_config
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Scales every wait in the tests; slow machines set PUSHLAB_TEST_MS=2 or more.
@@ -88,17 +89,16 @@ class LiveServer:
     def start(self) -> LiveServer:
         if not self.port:
             self.port = free_port()
-        config = uvicorn.Config(
-            create_app(self.settings, self.broker),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            ws_ping_interval=None,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
-            **self.uvicorn_options,
-        )
-        self._server = uvicorn.Server(config)
+        app = create_app(self.settings, self.broker)
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "log_level": "warning",
+            # Leave logging alone: records propagate to the root logger, where caplog sees them.
+            "log_config": None,
+        }
+        config = build_config(self.settings, app, **(options | self.uvicorn_options))
+        self._server = PushlabServer(config, app)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         wait_until(lambda: self._server is not None and self._server.started, what="uvicorn")
@@ -115,3 +115,63 @@ class LiveServer:
         """Stop and start again on the same port (same broker if one was injected)."""
         self.stop()
         self.start()
+
+
+@dataclass
+class ServerProcess:
+    """``python -m servers`` in a subprocess (real signals, real exit), stderr kept in a file."""
+
+    port: int
+    env: dict[str, str]
+    args: list[str] = field(default_factory=list)
+    log_path: str = ""
+    proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        import subprocess
+        import sys
+        import tempfile
+
+        import httpx
+
+        if not self.log_path:
+            self.log_path = tempfile.mktemp(prefix="pushlab-server-", suffix=".log")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHLAB_")}
+        env |= {"PUSHLAB_TICKER_RATE": "0"} | self.env
+        cmd = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd + self.args, env=env, stderr=log, stdout=log)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log()}")
+            try:
+                return httpx.get(self.url + "/healthz", timeout=1, trust_env=False).is_success
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, 20, "server process")
+        return self
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def terminate(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(15 * MS)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()

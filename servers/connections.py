@@ -1,0 +1,120 @@
+"""The live-connection registry: ids, per-IP cap, gauge, and connect/disconnect logs.
+
+Every streaming connection (ws, sse, long-poll) is registered for its lifetime. That one place
+enforces ``max_conns_per_ip`` (HTTP 429 before any upgrade or stream starts), keeps the
+``pushlab_connections`` gauge, writes the structured connect/disconnect records, and lets the
+shutdown drain wait until every stream has said goodbye.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from feed.exceptions import TooManyConnections
+from servers.logs import elapsed, log_conn
+from servers.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Conn:
+    """One live connection; transports fill in ``code``/``reason`` and the counts as they go."""
+
+    id: str
+    transport: str
+    remote: str
+    ip: str
+    started: float = field(default_factory=time.monotonic)
+    user: str | None = None
+    code: int | None = None
+    reason: str = ""
+    events: int = 0
+    bytes: int = 0
+
+    def closing(self, code: int | None, reason: str) -> None:
+        """Record how this connection ends (first call wins)."""
+        if self.code is None and not self.reason:
+            self.code, self.reason = code, reason
+
+
+class Connections:
+    """Registry of live connections for one app."""
+
+    def __init__(self, max_per_ip: int, metrics: Metrics) -> None:
+        self.max_per_ip = max_per_ip
+        self.metrics = metrics
+        self.live: dict[str, Conn] = {}
+        self._per_ip: Tally[str] = Tally()
+        self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid():x}"
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def by_transport(self) -> dict[str, int]:
+        """Live connections per transport (for /healthz)."""
+        return dict(Tally(c.transport for c in self.live.values()))
+
+    def check_ip(self, ip: str, transport: str) -> None:
+        """Raise :class:`TooManyConnections` when ``ip`` is at its cap."""
+        if self.max_per_ip and self._per_ip[ip] >= self.max_per_ip:
+            self.metrics.rejected.labels(transport, "429").inc()
+            log_conn("reject", logging.WARNING, transport=transport, remote=ip, status=429)
+            raise TooManyConnections(f"at most {self.max_per_ip} live connections per client IP")
+
+    @contextmanager
+    def open(self, transport: str, client: tuple[str, int] | None) -> Iterator[Conn]:
+        """Register a connection for the ``with`` block; refuses past the per-IP cap."""
+        ip, port = client if client is not None else ("unknown", 0)
+        self.check_ip(ip, transport)
+        conn = Conn(f"{self._prefix}-{next(self._ids)}", transport, f"{ip}:{port}", ip)
+        self.live[conn.id] = conn
+        self._per_ip[ip] += 1
+        self._empty.clear()
+        gauge = self.metrics.connections.labels(transport)
+        gauge.inc()
+        log_conn("connect", conn_id=conn.id, transport=transport, remote=conn.remote)
+        try:
+            yield conn
+        except BaseException as exc:
+            conn.closing(None, f"error: {type(exc).__name__}")
+            raise
+        finally:
+            gauge.dec()
+            del self.live[conn.id]
+            self._per_ip[ip] -= 1
+            if not self._per_ip[ip]:
+                del self._per_ip[ip]
+            if not self.live:
+                self._empty.set()
+            code = conn.code
+            self.metrics.closes.labels(
+                transport, str(code if code is not None else conn.reason)
+            ).inc()
+            log_conn(
+                "disconnect",
+                conn_id=conn.id,
+                transport=transport,
+                remote=conn.remote,
+                user=conn.user,
+                code=code,
+                reason=conn.reason,
+                duration_s=elapsed(conn.started),
+                events=conn.events,
+                bytes=conn.bytes,
+            )
+
+    async def wait_empty(self, timeout: float) -> bool:
+        """Wait until no connection is live; False if ``timeout`` passed first."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._empty.wait()
+        except TimeoutError:
+            return False
+        return True

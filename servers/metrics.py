@@ -1,0 +1,73 @@
+"""Prometheus metrics, one :class:`CollectorRegistry` per app (no process-global state).
+
+Hot-path cost: transports bind their label children once per connection (:meth:`Metrics.for_conn`)
+and count per written batch, not per event, so a busy subscriber pays two counter increments per
+send loop iteration whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from starlette.responses import Response
+
+router = APIRouter()
+
+RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(slots=True)
+class ConnMetrics:
+    """The label children one connection updates."""
+
+    events: Counter
+    bytes: Counter
+
+
+class Metrics:
+    """Every pushlab metric, registered in this app's own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Gauge(
+            "pushlab_connections", "Open feed connections", ["transport"], registry=r
+        )
+        self.events_sent = Counter(
+            "pushlab_events_sent", "Events written to clients", ["transport"], registry=r
+        )
+        self.bytes_sent = Counter(
+            "pushlab_bytes_sent", "Event payload bytes written", ["transport"], registry=r
+        )
+        self.errors = Counter(
+            "pushlab_errors", "Errors by transport and kind", ["transport", "kind"], registry=r
+        )
+        self.closes = Counter(
+            "pushlab_closes", "Closed connections by close code", ["transport", "code"], registry=r
+        )
+        self.rejected = Counter(
+            "pushlab_rejected",
+            "Refused requests/upgrades by status",
+            ["transport", "status"],
+            registry=r,
+        )
+        self.ping_rtt = Histogram(
+            "pushlab_ping_rtt_seconds",
+            "WebSocket heartbeat round trip",
+            buckets=RTT_BUCKETS,
+            registry=r,
+        )
+
+    def for_conn(self, transport: str) -> ConnMetrics:
+        """Label children bound once per connection."""
+        return ConnMetrics(self.events_sent.labels(transport), self.bytes_sent.labels(transport))
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    m: Metrics = request.app.state.pushlab.metrics
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
