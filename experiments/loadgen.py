@@ -33,6 +33,7 @@ import numpy as np
 from clients import CLIENTS
 from clients.base import FeedClient, Received
 from feed.codec import dumps, loads
+from feed.fdlimit import raise_nofile
 
 MARGIN_NS = 250_000_000
 _COUNTERS = ("requests", "empty_responses", "duplicates", "reconnects", "connections", "gaps")
@@ -226,6 +227,7 @@ def _result(
 def main() -> int:
     """Entry point of the subprocess."""
     spec = loads(sys.argv[1])
+    raise_nofile()  # idle cells open 10,000 connections from this one process
     try:
         import uvloop
 
