@@ -17,6 +17,7 @@ from feed.settings import Settings
 from feed.ticker import run_ticker
 from servers import auth, long_poll, metrics, publish, short_poll, sse, websocket
 from servers.deps import AppState, on_pushlab_error, on_validation_error
+from servers.rawsend import RawSend
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
             yield
         finally:
             shutdown.set()
+            app.state.pushlab.watchdog.close()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -66,6 +68,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
                 await the_broker.close()
 
     app = FastAPI(title="pushlab", lifespan=lifespan)
+    app.add_middleware(RawSend)
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -16,6 +16,7 @@ from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, U
 from feed.settings import Settings
 from servers.connections import Connections
 from servers.metrics import Metrics
+from servers.watchdog import SendWatchdog
 
 
 @dataclass(slots=True)
@@ -31,9 +32,11 @@ class AppState:
     shutdown: asyncio.Event
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)
+    watchdog: SendWatchdog = field(init=False)
 
     def __post_init__(self) -> None:
         self.conns = Connections(self.settings.max_conns_per_ip, self.metrics)
+        self.watchdog = SendWatchdog(self.settings.send_timeout_s)
 
 
 class JSON(Response):
