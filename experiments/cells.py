@@ -8,6 +8,7 @@ counted over the same interval.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -101,7 +102,9 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         results = [_readline(p, "its result")["result"] for p in procs]
         for p in procs:
             _send(p, {"cmd": "stop"})
-            p.wait(10)
+            # A generator still draining a flat-out backlog is stopped by the finally below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(10)
     finally:
         for p in procs:
             stop(p)
@@ -216,21 +219,26 @@ def _wire_figures(
 
 
 def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
-    """Server memory per connection: RSS before and with ``subscribers`` idle connections open."""
+    """Server memory per connection: RSS before and with ``subscribers`` idle connections open.
+
+    The connections are spread over ``cell.generators`` processes (10,000 httpx clients take
+    over a minute to open from one process on a busy 2-core machine).
+    """
     time.sleep(0.3)
     before = rss_bytes(target.pid)
-    # Thousands of connections take a while to open on a busy 2-core machine.
     connect_s = max(30.0, cell.subscribers / 200)
-    spec = {
-        "transport": cell.transport, "url": target.url, "topic": target.topic, "idle": True,
-        "subscribers": cell.subscribers, "client": cell.client_options(),
-        "raw_path": str(raw_dir / f"{cell.name}.npy"), "connect_timeout_s": connect_s,
-    }  # fmt: skip
-    argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
     started: list[subprocess.Popen[str]] = []
     try:
-        proc = spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.log")
-        connected = _readline(proc, "connecting")["connected"]
+        for i, n in enumerate(_split(cell.subscribers, cell.generators)):
+            spec = {
+                "transport": cell.transport, "url": target.url, "topic": target.topic,
+                "idle": True, "subscribers": n, "client": cell.client_options(),
+                "raw_path": str(raw_dir / f"{cell.name}.gen{i}.npy"),
+                "connect_timeout_s": connect_s,
+            }  # fmt: skip
+            argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
+            spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
+        connected = sum(_readline(p, "connecting")["connected"] for p in started)
         deadline = time.monotonic() + connect_s
         while (
             len(sockstats.snapshot(target.port)) < cell.subscribers and time.monotonic() < deadline
@@ -239,7 +247,8 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         time.sleep(max(0.3, cell.warmup_s))  # let the server finish setting up each subscription
         open_now = len(sockstats.snapshot(target.port))
         after = rss_bytes(target.pid)
-        _send(proc, {"cmd": "stop"})
+        for p in started:
+            _send(p, {"cmd": "stop"})
     finally:
         for p in started:
             stop(p)
