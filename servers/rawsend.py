@@ -1,4 +1,4 @@
-"""``RawSend``: the ASGI server's own ``send`` for WebSocket scopes, for the event hot path."""
+"""``RawSend``: the ASGI server's own ``send``, kept in the scope for the event hot path."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ RAW_SEND = "pushlab.raw_send"
 
 
 class RawSend:
-    """Outermost middleware: stores uvicorn's ``send`` in a WebSocket scope under ``RAW_SEND``.
+    """Outer middleware: stores uvicorn's ``send`` in the scope under ``RAW_SEND``.
 
-    Starlette's ``WebSocket.send`` checks the state machine and the exception middleware wraps
-    ``send`` twice; for frames sent after ``accept`` none of that can change the outcome, so
-    :mod:`servers.ws_session` sends events through the raw callable (one call instead of four).
-    Everything else (accept, close, denial responses, control frames) keeps the checked path.
+    Starlette's ``WebSocket.send`` checks the state machine and the error and exception
+    middlewares wrap ``send`` (they only watch for the response start); for WebSocket frames
+    after ``accept`` and SSE body chunks after the response start none of that can change the
+    outcome, so :mod:`servers.ws_session` and :mod:`servers.sse` send events through the raw
+    callable. Everything else (accept, close, denials, response start) keeps the checked path.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
+        if scope["type"] in ("websocket", "http"):
             scope[RAW_SEND] = send
         await self.app(scope, receive, send)

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from feed.broker import Subscription
 from feed.codec import control, dumps, parse_cursor, sse_control
@@ -32,6 +32,7 @@ from feed.exceptions import SubscriptionClosed, TooManyConnections
 from servers.admission import admit
 from servers.auth import Principal
 from servers.deps import AppState, state
+from servers.rawsend import RAW_SEND
 from servers.watchdog import SendWatchdog
 
 router = APIRouter()
@@ -96,8 +97,17 @@ class WatchedEventSourceResponse(EventSourceResponse):
     def __init__(self, *args: object, watchdog: SendWatchdog, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.watchdog = watchdog
+        self.raw_send: Send | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.raw_send = scope.get(RAW_SEND)
+        await super().__call__(scope, receive, send)
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        # Body chunks skip the two middleware wrappers (see servers.rawsend); the response
+        # start and the final empty chunk keep them.
+        if self.raw_send is not None and message.get("more_body"):
+            send = self.raw_send
         try:
             with self.watchdog:
                 await send(message)
