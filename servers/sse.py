@@ -49,7 +49,6 @@ async def _stream(
     principal: Principal | None,
 ) -> AsyncIterator[bytes]:
     cfg = st.settings
-    metrics = st.metrics.for_conn(TRANSPORT)
     with contextlib.ExitStack() as stack:
         try:
             conn = stack.enter_context(st.conns.open(TRANSPORT, client))
@@ -73,8 +72,6 @@ async def _stream(
                     chunk = b"".join(e.sse for e in batch)
                     conn.events += len(batch)
                     conn.bytes += len(chunk)
-                    metrics.events.inc(len(batch))
-                    metrics.bytes.inc(len(chunk))
                     yield chunk
             except SubscriptionClosed as closed:
                 conn.closing(None, closed.reason)

@@ -89,7 +89,6 @@ class Session:
         self.binary = binary
         self.principal = principal
         self.cfg = st.settings
-        self.metrics = st.metrics.for_conn("ws")
         self.pong = asyncio.Event()
         self.ping_id = 0
         self.ping_sent = 0.0
@@ -133,7 +132,7 @@ class Session:
             )
 
     async def _write(self) -> None:
-        ws, sub, conn, metrics = self.ws, self.sub, self.conn, self.metrics
+        ws, sub, conn = self.ws, self.sub, self.conn
         if sub.gap:
             await ws.send_text(dumps(sub.gap.as_dict()).decode())
         await ws.send_text(control("ready", topic=sub.topic, cursor=sub.cursor).decode())
@@ -159,8 +158,6 @@ class Session:
                 # Counted per batch, not per event: the hot path stays two increments.
                 conn.events += len(batch)
                 conn.bytes += size
-                metrics.events.inc(len(batch))
-                metrics.bytes.inc(size)
         except SubscriptionClosed as closed:
             code = CLOSE_FOR_REASON.get(closed.reason, CLOSE_RESTART)
             raise SessionEnd(code, closed.reason) from None
