@@ -53,7 +53,29 @@ PROFILE ?= quick
 bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)
 	$(BIN)/pushlab bench --profile $(PROFILE)
 
+hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
+	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
+	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
+cluster: install ## 3 instances on Redis behind nginx (https, local CA) until Ctrl-C
+	$(BIN)/pushlab cluster up --rate 10
+
+cluster-down: ## stop a cluster started by `make cluster` (pid files in .run/cluster)
+	$(BIN)/pushlab cluster down
+
+cluster-faults: install ## SIGKILL + rolling restart under load: loss, reconnect p50/p99 -> results/
+	$(BIN)/pushlab cluster faults
+
+cluster-bench: install ## direct vs nginx, memory vs Redis, 1 vs 3 instances -> results/
+	$(BIN)/pushlab cluster bench
+
+pubsub-loss: venv ## plain Redis pub/sub vs pushlab Streams across a subscriber outage -> results/
+	$(BIN)/pushlab cluster pubsub-loss
+
+screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (headless Chromium)
+	$(BIN)/pushlab screenshots --out docs/img
+
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system baseline install lint fmt test test-all serve bench clean
+.PHONY: help venv system baseline install lint fmt test test-all serve bench screenshots clean \
+	cluster cluster-down cluster-faults cluster-bench pubsub-loss hotpath

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -12,10 +13,12 @@ from feed.events import FeedEvent
 from feed.exceptions import FatalTransportError
 
 
-def make_http(read_timeout_s: float | None) -> httpx.AsyncClient:
+def make_http(
+    read_timeout_s: float | None, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
     """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection."""
     timeout = httpx.Timeout(connect=5.0, read=read_timeout_s, write=5.0, pool=5.0)
-    return httpx.AsyncClient(timeout=timeout, trust_env=False)
+    return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=verify)
 
 
 class SocketTracker:

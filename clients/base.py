@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
@@ -82,6 +83,7 @@ class FeedClient(ABC):
         retry: RetryPolicy | None = None,
         headers: dict[str, str] | None = None,
         token: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.url = url.rstrip("/")
         # A JWT (docs/protocol.md, "Authentication"); each transport sends it its own way.
@@ -90,6 +92,8 @@ class FeedClient(ABC):
         self.last_seq = since
         self.retry = retry or RetryPolicy()
         self.headers = dict(headers or {})
+        # TLS verification for https/wss URLs: an SSLContext trusting e.g. a local CA, or a bool.
+        self.verify = verify
         self.counters = Counters()
         self.gaps: list[Gap] = []
         self.server_retry_s: float | None = None

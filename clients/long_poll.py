@@ -22,7 +22,7 @@ class LongPollClient(ShortPollClient):
         self.wait_s = wait_s
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with make_http(self.wait_s + 10.0) as http:
+        async with make_http(self.wait_s + 10.0, self.verify) as http:
             while True:
                 params = self.params() | {"timeout": str(self.wait_s)}
                 response = await self.fetch(http, "/long-poll", params)

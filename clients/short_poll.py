@@ -64,7 +64,7 @@ class ShortPollClient(FeedClient):
         return response
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with make_http(30.0) as http:
+        async with make_http(30.0, self.verify) as http:
             while True:
                 response = await self.fetch(http, "/poll", self.params())
                 items, more = answer_items(response.content, self.counters)

@@ -46,7 +46,7 @@ class SSEClient(FeedClient):
         if self.last_seq is not None:
             headers["Last-Event-ID"] = str(self.last_seq)
         async with (
-            make_http(self.read_timeout_s) as http,
+            make_http(self.read_timeout_s, self.verify) as http,
             aconnect_sse(http, "GET", self.url + "/sse", params=params, headers=headers) as source,
         ):
             stream = source.response.extensions.get("network_stream")

@@ -11,6 +11,7 @@ server: no pong within ``ping_timeout_s`` ends the connection, the close handsha
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -77,6 +78,17 @@ class WebSocketClient(FeedClient):
             headers = self.auth_headers()
         return headers, protocols
 
+    def _ssl(self) -> ssl.SSLContext | None:
+        """TLS context for ``wss://`` (``verify`` as for the HTTP clients); None for ``ws://``."""
+        if not self.url.startswith("https"):
+            return None
+        if isinstance(self.verify, ssl.SSLContext):
+            return self.verify
+        ctx = ssl.create_default_context()
+        if not self.verify:
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return ctx
+
     async def _session(self) -> AsyncGenerator[RawItem, None]:
         headers, protocols = self._handshake()
         async with connect(
@@ -90,6 +102,7 @@ class WebSocketClient(FeedClient):
             open_timeout=10,
             # websockets waits 10 s for a close reply by default; a dead server never sends one.
             close_timeout=self.ping_timeout_s if self.ping_timeout_s is not None else 10,
+            ssl=self._ssl(),
         ) as ws:
             self._sock = ws.transport.get_extra_info("socket")
             self.counters.requests += 1

@@ -2,10 +2,10 @@
 
 Locust monkey-patches sockets with gevent, so it never runs in this (possibly asyncio) process:
 ``run_locust`` starts ``locust`` from the venv next to ``sys.executable``, bounded by a hard
-timeout, samples the CPU of every process of its tree (master and workers) with psutil, and reads
-two outputs: the ``--feed-summary`` JSON the locustfiles write (exact counters and a latency
-histogram at three significant digits) and Locust's own ``--csv`` stats (cross-check; Locust
-rounds latency to whole milliseconds below 100 ms).
+timeout, samples the CPU of every process of its tree (master and workers; see
+:mod:`experiments.tree_cpu`), and reads two outputs: the ``--feed-summary`` JSON the locustfiles
+write (exact counters and a latency histogram at three significant digits) and Locust's own
+``--csv`` stats (cross-check; Locust rounds latency to whole milliseconds below 100 ms).
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import json
 import math
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
+from experiments.tree_cpu import cpu_figures, sample_tree_until_exit
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES_DIR = Path(__file__).resolve().parent / "locustfiles"
@@ -34,7 +33,6 @@ LOCUSTFILES = {
 }
 ALIASES = {"websocket": "ws", "short-poll": "poll", "short_poll": "poll", "long_poll": "long-poll"}
 GENERATOR_BOUND_PCT = 90.0
-SAMPLE_EVERY_S = 0.5
 
 
 class LocustRunError(RuntimeError):
@@ -106,12 +104,24 @@ def run_locust(
     topic: str = "ticks",
     extra_env: dict[str, str] | None = None,
     locustfile_path: Path | None = None,
+    hard_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Drive ``users`` subscribers of ``topic`` at ``url`` for ``duration_s``; figures as a dict.
 
     ``locustfile_path`` replaces the transport's own locustfile (a variant built on the same
-    base, e.g. in tests). Raises :class:`LocustRunError` when Locust overruns its hard timeout
-    or writes no summary.
+    base, e.g. in tests). ``hard_timeout_s`` (default: ``duration_s`` + 30 s + 5 s per process)
+    bounds the whole run: past it Locust gets SIGTERM, then its process group SIGKILL. Raises
+    :class:`LocustRunError` when Locust overruns that limit or writes no summary.
+
+    Keys: latency and throughput come from the users' own summary (exact counts, latency at three
+    significant digits, ``events_per_s`` over the span from first to last delivery);
+    ``generator_cpu_pct`` is the busiest Locust process's mean % of one core over that span
+    (``generator_bound`` at >= 90), ``generator_cpu_total_pct`` all of them together,
+    ``machine_cpu_pct`` all cores (``machine_bound``: a starved generator, not an idle one);
+    ``locust_processes`` counts the processes seen (master + workers), ``locust_workers`` the
+    workers that reported; ``hub_blocked`` > 0 means a user blocked gevent's loop (only counted
+    with ``LOCUST_FEED_MONITOR_HUB_MS`` in ``extra_env``); ``locust_csv_requests`` is Locust's
+    own count (its CSV is written every second, so it can miss the last one).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +136,7 @@ def run_locust(
         path=locustfile_path,
     )
     env = {**os.environ, "LOCUST_FEED_TOPIC": topic, **(extra_env or {})}
-    hard_timeout = duration_s + 30.0 + 5.0 * processes
+    hard_timeout = hard_timeout_s or duration_s + 30.0 + 5.0 * processes
     started = time.monotonic()
     with (
         open(out_dir / "locust.stdout", "wb") as out,
@@ -135,7 +145,7 @@ def run_locust(
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True
         )
-        samples, timed_out = _sample_cpu_until_exit(proc, started + hard_timeout)
+        samples, timed_out = sample_tree_until_exit(proc, started + hard_timeout)
     elapsed = time.monotonic() - started
     if timed_out:
         raise LocustRunError(f"locust overran its {hard_timeout:.0f} s limit; killed ({out_dir})")
@@ -144,7 +154,7 @@ def run_locust(
         tail = (out_dir / "locust.stderr").read_text(errors="replace")[-2000:]
         raise LocustRunError(f"locust exited {proc.returncode} without a summary:\n{tail}")
     feed = json.loads(summary_path.read_text())
-    cpu = _cpu_figures(samples, feed.get("first_ns", 0), feed.get("last_ns", 0))
+    cpu = cpu_figures(samples, feed.get("first_ns", 0), feed.get("last_ns", 0))
     stats = _aggregated_csv_row(out_dir / "locust_stats.csv")
     return {
         "generator": "locust",
@@ -159,7 +169,10 @@ def run_locust(
         "bytes_per_event": feed["bytes_per_event"],
         "generator_cpu_pct": cpu["max_mean_pct"],
         "generator_cpu_peak_pct": cpu["max_peak_pct"],
+        "generator_cpu_total_pct": cpu["total_pct"],  # all Locust processes together
         "generator_bound": cpu["max_mean_pct"] >= GENERATOR_BOUND_PCT,
+        "machine_cpu_pct": cpu["machine_pct"],
+        "machine_bound": cpu["machine_pct"] >= GENERATOR_BOUND_PCT,
         "failures": max(feed["failures"], int(stats.get("Failure Count", 0) or 0)),
         "duplicates": feed["duplicates"],
         "gaps": feed["gaps"],
@@ -167,6 +180,7 @@ def run_locust(
         "reconnects": feed["reconnects"],
         "requests": feed["requests"],
         "empty_responses": feed["empty_responses"],
+        "hub_blocked": feed["hub_blocked"],
         "users_delivering": feed["users_delivering"],
         "peak_open_sessions": feed["peak_open_sessions"],
         "locust_processes": cpu["processes"],
@@ -179,73 +193,6 @@ def run_locust(
     }
 
 
-def _sample_cpu_until_exit(
-    proc: subprocess.Popen[bytes], deadline: float
-) -> tuple[dict[int, list[tuple[int, float]]], bool]:
-    """``{pid: [(wall_ns, cpu_seconds), ...]}`` for the whole tree, and whether it timed out."""
-    samples: dict[int, list[tuple[int, float]]] = {}
-    handles: dict[int, psutil.Process] = {}
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            _stop(proc)
-            return samples, True
-        try:
-            root = psutil.Process(proc.pid)
-            for p in [root, *root.children(recursive=True)]:
-                handles.setdefault(p.pid, p)
-        except psutil.Error:
-            pass
-        now = time.time_ns()
-        for pid, p in handles.items():
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue
-            samples.setdefault(pid, []).append((now, t.user + t.system))
-        time.sleep(SAMPLE_EVERY_S)
-    return samples, False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (Locust shuts down and writes its files), then SIGKILL to the group we started."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-def _cpu_figures(
-    samples: dict[int, list[tuple[int, float]]], first_ns: int, last_ns: int
-) -> dict[str, Any]:
-    """Per process: mean and peak % of one core while events were being delivered; max of each.
-
-    Start-up (imports, spawning) burns CPU before any delivery; averaging over the delivery
-    window keeps it from being mistaken for load.
-    """
-    means: list[float] = []
-    peaks: list[float] = []
-    for points in samples.values():
-        inside = [pt for pt in points if first_ns <= pt[0] <= last_ns] if last_ns else []
-        window = inside if len(inside) >= 2 else points
-        if len(window) < 2:
-            continue
-        rates = [
-            100.0 * (c1 - c0) / ((t1 - t0) / 1e9)
-            for (t0, c0), (t1, c1) in zip(window, window[1:], strict=False)
-            if t1 > t0
-        ]
-        span_s = (window[-1][0] - window[0][0]) / 1e9
-        means.append(100.0 * (window[-1][1] - window[0][1]) / span_s if span_s > 0 else 0.0)
-        peaks.append(max(rates, default=0.0))
-    return {
-        "max_mean_pct": round(max(means, default=0.0), 1),
-        "max_peak_pct": round(max(peaks, default=0.0), 1),
-        "processes": len(samples),
-    }
-
-
 def _aggregated_csv_row(path: Path) -> dict[str, str]:
     """The ``Aggregated`` row of Locust's ``*_stats.csv`` (empty when missing)."""
     if not path.exists():
@@ -255,3 +202,33 @@ def _aggregated_csv_row(path: Path) -> dict[str, str]:
             if row.get("Name") == "Aggregated":
                 return row
     return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.locust_runner``: one Locust run against a running server."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m experiments.locust_runner")
+    parser.add_argument("--transport", required=True, choices=sorted(LOCUSTFILES))
+    parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--topic", default="ticks")
+    parser.add_argument("--out", type=Path, required=True, help="folder for Locust's files")
+    args = parser.parse_args(argv)
+    result = run_locust(
+        args.transport,
+        args.url,
+        args.users,
+        args.seconds,
+        processes=args.processes,
+        out_dir=args.out,
+        topic=args.topic,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,6 +30,7 @@ DEFAULT_AUTH_FIRST_MESSAGE_S = 5.0
 DEFAULT_WS_RATE_PER_S = 50.0
 DEFAULT_WS_RATE_BURST = 100
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
+DEFAULT_REDIS_PREFIX = "pushlab"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     broker: str = "memory://"
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
     history: int = DEFAULT_HISTORY
     max_topics: int = 10_000
     poll_batch: int = 1_000
@@ -55,6 +57,14 @@ class Settings:
     ticker_rate: float = 10.0
     ticker_size: int = 64
     admin: bool = True
+    board_max_boards: int = 1_000
+    board_max_strokes: int = 5_000
+    board_max_points: int = 2_000
+    board_history: int = 10_000
+    board_max_message_bytes: int = 64 * 1024
+    board_rate: float = 50.0
+    board_burst: int = 100
+    board_buffer: int = 1_000
     log_level: str = "info"
     # Heartbeat: app-level {"type":"ping"} every interval; no pong within timeout closes 1011.
     ws_ping_interval_s: float = DEFAULT_WS_PING_INTERVAL_S
@@ -77,9 +87,22 @@ class Settings:
     log_json: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("history", "poll_batch", "subscriber_buffer", "max_topics"):
+        for name in (
+            "history",
+            "poll_batch",
+            "subscriber_buffer",
+            "max_topics",
+            "board_max_boards",
+            "board_max_strokes",
+            "board_max_points",
+            "board_history",
+            "board_burst",
+            "board_buffer",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.board_rate <= 0:
+            raise ValueError("board_rate must be > 0")
         if self.ticker_rate < 0 or self.ticker_size < 0:
             raise ValueError("ticker_rate and ticker_size must be >= 0")
         if self.ws_ping_interval_s < 0 or self.ws_ping_timeout_s <= 0:

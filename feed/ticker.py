@@ -8,13 +8,16 @@ source down. That is what keeps latency measurements free of coordinated omissio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from feed.broker import Broker
 
 _MAX_BURST = 1_000
+_WAKE_S = 0.05
 
 
 def make_payload(i: int, size: int) -> dict[str, Any]:
@@ -24,6 +27,70 @@ def make_payload(i: int, size: int) -> dict[str, Any]:
     overhead = len(b'{"i":%d,"price":%r,"pad":""}' % (i, price))
     base["pad"] = "x" * max(0, size - overhead)
     return base
+
+
+@dataclass
+class TickerControl:
+    """The running ticker's rate and payload size, changeable live (``POST /admin/ticker``).
+
+    Settings stay frozen: this is runtime state owned by the app, seeded from them. A change
+    restarts the schedule from now, so lowering the rate never leaves a backlog to catch up.
+    """
+
+    rate: float
+    size: int
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    ticking: bool = False  # set by run_controlled: False while paused (rate 0) or stopped
+
+    def update(self, rate: float | None = None, size: int | None = None) -> None:
+        """Apply a change and wake the ticker."""
+        if rate is not None:
+            if rate < 0:
+                raise ValueError("rate must be >= 0")
+            self.rate = rate
+        if size is not None:
+            if size < 0:
+                raise ValueError("size must be >= 0")
+            self.size = size
+        self.changed.set()
+
+
+async def run_controlled(
+    broker: Broker, topic: str, control: TickerControl, stop: asyncio.Event
+) -> int:
+    """Tick at ``control``'s current rate and size until ``stop``; rate 0 pauses."""
+    total = 0
+    while not stop.is_set():
+        control.changed.clear()
+        control.ticking = control.rate > 0
+        if not control.ticking:
+            await _first(control.changed.wait(), stop.wait())
+            continue
+        changed = asyncio.Event()
+        watcher = asyncio.ensure_future(_relay(control.changed, changed, stop))
+        try:
+            total += await run_ticker(broker, topic, control.rate, control.size, stop=changed)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+    control.ticking = False
+    return total
+
+
+async def _relay(src: asyncio.Event, dst: asyncio.Event, stop: asyncio.Event) -> None:
+    """Set ``dst`` when ``src`` or ``stop`` fires."""
+    await _first(src.wait(), stop.wait())
+    dst.set()
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
 
 
 async def run_ticker(
@@ -50,5 +117,10 @@ async def run_ticker(
             i += 1
             await broker.publish(topic, make_payload(i, size))
         delay = start + i * period - time.perf_counter()
-        await asyncio.sleep(max(0.0, delay))
+        if stop is not None and delay > _WAKE_S:
+            # A long gap between ticks (low rates) must not delay a stop or a live rate change.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        else:
+            await asyncio.sleep(max(0.0, delay))
     return i

@@ -18,6 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("clients.publish_cli", "publish one event"),
     "bench": ("experiments.cli", "run a measurement profile (quick, full, tiny), plot, report"),
     "plot": ("experiments.cli", "regenerate figures and report of a results folder"),
+    "bridge": ("clients.rabbitmq_bridge", "consume a RabbitMQ queue and publish into the feed"),
+    "cluster": ("experiments.cluster_cli", "N instances + Redis + nginx/TLS; faults; bench cells"),
+    "screenshots": ("clients.screenshots", "PNGs of the dashboard and whiteboard"),
+    "browser-run": ("experiments.browser_run", "measure the transports from headless Chromium"),
 }
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages pushlab drives (nginx, chromium, node) when they are missing.
+# Install the Debian packages pushlab drives (nginx, chromium, node, redis-server) when missing.
 # Runs apt-get only as root; otherwise it says what is missing and exits 0 (tests then skip,
 # except under CI=true, where a missing part fails the test that needs it).
 set -euo pipefail
@@ -9,6 +9,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v node >/dev/null 2>&1 || need+=(nodejs)  # the Node baseline row (baseline/node)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# redis-server: the cluster's broker, and private throwaway servers for the Redis-restart tests.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -14,8 +14,18 @@ from feed.broker import Broker
 from feed.exceptions import CapacityError, PushlabError
 from feed.memory import MemoryBroker
 from feed.settings import Settings
-from feed.ticker import run_ticker
-from servers import auth, long_poll, metrics, publish, short_poll, sse, websocket
+from feed.ticker import TickerControl, run_controlled
+from servers import (
+    auth,
+    long_poll,
+    metrics,
+    pages,
+    publish,
+    short_poll,
+    sse,
+    websocket,
+    whiteboard,
+)
 from servers.deps import AppState, on_pushlab_error, on_validation_error
 from servers.rawsend import RawSend
 
@@ -23,9 +33,15 @@ TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.
 
 
 def make_broker(settings: Settings) -> Broker:
-    """The backend named by ``settings.broker`` (``memory://`` for now)."""
+    """The backend named by ``settings.broker``: ``memory://`` or ``redis://host:port/db``."""
     if settings.broker.startswith("memory://"):
         return MemoryBroker(settings.history, settings.max_topics)
+    if settings.broker.startswith(("redis://", "rediss://")):
+        from feed.redis_broker import RedisBroker  # only servers that use Redis import it
+
+        return RedisBroker(
+            settings.broker, settings.redis_prefix, settings.history, settings.max_topics
+        )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
 
 
@@ -36,22 +52,23 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_broker = broker if broker is not None else make_broker(settings)
         shutdown = asyncio.Event()
-        app.state.pushlab = AppState(settings, the_broker, shutdown)
+        # The ticker runs whenever a rate is set; the dashboard may change it live.
+        control = (
+            TickerControl(settings.ticker_rate, settings.ticker_size)
+            if settings.ticker_rate > 0
+            else None
+        )
+        app.state.pushlab = AppState(settings, the_broker, shutdown, control)
+        app.state.whiteboard = whiteboard.Hub(settings)
         await the_broker.start()
         # Only a broker this app owns is snapshotted (an injected one outlives the app anyway).
         memory = the_broker if broker is None and isinstance(the_broker, MemoryBroker) else None
         if memory is not None and settings.snapshot_path:
             memory.restore(snapshot.load(settings.snapshot_path))
         ticker = None
-        if settings.ticker_rate > 0:
+        if control is not None:
             ticker = asyncio.create_task(
-                run_ticker(
-                    the_broker,
-                    settings.ticker_topic,
-                    settings.ticker_rate,
-                    settings.ticker_size,
-                    stop=shutdown,
-                )
+                run_controlled(the_broker, settings.ticker_topic, control, shutdown)
             )
         try:
             yield
@@ -77,4 +94,6 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(metrics.router)
     for router in TRANSPORT_ROUTERS:
         app.include_router(router)
+    app.include_router(whiteboard.router)
+    pages.install(app)
     return app

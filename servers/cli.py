@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, dest="ticker_size", help="ticker payload bytes")
     parser.add_argument("--topic", dest="ticker_topic", help="ticker topic")
     parser.add_argument("--history", type=int, help="events retained per topic")
-    parser.add_argument("--broker", help="broker URL (memory://)")
+    parser.add_argument("--broker", help="broker URL (memory:// or redis://127.0.0.1:6379/0)")
     parser.add_argument("--log-level")
     on_off = argparse.BooleanOptionalAction
     parser.add_argument("--auth", action=on_off, default=None, help="require JWTs")

@@ -14,6 +14,7 @@ from feed.broker import Broker
 from feed.codec import dumps
 from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, Unauthorized
 from feed.settings import Settings
+from feed.ticker import TickerControl
 from servers.connections import Connections
 from servers.metrics import Metrics
 from servers.watchdog import SendWatchdog
@@ -30,6 +31,7 @@ class AppState:
     settings: Settings
     broker: Broker
     shutdown: asyncio.Event
+    ticker: TickerControl | None = None
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)
     watchdog: SendWatchdog = field(init=False)

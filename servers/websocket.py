@@ -96,7 +96,7 @@ async def ws_feed(websocket: WebSocket) -> None:
             principal = verify(st.settings, token) if token is not None else None
         st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
     except (BadInput, Refused, CapacityError) as exc:
-        await deny(websocket, st, exc, client)
+        await deny(websocket, exc, client)
         return
     with st.conns.open(TRANSPORT, client) as conn:
         await _serve(websocket, st, conn, hs, principal)
@@ -129,7 +129,7 @@ async def _serve(
             await close(ws, conn, CLOSE_TRY_AGAIN, str(exc)[:120])
         else:
             conn.closing(503, "capacity")
-            await deny(ws, st, exc, None)
+            await deny(ws, exc)
 
 
 async def first_message_auth(ws: WebSocket, st: AppState, conn: Conn) -> Principal | None:
@@ -173,16 +173,21 @@ async def first_message_auth(ws: WebSocket, st: AppState, conn: Conn) -> Princip
     return principal
 
 
-async def deny(ws: WebSocket, st: AppState, exc: Exception, client: tuple[str, int] | None) -> None:
+async def deny(
+    ws: WebSocket,
+    exc: Exception,
+    client: tuple[str, int] | None = None,
+    transport: str = TRANSPORT,
+) -> None:
     """Refuse the upgrade with an HTTP error and a JSON body (never a 101)."""
     code = getattr(exc, "code", "unavailable")
     status = status_for(exc)
-    st.metrics.rejected.labels(TRANSPORT, str(status)).inc()
+    state(ws).metrics.rejected.labels(transport, str(status)).inc()
     if client is not None:
         log_conn(
             "reject",
             logging.WARNING,
-            transport=TRANSPORT,
+            transport=transport,
             remote=f"{client[0]}:{client[1]}",
             status=status,
             error=code,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from feed.settings import Settings
+from tests.redis_support import own_redis, redis_prefix  # noqa: F401 (fixtures)
 from tests.support import LiveServer
 
 

@@ -16,7 +16,8 @@
  * - each event is serialised once; the same string goes to every WebSocket (ws `send`) and the
  *   same SSE frame string to every stream;
  * - ts_ns is wall-clock nanoseconds comparable with Python's time.time_ns() on the same host:
- *   Date.now() is anchored at a millisecond edge, then advanced with process.hrtime.bigint();
+ *   Date.now() is anchored at a millisecond edge (to ~25 µs), then advanced with
+ *   process.hrtime.bigint();
  * - a slow consumer is cut when its socket buffer holds more than subscriber-buffer events
  *   (bytes of the latest frame x the buffer), WS 1013 / SSE `event: end` reason overflow;
  * - every socket has an 'error' handler: without one a bad frame kills a Node `ws` server.
@@ -48,11 +49,27 @@ function parseArgs(argv) {
 
 // --- clock: wall-clock ns, monotonic between anchors -------------------------------------
 function anchorClock() {
-  // Wait for Date.now() to tick so the anchor sits on a millisecond edge (error ~1 µs, not 1 ms).
-  const first = Date.now();
-  let ms = first;
-  while (ms === first) ms = Date.now();
-  return { wallNs: BigInt(ms) * 1000000n, hr: process.hrtime.bigint() };
+  // Catch Date.now() ticking over to a new millisecond, bracketed by two hrtime readings: the
+  // tick happened between them, so the anchor is good to half their distance. A bracket wider
+  // than 50 µs (the process was preempted) is thrown away and the next tick is tried.
+  let best = null;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const first = Date.now();
+    let ms = first;
+    let before = 0n;
+    let after = 0n;
+    while (ms === first) {
+      before = process.hrtime.bigint();
+      ms = Date.now();
+      after = process.hrtime.bigint();
+    }
+    const width = after - before;
+    if (best === null || width < best.width) {
+      best = { wallNs: BigInt(ms) * 1000000n, hr: (before + after) / 2n, width };
+    }
+    if (width < 50000n) break;
+  }
+  return best;
 }
 const CLOCK = anchorClock();
 const nowNs = () => CLOCK.wallNs + (process.hrtime.bigint() - CLOCK.hr);

@@ -24,6 +24,7 @@ COUNTERS = (
     "connections",
     "requests",
     "empty_responses",
+    "hub_blocked",
 )
 
 
@@ -46,6 +47,7 @@ class Tally:
     connections: int = 0
     requests: int = 0
     empty_responses: int = 0
+    hub_blocked: int = 0  # times gevent's monitor saw the hub blocked (0 = cooperative)
     first_ns: int = 0
     last_ns: int = 0
     open_sessions: int = 0  # subscriptions delivering right now in this process

@@ -26,39 +26,34 @@ Not ``PUSHLAB_*``: ``feed.settings`` rejects unknown ``PUSHLAB_`` variables, and
 from the same shell must not trip over the load driver's options.
 
 Delivery figures finer than Locust's (which rounds to whole ms below 100 ms) are kept in a
-:class:`~experiments.locustfiles._tally.Tally` per process; workers send deltas with each stats
-report and the master writes the merged summary to ``--feed-summary`` when it quits.
+:class:`~experiments.locustfiles._tally.Tally` per process and merged across workers by
+:mod:`experiments.locustfiles._reporting`, which writes the summary to ``--feed-summary``.
 """
 
 from __future__ import annotations
 
 from locust import User, constant, events, task
 from locust.exception import StopUser
-from locust.runners import WorkerRunner
 
 import contextlib
-import importlib
-import json
 import os
 import random
 import socket
-import sys
 import time
-import weakref
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any, ClassVar
 
-from experiments.locustfiles._tally import Tally, summary
+import gevent
+import gevent.events
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from experiments.locustfiles._reporting import TALLY, USERS
+
 FATAL_CLOSE_CODES = frozenset({1003, 1007, 1008, 1009})
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-TALLY = Tally()  # this process's counters (one Locust process = one tally)
-MERGED = Tally()  # on the master (or the only process): the sum of every report
-_WORKERS: dict[str, int] = {}  # worker id -> its peak of open sessions
-_USERS: weakref.WeakSet[FeedUser] = weakref.WeakSet()
+# A gevent socket read yields only when it would block. Under overload a user's buffer never
+# runs dry, so without an explicit yield one user starves the others, the --run-time timer and
+# a worker's stats reports (measured: an 8 s run lasting 34 s, one worker's data never sent).
+YIELD_EVERY = 64
 
 
 class FeedError(Exception):
@@ -77,26 +72,6 @@ def http_status_error(status: int, body: bytes) -> FeedError:
     return FeedError(text)
 
 
-def load_websocket_client() -> ModuleType:
-    """The websocket-client package, even while Locust runs a locustfile named ``websocket.py``.
-
-    Locust imports ``-f .../websocket.py`` as module ``websocket`` with its folder first on
-    ``sys.path``: a plain ``import websocket`` would then import the locustfile itself.
-    """
-    loaded = sys.modules.get("websocket")
-    if loaded is not None and hasattr(loaded, "create_connection"):
-        return loaded
-    shadow = sys.modules.pop("websocket", None)
-    saved_path = list(sys.path)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-    try:
-        return importlib.import_module("websocket")
-    finally:
-        sys.path[:] = saved_path
-        if shadow is not None:
-            sys.modules["websocket"] = shadow
-
-
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     def opt(flag: str, env: str, default: str, help_: str) -> None:
@@ -108,51 +83,24 @@ def _options(parser: Any) -> None:
     opt("--feed-long-poll-timeout-s", "LOCUST_FEED_LONG_POLL_TIMEOUT_S", "20", "long-poll wait")
     opt("--feed-read-timeout-s", "LOCUST_FEED_READ_TIMEOUT_S", "45", "silence = dead socket")
     opt("--feed-summary", "LOCUST_FEED_SUMMARY", "", "write the delivery summary JSON here")
+    opt("--feed-monitor-hub-ms", "LOCUST_FEED_MONITOR_HUB_MS", "0", "count hub blocks > N ms")
 
 
-@events.test_start.add_listener
-def _on_test_start(environment: Any, **_: Any) -> None:
-    TALLY.reset()
-    MERGED.reset()
-    _WORKERS.clear()
+def _on_gevent_event(event: object) -> None:
+    if isinstance(event, gevent.events.EventLoopBlocked):
+        TALLY.hub_blocked += 1  # runs in gevent's monitor thread; an int add under the GIL
 
 
-@events.test_stopping.add_listener
-def _on_test_stopping(environment: Any, **_: Any) -> None:
-    # Users block in recv; cut their sockets so they stop at once (and workers can send their
-    # final report before the master quits) instead of waiting out --stop-timeout.
-    for user in list(_USERS):
-        user.stop_feed()
-
-
-@events.report_to_master.add_listener
-def _on_report(client_id: str, data: dict[str, Any]) -> None:
-    data["pushlab_feed"] = TALLY.take()
-
-
-@events.worker_report.add_listener
-def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
-    if "pushlab_feed" in data:
-        snap = data["pushlab_feed"]
-        _WORKERS[client_id] = max(_WORKERS.get(client_id, 0), int(snap.get("peak_open", 0)))
-        MERGED.merge(snap)
-
-
-@events.quitting.add_listener
-def _on_quitting(environment: Any, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    MERGED.merge(TALLY.take())  # local runner: this process's own counts
-    result = summary(MERGED)
-    result["workers"] = len(_WORKERS)  # 0: a single local process
-    if _WORKERS:  # workers run side by side: their peaks add up
-        result["peak_open_sessions"] = sum(_WORKERS.values())
-    path = getattr(environment.parsed_options, "feed_summary", "") or ""
-    line = {k: v for k, v in result.items() if k != "hist"}
-    print(f"pushlab-feed: {json.dumps(line)}", file=sys.stderr)
-    if path:
-        with open(path, "w") as f:
-            json.dump(result, f)
+@events.init.add_listener
+def _on_init(environment: Any, **_: Any) -> None:
+    # The proof of cooperativeness: gevent's own monitor thread reports every time one greenlet
+    # (a user stuck in a blocking, unpatched read) keeps the hub from running for N ms.
+    ms = float(getattr(environment.parsed_options, "feed_monitor_hub_ms", 0) or 0)
+    if ms > 0:
+        gevent.config.monitor_thread = True
+        gevent.config.max_blocking_time = ms / 1000
+        gevent.events.subscribers.append(_on_gevent_event)
+        gevent.get_hub().start_periodic_monitoring_thread()
 
 
 def backoff(base_s: float = 0.1, cap_s: float = 5.0) -> Iterator[float]:
@@ -183,10 +131,11 @@ class FeedUser(User):
         self.last_seq: int | None = int(since) if since.strip() else None
         self.read_timeout_s = float(getattr(opts, "feed_read_timeout_s", 45) or 45)
         self.sock: socket.socket | None = None
+        self.retry_base_s = 0.1  # SSE: the server's ``retry:`` replaces it, as in EventSource
         self.stopping = False
         self.delivered = 0
         self.key = f"{os.getpid()}:{id(self)}"
-        _USERS.add(self)
+        USERS.add(self)
 
     def session(self) -> Iterator[tuple[Any, ...]]:
         """Items of one connection (polling: one run of requests until an error)."""
@@ -205,17 +154,21 @@ class FeedUser(User):
     @task
     def follow(self) -> None:
         """Subscribe, deliver, and reconnect with backoff until the test stops."""
-        delays = backoff()
+        delays = backoff(self.retry_base_s)
+        n = 0
         while not self.stopping:
             opened = False
             try:
                 for item in self.session():
+                    n += 1
+                    if n % YIELD_EVERY == 0:
+                        gevent.sleep(0)
                     if not opened:
                         opened = True
                         TALLY.open_sessions += 1
                         TALLY.peak_open = max(TALLY.peak_open, TALLY.open_sessions)
                     if self.deliver(item):
-                        delays = backoff()  # a connection that delivers resets the backoff
+                        delays = backoff(self.retry_base_s)  # a delivering connection resets it
             except FatalFeedError as exc:
                 self.fail(exc)
                 raise StopUser() from exc

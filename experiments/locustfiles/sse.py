@@ -3,7 +3,8 @@
 Each user holds one ``GET /sse?topic=T`` stream read with geventhttpclient (gevent-native
 sockets, C HTTP parser: cooperative without relying on monkey-patching) and fires one Locust
 request per ``data:`` event. Resume: ``Last-Event-ID`` = the last delivered seq, or the ``id``
-of the ``ready`` event when nothing was delivered yet. ``event: end`` (kicked, overflow,
+of the ``ready`` event when nothing was delivered yet; the server's ``retry:`` is the base of the
+reconnect backoff, as in a browser. ``event: end`` (kicked, overflow,
 shutdown) and a stream that just ends are failure rows, then a reconnect; a 4xx stops the user.
 
 Divergence from the SSE spec, on purpose: lines end with LF or CRLF (what pushlab's servers and
@@ -54,7 +55,9 @@ class SSEUser(FeedUser):
                         data = line[5:].lstrip(b" ") if not data else data + b"\n" + line[5:]
                     elif line.startswith(b"event:"):
                         kind = line[6:].strip().decode()
-                    continue  # id:, retry: and ": ping" comments need no action
+                    elif line.startswith(b"retry:") and line[6:].strip().isdigit():
+                        self.retry_base_s = int(line[6:]) / 1000
+                    continue  # id: and ": ping" comments need no action
                 if not data:
                     kind = "message"
                     continue

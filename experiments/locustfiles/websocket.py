@@ -11,9 +11,13 @@ Options (see ``base.py``): ``LOCUST_FEED_TOPIC``, ``LOCUST_FEED_SINCE``,
 
 from __future__ import annotations
 
+import importlib
+import os
 import struct
+import sys
 import time
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,8 +30,30 @@ from experiments.locustfiles.base import (
     FeedError,
     FeedUser,
     http_status_error,
-    load_websocket_client,
 )
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_websocket_client() -> ModuleType:
+    """The websocket-client package, even while Locust runs a locustfile named ``websocket.py``.
+
+    Locust imports ``-f .../websocket.py`` as module ``websocket`` with its folder first on
+    ``sys.path``: a plain ``import websocket`` would then import the locustfile itself.
+    """
+    loaded = sys.modules.get("websocket")
+    if loaded is not None and hasattr(loaded, "create_connection"):
+        return loaded
+    shadow = sys.modules.pop("websocket", None)
+    saved_path = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+    try:
+        return importlib.import_module("websocket")
+    finally:
+        sys.path[:] = saved_path
+        if shadow is not None:
+            sys.modules["websocket"] = shadow
+
 
 ws_client = load_websocket_client()
 OPCODE_TEXT = ws_client.ABNF.OPCODE_TEXT

@@ -27,7 +27,7 @@ from feed.events import Gap
 from feed.ticker import make_payload
 from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
 from tests.experiments.procs import ServerProcess
-from tests.support import require
+from tests.support import IN_CI, require
 
 pytestmark = pytest.mark.load
 
@@ -36,6 +36,9 @@ CLIENTS = {"ws": WebSocketClient, "sse": SSEClient}
 
 def node_server(rate: float = 0, size: int = 64, history: int = 10_000) -> ServerProcess:
     require("node", "the Node.js baseline row")
+    ok, why = node_available()
+    if not ok:
+        (pytest.fail if IN_CI else pytest.skip)(why)
     ensure_node_modules()
     return ServerProcess(node_server_command(0, rate, size, "ticks", history)).start_with_port()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from experiments.locust_runner import locust_bin, locustfile, run_locust
+from experiments.locust_runner import LocustRunError, locust_bin, locustfile, run_locust
 from tests.experiments.procs import pushlab_server
 from tests.support import FULL, free_port, wait_until
 
@@ -55,6 +55,8 @@ def test_headless_delivery(transport, server, tmp_path):
     assert 0 < r["latency_ms_p50"] <= r["latency_ms_p99"] <= r["latency_ms_max"], r
     assert 60 < r["bytes_per_event"] < 200, r  # 64-byte payload + envelope
     assert r["generator"] == "locust" and r["locust_processes"] == 1
+    assert 0 < r["generator_cpu_pct"] <= r["generator_cpu_peak_pct"] + 0.1, r
+    assert 0 < r["machine_cpu_pct"] <= 100.5, r
     assert (tmp_path / "locust_stats.csv").exists()
 
 
@@ -115,25 +117,35 @@ class BlockingSSEUser(sse_mod.SSEUser):
                 if line.startswith(b'data: {"topic"'):
                     obj = orjson.loads(line[6:])
                     yield obj["seq"], obj["ts_ns"], len(line) - 7, time.time_ns()
-                if n > 200:
+                if n > 30:
                     return
         finally:
             s.close()
 '''
 
 
-def test_clients_are_cooperative_under_gevent(server, tmp_path):
-    """N users hold N streams at once; a blocking socket would serialise them (shown below)."""
+def test_clients_are_cooperative_under_gevent(tmp_path):
+    """No user blocks the gevent hub (gevent's monitor says so); an unpatched socket would."""
     users = 8
-    for transport in ("ws", "sse"):
-        r = run_locust(transport, server.url, users, 3, out_dir=tmp_path / transport)
-        assert r["peak_open_sessions"] == users, r
-        assert r["users_delivering"] == users, r
-    # The negative control: the same check catches a client that blocks the gevent hub.
-    path = tmp_path / "blocking_sse.py"
-    path.write_text(BLOCKING_SSE)
-    r = run_locust("sse", server.url, users, 3, out_dir=tmp_path / "blocking", locustfile_path=path)
-    assert r["peak_open_sessions"] == 1, r
+    slow = pushlab_server(4).start()  # 250 ms between events: a blocking read holds the hub
+    env = {"LOCUST_FEED_MONITOR_HUB_MS": "100"}
+    try:
+        for transport in ("ws", "sse"):
+            r = run_locust(
+                transport, slow.url, users, 3, out_dir=tmp_path / transport, extra_env=env
+            )
+            assert r["hub_blocked"] == 0, r
+            assert r["peak_open_sessions"] == r["users_delivering"] == users, r
+        # The negative control: the same check catches a client that blocks the gevent hub.
+        path = tmp_path / "blocking_sse.py"
+        path.write_text(BLOCKING_SSE)
+        r = run_locust(
+            "sse", slow.url, users, 2, out_dir=tmp_path / "neg", extra_env=env, locustfile_path=path
+        )
+    finally:
+        slow.stop()
+    assert r["hub_blocked"] > 0, r
+    assert r["peak_open_sessions"] < users, r
 
 
 def test_web_ui_runs_a_test(server, tmp_path):
@@ -175,7 +187,11 @@ def test_web_ui_runs_a_test(server, tmp_path):
         httpx.get(f"{ui}/stop", trust_env=False)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     result = json.loads(summary.read_text())
     assert result["delivered"] >= 30 and result["silent_gaps"] == 0 == result["duplicates"]
 
@@ -185,3 +201,49 @@ def test_never_imports_locust_here():
     assert "locust" not in sys.modules and "gevent.monkey" not in sys.modules
     assert os.access(locust_bin(), os.X_OK)
     assert Path(locustfile("websocket")).name == "websocket.py"
+
+
+def test_hard_timeout_kills_a_stuck_run(server, tmp_path):
+    """A run whose hub is blocked for good is killed at the hard timeout, with a clear error."""
+    path = tmp_path / "stuck.py"
+    path.write_text(BLOCKING_SSE.replace("ticks HTTP", "quiet HTTP").replace("n > 30", "False"))
+    started = time.monotonic()
+    with pytest.raises(LocustRunError, match="overran"):
+        run_locust(
+            "sse", server.url, 1, 1, out_dir=tmp_path, locustfile_path=path, hard_timeout_s=4
+        )
+    assert time.monotonic() - started < 4 + 5 + 5
+
+
+def test_separate_master_and_worker_share_options(tmp_path):
+    """A worker started on its own gets the master's feed options (here: the topic)."""
+    srv = pushlab_server(RATE, "--topic", "elsewhere").start()
+    port = free_port()
+    summary = tmp_path / "summary.json"
+    common = [str(locust_bin()), "-f", str(locustfile("ws"))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    master = subprocess.Popen(
+        [*common, "--master", "--headless", "--expect-workers", "1", "--users", "3",
+         "--spawn-rate", "3", "--run-time", "3s", "--stop-timeout", "0", "--host", srv.url,
+         "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--feed-summary", str(summary), "--only-summary"],
+        env=env | {"LOCUST_FEED_TOPIC": "elsewhere"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+        env=env,  # no LOCUST_FEED_TOPIC: the master's value must reach it
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert master.wait(40) == 0
+        worker.wait(20)
+    finally:
+        for p in (master, worker):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        srv.stop()
+    result = json.loads(summary.read_text())
+    assert result["workers"] == 1 and result["users_delivering"] == 3, result
+    assert result["delivered"] > 0 and result["silent_gaps"] == 0 == result["duplicates"]

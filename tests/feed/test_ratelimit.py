@@ -1,27 +1,29 @@
-"""Token bucket arithmetic, with time passed in."""
+"""The token bucket, on a hand-driven clock."""
+
+from __future__ import annotations
 
 import pytest
 
 from feed.ratelimit import TokenBucket
 
 
-def test_burst_then_refill():
-    """A full bucket allows ``burst`` frames at once, then one per 1/rate seconds."""
-    b = TokenBucket(rate=10, burst=3, now=0.0)
-    assert [b.take(0.0) for _ in range(4)] == [True, True, True, False]
-    assert not b.take(0.05)
-    assert b.take(0.1)
-    assert not b.take(0.1)
+def test_burst_then_sustained_rate():
+    """A full bucket admits `burst` at once, then `rate` per second."""
+    b = TokenBucket(rate=10, burst=5, now=0.0)
+    assert [b.allow(0.0) for _ in range(6)] == [True] * 5 + [False]
+    assert b.retry_after() == pytest.approx(0.1)
+    assert b.allow(0.1) and not b.allow(0.1)
+    assert sum(b.allow(1.0 + i / 100) for i in range(100)) == pytest.approx(14, abs=1)
 
 
-def test_refill_is_capped_at_burst():
-    """A long idle period saves up at most ``burst`` tokens."""
-    b = TokenBucket(rate=100, burst=2, now=0.0)
-    assert [b.take(60.0) for _ in range(3)] == [True, True, False]
+def test_idle_time_refills_only_up_to_burst():
+    """A long pause refills at most `burst` tokens."""
+    b = TokenBucket(rate=100, burst=3, now=0.0)
+    assert sum(b.allow(1000.0) for _ in range(10)) == 3
 
 
-def test_bad_parameters_refused():
-    """Zero rate or burst is a configuration error."""
+def test_bad_parameters():
+    """A bucket needs a positive rate and a burst of at least one."""
     with pytest.raises(ValueError):
         TokenBucket(rate=0, burst=1, now=0)
     with pytest.raises(ValueError):

@@ -1,13 +1,15 @@
-"""The ticker: exact payload sizes and an absolute schedule."""
+"""The ticker: exact payload sizes, an absolute schedule, live rate and size changes."""
 
 import asyncio
+import contextlib
 import time
 
 import orjson
 import pytest
 
 from feed.memory import MemoryBroker
-from feed.ticker import make_payload, run_ticker
+from feed.ticker import TickerControl, make_payload, run_controlled, run_ticker
+from tests.support import async_wait_until
 
 
 @pytest.mark.parametrize("size", [64, 256, 1024, 4096])
@@ -40,3 +42,28 @@ async def test_catches_up_instead_of_drifting():
     stop.set()
     await task
     assert published >= 30
+
+
+async def test_rate_and_size_change_while_running():
+    """Pausing stops publishing; a new rate and size apply without a restart."""
+    broker = MemoryBroker(1000, 10)
+    await broker.start()
+    control = TickerControl(rate=0.2, size=10)  # one tick per 5 s: a change must not wait for it
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(run_controlled(broker, "t", control, stop))
+    try:
+        await async_wait_until(lambda: broker.stats()["published"] >= 1, 5, "first tick")
+        control.update(rate=200, size=300)
+        await async_wait_until(lambda: broker.stats()["published"] >= 20, 5, "fast ticks")
+        last = (await broker.read("t", 0, 1000)).events[-1]
+        assert len(last.json) > 300
+        control.update(rate=0)
+        await async_wait_until(lambda: not control.ticking, 5, "the ticker to pause")
+        paused_at = broker.stats()["published"]
+        await asyncio.sleep(0.1)  # a bounded window in which 200/s would publish ~20
+        assert broker.stats()["published"] == paused_at
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 2)
+        with contextlib.suppress(Exception):
+            await broker.close()

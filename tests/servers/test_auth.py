@@ -180,7 +180,7 @@ async def test_clients_without_token_fail_fatally(transport, server):
 
 async def test_ws_session_ends_1008_when_token_expires(server, auth_settings):
     """A token that expires mid-session closes the socket with 1008 at expiry."""
-    token, exp = issue(auth_settings, "alice", ttl_s=1)
+    token, exp = issue(auth_settings, "alice", ttl_s=2)  # whole seconds: 1-2 s left
     ws_url = server.url.replace("http", "ws") + "/ws?topic=t"
     async with connect(ws_url, subprotocols=["pushlab.v1", f"bearer.{token}"]) as ws:
         await ws.recv()
@@ -195,7 +195,7 @@ async def test_ws_session_ends_1008_when_token_expires(server, auth_settings):
 
 async def test_ws_token_refresh_extends_session(server, auth_settings):
     """Sending a fresh token mid-session moves the expiry; a bad one is an error frame."""
-    short, exp = issue(auth_settings, "alice", ttl_s=1)
+    short, exp = issue(auth_settings, "alice", ttl_s=2)  # exp is whole seconds: 1-2 s left
     ws_url = server.url.replace("http", "ws") + "/ws?topic=t"
     async with connect(ws_url, subprotocols=["pushlab.v1", f"bearer.{short}"]) as ws:
         await ws.recv()
@@ -211,7 +211,7 @@ async def test_ws_token_refresh_extends_session(server, auth_settings):
 
 async def test_sse_stream_ends_when_token_expires(server, auth_settings):
     """SSE ends with event: end, reason token_expired, at the token's expiry."""
-    token, exp = issue(auth_settings, "alice", ttl_s=1)
+    token, exp = issue(auth_settings, "alice", ttl_s=2)  # whole seconds: 1-2 s left
     async with (
         httpx.AsyncClient(trust_env=False, timeout=10) as http,
         http.stream("GET", f"{server.url}/sse", params={"topic": "t", "token": token}) as r,

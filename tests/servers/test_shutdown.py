@@ -86,8 +86,8 @@ async def test_sigterm_says_goodbye_on_every_transport(tmp_path):
 
 
 async def test_exit_is_bounded_when_a_peer_never_leaves():
-    """An SSE reader that stopped reading (its goodbye cannot be written) cannot hold the
-    process past shutdown_timeout_s; a stuck raw WebSocket peer does not either."""
+    """New connections are refused at once; an SSE reader that stopped reading (its goodbye
+    cannot be written) cannot hold the process past shutdown_timeout_s."""
     proc = ServerProcess(free_port(), {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "1"}).start()
     sock = socket.socket()
     try:
@@ -101,6 +101,18 @@ async def test_exit_is_bounded_when_a_peer_never_leaves():
                 await http.post(f"{proc.url}/publish", params={"topic": "t"}, json="x" * 60_000)
         t0 = time.monotonic()
         proc.terminate()
+
+        async def refused() -> bool:
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", proc.port)
+            except ConnectionRefusedError:
+                return True
+            w.close()
+            return False
+
+        # Stops accepting at once, while still draining the stuck peers.
+        await async_wait_until(refused, 0.8, "listener closed")
+        assert proc.proc.poll() is None, "already exited: the drain window was not observed"
         await asyncio.to_thread(proc.proc.wait, 10 * MS)
         took = time.monotonic() - t0
         raw.abort()
