@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from experiments import formulas, sockstats
+from experiments.children import CpuMeter, rss_bytes, spawn, stop
 from experiments.matrix import Cell
 from experiments.metrics import summarize
-from experiments.processes import CpuMeter, rss_bytes, spawn, stop
 
 GENERATOR_BOUND_PCT = 90.0
 CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)
@@ -196,11 +196,10 @@ def _wire_figures(
     wire = (t.up + t.down) / n
     formula = f_up + f_down
     # Edge effect: the byte counters are read at two instants, while a request (polling) or an
-    # event (push) can be in flight on each subscriber's socket; one such unit per subscriber can
-    # land on the other side of an edge from the events it carries.
+    # event (push) can be in flight on each subscriber's socket; at each of the two readings one
+    # such unit per subscriber can land on the other side from the events it carries.
     units = shape.requests if cell.transport in ("poll", "long-poll") else n
-    unit_bytes = formula * n / max(units, 1)
-    edge_pct = 100 * cell.subscribers * unit_bytes / (formula * n)
+    edge_pct = 100 * 2 * cell.subscribers / max(units, 1)
     return {
         "wire_edge_pct": edge_pct,
         "app_bytes_per_event": shape.event_len,

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from experiments.report_base import Section, f
+
 Cells = list[dict[str, Any]]
 
 # (figure, transport, bound, direction): ratio <= bound ("max") or >= bound ("min").
@@ -110,3 +112,23 @@ def write(folder: Path, rows: list[dict[str, Any]]) -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["figure"])
         w.writeheader()
         w.writerows(clean)
+
+
+def section(cells: Cells) -> Section | None:
+    """The report's ratios table (None when the run has no perf cells)."""
+    rows = compute(cells)
+    if not rows:
+        return None
+    s = Section("Against the Node ws row (issue 8 targets, same run)")
+    s.header = HEADER
+    for r in rows:
+        s.rows.append([
+            r["figure"], r["transport"], f(r["rate"]), f(r["python"]), f(r["node_ws"]),
+            f(r["ratio"]), r["target"], "yes" if r["met"] else "NO",
+            "yes" if r["counts"] else f"no: {r['why_not']}",
+        ])  # fmt: skip
+    s.text.append(
+        "A row counts only when no load generator process of either cell reached 90% of a core "
+        "and neither lost an event; memory rows count when the connections stayed open."
+    )
+    return s

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cells as run_cells, sockstats
+from experiments.children import free_port, python_server_command, spawn, stop, wait_healthy
 from experiments.matrix import Cell, available, profile
-from experiments.processes import free_port, python_server_command, spawn, stop, wait_healthy
 from experiments.results import ResultsDir
 from feed.settings import Settings
 

@@ -7,7 +7,13 @@ cost nothing while the cell runs, and they see every client (asyncio, Locust, br
 server (Python, Node) alike. They count TCP payload: HTTP headers, chunk framing and WebSocket
 frame headers included; IP/TCP headers excluded.
 
-A snapshot maps each client socket (its local port) to ``(sent, received)``. The delta between two
+What is counted is what the client application has written and read by the moment of the
+snapshot: ``bytes_sent + notsent`` (bytes the app handed to the kernel) and ``bytes_received -
+Recv-Q`` (bytes the app has taken out of the kernel). A load client that stalls for a moment
+under a busy machine leaves bytes in Recv-Q; counting them would charge events it has not yet
+stamped, and the per-event figure would swing with the machine's load.
+
+A snapshot maps each client socket (its local port) to ``(written, read)``. The delta between two
 snapshots is exact for connections alive at both; a connection opened in between counts from zero;
 one closed in between loses its last bytes, so :func:`delta` reports how many closed.
 """
@@ -20,9 +26,10 @@ import subprocess
 from dataclasses import dataclass
 
 _SS = shutil.which("ss") or "/usr/bin/ss"
-_ADDR = re.compile(r"\S+:(\d+)\s+\S+:(\d+)\s*$")
+_ADDR = re.compile(r"^(\d+)\s+(\d+)\s+\S+:(\d+)\s+\S+:(\d+)\s*$")
 _SENT = re.compile(r"\bbytes_sent:(\d+)")
 _RECV = re.compile(r"\bbytes_received:(\d+)")
+_NOTSENT = re.compile(r"\bnotsent:(\d+)")
 
 Snapshot = dict[int, tuple[int, int]]
 
@@ -62,19 +69,25 @@ def parse(text: str, server_port: int) -> Snapshot:
     """Parse ``ss -tinH`` output: an address line, then an indented info line, per socket."""
     snap: Snapshot = {}
     local: int | None = None
+    recv_q = 0
     for line in text.splitlines():
         if not line.strip():
             continue
         if not line[0].isspace():
-            m = _ADDR.search(line)
-            local = int(m.group(1)) if m and int(m.group(2)) == server_port else None
+            m = _ADDR.search(line.strip())
+            local = int(m.group(3)) if m and int(m.group(4)) == server_port else None
+            recv_q = int(m.group(1)) if m else 0
             continue
         if local is not None:
-            # ss leaves a counter out while it is zero.
-            sent, recv = _SENT.search(line), _RECV.search(line)
-            snap[local] = (int(sent.group(1)) if sent else 0, int(recv.group(1)) if recv else 0)
+            snap[local] = (_num(_SENT, line) + _num(_NOTSENT, line), _num(_RECV, line) - recv_q)
             local = None
     return snap
+
+
+def _num(pattern: re.Pattern[str], line: str) -> int:
+    # ss leaves a counter out while it is zero.
+    m = pattern.search(line)
+    return int(m.group(1)) if m else 0
 
 
 def delta(before: Snapshot, after: Snapshot) -> Traffic:

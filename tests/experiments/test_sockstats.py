@@ -1,6 +1,7 @@
 """The kernel's per-socket byte counters, read through ss."""
 
 import socket
+import subprocess
 import threading
 
 from experiments import sockstats
@@ -12,12 +13,14 @@ SAMPLE = """0      0      127.0.0.1:45990 127.0.0.1:8000
 \t cubic bytes_sent:5 bytes_received:5
 0      0      127.0.0.1:45994 127.0.0.1:8000
 \t cubic rto:204 segs_out:1
+40     7      127.0.0.1:45996 127.0.0.1:8000
+\t cubic bytes_sent:100 bytes_received:500 notsent:7
 """
 
 
 def test_parse_keeps_only_the_server_port():
     """Sockets to other ports are ignored; a counter ss leaves out is zero."""
-    assert sockstats.parse(SAMPLE, 8000) == {45990: (21, 6), 45994: (0, 0)}
+    assert sockstats.parse(SAMPLE, 8000) == {45990: (21, 6), 45994: (0, 0), 45996: (107, 460)}
 
 
 def test_delta_counts_new_and_closed_connections():
@@ -26,8 +29,18 @@ def test_delta_counts_new_and_closed_connections():
     assert (t.up, t.down, t.connections, t.closed) == (12, 270, 2, 1)
 
 
+def _recv_q(port: int) -> int:
+    out = subprocess.run(
+        ["ss", "-tnH", "state", "established", f"( dport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[0]) if out else -1
+
+
 def test_counts_exact_bytes_on_a_real_connection():
-    """Bytes written on a loopback connection show up exactly in the client socket's counters."""
+    """Bytes the client wrote, and bytes it has read (not merely received), are counted exactly."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -41,12 +54,16 @@ def test_counts_exact_bytes_on_a_real_connection():
     try:
         before = sockstats.snapshot(port)
         client.sendall(b"x" * 1000)
-        peer.recv(4096)
+        got = b""
+        while len(got) < 1000:
+            got += peer.recv(4096)
         peer.sendall(b"y" * 2345)
-        wait_until(
-            lambda: sockstats.delta(before, sockstats.snapshot(port)).down == 2345,
-            what="2345 bytes counted",
-        )
+        # Arrived but not yet read by the client: not counted (it sits in Recv-Q).
+        wait_until(lambda: _recv_q(port) == 2345, what="2345 bytes queued")
+        assert sockstats.delta(before, sockstats.snapshot(port)).down == 0
+        got = b""
+        while len(got) < 2345:
+            got += client.recv(4096)
         d = sockstats.delta(before, sockstats.snapshot(port))
         assert (d.up, d.down, d.connections, d.closed) == (1000, 2345, 1, 0)
     finally:

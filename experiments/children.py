@@ -1,0 +1,159 @@
+"""Child processes of a run: servers and load generators, started and always stopped by PID.
+
+Every child gets its own session (process group), so stopping it also stops anything it spawned,
+and nothing else on the machine is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    into: list[subprocess.Popen[str]],
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    pipes: bool = False,
+) -> subprocess.Popen[str]:
+    """Start ``argv`` in its own session, from the repository root, and append it to ``into``.
+
+    Ctrl-C is held back until the child is in ``into``: a KeyboardInterrupt raised inside
+    ``Popen`` (after the fork) would leave a running child that nobody knows to stop.
+    """
+    pending: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: pending.append(1)) if main else None
+    out = open(log, "a") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else out,
+            stderr=out,
+            text=True,
+            start_new_session=True,
+        )
+        into.append(proc)
+        return proc
+    finally:
+        if log is not None:
+            out.close()  # type: ignore[union-attr]
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
+
+
+def stop(proc: subprocess.Popen[str], timeout: float = 5.0) -> None:
+    """SIGTERM the child's process group, SIGKILL after ``timeout``; close its pipes."""
+    try:
+        _stop(proc, timeout)
+    finally:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def _stop(proc: subprocess.Popen[str], timeout: float) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    """Poll ``/healthz`` until it answers 200; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before /healthz answered")
+        try:
+            if httpx.get(url + "/healthz", timeout=1.0, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url}/healthz did not answer within {timeout:.0f} s")
+
+
+def python_server_command(port: int, rate: float, size: int, topic: str) -> list[str]:
+    """The lab's server as a real uvicorn process."""
+    return [
+        sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(port),
+        "--rate", f"{rate:g}", "--size", str(size), "--topic", topic, "--log-level", "warning",
+    ]  # fmt: skip
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of some processes (and their children) between :meth:`start` and :meth:`stop`."""
+
+    pids: list[int]
+    _t0: float = 0.0
+    _cpu0: dict[int, float] | None = None
+
+    def _sample(self) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for pid in self.pids:
+            with contextlib.suppress(psutil.Error):
+                p = psutil.Process(pid)
+                procs = [p, *p.children(recursive=True)]
+                total = 0.0
+                for q in procs:
+                    with contextlib.suppress(psutil.Error):
+                        t = q.cpu_times()
+                        total += t.user + t.system
+                out[pid] = total
+        return out
+
+    def start(self) -> None:
+        self._t0, self._cpu0 = time.perf_counter(), self._sample()
+
+    def stop(self) -> tuple[float, dict[int, float]]:
+        """Wall seconds, and CPU seconds per pid."""
+        wall = time.perf_counter() - self._t0
+        now, before = self._sample(), self._cpu0 or {}
+        return wall, {pid: now[pid] - before.get(pid, 0.0) for pid in now}
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children."""
+    p = psutil.Process(pid)
+    total = p.memory_info().rss
+    for c in p.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += c.memory_info().rss
+    return int(total)
