@@ -86,9 +86,14 @@ def _share_ssl_context() -> None:
 
     context = ssl.create_default_context()
 
-    def make_http(read_timeout_s: float | None) -> httpx.AsyncClient:
+    def make_http(
+        read_timeout_s: float | None, verify: ssl.SSLContext | bool = True
+    ) -> httpx.AsyncClient:
+        # Same signature as clients._http.make_http (main added ``verify``); an explicit context
+        # (a TLS run) is kept, the default gets the shared one.
         timeout = httpx.Timeout(connect=5.0, read=read_timeout_s, write=5.0, pool=5.0)
-        return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=context)
+        shared = context if verify is True else verify
+        return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=shared)
 
     for module in (short_poll, long_poll, sse):
         module.make_http = make_http  # type: ignore[attr-defined]
