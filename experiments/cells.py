@@ -26,6 +26,7 @@ from experiments.matrix import Cell
 from experiments.metrics import summarize
 
 GENERATOR_BOUND_PCT = 90.0
+STOP_GRACE_S = 3.0
 CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)
 
 
@@ -102,9 +103,12 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         results = [_readline(p, "its result")["result"] for p in procs]
         for p in procs:
             _send(p, {"cmd": "stop"})
-            # A generator still draining a flat-out backlog is stopped by the finally below.
+        # A generator still draining a flat-out backlog is stopped by the finally below; the
+        # figures are already in, so one short shared grace period is enough.
+        grace = time.monotonic() + STOP_GRACE_S
+        for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(10)
+                p.wait(max(0.0, grace - time.monotonic()))
     finally:
         for p in procs:
             stop(p)
