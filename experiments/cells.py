@@ -229,7 +229,8 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
     """
     time.sleep(0.3)
     before = rss_bytes(target.pid)
-    connect_s = max(30.0, cell.subscribers / 200)
+    # 10,000 handshakes take a minute or more on a busy 2-core machine.
+    connect_s = max(30.0, cell.subscribers / 80)
     started: list[subprocess.Popen[str]] = []
     try:
         for i, n in enumerate(_split(cell.subscribers, cell.generators)):

@@ -225,6 +225,10 @@ def profile(name: str) -> list[Cell]:
         return merge(cells + sizes)
     if name in ("perf", "perf-tiny"):
         return perf_profile(tiny=name == "perf-tiny")
+    if name in PERF_PARTS:
+        # One part of the perf profile (repeat runs of the part that is noisy or slow).
+        part = name.removeprefix("perf-")
+        return [c for c in perf_profile() if part in c.tags]
     raise ValueError(f"unknown profile {name!r} ({', '.join(PROFILES)})")
 
 
@@ -274,4 +278,5 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
     return cells
 
 
-PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny")
+PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")
+PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS)

@@ -43,7 +43,10 @@ def test_ratios_use_the_node_row_and_drop_saturated_cells():
               generator_bound=True, generator_cpu_pct=97.0),
         _cell("node", "ws", "flat", events_per_s=1000.0),
         _cell("python", "ws", "flat", events_per_s=1500.0),
-        _cell("python", "sse", "idle", memory_per_connection_kb=20.0, idle_connections=10),
+        _cell("python", "sse", "idle", memory_per_connection_kb=20.0, idle_connections=10,
+              connected=10, subscribers=10),
+        _cell("python", "ws", "idle", memory_per_connection_kb=9.0, idle_connections=90,
+              connected=50, subscribers=100),
     ]  # fmt: skip
     rows = {(r["figure"], r["transport"]): r for r in ratios.compute(cells)}
     cpu = rows[("CPU s / 1k events", "ws")]
