@@ -91,7 +91,10 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
         cpu = next(
             r for r in saved if r["figure"] == "CPU s / 1k events" and r["transport"] == "ws"
         )
-        assert cpu["ratio"] is not None and cpu["ratio"] > 0
+        # Both figures are there; a tiny Node cell may use less CPU than the clock's 10 ms
+        # resolution, in which case the ratio is left empty rather than infinite.
+        assert cpu["python"] is not None and cpu["node_ws"] is not None
+        assert cpu["ratio"] is None or cpu["ratio"] > 0
     report = (path / "report.md").read_text()
     assert "Against the Node ws row" in report
     assert (path / "ratios.csv").read_text().startswith("figure,")
