@@ -33,12 +33,12 @@ install: venv system baseline ## everything a run needs
 
 lint: venv ## ruff + mypy (strict on code)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check feed servers clients experiments pushlab tests
+	$(BIN)/ruff format --check feed servers clients experiments pushlab tests conformance
 	$(BIN)/mypy
 
 fmt: venv ## format and fix imports
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format feed servers clients experiments pushlab tests
+	$(BIN)/ruff format feed servers clients experiments pushlab tests conformance
 
 test: install lint ## lint, then every test (long ones in short form)
 	$(BIN)/pytest
@@ -59,6 +59,13 @@ perf: install ## issue-8 fan-out cells vs the Node ws row, with the ratios table
 hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
+conformance: venv ## Autobahn|Testsuite: all 517 cases against WS /echo, ~12 min (CONFORMANCE_WS=impl)
+	conformance/setup.sh >/dev/null
+	$(BIN)/python conformance/run.py --scope full $(if $(CONFORMANCE_WS),--ws $(CONFORMANCE_WS))
+
+rtt: venv ## round trip: WebSocket message vs HTTP request, writes results/<stamp>_rtt
+	$(BIN)/pushlab rtt
+
 cluster: install ## 3 instances on Redis behind nginx (https, local CA) until Ctrl-C
 	$(BIN)/pushlab cluster up --rate 10
 
@@ -81,4 +88,4 @@ clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean \
-	cluster cluster-down cluster-faults cluster-bench pubsub-loss hotpath
+	cluster cluster-down cluster-faults cluster-bench pubsub-loss conformance rtt hotpath

@@ -56,6 +56,8 @@ class Settings:
     ticker_topic: str = "ticks"
     ticker_rate: float = 10.0
     ticker_size: int = 64
+    chat_max_text: int = 4096
+    chat_max_rooms: int = 100
     admin: bool = True
     board_max_boards: int = 1_000
     board_max_strokes: int = 5_000

@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("clients.publish_cli", "publish one event"),
     "bench": ("experiments.cli", "run a measurement profile (quick, full, tiny), plot, report"),
     "plot": ("experiments.cli", "regenerate figures and report of a results folder"),
+    "chat": ("clients.chat", "terminal chat client for WS /chat"),
+    "rtt": ("experiments.rtt", "round trip: WebSocket message vs HTTP request (echo)"),
     "bridge": ("clients.rabbitmq_bridge", "consume a RabbitMQ queue and publish into the feed"),
     "cluster": ("experiments.cluster_cli", "N instances + Redis + nginx/TLS; faults; bench cells"),
     "screenshots": ("clients.screenshots", "PNGs of the dashboard and whiteboard"),

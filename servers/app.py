@@ -17,6 +17,8 @@ from feed.settings import Settings
 from feed.ticker import TickerControl, run_controlled
 from servers import (
     auth,
+    chat,
+    echo,
     long_poll,
     metrics,
     pages,
@@ -92,6 +94,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(publish.router)
     app.include_router(auth.router)
     app.include_router(metrics.router)
+    app.include_router(echo.router)
+    app.include_router(chat.router)
     for router in TRANSPORT_ROUTERS:
         app.include_router(router)
     app.include_router(whiteboard.router)

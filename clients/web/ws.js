@@ -3,7 +3,7 @@
 // ["pushlab.v1", "bearer.<token>"]; the server answers with "pushlab.v1".
 import { FatalError, FeedClient } from "./feed-client.js";
 
-const FATAL_CLOSE = new Set([1002, 1003, 1007, 1008, 1009]);
+const FATAL_CLOSE = new Set([1002, 1003, 1007, 1008, 1009, 4029]);
 
 export class WebSocketClient extends FeedClient {
   connectOnce(signal, opened) {
@@ -20,6 +20,8 @@ export class WebSocketClient extends FeedClient {
         if (msg.type === undefined) this._accept(msg, e.data.length);
         else if (msg.type === "ready") this._ready(msg.cursor);
         else if (msg.type === "gap") this._gap(msg);
+        // The server's heartbeat: no pong within its timeout closes the socket with 1011.
+        else if (msg.type === "ping") ws.send(JSON.stringify({ type: "pong", id: msg.id }));
       };
       ws.onclose = (e) => {
         if (FATAL_CLOSE.has(e.code)) reject(new FatalError(`closed ${e.code} ${e.reason}`));

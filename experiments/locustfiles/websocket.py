@@ -97,6 +97,9 @@ class WebSocketUser(FeedUser):
                         yield "ready", int(obj["cursor"])
                     elif kind == "gap":
                         yield "gap", int(obj["resume_after"])
+                    elif kind == "ping":
+                        # The server's heartbeat (docs/protocol.md): unanswered, it closes 1011.
+                        ws.send(orjson.dumps({"type": "pong", "id": obj.get("id")}).decode())
                 elif opcode == OPCODE_CLOSE:
                     code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
                     reason = data[2:].decode(errors="replace")

@@ -247,3 +247,18 @@ def test_separate_master_and_worker_share_options(tmp_path):
     result = json.loads(summary.read_text())
     assert result["workers"] == 1 and result["users_delivering"] == 3, result
     assert result["delivered"] > 0 and result["silent_gaps"] == 0 == result["duplicates"]
+
+
+def test_ws_users_answer_the_heartbeat(tmp_path):
+    """With a fast server heartbeat, Locust's WebSocket users answer every ping: nothing cut."""
+    srv = pushlab_server(RATE, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.5").start()
+    try:
+        r = run_locust("ws", srv.url, USERS, SECONDS, out_dir=tmp_path)
+        metrics = httpx.get(f"{srv.url}/metrics", trust_env=False).text
+    finally:
+        srv.stop()
+    assert_clean(r, USERS)
+    assert r["peak_open_sessions"] == USERS, r
+    rtts = next(x for x in metrics.splitlines() if x.startswith("pushlab_ping_rtt_seconds_count"))
+    assert float(rtts.split()[-1]) >= USERS * 3, rtts
+    assert 'pushlab_closes_total{code="1011"' not in metrics

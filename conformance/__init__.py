@@ -1,0 +1,1 @@
+"""Autobahn|Testsuite setup (``setup.sh``) and runner (``run.py``) for ``WS /echo``."""

@@ -1,0 +1,132 @@
+"""The pushlab app under uvicorn in a child process, on a free loopback port.
+
+Experiments and the conformance runner measure a real server in its own process (its own event
+loop and CPU), not a thread of the measuring process. ``python -m experiments.server_process``
+is the child's entry point; :class:`ServerProcess` starts it, waits until the port accepts
+connections and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import IO, Any
+
+WS_IMPLEMENTATIONS = ("wsproto", "websockets-sansio", "websockets")
+# The one with 0 FAILED in the full Autobahn run (docs/conformance.md); uvicorn's own default
+# ("auto" = websockets-sansio) fails 7.1.5 and costs less CPU per message.
+DEFAULT_WS = "wsproto"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """``with ServerProcess(ws="wsproto") as srv: srv.url`` — a uvicorn child on 127.0.0.1."""
+
+    ws: str = DEFAULT_WS
+    ws_max_size: int | None = None
+    # Off like `pushlab serve`; the conformance run turns it on to exercise sections 12-13.
+    per_message_deflate: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    log: IO[Any] | None = None
+    start_timeout_s: float = 20.0
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        """Spawn the child and wait (bounded) until its port accepts a connection."""
+        self.port = self.port or free_port()
+        cmd = [sys.executable, "-m", "experiments.server_process", "--port", str(self.port)]
+        cmd += ["--ws", self.ws]
+        if self.ws_max_size is not None:
+            cmd += ["--ws-max-size", str(self.ws_max_size)]
+        if self.per_message_deflate:
+            cmd.append("--per-message-deflate")
+        env = {**os.environ, "PUSHLAB_TICKER_RATE": "0", **self.env}
+        out = self.log if self.log is not None else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {cmd}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"no listener after {self.start_timeout_s}s") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; only this child, by PID."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child entry point: the app from ``PUSHLAB_*`` settings, uvicorn options from flags."""
+    import uvicorn
+
+    from feed.settings import Settings
+    from servers.app import create_app
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS)
+    parser.add_argument("--ws-max-size", type=int, help="default: PUSHLAB_WS_MAX_MESSAGE_BYTES")
+    parser.add_argument("--per-message-deflate", action="store_true", help="offer compression")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(host="127.0.0.1", port=args.port)
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=args.port,
+        ws=args.ws,
+        ws_max_size=args.ws_max_size or settings.ws_max_message_bytes,
+        ws_ping_interval=None,
+        ws_per_message_deflate=args.per_message_deflate,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()
