@@ -86,7 +86,14 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
             }  # fmt: skip
             argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
             spawn(argv, into=procs, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
-        connected = sum(_readline(p, "connecting")["connected"] for p in procs)
+        hello = [_readline(p, "connecting") for p in procs]
+        connected = sum(h["connected"] for h in hello)
+        if connected < cell.subscribers:
+            # Measuring fewer subscribers than asked would mislabel every per-cell figure.
+            errors = sorted({e for h in hello for e in h.get("errors", [])})
+            raise RuntimeError(
+                f"only {connected} of {cell.subscribers} subscribers connected: {errors}"
+            )
         t0 = time.time_ns() + int(cell.warmup_s * 1e9)
         t1 = t0 + int(cell.duration_s * 1e9)
         for p in procs:

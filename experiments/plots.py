@@ -197,7 +197,7 @@ def cpu_per_event(cells: Cells, path: Path) -> Path | None:
 def poll_interval(cells: Cells, path: Path) -> Path | None:
     """Short-poll interval against mean latency and request load, theory beside measurement."""
     chosen = sorted(
-        (c for c in ok(cells, "interval") if c["transport"] == "poll"),
+        (c for c in ok(cells, "interval") if c["transport"] == "poll" and "latency_ms_mean" in c),
         key=lambda c: c["client"]["interval_s"],
     )
     if not chosen:

@@ -141,7 +141,7 @@ def cpu_section(cells: Cells) -> Section:
 
 def interval_section(cells: Cells) -> Section:
     chosen = sorted(
-        (c for c in ok(cells, "interval") if c["transport"] == "poll"),
+        (c for c in ok(cells, "interval") if c["transport"] == "poll" and "latency_ms_mean" in c),
         key=lambda c: c["client"]["interval_s"],
     )
     s = Section("Short-poll interval: latency and request load against theory", "poll_interval.png")
@@ -175,8 +175,9 @@ def interval_section(cells: Cells) -> Section:
         s.text.append(
             f"At {f(iv)} s the measured mean is {f(c['latency_ms_mean'] / (500 * iv), 2)}x "
             "interval/2. The client waits the interval after each answer, so the real period is "
-            f"interval + round trip: measured {f(period_ms)} ms, half of it "
-            f"{f(period_ms / 2)} ms."
+            f"interval + round trip: measured {f(period_ms)} ms ({c['requests']} requests from "
+            f"{c['subscribers']} subscribers in {f(c['window_s'])} s, so whole polls only), half "
+            f"of it {f(period_ms / 2)} ms."
         )
     s.text.append(source(chosen))
     return s
