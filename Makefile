@@ -56,6 +56,12 @@ bench: install ## the four-transport comparison: run, plot, report (PROFILE=quic
 perf: install ## issue-8 fan-out cells vs the Node ws row, with the ratios table (~5 min)
 	$(BIN)/pushlab bench --profile perf
 
+compression: venv ## measure permessage-deflate on this feed's frames -> results/<UTC>_compression
+	$(BIN)/python -m experiments.compression
+
+docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
+	$(BIN)/python -m experiments.docfigures docs/interview-prep.md
+
 hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
@@ -88,4 +94,5 @@ clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
 .PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean \
-	cluster cluster-down cluster-faults cluster-bench pubsub-loss conformance rtt hotpath
+	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
+	hotpath

@@ -1,0 +1,151 @@
+"""``pushlab explain h2``: a WebSocket over HTTP/2 (RFC 8441), on the lab's own app.
+
+uvicorn speaks HTTP/1.1 only, so this starts the same app under hypercorn (which implements
+RFC 8441) on a free loopback port, in a thread, and talks h2c (HTTP/2 without TLS, prior
+knowledge) to it with the ``h2`` library on a raw socket. What to notice: the server announces
+``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``; the client opens a *stream* with an extended CONNECT
+(``:protocol: websocket``); the answer is ``:status 200``, with no Sec-WebSocket-Key/Accept and
+no 101; WebSocket frames (still masked client to server) then ride in HTTP/2 DATA frames, and
+other streams could share the same TCP connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from clients.explain.frames import TEXT, FrameReader, decode_frame, encode_frame, new_mask_key
+from feed.settings import Settings
+from servers.app import create_app
+
+
+class HypercornThread:
+    """The lab's app under hypercorn on ``127.0.0.1:port``, in a daemon thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Bound here and handed over (fd://): nobody can take the port before hypercorn listens.
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self.port = int(self._sock.getsockname()[1])
+        self._settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        config = Config()
+        config.bind = [f"fd://{os.dup(self._sock.fileno())}"]  # hypercorn owns (closes) the dup
+        config.loglevel = "WARNING"
+        await serve(create_app(self._settings), config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
+
+    def __enter__(self) -> HypercornThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise ConnectionError("hypercorn did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+        self._sock.close()
+
+
+def _headers(pairs: Any) -> list[list[str]]:
+    return [[k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v]
+            for k, v in pairs]  # fmt: skip
+
+
+def explain(settings: Settings | None = None, topic: str = "h2") -> dict[str, Any]:
+    """Open a WebSocket over HTTP/2, ping it at application level, and record what happened."""
+    settings = settings or Settings.from_env(ticker_rate=0)
+    with HypercornThread(settings) as server:
+        return _talk(server.port, topic)
+
+
+def _talk(port: int, topic: str) -> dict[str, Any]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    report: dict[str, Any] = {"port": port, "frames": [], "sent": []}
+    reader = FrameReader()
+    stream_id: int | None = None
+    deadline = time.monotonic() + 10
+    try:
+        while len(report["frames"]) < 2 and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RemoteSettingsChanged) and stream_id is None:
+                    code = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
+                    report["enable_connect_protocol"] = conn.remote_settings.get(code)
+                    stream_id = conn.get_next_available_stream_id()
+                    request = [
+                        (":method", "CONNECT"),
+                        (":protocol", "websocket"),
+                        (":scheme", "http"),
+                        (":path", f"/ws?topic={topic}"),
+                        (":authority", f"127.0.0.1:{port}"),
+                        ("sec-websocket-version", "13"),
+                    ]
+                    conn.send_headers(stream_id, request)
+                    report["request_headers"] = _headers(request)
+                    report["stream_id"] = stream_id
+                elif isinstance(event, h2.events.ResponseReceived) and stream_id is not None:
+                    report["response_headers"] = _headers(event.headers)
+                    frame = encode_frame(TEXT, b'{"type":"ping","id":7}', mask_key=new_mask_key())
+                    conn.send_data(stream_id, frame)
+                    decoded = decode_frame(frame)
+                    assert decoded is not None
+                    report["sent"].append(decoded[0].fields())
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    reader.feed(event.data)
+                    report["frames"] += [f.fields() for f in reader.frames()]
+            if out := conn.data_to_send():
+                sock.sendall(out)
+    finally:
+        sock.close()
+    status = dict(report.get("response_headers", [])).get(":status")
+    report["status"] = int(status) if status else None
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """Terminal text."""
+    lines = [
+        f"hypercorn (HTTP/2, h2c) on 127.0.0.1:{report['port']}",
+        f"server SETTINGS_ENABLE_CONNECT_PROTOCOL = {report.get('enable_connect_protocol')}",
+        f"--- HEADERS on stream {report.get('stream_id')} (client -> server)",
+        *[f"  {k}: {v}" for k, v in report.get("request_headers", [])],
+        "--- HEADERS (server -> client): no 101, no Sec-WebSocket-Accept",
+        *[f"  {k}: {v}" for k, v in report.get("response_headers", [])],
+        "--- WebSocket frames inside HTTP/2 DATA frames",
+    ]
+    for arrow, frames in (("C->S", report["sent"]), ("S->C", report["frames"])):
+        for f in frames:
+            lines.append(
+                f"  {arrow} {f['kind']} FIN={int(f['fin'])} MASK={int(f['masked'])} "
+                f"len={f['payload_length']}: {f.get('text', '')}"
+            )
+    return "\n".join(lines)

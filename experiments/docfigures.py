@@ -1,0 +1,140 @@
+"""Fill figure markers in Markdown from committed results; never from typed-in numbers.
+
+A marker names a metric and which cells of a results folder's ``summary.json`` to show::
+
+    <!-- fig metric=latency_ms_p99 where=kind:asyncio,tags:headline cols=transport,subscribers -->
+    (generated: a small table, or "not yet measured")
+    <!-- /fig -->
+
+``where`` conditions are ``key:value``; a list-valued cell field (``tags``) matches by membership.
+Which run: ``results/REFERENCE`` lists the committed reference run folders, one per line; a marker
+takes the first, or the first whose name contains ``run=TEXT``; ``make=TARGET`` names the make
+target that produces the figure (default ``bench``). No REFERENCE file, no matching
+run or no matching cell: the block says "not yet measured" and how to produce it.
+
+``python -m experiments.docfigures docs/interview-prep.md`` rewrites the blocks;
+``--check`` exits 1 when a file is out of date (the test suite runs that check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+MARKER = re.compile(r"(<!-- fig (?P<attrs>[^>]*?) -->\n)(?P<body>.*?)(<!-- /fig -->)", re.DOTALL)
+MAX_ROWS = 12
+
+
+def parse_attrs(text: str) -> dict[str, str]:
+    """``a=b c=d`` -> ``{"a": "b", "c": "d"}``."""
+    return dict(part.split("=", 1) for part in text.split() if "=" in part)
+
+
+def reference_runs(results: Path) -> list[str]:
+    ref = results / "REFERENCE"
+    if not ref.is_file():
+        return []
+    return [line.strip() for line in ref.read_text().splitlines() if line.strip()]
+
+
+def reference_cells(
+    results: Path, run_hint: str | None = None
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """``(run name, cells)`` of the first reference run (containing ``run_hint``), or no cells."""
+    run = next((r for r in reference_runs(results) if run_hint is None or run_hint in r), None)
+    summary = results / run / "summary.json" if run else None
+    if summary is None or not summary.is_file():
+        return run, []
+    cells: list[dict[str, Any]] = json.loads(summary.read_text()).get("cells", [])
+    return run, cells
+
+
+def _matches(cell: dict[str, Any], where: str) -> bool:
+    for cond in filter(None, where.split(",")):
+        key, _, want = cond.partition(":")
+        have = cell.get(key)
+        if isinstance(have, list):
+            if want not in [str(v) for v in have]:
+                return False
+        elif str(have) != want:
+            return False
+    return True
+
+
+def _fmt(value: Any, digits: int) -> str:
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
+    """The generated Markdown for one marker."""
+    metric = attrs["metric"]
+    where = attrs.get("where", "")
+    run, cells = reference_cells(results, attrs.get("run"))
+    rows = [
+        c
+        for c in cells
+        if _matches(c, where)
+        and isinstance(c.get(metric), int | float)
+        and not (isinstance(c[metric], float) and math.isnan(c[metric]))
+    ]
+    if not rows:
+        source = f"run `{run}`" if run else "the reference run (none committed yet)"
+        return (
+            f"*Not yet measured:* `{metric}`"
+            + (f" where `{where}`" if where else "")
+            + f" in {source}; produce it with `make {attrs.get('make', 'bench')}`.\n"
+        )
+    cols = [c for c in attrs.get("cols", "transport").split(",") if c]
+    unit = attrs.get("unit", "")
+    digits = int(attrs.get("digits", "1"))
+    header = cols + [f"{metric}" + (f" ({unit})" if unit else "")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for c in rows[:MAX_ROWS]:
+        values = [_fmt(c.get(k, ""), digits) for k in cols] + [_fmt(c[metric], digits)]
+        lines.append("| " + " | ".join(values) + " |")
+    # Links are relative to the Markdown file: ``docs/x.md`` -> ``../results/<run>/...``.
+    up = "../" * len(doc_dir.resolve().relative_to(results.resolve().parent).parts)
+    more = f" ({len(rows) - MAX_ROWS} more rows there)" if len(rows) > MAX_ROWS else ""
+    lines += ["", f"Source: [`results/{run}/summary.json`]({up}results/{run}/summary.json){more}"]
+    return "\n".join(lines) + "\n"
+
+
+def render(text: str, results: Path, doc_dir: Path) -> str:
+    """``text`` with every marker block regenerated."""
+
+    def fill(m: re.Match[str]) -> str:
+        body = render_block(parse_attrs(m.group("attrs")), results, doc_dir)
+        return m.group(1) + body + m.group(4)
+
+    return MARKER.sub(fill, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.docfigures")
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in args.files:
+        old = path.read_text()
+        new = render(old, args.results, path.parent)
+        if new != old:
+            stale.append(str(path))
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"out of date (run make docs): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

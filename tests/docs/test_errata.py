@@ -1,0 +1,195 @@
+"""Evidence for the errata in docs/interview-prep.md: each test proves one seed claim wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from clients import ShortPollClient
+from clients.explain import handshake
+from clients.explain.frames import TEXT, FrameReader, encode_frame
+from clients.explain.handshake import open_ws, ws_target
+from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
+from feed.memory import MemoryBroker
+from tests.support import IN_CI, async_wait_until, require, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
+
+
+async def test_e1_http_keep_alive_reuses_one_connection(live):
+    """E1: twenty polls from one client cost one TCP connection, not twenty (Q1, Q45)."""
+    client = ShortPollClient(live.url, "ka", interval_s=0.0)
+    gen = client.events()
+    task = asyncio.ensure_future(anext(gen))
+    await async_wait_until(lambda: client.counters.requests >= 20, 10, "20 polls")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await gen.aclose()
+    assert client.counters.requests >= 20
+    assert client.counters.connections == 1
+
+
+def test_e2_sec_websocket_key_is_not_a_secret(live):
+    """E2: the public RFC sample key is accepted twice; a malformed key is only a 400 (Q2)."""
+    for _ in range(2):
+        wire, report = open_ws(live.url, ws_target("k"), key=RFC6455_SAMPLE_KEY)
+        wire.close()
+        assert (report["status"], report["server_accept"]) == (101, RFC6455_SAMPLE_ACCEPT)
+    wire, report = open_ws(live.url, ws_target("k"), key="not-16-bytes")
+    wire.close()
+    assert report["status"] == 400
+
+
+def test_e4_server_rejects_unmasked_client_frames(live):
+    """E4: an unmasked client frame is a protocol error: the server closes with 1002 (Q7)."""
+    wire, report = open_ws(live.url, ws_target("m"))
+    reader = FrameReader()
+    with wire:
+        assert report["status"] == 101
+        assert wire.read_frames(reader, 1, 5)[0].kind == "text"  # ready
+        wire.send(encode_frame(TEXT, b'{"type":"ping","id":1}'))  # no mask_key: unmasked
+        frames = wire.read_frames(reader, 1, 5)
+    assert [(f.kind, f.close_code) for f in frames] == [("close", 1002)]
+
+
+async def test_e10_no_sticky_session_needed_when_state_is_shared(serve, settings, http_client):
+    """E10: a WebSocket reconnecting to ANOTHER node resumes losslessly via a shared broker."""
+    broker = MemoryBroker(settings.history, settings.max_topics)
+    node_a, node_b = serve(settings, broker=broker), serve(settings, broker=broker)
+    ws_a = node_a.url.replace("http", "ws")
+    ws_b = node_b.url.replace("http", "ws")
+    seen: list[int] = []
+    async with connect(f"{ws_a}/ws?topic=s&since=0") as ws:
+        assert orjson.loads(await ws.recv())["type"] == "ready"
+        await publish(http_client, node_a.url, 5)
+        while len(seen) < 5:
+            seen.append(orjson.loads(await ws.recv())["seq"])
+    await publish(http_client, node_b.url, 5)  # published while the client is away
+    async with connect(f"{ws_b}/ws?topic=s&since={seen[-1]}") as ws:
+        assert orjson.loads(await ws.recv())["type"] == "ready"
+        while len(seen) < 10:
+            seen.append(orjson.loads(await ws.recv())["seq"])
+    assert seen == list(range(1, 11))
+
+
+async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
+    for i in range(n):
+        r = await http.post(f"{url}/publish", params={"topic": "s"}, json={"i": i})
+        assert r.status_code == 200
+
+
+def test_e6_websocket_over_http2_rfc8441(settings):
+    """E6: the lab's app under hypercorn serves a WebSocket over HTTP/2 (RFC 8441), no 101 (Q10)."""
+    from clients.explain import h2ws
+
+    report = h2ws.explain(settings, topic="h2")
+    assert report["enable_connect_protocol"] == 1
+    request = dict(report["request_headers"])
+    assert (request[":method"], request[":protocol"]) == ("CONNECT", "websocket")
+    response = dict(report["response_headers"])
+    assert report["status"] == 200
+    assert not any(k.startswith("sec-websocket") for k in response)
+    assert all(f["masked"] for f in report["sent"])
+    texts = [orjson.loads(f["text"]) for f in report["frames"]]
+    assert not any(f["masked"] for f in report["frames"])
+    assert texts == [{"type": "ready", "topic": "h2", "cursor": 0}, {"type": "pong", "id": 7}]
+
+
+@pytest.fixture
+def socketio_server() -> Iterator[tuple[str, list[Any]]]:
+    """A python-socketio server (the Socket.IO protocol) under uvicorn; echoes 'message' events."""
+    import socketio
+
+    sio = socketio.AsyncServer(async_mode="asgi")
+    received: list[Any] = []
+
+    @sio.on("message")
+    async def echo(sid: str, data: Any) -> None:
+        received.append(data)
+        await sio.send(f"echo {data}", to=sid)
+
+    sock = socket.socket()  # bound before uvicorn starts: no race for the port
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    config = uvicorn.Config(socketio.ASGIApp(sio), fd=sock.fileno(), log_level="critical")
+
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn")
+    yield f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", received
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+async def test_e16_a_plain_websocket_client_cannot_talk_to_socketio(socketio_server):
+    """E16: Socket.IO is a protocol on top: plain messages kill the link, its own framing works."""
+    url, received = socketio_server
+    async with connect(url) as ws:
+        opening = await ws.recv()
+        assert opening[0] == "0" and "pingInterval" in opening  # an Engine.IO "open" packet
+        await ws.send("hello")  # what new WebSocket(url).send("hello") would do
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert received == []
+    async with connect(url) as ws:
+        await ws.recv()
+        await ws.send("40")  # Socket.IO CONNECT to the default namespace
+        assert (await ws.recv()).startswith("40{")
+        await ws.send('42["message","hello"]')  # EVENT packet: the same text, framed
+        assert await ws.recv() == '42["message","echo hello"]'
+    assert received == ["hello"]
+
+
+NODE_WS_DEFAULTS = """
+const { WebSocketServer } = require('ws');
+const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 },
+  () => console.log(wss.address().port));
+wss.on('connection', ws => ws.on('error', () => {}));
+"""
+
+
+def test_e13_compression_defaults_differ(live):
+    """E13: offered permessage-deflate, uvicorn's default accepts it, Node ws's default declines."""
+    ours = handshake.explain(live.url, deflate=True)
+    assert ours["status"] == 101 and ours["extensions"].startswith("permessage-deflate")
+    node = require("node", "Node's ws default")
+    baseline = ROOT / "baseline" / "node"
+    if not (baseline / "node_modules" / "ws").is_dir():
+        message = "baseline/node/node_modules is missing; run `make baseline`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    proc = subprocess.Popen([node, "-e", NODE_WS_DEFAULTS], cwd=baseline, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        theirs = handshake.explain(f"http://127.0.0.1:{port}", deflate=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert theirs["status"] == 101 and theirs["accept_ok"]
+    assert theirs["extensions"] is None

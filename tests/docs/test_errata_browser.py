@@ -1,0 +1,96 @@
+"""Errata only a real browser can prove: Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.sync.server import ServerConnection, serve
+
+from tests.support import LiveServer, require, wait_until
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    path = require("chromium", "browser errata")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live: LiveServer) -> Iterator[Any]:
+    """A page on the live server's origin (so EventSource needs no CORS)."""
+    pg = browser.new_page()
+    pg.goto(f"{live.url}/healthz")
+    yield pg
+    pg.close()
+
+
+def test_e8_unechoed_subprotocol_fails_the_handshake(page, live):
+    """E8: a token sent as Sec-WebSocket-Protocol and not echoed makes Chromium drop the socket."""
+    ws_url = live.url.replace("http", "ws") + "/ws?topic=proto"
+    script = """([url, protocols]) => new Promise(resolve => {
+        const ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
+        ws.onopen = () => { resolve({opened: true}); ws.close(); };
+        ws.onclose = e => resolve({opened: false, code: e.code});
+    })"""
+    assert page.evaluate(script, [ws_url, None]) == {"opened": True}
+    assert page.evaluate(script, [ws_url, ["token.abc123"]]) == {"opened": False, "code": 1006}
+
+
+def test_e7_sse_is_limited_to_six_per_origin_but_websockets_are_not(page, live):
+    """E7: over HTTP/1.1 the 7th EventSource waits for a free slot; 8 WebSockets all open (Q10)."""
+    page.evaluate(
+        """url => { window.es = [...Array(7)].map(() => new EventSource(url)); }""",
+        f"{live.url}/sse?topic=limit",
+    )
+    states = "() => window.es.map(e => e.readyState)"
+    wait_until(lambda: page.evaluate(states).count(1) == 6, 10, "six open EventSources")
+    page.wait_for_timeout(500)  # a bounded look: the seventh must still be waiting after this
+    assert sorted(page.evaluate(states)) == [0, 1, 1, 1, 1, 1, 1]
+    page.evaluate("() => window.es.find(e => e.readyState === 1).close()")
+    wait_until(lambda: page.evaluate(states).count(1) == 6, 10, "the seventh takes the slot")
+    page.evaluate("() => window.es.forEach(e => e.close())")
+    opened = page.evaluate(
+        """url => Promise.all([...Array(8)].map(() => new Promise(resolve => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => resolve(true);
+            ws.onclose = () => resolve(false);
+        })))""",
+        live.url.replace("http", "ws") + "/ws?topic=limit",
+    )
+    assert opened == [True] * 8
+
+
+def test_e9_browsers_cannot_ping_but_answer_pings(browser):
+    """E9: the browser API has no ping(); Chromium still answers a server's pings by itself."""
+    conns: list[ServerConnection] = []
+
+    def handler(ws: ServerConnection) -> None:
+        conns.append(ws)
+        for _ in ws:
+            pass
+
+    sock = socket.create_server(("127.0.0.1", 0))  # bound first: no race for the port
+    port = sock.getsockname()[1]
+    with serve(handler, sock=sock, ping_interval=0.1, ping_timeout=5) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        page = browser.new_page()
+        try:
+            assert page.evaluate("() => typeof WebSocket.prototype.ping") == "undefined"
+            page.evaluate(f"() => {{ window.ws = new WebSocket('ws://127.0.0.1:{port}/'); }}")
+            wait_until(lambda: bool(conns) and conns[0].latency > 0, 10, "a pong from Chromium")
+        finally:
+            page.close()
+            server.shutdown()
+        thread.join(5)

@@ -1,0 +1,54 @@
+"""Figure blocks are rendered from results files only, and say so when there is nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from experiments.docfigures import main, render
+
+DOC = (
+    "x\n<!-- fig metric=lat where=tags:headline cols=transport unit=ms -->\nold\n<!-- /fig -->\ny\n"
+)
+
+
+def make_run(root, cells, name="20260101T000000Z_quick"):
+    (root / name).mkdir(parents=True)
+    (root / name / "summary.json").write_text(json.dumps({"cells": cells}))
+    (root / "REFERENCE").write_text(name + "\n")
+
+
+def test_table_from_the_reference_run(tmp_path):
+    """Matching cells become table rows with a relative link to their summary.json."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(
+        results,
+        [
+            {"transport": "ws", "tags": ["headline"], "lat": 1.25},
+            {"transport": "sse", "tags": ["headline"], "lat": math.nan},
+            {"transport": "poll", "tags": ["rate"], "lat": 9.0},
+        ],
+    )
+    out = render(DOC, results, docs)
+    assert "| ws | 1.2 |" in out or "| ws | 1.3 |" in out
+    assert "sse" not in out and "poll" not in out
+    assert "(../results/20260101T000000Z_quick/summary.json)" in out
+    assert out.startswith("x\n") and out.endswith("<!-- /fig -->\ny\n")
+    assert render(out, results, docs) == out
+
+
+def test_not_yet_measured_without_reference(tmp_path):
+    """No REFERENCE file: the block says so instead of showing numbers."""
+    out = render(DOC, tmp_path / "results", tmp_path)
+    assert "*Not yet measured:* `lat`" in out and "make bench" in out
+
+
+def test_check_mode_reports_stale_files(tmp_path, capsys):
+    """--check exits 1 on a stale file and leaves it untouched."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC)
+    assert main([str(doc), "--results", str(tmp_path / "results"), "--check"]) == 1
+    assert doc.read_text() == DOC
+    assert main([str(doc), "--results", str(tmp_path / "results")]) == 0
+    assert main([str(doc), "--results", str(tmp_path / "results"), "--check"]) == 0
