@@ -170,9 +170,11 @@ wss.on('connection', ws => ws.on('error', () => {}));
 """
 
 
-def test_e13_compression_defaults_differ(live):
+def test_e13_compression_defaults_differ(serve, settings):
     """E13: offered permessage-deflate, uvicorn's default accepts it, Node ws's default declines."""
-    ours = handshake.explain(live.url, deflate=True)
+    # uvicorn's own default (pushlab serve turns it off unless PUSHLAB_WS_COMPRESSION=1).
+    server = serve(settings, uvicorn_options={"ws_per_message_deflate": True})
+    ours = handshake.explain(server.url, deflate=True)
     assert ours["status"] == 101 and ours["extensions"].startswith("permessage-deflate")
     node = require("node", "Node's ws default")
     baseline = ROOT / "baseline" / "node"

@@ -55,9 +55,10 @@ def test_frames_masked_one_way_only(live):
     assert [f["form"] for f in report["length_forms"]] == ["7-bit", "16-bit", "64-bit"]
 
 
-def test_frames_with_permessage_deflate_set_rsv1(live):
-    """Offered permessage-deflate, uvicorn accepts it and compresses data frames (RSV1=1)."""
-    report = ws_frames.explain(live.url, deflate=True)
+def test_frames_with_permessage_deflate_set_rsv1(serve, settings):
+    """With compression allowed, uvicorn accepts permessage-deflate and sets RSV1 on data."""
+    server = serve(settings.replace(ws_compression=True))
+    report = ws_frames.explain(server.url, deflate=True)
     assert report["extensions"].startswith("permessage-deflate")
     data_frames = [f for s in report["steps"] for f in s["received"] if f["opcode"] == TEXT]
     assert data_frames and all(f["rsv1"] for f in data_frames)
