@@ -53,6 +53,9 @@ PROFILE ?= quick
 bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)
 	$(BIN)/pushlab bench --profile $(PROFILE)
 
+perf: install ## issue-8 fan-out cells vs the Node ws row, with the ratios table (~5 min)
+	$(BIN)/pushlab bench --profile perf
+
 compression: venv ## measure permessage-deflate on this feed's frames -> results/<UTC>_compression
 	$(BIN)/python -m experiments.compression
 
@@ -90,6 +93,6 @@ screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (head
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system baseline install lint fmt test test-all serve bench screenshots clean \
+.PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
 	hotpath

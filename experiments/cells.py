@@ -8,6 +8,7 @@ counted over the same interval.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -25,6 +26,7 @@ from experiments.matrix import Cell
 from experiments.metrics import summarize
 
 GENERATOR_BOUND_PCT = 90.0
+STOP_GRACE_S = 3.0
 CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)
 
 
@@ -108,7 +110,12 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         results = [_readline(p, "its result")["result"] for p in procs]
         for p in procs:
             _send(p, {"cmd": "stop"})
-            p.wait(10)
+        # A generator still draining a flat-out backlog is stopped by the finally below; the
+        # figures are already in, so one short shared grace period is enough.
+        grace = time.monotonic() + STOP_GRACE_S
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(max(0.0, grace - time.monotonic()))
     finally:
         for p in procs:
             stop(p)
@@ -222,20 +229,28 @@ def _wire_figures(
 
 
 def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
-    """Server memory per connection: RSS before and with ``subscribers`` idle connections open."""
+    """Server memory per connection: RSS before and with ``subscribers`` idle connections open.
+
+    The connections are spread over ``cell.generators`` processes (10,000 httpx clients take
+    over a minute to open from one process on a busy 2-core machine).
+    """
     time.sleep(0.3)
     before = rss_bytes(target.pid)
-    spec = {
-        "transport": cell.transport, "url": target.url, "topic": target.topic, "idle": True,
-        "subscribers": cell.subscribers, "client": cell.client_options(),
-        "raw_path": str(raw_dir / f"{cell.name}.npy"),
-    }  # fmt: skip
-    argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
+    # 10,000 handshakes take a minute or more on a busy 2-core machine.
+    connect_s = max(30.0, cell.subscribers / 80)
     started: list[subprocess.Popen[str]] = []
     try:
-        proc = spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.log")
-        connected = _readline(proc, "connecting")["connected"]
-        deadline = time.monotonic() + 10
+        for i, n in enumerate(_split(cell.subscribers, cell.generators)):
+            spec = {
+                "transport": cell.transport, "url": target.url, "topic": target.topic,
+                "idle": True, "subscribers": n, "client": cell.client_options(),
+                "raw_path": str(raw_dir / f"{cell.name}.gen{i}.npy"),
+                "connect_timeout_s": connect_s,
+            }  # fmt: skip
+            argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
+            spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
+        connected = sum(_readline(p, "connecting")["connected"] for p in started)
+        deadline = time.monotonic() + connect_s
         while (
             len(sockstats.snapshot(target.port)) < cell.subscribers and time.monotonic() < deadline
         ):
@@ -243,7 +258,8 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         time.sleep(max(0.3, cell.warmup_s))  # let the server finish setting up each subscription
         open_now = len(sockstats.snapshot(target.port))
         after = rss_bytes(target.pid)
-        _send(proc, {"cmd": "stop"})
+        for p in started:
+            _send(p, {"cmd": "stop"})
     finally:
         for p in started:
             stop(p)

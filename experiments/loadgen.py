@@ -34,6 +34,7 @@ import numpy as np
 from clients import CLIENTS
 from clients.base import FeedClient, Received
 from feed.codec import dumps, loads
+from feed.fdlimit import raise_nofile
 
 MARGIN_NS = 250_000_000
 _COUNTERS = ("requests", "empty_responses", "duplicates", "reconnects", "connections", "gaps")
@@ -215,6 +216,7 @@ def _result(
 def main() -> int:
     """Entry point of the subprocess."""
     spec = loads(sys.argv[1])
+    raise_nofile()  # idle cells open thousands of connections from one process
     try:
         import uvloop
 

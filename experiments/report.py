@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from experiments import results
+from experiments import ratios, results
 from experiments.plots import draw_all
 from experiments.report_base import Cells, Section
 from experiments.report_costs import bytes_section, cpu_section, interval_section, memory_section
@@ -24,7 +24,7 @@ __all__ = ["Cells", "Section", "render", "sections"]
 
 
 def sections(meta: dict[str, Any], cells: Cells) -> list[Section]:
-    """The report's sections, in order."""
+    """The report's sections, in order (the issue-8 ratios only for runs with perf cells)."""
     makers = (
         headline_section,
         throughput_section,
@@ -36,6 +36,7 @@ def sections(meta: dict[str, Any], cells: Cells) -> list[Section]:
     return [
         run_section(meta, cells),
         integrity_section(cells),
+        *[s for s in (ratios.section(cells),) if s is not None],
         *(m(cells) for m in makers),
         others_section(cells),
     ]
@@ -86,6 +87,9 @@ def render(path: Path | str) -> Path:
     meta, cells = results.load(folder)
     drawn = draw_all(cells, folder / "figures")
     secs = sections(meta, cells)
+    rows = ratios.compute(cells)
+    if rows:
+        ratios.write(folder, rows)
     (folder / "report.md").write_text(_md(secs, set(drawn)))
     (folder / "report.html").write_text(_html(secs, set(drawn)))
     return folder / "report.md"

@@ -29,6 +29,7 @@ from servers import (
     whiteboard,
 )
 from servers.deps import AppState, on_pushlab_error, on_validation_error
+from servers.rawsend import RawSend
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
             yield
         finally:
             shutdown.set()
+            app.state.pushlab.watchdog.close()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -85,6 +87,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
                 await the_broker.close()
 
     app = FastAPI(title="pushlab", lifespan=lifespan)
+    app.add_middleware(RawSend)
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from feed.fdlimit import raise_nofile
 from feed.settings import Settings
 from servers.app import create_app
 from servers.runner import PushlabServer, build_config
@@ -63,6 +64,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, then drain (see :mod:`servers.runner`)."""
     settings = settings_from_args(args)
+    raise_nofile()  # one socket per connection: 10k idle connections need > 1,024 descriptors
     app = create_app(settings)
     PushlabServer(build_config(settings, app), app).run()
     return 0

@@ -22,6 +22,10 @@ from feed.exceptions import TooManyConnections
 from servers.logs import elapsed, log_conn
 from servers.metrics import Metrics
 
+# Transports whose events reach the counters through flush_counts (polling answers count
+# themselves once per response, see servers.short_poll.answer).
+STREAMED = ("ws", "sse")
+
 
 @dataclass(slots=True)
 class Conn:
@@ -37,6 +41,9 @@ class Conn:
     reason: str = ""
     events: int = 0
     bytes: int = 0
+    # What of events/bytes the Prometheus counters already have (see Connections.flush_counts).
+    flushed_events: int = 0
+    flushed_bytes: int = 0
 
     def closing(self, code: int | None, reason: str) -> None:
         """Record how this connection ends (first call wins)."""
@@ -87,6 +94,7 @@ class Connections:
             raise
         finally:
             gauge.dec()
+            self.flush_counts(conn)
             del self.live[conn.id]
             self._per_ip[ip] -= 1
             if not self._per_ip[ip]:
@@ -109,6 +117,24 @@ class Connections:
                 events=conn.events,
                 bytes=conn.bytes,
             )
+
+    def flush_counts(self, conn: Conn | None = None) -> None:
+        """Move events/bytes sent since the last flush into ``pushlab_events_sent``/``bytes_sent``.
+
+        Transports only bump two plain ints per written batch; the Prometheus counters (a lock
+        and a float each, ~3% of server CPU at 40k deliveries/s) are brought up to date here, at
+        every ``/metrics`` scrape and when a connection closes, so a scrape still sees every event.
+        """
+        for c in self.live.values() if conn is None else (conn,):
+            if c.transport not in STREAMED:
+                continue
+            events, nbytes = c.events - c.flushed_events, c.bytes - c.flushed_bytes
+            if events:
+                self.metrics.events_sent.labels(c.transport).inc(events)
+                c.flushed_events = c.events
+            if nbytes:
+                self.metrics.bytes_sent.labels(c.transport).inc(nbytes)
+                c.flushed_bytes = c.bytes
 
     async def wait_empty(self, timeout: float) -> bool:
         """Wait until no connection is live; False if ``timeout`` passed first."""

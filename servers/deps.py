@@ -17,6 +17,7 @@ from feed.settings import Settings
 from feed.ticker import TickerControl
 from servers.connections import Connections
 from servers.metrics import Metrics
+from servers.watchdog import SendWatchdog
 
 
 @dataclass(slots=True)
@@ -33,9 +34,11 @@ class AppState:
     ticker: TickerControl | None = None
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)
+    watchdog: SendWatchdog = field(init=False)
 
     def __post_init__(self) -> None:
         self.conns = Connections(self.settings.max_conns_per_ip, self.metrics)
+        self.watchdog = SendWatchdog(self.settings.send_timeout_s)
 
 
 class JSON(Response):

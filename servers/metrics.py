@@ -1,8 +1,8 @@
 """Prometheus metrics, one :class:`CollectorRegistry` per app (no process-global state).
 
-Hot-path cost: transports bind their label children once per connection (:meth:`Metrics.for_conn`)
-and count per written batch, not per event, so a busy subscriber pays two counter increments per
-send loop iteration whatever the batch size.
+Hot-path cost: transports count events and bytes in two plain ints on their connection per
+written batch; :meth:`servers.connections.Connections.flush_counts` moves them into the counters
+at each scrape and when the connection closes.
 """
 
 from __future__ import annotations
@@ -69,5 +69,7 @@ class Metrics:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of this app's registry."""
-    m: Metrics = request.app.state.pushlab.metrics
+    st = request.app.state.pushlab
+    st.conns.flush_counts()
+    m: Metrics = st.metrics
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -82,7 +82,6 @@ def parse_handshake(ws: WebSocket) -> Handshake:
     return Handshake(topic, since, binary, subprotocol, token)
 
 
-@router.websocket("/ws")
 async def ws_feed(websocket: WebSocket) -> None:
     """Admit, subscribe and serve one feed socket."""
     st = state(websocket)
@@ -101,6 +100,12 @@ async def ws_feed(websocket: WebSocket) -> None:
         return
     with st.conns.open(TRANSPORT, client) as conn:
         await _serve(websocket, st, conn, hs, principal)
+
+
+# A plain Starlette route, not FastAPI's ``@router.websocket``: the endpoint takes no injected
+# dependencies, and FastAPI's dependency machinery kept AsyncExitStacks and their frames alive
+# per open socket (~3 KiB, tracemalloc over 1,000 idle sockets; see docs/performance.md).
+router.add_websocket_route("/ws", ws_feed)
 
 
 async def _serve(

@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import Any
 
 from fastapi import WebSocket
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from feed.broker import KICKED, OVERFLOW, SHUTDOWN, Subscription
 from feed.codec import control, dumps, msgpack_frame
@@ -30,6 +30,7 @@ from servers.auth import Principal, verify
 from servers.connections import Conn
 from servers.deps import AppState
 from servers.logs import log_conn
+from servers.rawsend import RAW_SEND
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_DATA = 1007
@@ -93,7 +94,6 @@ class Session:
         self.binary = binary
         self.principal = principal
         self.cfg = st.settings
-        self.metrics = st.metrics.for_conn("ws")
         self.pong = asyncio.Event()
         self.ping_id = 0
         self.ping_sent = 0.0
@@ -137,32 +137,40 @@ class Session:
             )
 
     async def _write(self) -> None:
-        ws, sub, conn, metrics = self.ws, self.sub, self.conn, self.metrics
+        ws, sub, conn = self.ws, self.sub, self.conn
         if sub.gap:
             await ws.send_text(dumps(sub.gap.as_dict()).decode())
         await ws.send_text(control("ready", topic=sub.topic, cursor=sub.cursor).decode())
-        timeout = self.cfg.send_timeout_s
+        # Events go straight to the server's ASGI send (stashed by RawSend): Starlette's
+        # WebSocket.send and two exception-handler wrappers cost a few us per frame, and after
+        # accept they only re-check a state that cannot change while this task sends.
+        send = ws.scope.get(RAW_SEND) or ws.send
+        watchdog, binary = self.st.watchdog, self.binary
         try:
             while True:
                 batch = await sub.next_batch()
-                async with asyncio.timeout(timeout):
-                    if self.binary:
+                with watchdog:
+                    if binary:
                         for event in batch:
-                            await ws.send_bytes(msgpack_frame(event))
+                            await send({"type": "websocket.send", "bytes": msgpack_frame(event)})
                     else:
                         for event in batch:
-                            await ws.send_text(event.text)
+                            await send({"type": "websocket.send", "text": event.text})
                 # Summed in C after the loop: a Python-level add per event cost ~0.4 us/event
                 # (experiments/ws_hotpath.py), more than the rest of the accounting together.
-                size = sum(map(len, map(_PACKED if self.binary else _JSON, batch)))
+                size = sum(map(len, map(_PACKED if binary else _JSON, batch)))
                 # Counted per batch, not per event: the hot path stays two increments.
                 conn.events += len(batch)
                 conn.bytes += size
-                metrics.events.inc(len(batch))
-                metrics.bytes.inc(size)
         except SubscriptionClosed as closed:
             code = CLOSE_FOR_REASON.get(closed.reason, CLOSE_RESTART)
             raise SessionEnd(code, closed.reason) from None
+        except TimeoutError:
+            raise  # the watchdog's (an OSError subclass): handled by run() as a send timeout
+        except OSError:
+            # What Starlette's WebSocket.send does with uvicorn's ClientDisconnected.
+            ws.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(1006) from None
 
     async def _heartbeat(self) -> None:
         interval, timeout = self.cfg.ws_ping_interval_s, self.cfg.ws_ping_timeout_s

@@ -1,0 +1,142 @@
+"""Issue 8's ratios: each Python transport against the Node ``ws`` row measured in the same run.
+
+Computed from the ``perf`` profile's cells (tags ``perf`` + ``paced``/``flat``/``idle``). A ratio
+only counts when neither its cell nor the Node cell was generator-bound (a load generator
+process at >= 90% of a core measures the client, not the server) and both lost nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from experiments.report_base import Section, f
+
+Cells = list[dict[str, Any]]
+
+# (figure, transport, bound, direction): ratio <= bound ("max") or >= bound ("min").
+CPU_TARGETS = {"ws": 1.0, "sse": 1.0, "long-poll": 2.0}
+P99_TARGETS = {"ws": 1.0, "sse": 1.0}
+CAPACITY_TARGET = 1.0
+IDLE_TARGET_KIB = 16.0
+IDLE_QUORUM = 0.95
+HEADER = ["figure", "transport", "rate", "python", "node ws", "ratio", "target", "met", "counts"]
+
+
+def _perf(cells: Cells, tag: str) -> Cells:
+    return [
+        c
+        for c in cells
+        if c.get("status") == "ok" and "perf" in c.get("tags", []) and tag in c.get("tags", [])
+    ]
+
+
+def _node(cells: Cells, rate: float) -> dict[str, Any] | None:
+    return next(
+        (c for c in cells if c.get("server") == "node" and c["transport"] == "ws"
+         and c["rate"] == rate), None,
+    )  # fmt: skip
+
+
+def _why_not(*cells: dict[str, Any]) -> str:
+    bad = []
+    for c in cells:
+        who = f"{c.get('server')} {c['transport']}"
+        if c.get("generator_bound"):
+            bad.append(f"{who}: generator at {c.get('generator_cpu_pct', math.nan):.0f}% CPU")
+        if c.get("lost"):
+            bad.append(f"{who}: {c['lost']} lost")
+    return "; ".join(bad)
+
+
+def _row(
+    figure: str, c: dict[str, Any], node: dict[str, Any] | None, key: str, target: float, up: bool
+) -> dict[str, Any]:
+    value = float(c.get(key, math.nan))
+    base = float(node.get(key, math.nan)) if node else math.nan
+    ratio = value / base if base and math.isfinite(base) else math.nan
+    met = bool(ratio >= target) if up else bool(ratio <= target)
+    why = _why_not(c, node) if node else "no Node ws cell in this run"
+    return {
+        "figure": figure, "transport": c["transport"], "rate": c["rate"], "python": value,
+        "node_ws": base, "ratio": ratio, "target": f"{'>=' if up else '<='} {target:g}",
+        "met": met and math.isfinite(ratio), "counts": not why, "why_not": why,
+    }  # fmt: skip
+
+
+def compute(cells: Cells) -> list[dict[str, Any]]:
+    """One row per target figure (empty when the run has no perf cells)."""
+    rows: list[dict[str, Any]] = []
+    for c in _perf(cells, "paced"):
+        if c.get("server") == "node":
+            continue
+        node = _node(_perf(cells, "paced"), c["rate"])
+        t = c["transport"]
+        if t in CPU_TARGETS:
+            key = "server_cpu_s_per_1k_events"
+            rows.append(_row("CPU s / 1k events", c, node, key, CPU_TARGETS[t], False))
+        if t in P99_TARGETS:
+            rows.append(_row("p99 latency ms", c, node, "latency_ms_p99", P99_TARGETS[t], False))
+    flat = _perf(cells, "flat")
+    node_flat = next((c for c in flat if c.get("server") == "node"), None)
+    for c in flat:
+        if c.get("server") != "node":
+            rows.append(_row("flat-out events/s", c, node_flat, "events_per_s", 1.0, True))
+    for c in _perf(cells, "idle"):
+        if c.get("server") == "node" or c["transport"] not in P99_TARGETS:
+            continue
+        node_idle = next(
+            (n for n in _perf(cells, "idle")
+             if n.get("server") == "node" and n["transport"] == c["transport"]), None,
+        )  # fmt: skip
+        kib = float(c.get("memory_per_connection_kb", math.nan))
+        # Sockets the kernel accepted are not yet served connections: only a cell in which
+        # (nearly) every subscriber connected and stayed open measures memory per connection.
+        want = int(c.get("subscribers", 0))
+        full = min(c.get("idle_connections", 0), c.get("connected", 0)) >= IDLE_QUORUM * want
+        rows.append({
+            "figure": f"KiB / idle conn ({c.get('idle_connections')} open)",
+            "transport": c["transport"], "rate": 0.0, "python": kib,
+            "node_ws": float(node_idle["memory_per_connection_kb"]) if node_idle else math.nan,
+            "ratio": math.nan, "target": f"<= {IDLE_TARGET_KIB:g} KiB",
+            "met": bool(kib <= IDLE_TARGET_KIB), "counts": full,
+            "why_not": "" if full else (
+                f"{c.get('connected')} connected, {c.get('idle_connections')} open of {want}"
+            ),
+        })  # fmt: skip
+    return rows
+
+
+def write(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """``ratios.json`` and ``ratios.csv`` next to ``summary.json``."""
+    clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+              for k, v in r.items()} for r in rows]  # fmt: skip
+    (folder / "ratios.json").write_text(json.dumps({"ratios": clean}, indent=1))
+    with open(folder / "ratios.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["figure"])
+        w.writeheader()
+        w.writerows(clean)
+
+
+def section(cells: Cells) -> Section | None:
+    """The report's ratios table (None when the run has no perf cells)."""
+    rows = compute(cells)
+    if not rows:
+        return None
+    s = Section("Against the Node ws row (issue 8 targets, same run)")
+    s.header = HEADER
+    for r in rows:
+        s.rows.append([
+            r["figure"], r["transport"], f(r["rate"]), f(r["python"]), f(r["node_ws"]),
+            f(r["ratio"]), r["target"], "yes" if r["met"] else "NO",
+            "yes" if r["counts"] else f"no: {r['why_not']}",
+        ])  # fmt: skip
+    s.text.append(
+        "A row counts only when no load generator process of either cell reached 90% of a core "
+        "and neither lost an event; a memory row counts when >= 95% of the connections were "
+        "served and open when RSS was read."
+    )
+    return s

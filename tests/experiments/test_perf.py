@@ -1,0 +1,100 @@
+"""``pushlab bench --profile perf`` in its tiny form, and the ratio rules on hand-made cells."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from experiments import ratios
+from experiments.matrix import PERF_ROWS, profile
+from experiments.report import render
+from experiments.results import load
+from experiments.run import node_problem, run_bench
+from tests.support import IN_CI
+
+
+def _cell(server: str, transport: str, tag: str, **figures: object) -> dict[str, object]:
+    return {"status": "ok", "tags": ["perf", tag], "server": server, "transport": transport,
+            "rate": 100.0, "lost": 0, "generator_bound": False, **figures}  # fmt: skip
+
+
+def test_perf_profile_has_exactly_the_issue_cells():
+    """Paced cells at 200 x 100 and 200 x 200, flat-out and 10k idle, each with the Node ws row."""
+    cells = profile("perf")
+    paced = {(c.server, c.transport, c.rate) for c in cells if "paced" in c.tags}
+    assert paced == {(s, t, r) for s, t in PERF_ROWS for r in (100.0, 200.0)}
+    assert all(c.subscribers == 200 for c in cells if c.kind == "asyncio")
+    assert {(c.server, c.transport) for c in cells if "flat" in c.tags} == set(PERF_ROWS[:3])
+    idle = [c for c in cells if c.kind == "idle"]
+    assert {c.subscribers for c in idle} == {10_000} and len(idle) == 3
+    # Paced cells keep each load process at <= 10k events/s.
+    assert all(c.subscribers * c.rate / c.generators <= 10_000 for c in cells if "paced" in c.tags)
+
+
+def test_ratios_use_the_node_row_and_drop_saturated_cells():
+    """Ratios divide by the same run's Node ws figure; a generator-bound cell does not count."""
+    cells = [
+        _cell("node", "ws", "paced", server_cpu_s_per_1k_events=0.01, latency_ms_p99=10.0),
+        _cell("python", "ws", "paced", server_cpu_s_per_1k_events=0.008, latency_ms_p99=12.0),
+        _cell("python", "long-poll", "paced", server_cpu_s_per_1k_events=0.03,
+              generator_bound=True, generator_cpu_pct=97.0),
+        _cell("node", "ws", "flat", events_per_s=1000.0),
+        _cell("python", "ws", "flat", events_per_s=1500.0),
+        _cell("python", "sse", "idle", memory_per_connection_kb=20.0, idle_connections=10,
+              connected=10, subscribers=10),
+        _cell("python", "ws", "idle", memory_per_connection_kb=9.0, idle_connections=90,
+              connected=50, subscribers=100),
+    ]  # fmt: skip
+    rows = {(r["figure"], r["transport"]): r for r in ratios.compute(cells)}
+    cpu = rows[("CPU s / 1k events", "ws")]
+    assert math.isclose(cpu["ratio"], 0.8) and cpu["met"] and cpu["counts"]
+    p99 = rows[("p99 latency ms", "ws")]
+    assert math.isclose(p99["ratio"], 1.2) and not p99["met"]
+    lp = rows[("CPU s / 1k events", "long-poll")]
+    assert lp["met"] is False and lp["counts"] is False and "97%" in lp["why_not"]
+    assert rows[("flat-out events/s", "ws")]["met"]
+    idle = next(
+        r for r in rows.values() if r["transport"] == "sse" and r["figure"].startswith("KiB")
+    )
+    assert idle["met"] is False and idle["counts"]
+
+
+@pytest.mark.load
+def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
+    """The tiny perf profile runs every cell and its report and ratios.json hold every target."""
+    path = run_bench("perf-tiny", tmp_path, progress=False)
+    render(path)
+    _, cells = load(path)
+    node_missing = node_problem()
+    if node_missing and IN_CI:
+        pytest.fail(node_missing)
+    for c in cells:
+        if c["server"] == "node" and node_missing:
+            assert c["status"] == "skipped"
+            continue
+        assert c["status"] == "ok", (c["cell"], c.get("reason"))
+        if c["kind"] == "asyncio":
+            assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
+            assert c["generator_cpu_pct"] >= 0
+        else:
+            assert c["idle_connections"] == c["subscribers"], c["cell"]
+    saved = json.loads((path / "ratios.json").read_text())["ratios"]
+    figures = {(r["figure"].split(" (")[0], r["transport"]) for r in saved}
+    assert {("CPU s / 1k events", t) for t in ("ws", "sse", "long-poll")} <= figures
+    assert {("p99 latency ms", "ws"), ("flat-out events/s", "sse"), ("KiB / idle conn", "ws")} <= (
+        figures
+    )
+    if not node_missing:
+        cpu = next(
+            r for r in saved if r["figure"] == "CPU s / 1k events" and r["transport"] == "ws"
+        )
+        # Both figures are there; a tiny Node cell may use less CPU than the clock's 10 ms
+        # resolution, in which case the ratio is left empty rather than infinite.
+        assert cpu["python"] is not None and cpu["node_ws"] is not None
+        assert cpu["ratio"] is None or cpu["ratio"] > 0
+    report = (path / "report.md").read_text()
+    assert "Against the Node ws row" in report
+    assert (path / "ratios.csv").read_text().startswith("figure,")
