@@ -66,6 +66,7 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "load_avg": os.getloadavg(),
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain")),
+        # A run's own output folder under results/ must not mark the tree dirty.
+        "git_dirty": bool(_git("status", "--porcelain", "--", ".", ":!results")),
         "versions": versions(),
     }

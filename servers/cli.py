@@ -20,6 +20,7 @@ _KEYS = (
     "log_level",
     "auth",
     "ws_compression",
+    "ws_impl",
     "ws_ping_interval_s",
     "ws_ping_timeout_s",
     "origins",
@@ -47,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="ws_compression",
         default=None,
         help="WebSocket permessage-deflate",
+    )
+    parser.add_argument(
+        "--ws-impl",
+        choices=("websockets-sansio", "wsproto", "websockets"),
+        help="uvicorn WebSocket implementation (docs/conformance.md)",
     )
     parser.add_argument("--ws-ping-interval", type=float, dest="ws_ping_interval_s")
     parser.add_argument("--ws-ping-timeout", type=float, dest="ws_ping_timeout_s")

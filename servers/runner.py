@@ -34,7 +34,7 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         "port": settings.port,
         "log_level": settings.log_level,
         "log_config": log_config(settings.log_level, settings.log_json),
-        "ws": "websockets-sansio",
+        "ws": settings.ws_impl,
         "ws_max_size": settings.ws_max_message_bytes,
         # The app runs its own heartbeat (servers/ws_session.py); see the docstring there.
         "ws_ping_interval": None,

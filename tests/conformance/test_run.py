@@ -8,11 +8,14 @@ import subprocess
 import pytest
 
 from conformance import run as conformance
-from experiments.server_process import DEFAULT_WS
+from feed.settings import Settings
 from tests.support import FULL, IN_CI
 
-# The implementation pushlab serves with (see docs/conformance.md for the evidence).
-PUSHLAB_WS = DEFAULT_WS
+# Cases each implementation is known to fail, with the reason in docs/conformance.md: sansio
+# answers a close frame inside a fragmented message with 1002 instead of echoing the close.
+KNOWN_FAILED = {"wsproto": set(), "websockets-sansio": {"7.1.5"}}
+# pushlab serve's default implementation must be one of those measured here.
+assert Settings().ws_impl in KNOWN_FAILED
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +35,15 @@ def wstest() -> str:
 
 @pytest.mark.conformance
 @pytest.mark.slow
-def test_fuzzing_client_finds_no_failure(wstest, tmp_path):
-    """No Autobahn case FAILS against /echo (cases 1-7 and 10; all with PUSHLAB_TEST_FULL=1)."""
+@pytest.mark.parametrize("ws", sorted(KNOWN_FAILED))
+def test_fuzzing_client_finds_no_new_failure(wstest, tmp_path, ws):
+    """wsproto fails no Autobahn case against /echo; sansio only its documented 7.1.5."""
     scope = "full" if FULL else "quick"
-    summary = conformance.run(PUSHLAB_WS, scope, tmp_path, 1800 if FULL else 120)
+    summary = conformance.run(ws, scope, tmp_path, 1800 if FULL else 120)
     assert summary["cases"] == (517 if FULL else 247)
-    assert summary["verdicts"]["FAILED"] == 0, summary["not_ok"]
-    saved = json.loads((tmp_path / f"{PUSHLAB_WS}-{scope}.json").read_text())
+    failed = {c["case"] for c in summary["not_ok"] if c["behavior"] == "FAILED"}
+    assert failed == KNOWN_FAILED[ws], summary["not_ok"]
+    saved = json.loads((tmp_path / f"{ws}-{scope}.json").read_text())
     assert sum(saved["verdicts"].values()) == saved["cases"]
     assert sum(sum(c.values()) for c in saved["by_section"].values()) == saved["cases"]
 
