@@ -60,7 +60,7 @@ compression: venv ## measure permessage-deflate on this feed's frames -> results
 	$(BIN)/python -m experiments.compression
 
 docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
-	$(BIN)/python -m experiments.docfigures docs/interview-prep.md
+	$(BIN)/python -m experiments.docfigures docs/interview-prep.md README.md
 
 hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
