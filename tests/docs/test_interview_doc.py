@@ -121,6 +121,13 @@ def test_figures_are_generated_and_up_to_date():
     assert docfigures_main([str(DOC), "--results", str(ROOT / "results"), "--check"]) == 0
 
 
+def test_readme_figures_are_up_to_date():
+    """The README's reference tables equal what docfigures renders from results/REFERENCE."""
+    readme = ROOT / "README.md"
+    assert "<!-- fig " in readme.read_text()
+    assert docfigures_main([str(readme), "--results", str(ROOT / "results"), "--check"]) == 0
+
+
 def doctest_commands() -> list[str]:
     blocks = re.findall(r"<!-- doctest -->\n```sh\n(.*?)```", TEXT, re.DOTALL)
     return [line for block in blocks for line in block.splitlines() if line.strip()]
