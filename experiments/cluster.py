@@ -25,11 +25,11 @@ import httpx
 
 from experiments.processes import (
     delete_prefix,
-    free_port,
     inherited_env,
     wait_port,
 )
 from experiments.tls import TLSFiles, make_tls
+from servers.background import free_port
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "pushlab.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -14,13 +14,6 @@ from pathlib import Path
 from feed.settings import ENV_PREFIX, Settings
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def delete_prefix(url: str, prefix: str) -> int:
     """Delete the keys of one run (``<prefix>:*``) and nothing else; never FLUSH."""
     import redis  # imported here: only Redis runs need it

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cells as run_cells, sockstats
-from experiments.children import free_port, python_server_command, spawn, stop, wait_healthy
+from experiments.children import python_server_command, spawn, stop, wait_healthy
 from experiments.matrix import Cell, available, profile
 from experiments.results import ResultsDir
 from feed.settings import Settings
+from servers.background import free_port
 
 CellFn = Callable[[Cell, run_cells.Target, Path], dict[str, Any]]
 _KINDS: dict[str, CellFn] = {

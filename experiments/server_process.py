@@ -19,17 +19,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
 
+from servers.background import free_port
+
 WS_IMPLEMENTATIONS = ("wsproto", "websockets-sansio", "websockets")
 # The one with 0 FAILED in the full Autobahn run (docs/conformance.md); uvicorn's own default
 # ("auto" = websockets-sansio) fails 7.1.5 and costs less CPU per message.
 DEFAULT_WS = "wsproto"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

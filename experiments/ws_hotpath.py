@@ -33,14 +33,7 @@ import psutil
 from websockets.asyncio.client import connect
 
 from experiments.machine import machine_info
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from servers.background import free_port
 
 
 def start_server(
@@ -94,7 +87,7 @@ async def replay(url: str, events: int, fmt: str) -> tuple[float, str | None]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     repo = Path(args.repo).resolve()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(kv.split("=", 1) for kv in args.env)
     proc = start_server(repo, port, args.events, env)

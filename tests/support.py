@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ import uvicorn
 from feed.broker import Broker
 from feed.settings import Settings
 from servers.app import create_app
+from servers.background import free_port
 from servers.runner import PushlabServer, build_config
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -37,13 +37,6 @@ def require(binary: str, why: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
