@@ -39,9 +39,10 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         # The app runs its own heartbeat (servers/ws_session.py); see the docstring there.
         "ws_ping_interval": None,
         "ws_ping_timeout": None,
-        # uvicorn negotiates permessage-deflate unless told not to; a py-spy profile of 200
-        # subscribers x 200 events/s spent ~25% of server CPU in PerMessageDeflate.encode for
-        # 64-byte events, and Node's ws has it off by default: off unless ws_compression is set.
+        # uvicorn negotiates permessage-deflate unless told not to. In the reference bench run
+        # (results/20261125T200346Z_quick, 10 WS subscribers x 50 events/s, 64 B) it cost 0.056
+        # vs 0.032 server CPU-s per 1k events, and Node's ws has it off by default: off unless
+        # ws_compression is set.
         "ws_per_message_deflate": settings.ws_compression,
         "timeout_graceful_shutdown": settings.shutdown_timeout_s,
         "lifespan": "on",
