@@ -1,5 +1,6 @@
 # pushlab — `make help` lists the targets.
 PYTHON ?= python3.11
+CONFORMANCE_WS ?= wsproto
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -67,7 +68,7 @@ hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, the
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack
 conformance: venv ## Autobahn|Testsuite: all 517 cases against WS /echo, ~12 min (CONFORMANCE_WS=impl)
 	conformance/setup.sh >/dev/null
-	$(BIN)/python conformance/run.py --scope full $(if $(CONFORMANCE_WS),--ws $(CONFORMANCE_WS))
+	$(BIN)/python conformance/run.py --scope full --ws $(CONFORMANCE_WS)
 
 rtt: venv ## round trip: WebSocket message vs HTTP request, writes results/<stamp>_rtt
 	$(BIN)/pushlab rtt

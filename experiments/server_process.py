@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
 
+from feed.settings import Settings
 from servers.background import free_port
 
 WS_IMPLEMENTATIONS = ("wsproto", "websockets-sansio", "websockets")
-# The one with 0 FAILED in the full Autobahn run (docs/conformance.md); uvicorn's own default
-# ("auto" = websockets-sansio) fails 7.1.5 and costs less CPU per message.
-DEFAULT_WS = "wsproto"
+# What `pushlab serve` uses (one source of truth: Settings.ws_impl, chosen in
+# docs/conformance.md), so `pushlab rtt` measures the implementation the lab serves with.
+DEFAULT_WS = Settings().ws_impl
 
 
 @dataclass
