@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -28,6 +29,13 @@ class Subscription:
     :meth:`next_batch`, which returns everything buffered so a writer can coalesce. A subscriber
     that falls ``maxsize`` events behind is closed with reason ``overflow`` instead of stalling the
     publisher or growing without bound; it can reconnect and resume from history.
+
+    Direct delivery (:meth:`attach`): while the transport's writer is parked in
+    :meth:`next_batch` with nothing buffered, :meth:`feed` hands each live event to a *sink*
+    that writes it to the socket itself, so the publisher's loop delivers it without waking a
+    task per subscriber. A sink returns False to decline (its socket's buffer is not empty, the
+    connection is closing); the event is then buffered and the writer woken, and direct mode
+    stays off until the writer has drained the buffer and parks again — so order is kept.
     """
 
     def __init__(self, topic: str, maxsize: int, cursor: int, gap: Gap | None = None) -> None:
@@ -39,10 +47,24 @@ class Subscription:
         self._buf: deque[EncodedEvent] = deque()
         self._replayed = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[EncodedEvent], bool] | None = None
+        # True only while the writer is parked with an empty buffer and a sink is attached.
+        self._direct = False
+        self.direct_events = 0
+
+    def attach(self, sink: Callable[[EncodedEvent], bool] | None) -> None:
+        """Set (or with None remove) the direct-delivery sink; it must not raise."""
+        self._sink = sink
+        if sink is None:
+            self._direct = False
 
     def feed(self, event: EncodedEvent) -> None:
         """Called by the broker for every event, in seq order."""
         if self.closed_reason is not None:
+            return
+        if self._direct and self._sink is not None and self._sink(event):
+            self.cursor = event.seq
+            self.direct_events += 1
             return
         if len(self._buf) >= self.maxsize + self._replayed:
             self.close(OVERFLOW)
@@ -78,10 +100,12 @@ class Subscription:
             if self.closed_reason is not None:
                 raise SubscriptionClosed(self.closed_reason)
             self._waiter = asyncio.get_running_loop().create_future()
+            self._direct = self._sink is not None
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+                self._direct = False
         n = min(limit, len(self._buf))
         batch = [self._buf.popleft() for _ in range(n)]
         self._replayed = max(0, self._replayed - n)
@@ -89,6 +113,8 @@ class Subscription:
         return batch
 
     def _wake(self) -> None:
+        # Anything buffered must reach the socket before the next direct write.
+        self._direct = False
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -50,6 +50,10 @@ class EncodedEvent:
     text: str = field(repr=False)
     sse: bytes = field(repr=False)
     packed: bytes | None = field(default=None, repr=False, compare=False)
+    # Direct-delivery wire forms (:mod:`feed.frames`), cached like ``packed``.
+    ws_text: bytes | None = field(default=None, repr=False, compare=False)
+    ws_binary: bytes | None = field(default=None, repr=False, compare=False)
+    sse_chunk: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

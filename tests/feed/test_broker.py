@@ -92,3 +92,72 @@ async def test_bad_topic_refused():
     """Invalid topic names never reach the broker's table."""
     with pytest.raises(BadTopic):
         await MemoryBroker(10).publish("a b", 1)
+
+
+async def _parked(sub: object) -> None:
+    """Yield until the writer below has parked in next_batch (direct mode armed)."""
+    for _ in range(100):
+        if getattr(sub, "_direct", False):
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("writer never parked")
+
+
+async def test_direct_sink_takes_live_events_only_while_writer_parked():
+    """Replay goes through the buffer; live events go to the sink once the writer is idle."""
+    b = MemoryBroker(100)
+    await b.publish("t", 0)
+    sunk: list[int] = []
+    async with b.subscribe("t", 0, 10) as sub:
+        sub.attach(lambda e: sunk.append(e.seq) is None)
+        assert [e.seq for e in await sub.next_batch()] == [1]
+        await b.publish("t", 1)  # the writer is not parked: buffered
+        assert sunk == []
+        assert [e.seq for e in await sub.next_batch()] == [2]
+        writer = asyncio.ensure_future(sub.next_batch())
+        await _parked(sub)
+        await b.publish("t", 2)
+        await b.publish("t", 3)
+        assert sunk == [3, 4]
+        assert sub.cursor == 4 and sub.direct_events == 2 and not writer.done()
+        writer.cancel()
+
+
+async def test_declined_event_is_buffered_and_later_ones_wait_behind_it():
+    """After a sink declines, nothing goes direct until the writer has taken the backlog."""
+    b = MemoryBroker(100)
+    sunk: list[int] = []
+    accept = [False]
+
+    def sink(e: object) -> bool:
+        if accept[0]:
+            sunk.append(e.seq)  # type: ignore[attr-defined]
+        return accept[0]
+
+    async with b.subscribe("t", None, 10) as sub:
+        sub.attach(sink)
+        writer = asyncio.ensure_future(sub.next_batch())
+        await _parked(sub)
+        await b.publish("t", 1)  # declined -> buffered, writer woken
+        accept[0] = True
+        await b.publish("t", 2)  # must not overtake seq 1
+        assert sunk == []
+        assert [e.seq for e in await writer] == [1, 2]
+        writer = asyncio.ensure_future(sub.next_batch())
+        await _parked(sub)
+        await b.publish("t", 3)
+        assert sunk == [3]
+        writer.cancel()
+
+
+async def test_closed_subscription_ignores_sink():
+    """A closed subscription delivers nothing more, direct or buffered."""
+    b = MemoryBroker(100)
+    sunk: list[int] = []
+    async with b.subscribe("t", None, 10) as sub:
+        sub.attach(lambda e: sunk.append(e.seq) is None)
+        sub.close(KICKED)
+        await b.publish("t", 1)
+        assert sunk == []
+        with pytest.raises(SubscriptionClosed):
+            await sub.next_batch()
