@@ -23,7 +23,7 @@ def check_origin(conn: HTTPConnection, st: AppState) -> None:
     Browsers always send ``Origin`` on WebSocket upgrades and cross-origin fetch/EventSource,
     which is what cross-site WebSocket hijacking abuses: cookies ride along, CORS does not apply.
     """
-    allowed = st.settings.origin_allowlist
+    allowed = st.origins
     if not allowed:
         return
     origin = conn.headers.get("origin")

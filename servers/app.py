@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.telemetry import TelemetryConfig
 
 from feed import snapshot
 from feed.broker import Broker
@@ -86,18 +87,22 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
             if broker is None:
                 await the_broker.close()
 
-    app = FastAPI(title="pushlab", lifespan=lifespan)
+    # FastAPI's OpenTelemetry hooks stay off: the lab exports Prometheus metrics (/metrics), and
+    # the hooks' "is a provider configured?" probe ran on every request (~2% of long-poll CPU).
+    no_otel = TelemetryConfig(tracing=False, metrics=False, logs=False)
+    app = FastAPI(title="pushlab", lifespan=lifespan, telemetry=no_otel)
     app.add_middleware(RawSend)
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    # The transports first: routes are matched in order, and poll answers are the hot path.
+    for router in TRANSPORT_ROUTERS:
+        app.include_router(router)
     app.include_router(publish.router)
     app.include_router(auth.router)
     app.include_router(metrics.router)
     app.include_router(echo.router)
     app.include_router(chat.router)
-    for router in TRANSPORT_ROUTERS:
-        app.include_router(router)
     app.include_router(whiteboard.router)
     pages.install(app)
     return app

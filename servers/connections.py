@@ -84,7 +84,7 @@ class Connections:
         self.live[conn.id] = conn
         self._per_ip[ip] += 1
         self._empty.clear()
-        gauge = self.metrics.connections.labels(transport)
+        gauge = self.metrics.child(self.metrics.connections, transport)
         gauge.inc()
         log_conn("connect", conn_id=conn.id, transport=transport, remote=conn.remote)
         try:
@@ -102,8 +102,8 @@ class Connections:
             if not self.live:
                 self._empty.set()
             code = conn.code
-            self.metrics.closes.labels(
-                transport, str(code if code is not None else conn.reason)
+            self.metrics.child(
+                self.metrics.closes, transport, str(code if code is not None else conn.reason)
             ).inc()
             log_conn(
                 "disconnect",

@@ -35,8 +35,10 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)
     watchdog: SendWatchdog = field(init=False)
+    origins: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.origins = self.settings.origin_allowlist  # parsed once, read per request
         self.conns = Connections(self.settings.max_conns_per_ip, self.metrics)
         self.watchdog = SendWatchdog(self.settings.send_timeout_s)
 

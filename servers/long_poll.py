@@ -10,15 +10,16 @@ answers 204 at once.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import Response
 
 from feed.codec import parse_cursor
 from feed.events import check_topic
 from servers.admission import admit
 from servers.deps import state
+from servers.query import optional_positive_float, required_str
 from servers.short_poll import answer
 
 router = APIRouter()
@@ -33,14 +34,12 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-@router.get("/long-poll")
-async def long_poll(
-    request: Request,
-    topic: str,
-    since: str | None = None,
-    timeout: Annotated[float | None, Query(gt=0)] = None,
-) -> Response:
+async def long_poll(request: Request) -> Response:
     """Wait for events after ``since``; 204 with the cursor when none came in time."""
+    params = request.query_params
+    topic = required_str(params, "topic")
+    since = params.get("since")
+    timeout = optional_positive_float(params, "timeout")
     principal = admit(request, TRANSPORT)
     st = state(request)
     check_topic(topic)
@@ -73,3 +72,8 @@ async def long_poll(
             conn.closing(200, "events")
             conn.events = len(batch.events)
     return answer(st, TRANSPORT, topic, batch)
+
+
+# A plain Starlette route: FastAPI's dependency solving per request cost more than the rest of
+# the handler (see servers/query.py); the answers are the same.
+router.add_route("/long-poll", long_poll, methods=["GET"])

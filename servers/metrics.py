@@ -8,6 +8,7 @@ at each scrape and when the connection closes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -32,6 +33,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._bound: dict[str, ConnMetrics] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.connections = Gauge(
             "pushlab_connections", "Open feed connections", ["transport"], registry=r
@@ -61,9 +64,23 @@ class Metrics:
             registry=r,
         )
 
+    def child(self, metric: Counter | Gauge, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: a poll answer updates several per request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def for_conn(self, transport: str) -> ConnMetrics:
-        """Label children bound once per connection."""
-        return ConnMetrics(self.events_sent.labels(transport), self.bytes_sent.labels(transport))
+        """The transport's label children, bound once (``labels()`` takes a lock per call)."""
+        bound = self._bound.get(transport)
+        if bound is None:
+            bound = ConnMetrics(
+                self.events_sent.labels(transport), self.bytes_sent.labels(transport)
+            )
+            self._bound[transport] = bound
+        return bound
 
 
 @router.get("/metrics")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
+from starlette.requests import Request
 
 from feed.codec import dumps, parse_cursor
 from feed.events import check_topic
 from feed.history import Batch
 from servers.admission import admit
 from servers.deps import JSON, AppState, state
+from servers.query import optional_int, required_str
 
 router = APIRouter()
 
@@ -32,27 +32,29 @@ def batch_body(topic: str, batch: Batch) -> bytes:
     )
 
 
-@router.get("/poll")
-async def poll(
-    request: Request,
-    topic: str,
-    since: str | None = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-) -> JSON:
+async def poll(request: Request) -> JSON:
     """Events with seq > ``since``, at most ``limit`` (capped by ``poll_batch``)."""
+    params = request.query_params
+    topic = required_str(params, "topic")
+    limit = optional_int(params, "limit", ge=1)
     admit(request, "poll")
     st = state(request)
     check_topic(topic)
-    cursor = parse_cursor(since)
+    cursor = parse_cursor(params.get("since"))
     cap = min(limit or st.settings.poll_batch, st.settings.poll_batch)
     batch = await st.broker.read(topic, cursor, cap)
     return answer(st, "poll", topic, batch)
+
+
+# A plain Starlette route, for the reason given in servers/query.py.
+router.add_route("/poll", poll, methods=["GET"])
 
 
 def answer(st: AppState, transport: str, topic: str, batch: Batch) -> JSON:
     """The 200 batch answer, counted once per answer in the metrics."""
     body = batch_body(topic, batch)
     if batch.events:
-        st.metrics.events_sent.labels(transport).inc(len(batch.events))
-        st.metrics.bytes_sent.labels(transport).inc(len(body))
+        counters = st.metrics.for_conn(transport)
+        counters.events.inc(len(batch.events))
+        counters.bytes.inc(len(body))
     return JSON(body)

@@ -53,7 +53,7 @@ async def test_timeout_is_capped(serve, settings):
     assert 0.25 < time.perf_counter() - t0 < 10
 
 
-@pytest.mark.parametrize("timeout", ["0", "-1", "soon"])
+@pytest.mark.parametrize("timeout", ["0", "-1", "soon", "nan"])
 async def test_bad_timeout_is_422(http, timeout):
     """Non-positive or non-numeric timeouts are refused."""
     r = await http.get("/long-poll", params={"topic": "t", "timeout": timeout})

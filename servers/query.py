@@ -1,0 +1,54 @@
+"""Typed query parameters for the hot HTTP transports, without FastAPI's per-request solver.
+
+``/poll`` and ``/long-poll`` are answered thousands of times a second in a run; FastAPI's
+dependency solving and validation were ~20% of the server's CPU there (py-spy, 200 long-poll
+subscribers x 100 events/s). These helpers give the same answers — 422 ``invalid_parameter``
+with ``loc``/``msg`` per field, through the app's ``RequestValidationError`` handler.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import QueryParams
+
+
+def _invalid(name: str, msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": msg, "type": "value_error"}])
+
+
+def required_str(params: QueryParams, name: str) -> str:
+    """A parameter that must be present."""
+    value = params.get(name)
+    if value is None:
+        raise _invalid(name, "Field required")
+    return value
+
+
+def optional_int(params: QueryParams, name: str, *, ge: int) -> int | None:
+    """An optional integer ``>= ge``."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _invalid(name, "Input should be a valid integer") from None
+    if value < ge:
+        raise _invalid(name, f"Input should be greater than or equal to {ge}")
+    return value
+
+
+def optional_positive_float(params: QueryParams, name: str) -> float | None:
+    """An optional finite-or-infinite number ``> 0`` (NaN refused)."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _invalid(name, "Input should be a valid number") from None
+    if math.isnan(value) or value <= 0:
+        raise _invalid(name, "Input should be greater than 0")
+    return value
