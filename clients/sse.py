@@ -5,17 +5,21 @@ the base of its backoff. The read timeout is a liveness check: the server sends 
 least every ``keepalive_s``, so silence longer than ``read_timeout_s`` means a dead connection
 (or server), and the client reconnects. With ``token=`` the JWT goes in ``Authorization: Bearer``
 (fetch-style); ``token_in_query=True`` sends ``?token=`` instead, as EventSource must.
+``wire="stream"`` swaps httpx for the lean parser of :mod:`clients.sse_wire` (load generation).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Literal
 
 from httpx_sse import aconnect_sse
 
 from clients._http import make_http, raise_for_status
 from clients.base import FeedClient, RawItem, Ready
+from clients.sse_wire import stream_messages
 from feed.codec import decode_event, gap_from_dict, loads
 
 
@@ -31,13 +35,17 @@ class SSEClient(FeedClient):
         *,
         read_timeout_s: float = 45.0,
         token_in_query: bool = False,
+        wire: Literal["httpx", "stream"] = "httpx",
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
         self.read_timeout_s = read_timeout_s
         self.token_in_query = token_in_query
+        if wire not in ("httpx", "stream"):
+            raise ValueError(f"wire must be 'httpx' or 'stream', got {wire!r}")
+        self.wire = wire
 
-    async def _session(self) -> AsyncGenerator[RawItem, None]:
+    def _request(self) -> tuple[dict[str, str], dict[str, str]]:
         params = {"topic": self.topic}
         if self.token_in_query and self.token is not None:
             headers, params["token"] = dict(self.headers), self.token
@@ -45,6 +53,44 @@ class SSEClient(FeedClient):
             headers = dict(self.auth_headers())
         if self.last_seq is not None:
             headers["Last-Event-ID"] = str(self.last_seq)
+        return params, headers
+
+    def _session(self) -> AsyncGenerator[RawItem, None]:
+        return self._stream_session() if self.wire == "stream" else self._httpx_session()
+
+    async def _stream_session(self) -> AsyncGenerator[RawItem, None]:
+        params, headers = self._request()
+        ctx = None
+        if self.url.startswith("https"):
+            ctx = self.verify if isinstance(self.verify, ssl.SSLContext) else _context(self.verify)
+
+        def on_socket(sock: Any) -> None:
+            self._sock = sock
+
+        counted = False
+        messages = stream_messages(
+            self.url, params, headers, self.read_timeout_s, ctx, on_socket=on_socket
+        )
+        async with contextlib.aclosing(messages):
+            async for msg in messages:
+                if not counted:  # the first message proves a 200 stream, as raise_for_status
+                    counted = True
+                    self.counters.requests += 1
+                    self.counters.connections += 1
+                if msg.retry is not None:
+                    self.server_retry_s = msg.retry / 1000
+                kind = msg.event
+                if kind == "message" and msg.data:
+                    yield decode_event(msg.data), len(msg.data)
+                elif kind == "ready":
+                    yield Ready(int(loads(msg.data)["cursor"]))
+                elif kind == "gap":
+                    yield gap_from_dict(loads(msg.data))
+                elif kind == "end":
+                    return
+
+    async def _httpx_session(self) -> AsyncGenerator[RawItem, None]:
+        params, headers = self._request()
         async with (
             make_http(self.read_timeout_s, self.verify) as http,
             aconnect_sse(http, "GET", self.url + "/sse", params=params, headers=headers) as source,
@@ -66,3 +112,10 @@ class SSEClient(FeedClient):
                     yield gap_from_dict(loads(sse.data))
                 elif kind == "end":
                     return
+
+
+def _context(verify: bool) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx

@@ -15,7 +15,8 @@ from feed.events import Gap
 from feed.memory import MemoryBroker
 from tests.support import MS, LiveServer, async_wait_until
 
-TRANSPORTS = sorted(CLIENTS)
+# "sse-stream": the SSE client on the lean wire the perf generators use (clients/sse_wire.py).
+TRANSPORTS = [*sorted(CLIENTS), "sse-stream"]
 FAST_RETRY = RetryPolicy(base_s=0.02, cap_s=0.2)
 
 
@@ -25,6 +26,8 @@ def make(transport: str, server: LiveServer, topic: str, **kwargs: Any) -> FeedC
         extra["interval_s"] = 0.02
     if transport == "long-poll":
         extra["wait_s"] = 2.0
+    if transport == "sse-stream":
+        transport, extra["wire"] = "sse", "stream"
     return CLIENTS[transport](server.url, topic, **(extra | kwargs))
 
 
