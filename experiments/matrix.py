@@ -43,6 +43,9 @@ class Cell:
     duration_s: float = 3.0
     generators: int = 1
     tags: tuple[str, ...] = ()
+    # Pause the ticker (POST /admin/ticker rate=0) until every subscriber is connected, then
+    # start it at ``rate``: a flat-out ticker starves the handshakes of late subscribers.
+    preconnect: bool = False
 
     @property
     def name(self) -> str:
@@ -248,34 +251,49 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
 
     Paced cells split the subscribers over generator processes so that each ingests at most
     ~10k events/s (a Python client process saturates near 40k/s on one core here); flat-out
-    cells use four. Every cell records generator CPU, and ratios only count unsaturated cells.
+    cells use four, and connect them all before the ticker starts. Every cell records
+    generator and server CPU; ratios only count unsaturated generators, and flat out they say
+    which server was the limit (:mod:`experiments.ratios`).
     """
-    subs, flat, idle = PERF_SUBSCRIBERS, PERF_FLAT_RATE, PERF_IDLE
-    rates: tuple[float, ...] = PERF_RATES
+    subs, flat, idle, rates, timing = _perf_scale(tiny)
+    cells = _paced(PERF_ROWS, subs, rates, timing)
+    for server, t in PERF_ROWS[:3]:
+        env = PERF_FLAT_ENV if server == "python" else {}
+        cells.append(
+            Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
+                 preconnect=True, tags=("perf", "flat"), **timing)
+        )  # fmt: skip
+    cells += _idle(PERF_ROWS[:3], idle, timing)
+    return cells
+
+
+def _perf_scale(tiny: bool) -> tuple[int, float, int, tuple[float, ...], dict[str, Any]]:
     timing: dict[str, Any] = {"size": 64, "warmup_s": 1.0, "duration_s": 4.0}
     if tiny:
-        subs, rates, flat, idle = 6, (20.0,), 200.0, 30
-        timing |= {"warmup_s": 0.3, "duration_s": 1.0}
-    cells: list[Cell] = []
+        return 6, 200.0, 30, (20.0,), timing | {"warmup_s": 0.3, "duration_s": 1.0}
+    return PERF_SUBSCRIBERS, PERF_FLAT_RATE, PERF_IDLE, PERF_RATES, timing
+
+
+def _paced(
+    rows: tuple[tuple[str, str], ...], subs: int, rates: tuple[float, ...], timing: dict[str, Any]
+) -> list[Cell]:
+    cells = []
     for rate in rates:
         gens = max(1, min(4, math.ceil(subs * rate / 10_000)))
-        for server, t in PERF_ROWS:
+        for server, t in rows:
             cells.append(
                 Cell(
                     t, subs, rate, server=server, generators=gens, tags=("perf", "paced"), **timing
                 )
             )
-    for server, t in PERF_ROWS[:3]:
-        env = PERF_FLAT_ENV if server == "python" else {}
-        cells.append(
-            Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
-                 tags=("perf", "flat"), **timing)
-        )  # fmt: skip
-    for server, t in PERF_ROWS[:3]:
-        cells.append(
-            Cell(t, idle, 0.0, kind="idle", server=server, tags=("perf", "idle"), **timing)
-        )
     return cells
+
+
+def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> list[Cell]:
+    return [
+        Cell(t, n, 0.0, kind="idle", server=server, tags=("perf", "idle"), **timing)
+        for server, t in rows
+    ]
 
 
 PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")

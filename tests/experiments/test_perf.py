@@ -32,6 +32,9 @@ def test_perf_profile_has_exactly_the_issue_cells():
     assert {c.subscribers for c in idle} == {10_000} and len(idle) == 3
     # Paced cells keep each load process at <= 10k events/s.
     assert all(c.subscribers * c.rate / c.generators <= 10_000 for c in cells if "paced" in c.tags)
+    # Flat out: four processes, and every subscriber connected before the ticker starts.
+    assert {(c.generators, c.preconnect) for c in cells if "flat" in c.tags} == {(4, True)}
+    assert not any(c.preconnect for c in cells if "flat" not in c.tags)
 
 
 def test_ratios_use_the_node_row_and_drop_saturated_cells():
@@ -62,6 +65,39 @@ def test_ratios_use_the_node_row_and_drop_saturated_cells():
     assert idle["met"] is False and idle["counts"]
 
 
+def _flat(server: str, events: float, cpu_pct: float, **more: object) -> dict[str, object]:
+    figures = {"server_bound": cpu_pct >= 90, "preconnected": True, **more}
+    return _cell(server, "ws", "flat", events_per_s=events, server_cpu_pct=cpu_pct, **figures)
+
+
+@pytest.mark.parametrize(
+    ("python", "node", "counts", "note"),
+    [
+        # (events/s, server CPU %) of each side
+        ((1500, 95), (1000, 97), True, "both servers saturated"),
+        ((1500, 40), (1000, 97), True, "lower bound"),  # the lower bound already meets 1.0
+        ((800, 40), (1000, 97), False, "lower bound"),  # might still reach 1.0
+        ((800, 95), (1000, 40), True, "upper bound"),  # the upper bound already misses 1.0
+        ((1500, 95), (1000, 40), False, "upper bound"),
+        ((1500, 40), (1000, 40), False, "neither server saturated"),
+    ],
+)
+def test_flat_row_counts_only_where_a_saturated_server_decides(python, node, counts, note):
+    """A server below 90% of a core was not at its limit: its figure only bounds its capacity."""
+    cells = [_flat("node", *node), _flat("python", *python)]
+    (row,) = ratios.compute(cells)
+    assert math.isclose(row["ratio"], python[0] / node[0])
+    assert row["counts"] is counts and note in row["note"], row
+    assert f"{python[1]}%" in row["note"] and f"{node[1]}%" in row["note"]
+
+
+def test_flat_row_without_preconnected_subscribers_does_not_count():
+    """A ticker that ran flat out while subscribers were still connecting voids the row."""
+    cells = [_flat("node", 1000, 97), _flat("python", 1500, 95, preconnected=False)]
+    (row,) = ratios.compute(cells)
+    assert not row["counts"] and "before every subscriber was connected" in row["why_not"]
+
+
 @pytest.mark.load
 def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
     """The tiny perf profile runs every cell and its report and ratios.json hold every target."""
@@ -78,8 +114,18 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
         assert c["status"] == "ok", (c["cell"], c.get("reason"))
         if c["kind"] == "asyncio":
             assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
-            assert c["generator_cpu_pct"] >= 0
-        else:
+            assert c["generator_cpu_pct"] >= 0 and c["server_cpu_pct"] >= 0
+            assert len(c["generator_cpu_pct_each"]) == c["generators"]
+            assert max(c["generator_cpu_pct_each"]) == c["generator_cpu_pct"]
+        if "flat" in c["tags"]:
+            # Every subscriber connected while the ticker was paused, so each one's first event
+            # is the one after the pause: the first the resumed ticker published.
+            paused = c["ticker_paused_at"]
+            assert c["connected"] == c["subscribers"], c["cell"]
+            assert c["start_cursor_min"] == c["start_cursor_max"] == paused, c["cell"]
+            assert c["first_seq_min"] == c["first_seq_max"] == paused + 1, c["cell"]
+            assert c["preconnected"] is True
+        if c["kind"] == "idle":
             assert c["idle_connections"] == c["subscribers"], c["cell"]
     saved = json.loads((path / "ratios.json").read_text())["ratios"]
     figures = {(r["figure"].split(" (")[0], r["transport"]) for r in saved}
