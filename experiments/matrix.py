@@ -36,7 +36,7 @@ class Cell:
     rate: float
     size: int
     kind: str = "asyncio"  # asyncio | locust | idle
-    server: str = "python"  # python | node
+    server: str = "python"  # python (uvicorn) | granian (the same app under Granian) | node
     server_env: dict[str, str] = field(default_factory=dict)
     client: dict[str, Any] = field(default_factory=dict)
     warmup_s: float = 1.0
@@ -101,7 +101,7 @@ def available(cells: Iterable[Cell]) -> tuple[list[Cell], list[str]]:
     keep, dropped = [], []
     for c in cells:
         missing = [k for k in c.server_env if k.removeprefix(ENV_PREFIX).lower() not in known]
-        if missing and c.server == "python":
+        if missing and c.server != "node":
             dropped.append(f"{c.name}: server setting {', '.join(missing)} not in this build")
         else:
             keep.append(c)
@@ -228,6 +228,8 @@ def profile(name: str) -> list[Cell]:
         return merge(cells + sizes)
     if name in ("perf", "perf-tiny"):
         return perf_profile(tiny=name == "perf-tiny")
+    if name == "perf-granian":
+        return granian_profile()
     if name in PERF_PARTS:
         # One part of the perf profile (repeat runs of the part that is noisy or slow).
         part = name.removeprefix("perf-")
@@ -267,6 +269,15 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
     return cells
 
 
+def granian_profile(tiny: bool = False) -> list[Cell]:
+    """The Python app under Granian instead of uvicorn: WS and SSE paced and idle, vs Node ws."""
+    subs, _, idle, rates, timing = _perf_scale(tiny)
+    node = PERF_ROWS[:1]
+    return _paced(node + PERF_GRANIAN_ROWS, subs, rates, timing) + _idle(
+        node + PERF_GRANIAN_ROWS, idle, timing
+    )
+
+
 def _perf_scale(tiny: bool) -> tuple[int, float, int, tuple[float, ...], dict[str, Any]]:
     timing: dict[str, Any] = {"size": 64, "warmup_s": 1.0, "duration_s": 4.0}
     if tiny:
@@ -296,5 +307,6 @@ def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> 
     ]
 
 
+PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")
-PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS)
+PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS, "perf-granian")

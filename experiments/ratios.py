@@ -31,7 +31,10 @@ P99_TARGETS = {"ws": 1.0, "sse": 1.0}
 CAPACITY_TARGET = 1.0
 IDLE_TARGET_KIB = 16.0
 IDLE_QUORUM = 0.95
-HEADER = ["figure", "transport", "rate", "python", "node ws", "ratio", "target", "met", "counts"]
+HEADER = [
+    "figure", "server", "transport", "rate", "python", "node ws", "ratio", "target", "met",
+    "counts",
+]  # fmt: skip
 
 
 def _perf(cells: Cells, tag: str) -> Cells:
@@ -118,9 +121,10 @@ def _row(
     met = bool(ratio >= target) if up else bool(ratio <= target)
     why = _why_not(c, node) if node else "no Node ws cell in this run"
     return {
-        "figure": figure, "transport": c["transport"], "rate": c["rate"], "python": value,
-        "node_ws": base, "ratio": ratio, "target": f"{'>=' if up else '<='} {target:g}",
-        "met": met and math.isfinite(ratio), "counts": not why, "why_not": why, "note": "",
+        "figure": figure, "server": c.get("server", "python"), "transport": c["transport"],
+        "rate": c["rate"], "python": value, "node_ws": base, "ratio": ratio,
+        "target": f"{'>=' if up else '<='} {target:g}", "met": met and math.isfinite(ratio),
+        "counts": not why, "why_not": why, "note": "",
     }  # fmt: skip
 
 
@@ -158,7 +162,8 @@ def compute(cells: Cells) -> list[dict[str, Any]]:
         full = min(c.get("idle_connections", 0), c.get("connected", 0)) >= IDLE_QUORUM * want
         rows.append({
             "figure": f"KiB / idle conn ({c.get('idle_connections')} open)",
-            "transport": c["transport"], "rate": 0.0, "python": kib,
+            "server": c.get("server", "python"), "transport": c["transport"], "rate": 0.0,
+            "python": kib,
             "node_ws": float(node_idle["memory_per_connection_kb"]) if node_idle else math.nan,
             "ratio": math.nan, "target": f"<= {IDLE_TARGET_KIB:g} KiB",
             "met": bool(kib <= IDLE_TARGET_KIB), "counts": full,
@@ -190,8 +195,8 @@ def section(cells: Cells) -> Section | None:
     for r in rows:
         counts = "yes" if r["counts"] else f"no: {r['why_not']}"
         s.rows.append([
-            r["figure"], r["transport"], f(r["rate"]), f(r["python"]), f(r["node_ws"]),
-            f(r["ratio"]), r["target"], "yes" if r["met"] else "NO",
+            r["figure"], r["server"], r["transport"], f(r["rate"]), f(r["python"]),
+            f(r["node_ws"]), f(r["ratio"]), r["target"], "yes" if r["met"] else "NO",
             f"{counts} [{r['note']}]" if r["note"] else counts,
         ])  # fmt: skip
     s.text.append(

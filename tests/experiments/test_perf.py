@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments import ratios
-from experiments.matrix import PERF_ROWS, profile
+from experiments.matrix import PERF_GRANIAN_ROWS, PERF_ROWS, granian_profile, profile
 from experiments.report import render
 from experiments.results import load
 from experiments.run import node_problem, run_bench
@@ -35,6 +35,19 @@ def test_perf_profile_has_exactly_the_issue_cells():
     # Flat out: four processes, and every subscriber connected before the ticker starts.
     assert {(c.generators, c.preconnect) for c in cells if "flat" in c.tags} == {(4, True)}
     assert not any(c.preconnect for c in cells if "flat" not in c.tags)
+
+
+def test_granian_profile_is_the_app_under_granian_against_node_ws():
+    """perf-granian: WS and SSE paced and idle rows on Granian, each with the Node ws row."""
+    cells = profile("perf-granian")
+    assert {(c.server, c.transport, c.rate) for c in cells if "paced" in c.tags} == {
+        (s, t, r) for s, t in (("node", "ws"), *PERF_GRANIAN_ROWS) for r in (100.0, 200.0)
+    }
+    assert {(c.server, c.transport) for c in cells if c.kind == "idle"} == {
+        ("node", "ws"),
+        *PERF_GRANIAN_ROWS,
+    }
+    assert all(c.subscribers == 10_000 for c in cells if c.kind == "idle")
 
 
 def test_ratios_use_the_node_row_and_drop_saturated_cells():
@@ -144,3 +157,14 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
     report = (path / "report.md").read_text()
     assert "Against the Node ws row" in report
     assert (path / "ratios.csv").read_text().startswith("figure,")
+
+
+@pytest.mark.load
+def test_granian_serves_the_app_for_the_paced_cells(tmp_path: Path):
+    """The Python app under Granian (ASGI, lifespan ticker, WebSocket and SSE) runs its cells."""
+    cells = [c for c in granian_profile(tiny=True) if c.server == "granian" and c.kind == "asyncio"]
+    _, saved = load(run_bench("granian-tiny", tmp_path, progress=False, cells=cells))
+    assert [c["transport"] for c in saved] == ["ws", "sse"]
+    for c in saved:
+        assert c["status"] == "ok", (c["cell"], c.get("reason"))
+        assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
