@@ -246,6 +246,8 @@ PERF_FLAT_RATE = 1000.0
 PERF_FLAT_ENV = {"PUSHLAB_SUBSCRIBER_BUFFER": "100000"}
 PERF_IDLE = 10_000
 PERF_ROWS = (("node", "ws"), ("python", "ws"), ("python", "sse"), ("python", "long-poll"))
+# The same app under Granian instead of uvicorn (issue 8: "consider Granian"); paced and idle.
+PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 
 
 def perf_profile(tiny: bool = False) -> list[Cell]:
@@ -258,22 +260,26 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
     which server was the limit (:mod:`experiments.ratios`).
     """
     subs, flat, idle, rates, timing = _perf_scale(tiny)
-    cells = _paced(PERF_ROWS, subs, rates, timing)
+    cells = _paced(PERF_ROWS + PERF_GRANIAN_ROWS, subs, rates, timing)
     for server, t in PERF_ROWS[:3]:
         env = PERF_FLAT_ENV if server == "python" else {}
         cells.append(
             Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
                  preconnect=True, tags=("perf", "flat"), **timing)
         )  # fmt: skip
-    cells += _idle(PERF_ROWS[:3], idle, timing)
+    cells += _idle(PERF_ROWS[:3] + PERF_GRANIAN_ROWS, idle, timing)
     return cells
 
 
 def granian_profile(tiny: bool = False) -> list[Cell]:
-    """The Python app under Granian instead of uvicorn: WS and SSE paced and idle, vs Node ws."""
+    """The Granian rows of ``perf`` alone, for repeats: WS and SSE paced and idle, vs Node ws.
+
+    The uvicorn WS and SSE paced rows run too, so Granian vs uvicorn is a same-run comparison
+    (idle memory under uvicorn is in ``perf-idle``: memory is robust to noise).
+    """
     subs, _, idle, rates, timing = _perf_scale(tiny)
-    node = PERF_ROWS[:1]
-    return _paced(node + PERF_GRANIAN_ROWS, subs, rates, timing) + _idle(
+    node, uvicorn = PERF_ROWS[:1], PERF_ROWS[1:3]
+    return _paced(node + uvicorn + PERF_GRANIAN_ROWS, subs, rates, timing) + _idle(
         node + PERF_GRANIAN_ROWS, idle, timing
     )
 
@@ -307,6 +313,5 @@ def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> 
     ]
 
 
-PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")
 PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS, "perf-granian")

@@ -90,6 +90,8 @@ def _capacity(row: dict[str, Any], c: dict[str, Any], node: dict[str, Any] | Non
     if node is None:
         return
     cpu = f"server CPU {_who(c)} {_server_pct(c):.0f}%, node ws {_server_pct(node):.0f}% of a core"
+    if "machine_cpu_pct" in c:
+        cpu += f"; machine {c['machine_cpu_pct']:.0f}% busy"
     # A server below its limit can do at least what it did: its figure is a lower bound of its
     # capacity, so the ratio is a lower bound (Python unsaturated) or an upper bound (Node).
     why = []

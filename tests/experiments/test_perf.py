@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from experiments import ratios
-from experiments.matrix import PERF_GRANIAN_ROWS, PERF_ROWS, granian_profile, profile
+from experiments.matrix import PERF_GRANIAN_ROWS, PERF_ROWS, profile
 from experiments.report import render
 from experiments.results import load
-from experiments.run import node_problem, run_bench
+from experiments.run import run_bench, server_problem
 from tests.support import IN_CI
 
 
@@ -22,14 +22,19 @@ def _cell(server: str, transport: str, tag: str, **figures: object) -> dict[str,
 
 
 def test_perf_profile_has_exactly_the_issue_cells():
-    """Paced cells at 200 x 100 and 200 x 200, flat-out and 10k idle, each with the Node ws row."""
+    """Paced cells at 200 x 100 and 200 x 200, flat-out and 10k idle, each with the Node ws row.
+
+    Paced and idle also run the app under Granian.
+    """
     cells = profile("perf")
     paced = {(c.server, c.transport, c.rate) for c in cells if "paced" in c.tags}
-    assert paced == {(s, t, r) for s, t in PERF_ROWS for r in (100.0, 200.0)}
+    rows = (*PERF_ROWS, *PERF_GRANIAN_ROWS)
+    assert paced == {(s, t, r) for s, t in rows for r in (100.0, 200.0)}
     assert all(c.subscribers == 200 for c in cells if c.kind == "asyncio")
     assert {(c.server, c.transport) for c in cells if "flat" in c.tags} == set(PERF_ROWS[:3])
     idle = [c for c in cells if c.kind == "idle"]
-    assert {c.subscribers for c in idle} == {10_000} and len(idle) == 3
+    assert {c.subscribers for c in idle} == {10_000}
+    assert {(c.server, c.transport) for c in idle} == {*PERF_ROWS[:3], *PERF_GRANIAN_ROWS}
     # Paced cells keep each load process at <= 10k events/s.
     assert all(c.subscribers * c.rate / c.generators <= 10_000 for c in cells if "paced" in c.tags)
     # Flat out: four processes, and every subscriber connected before the ticker starts.
@@ -38,10 +43,10 @@ def test_perf_profile_has_exactly_the_issue_cells():
 
 
 def test_granian_profile_is_the_app_under_granian_against_node_ws():
-    """perf-granian: WS and SSE paced and idle rows on Granian, each with the Node ws row."""
+    """perf-granian: WS and SSE paced and idle rows on Granian, with Node ws (and uvicorn) rows."""
     cells = profile("perf-granian")
     assert {(c.server, c.transport, c.rate) for c in cells if "paced" in c.tags} == {
-        (s, t, r) for s, t in (("node", "ws"), *PERF_GRANIAN_ROWS) for r in (100.0, 200.0)
+        (s, t, r) for s, t in (*PERF_ROWS[:3], *PERF_GRANIAN_ROWS) for r in (100.0, 200.0)
     }
     assert {(c.server, c.transport) for c in cells if c.kind == "idle"} == {
         ("node", "ws"),
@@ -117,11 +122,13 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
     path = run_bench("perf-tiny", tmp_path, progress=False)
     render(path)
     _, cells = load(path)
-    node_missing = node_problem()
-    if node_missing and IN_CI:
-        pytest.fail(node_missing)
+    missing = {kind: server_problem(kind) for kind in ("node", "python", "granian")}
+    node_missing = missing["node"]
+    if any(missing.values()) and IN_CI:
+        pytest.fail(str(missing))
+    assert {c["server"] for c in cells} == {"node", "python", "granian"}
     for c in cells:
-        if c["server"] == "node" and node_missing:
+        if missing[c["server"]]:
             assert c["status"] == "skipped"
             continue
         assert c["status"] == "ok", (c["cell"], c.get("reason"))
@@ -141,15 +148,17 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
         if c["kind"] == "idle":
             assert c["idle_connections"] == c["subscribers"], c["cell"]
     saved = json.loads((path / "ratios.json").read_text())["ratios"]
-    figures = {(r["figure"].split(" (")[0], r["transport"]) for r in saved}
-    assert {("CPU s / 1k events", t) for t in ("ws", "sse", "long-poll")} <= figures
-    assert {("p99 latency ms", "ws"), ("flat-out events/s", "sse"), ("KiB / idle conn", "ws")} <= (
-        figures
-    )
+    figures = {(r["figure"].split(" (")[0], r["server"], r["transport"]) for r in saved}
+    py = [("CPU s / 1k events", t) for t in ("ws", "sse", "long-poll")]
+    py += [("p99 latency ms", "ws"), ("flat-out events/s", "sse"), ("KiB / idle conn", "ws")]
+    assert {(fig, "python", t) for fig, t in py} <= figures
+    granian = [(fig, t) for fig, t in py if not fig.startswith("flat") and t != "long-poll"]
+    assert {(fig, "granian", t) for fig, t in granian} <= figures
     if not node_missing:
         cpu = next(
-            r for r in saved if r["figure"] == "CPU s / 1k events" and r["transport"] == "ws"
-        )
+            r for r in saved if (r["figure"], r["server"], r["transport"])
+            == ("CPU s / 1k events", "python", "ws")
+        )  # fmt: skip
         # Both figures are there; a tiny Node cell may use less CPU than the clock's 10 ms
         # resolution, in which case the ratio is left empty rather than infinite.
         assert cpu["python"] is not None and cpu["node_ws"] is not None
@@ -157,14 +166,3 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
     report = (path / "report.md").read_text()
     assert "Against the Node ws row" in report
     assert (path / "ratios.csv").read_text().startswith("figure,")
-
-
-@pytest.mark.load
-def test_granian_serves_the_app_for_the_paced_cells(tmp_path: Path):
-    """The Python app under Granian (ASGI, lifespan ticker, WebSocket and SSE) runs its cells."""
-    cells = [c for c in granian_profile(tiny=True) if c.server == "granian" and c.kind == "asyncio"]
-    _, saved = load(run_bench("granian-tiny", tmp_path, progress=False, cells=cells))
-    assert [c["transport"] for c in saved] == ["ws", "sse"]
-    for c in saved:
-        assert c["status"] == "ok", (c["cell"], c.get("reason"))
-        assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
