@@ -31,6 +31,8 @@ P99_TARGETS = {"ws": 1.0, "sse": 1.0}
 CAPACITY_TARGET = 1.0
 IDLE_TARGET_KIB = 16.0
 IDLE_QUORUM = 0.95
+# Flat out, a cell that delivered >= 95% of subscribers x rate was limited by the ticker.
+TICKER_BOUND = 0.95
 HEADER = [
     "figure", "server", "transport", "rate", "python", "node ws", "ratio", "target", "met",
     "counts",
@@ -108,6 +110,10 @@ def _capacity(row: dict[str, Any], c: dict[str, Any], node: dict[str, Any] | Non
     else:
         note = "neither server saturated: no capacity measured"
         why.append(note)
+    for cell in (c, node):
+        asked = cell.get("subscribers", 0) * cell.get("rate", 0)
+        if asked and cell.get("events_per_s", 0) >= TICKER_BOUND * asked:
+            note += f"; {_who(cell)} delivered what the ticker asked: the ticker was the limit"
     row["note"] = f"{note} ({cpu}{_client_cost(c)})"
     if why:
         row["why_not"] = "; ".join(filter(None, [row["why_not"], *why]))

@@ -116,6 +116,14 @@ def test_flat_row_without_preconnected_subscribers_does_not_count():
     assert not row["counts"] and "before every subscriber was connected" in row["why_not"]
 
 
+def test_flat_row_says_when_the_ticker_was_the_limit():
+    """A cell that delivered all the ticker asked (subscribers x rate) did not find a limit."""
+    cells = [_flat("node", 1000, 97, subscribers=20), _flat("python", 1990, 60, subscribers=20)]
+    (row,) = ratios.compute(cells)
+    assert "python ws delivered what the ticker asked" in row["note"]
+    assert "node ws delivered" not in row["note"]
+
+
 @pytest.mark.load
 def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
     """The tiny perf profile runs every cell and its report and ratios.json hold every target."""
