@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import psutil
 
 from experiments import formulas, sockstats
 from experiments.children import CpuMeter, rss_bytes, spawn, stop
@@ -26,6 +28,12 @@ from experiments.matrix import Cell
 from experiments.metrics import summarize
 
 GENERATOR_BOUND_PCT = 90.0
+# A server process at >= 90% of a core is at its limit: one event loop is one core (Node's and
+# uvicorn's alike), so a flat-out figure is its capacity only when the server got here.
+SERVER_BOUND_PCT = 90.0
+# The Python ticker notices a pause within one burst plus its 50 ms wake-up (feed/ticker.py).
+PAUSE_SETTLE_S = 0.2
+PAUSE_TIMEOUT_S = 10.0
 STOP_GRACE_S = 3.0
 CDF_POINTS = (0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 98, 99, 99.5, 99.9, 100)
 
@@ -73,11 +81,51 @@ def latency_figures(lat_ns: np.ndarray[Any, Any]) -> dict[str, Any]:
     return out
 
 
+def set_ticker(url: str, rate: float) -> dict[str, Any]:
+    """``POST /admin/ticker?rate=``, which the Python server and the Node baseline both have."""
+    params = {"rate": f"{rate:g}"}
+    r = httpx.post(f"{url}/admin/ticker", params=params, timeout=10.0, trust_env=False)
+    if r.status_code != 200:
+        raise RuntimeError(f"POST /admin/ticker?rate={rate:g} answered {r.status_code}: {r.text}")
+    return dict(r.json())
+
+
+def _published(url: str) -> int:
+    r = httpx.get(f"{url}/healthz", timeout=10.0, trust_env=False)
+    return int(r.json()["broker"]["published"])
+
+
+def pause_ticker(url: str) -> int:
+    """Pause the ticker and return the publish count once it stopped moving.
+
+    Node stops before it answers; the Python ticker may finish a burst first, so the count must
+    hold still for longer than that ticker needs to notice.
+    """
+    set_ticker(url, 0)
+    deadline = time.monotonic() + PAUSE_TIMEOUT_S
+    last, since = _published(url), time.monotonic()
+    while time.monotonic() - since < PAUSE_SETTLE_S:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the ticker kept publishing {PAUSE_TIMEOUT_S:g} s after a pause")
+        time.sleep(0.02)
+        now = _published(url)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
-    """Subscribers on the lab's asyncio clients; all figures over one shared window."""
+    """Subscribers on the lab's asyncio clients; all figures over one shared window.
+
+    A ``preconnect`` cell pauses the ticker first and starts it at ``cell.rate`` only once every
+    subscriber has its start cursor, so all of them see the same first event.
+    """
     procs: list[subprocess.Popen[str]] = []
     raws: list[Path] = []
+    pre: dict[str, Any] = {}
     try:
+        if cell.preconnect:
+            pre["ticker_paused_at"] = pause_ticker(target.url)
         for i, n in enumerate(_split(cell.subscribers, cell.generators)):
             raws.append(raw_dir / f"{cell.name}.gen{i}.npy")
             spec = {
@@ -94,6 +142,12 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
             raise RuntimeError(
                 f"only {connected} of {cell.subscribers} subscribers connected: {errors}"
             )
+        cursors = [int(h[k]) for h in hello for k in ("cursor_min", "cursor_max")
+                   if h.get(k) is not None]  # fmt: skip
+        if cursors:
+            pre |= {"start_cursor_min": min(cursors), "start_cursor_max": max(cursors)}
+        if cell.preconnect:
+            set_ticker(target.url, cell.rate)
         t0 = time.time_ns() + int(cell.warmup_s * 1e9)
         t1 = t0 + int(cell.duration_s * 1e9)
         for p in procs:
@@ -103,9 +157,11 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         s0, snap0 = _timed_snapshot(target.port)
         server_cpu.start()
         gen_cpu.start()
+        machine0 = psutil.cpu_times()
         _sleep_until(t1)
         s1, snap1 = _timed_snapshot(target.port)
         (wall, s_cpu), (_, g_cpu) = server_cpu.stop(), gen_cpu.stop()
+        machine_pct = _busy_pct(machine0, psutil.cpu_times())
         rss = rss_bytes(target.pid)
         results = [_readline(p, "its result")["result"] for p in procs]
         for p in procs:
@@ -117,12 +173,18 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.0, grace - time.monotonic()))
     finally:
+        if cell.preconnect:
+            # Stop the flat-out load before anything else runs on this server or stops it.
+            with contextlib.suppress(Exception):
+                set_ticker(target.url, 0)
         for p in procs:
             stop(p)
     rows, answers = _gather(raws, raw_dir / f"{cell.name}.npy")
     recv, done = rows[:, 0], answers[:, 0]
     out = _merge(results)
-    out.update(connected=connected, window_s=wall)
+    out.update(connected=connected, window_s=wall, machine_cpu_pct=machine_pct, **pre)
+    if cell.preconnect:
+        out["preconnected"] = _preconnected(out)
     out.update(latency_figures(rows[(recv >= t0) & (recv < t1), 1]))
     # Events counted over exactly the interval the byte counters were read over.
     out["wire_window_events"] = int(((recv >= s0) & (recv < s1)).sum())
@@ -137,6 +199,20 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
     out["server_rss_mb"] = rss / 2**20
     out.update(_wire_figures(cell, target, sockstats.delta(snap0, snap1), out))
     return out
+
+
+def _preconnected(out: dict[str, Any]) -> bool:
+    """Every subscriber started at the paused ticker's last event and first saw the next one."""
+    lo, hi = out.get("start_cursor_min"), out.get("start_cursor_max")
+    first = (out.get("first_seq_min"), out.get("first_seq_max"))
+    return lo is not None and lo == hi and first == (lo + 1, lo + 1)
+
+
+def _busy_pct(t0: Any, t1: Any) -> float:
+    """The machine's busy share over an interval, in % of all cores (``psutil.cpu_times``)."""
+    idle = (t1.idle + getattr(t1, "iowait", 0.0)) - (t0.idle + getattr(t0, "iowait", 0.0))
+    total = sum(t1) - sum(t0)
+    return 100 * (1 - idle / total) if total > 0 else math.nan
 
 
 def _gather(raws: list[Path], dest: Path) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -168,7 +244,10 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sorted({e for r in results for e in r["errors"]}),
     }
     for key, value in results[0].items():
-        if isinstance(value, int) and not isinstance(value, bool):
+        if key.endswith(("_min", "_max")):
+            vals = [r[key] for r in results if r.get(key) is not None]
+            out[key] = (min if key.endswith("_min") else max)(vals) if vals else None
+        elif isinstance(value, int) and not isinstance(value, bool):
             out[key] = sum(int(r[key]) for r in results)
     return out
 
@@ -176,13 +255,21 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
 def _cpu_figures(
     server_s: float, gen: dict[int, float], wall: float, delivered: int
 ) -> dict[str, Any]:
-    gen_pct = max((100 * v / wall for v in gen.values()), default=math.nan)
+    each = [100 * v / wall for v in gen.values()]
+    gen_pct = max(each, default=math.nan)
+    server_pct = 100 * server_s / wall
     return {
         "events_per_s": delivered / wall,
         "server_cpu_s": server_s,
-        "server_cpu_pct": 100 * server_s / wall,
+        "server_cpu_pct": server_pct,
         "server_cpu_s_per_1k_events": 1000 * server_s / delivered if delivered else math.nan,
+        "server_bound": bool(server_pct >= SERVER_BOUND_PCT),
+        "generator_processes": len(each),
         "generator_cpu_pct": gen_pct,
+        "generator_cpu_pct_each": each,
+        "generator_cpu_s_per_1k_events": (
+            1000 * sum(gen.values()) / delivered if delivered else math.nan
+        ),
         "generator_bound": bool(gen_pct >= GENERATOR_BOUND_PCT),
     }
 

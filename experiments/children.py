@@ -109,6 +109,21 @@ def python_server_command(port: int, rate: float, size: int, topic: str) -> list
     ]  # fmt: skip
 
 
+def granian_server_command(port: int) -> list[str]:
+    """The lab's app under Granian (one worker, uvloop, HTTP/1.1 like uvicorn).
+
+    The ticker and every other setting come from ``PUSHLAB_*`` in the environment. Granian
+    caps concurrent requests per worker at ``backlog / workers`` (1,024) by default, and an open
+    stream is a request: the cap is lifted to match uvicorn, which has none.
+    """
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
+        "--http", "1", "--no-access-log", "--log-level", "warning",
+        "--backlog", "2048", "--backpressure", "100000", "experiments.granian_app:app",
+    ]  # fmt: skip
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds of some processes (and their children) between :meth:`start` and :meth:`stop`."""

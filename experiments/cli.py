@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         return
     parser.add_argument("--profile", choices=PROFILES, default="quick")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root folder")
-    parser.add_argument("--no-plot", action="store_true", help="only measure")
+    parser.add_argument(
+        "--no-plot", action="store_true", help="only measure (and write the perf ratios)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,5 +37,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plot:
         report = render(path)
         print(f"report: {report.resolve()}", file=sys.stderr)
+    else:
+        from experiments import ratios
+
+        rows = ratios.compute(load(path)[1])
+        if rows:
+            ratios.write(path, rows)
     print(path)
     return 130 if interrupted else 0

@@ -3,8 +3,8 @@
 It runs ``subscribers`` of the lab's own clients (``clients/``: the same reconnect, resume and
 dedupe code a user runs) on uvloop and talks to the runner over pipes, like vmbench's clients:
 
-1. stdout ``{"connected": n, "subscribers": N}`` once every subscriber has its start cursor
-   (``idle`` specs: once each has a connection);
+1. stdout ``{"connected": n, "subscribers": N, "cursor_min": .., "cursor_max": ..}`` once every
+   subscriber has its start cursor (``idle`` specs: once each has a connection);
 2. stdin ``{"cmd": "window", "t0_ns": .., "t1_ns": ..}``: count what arrives in ``[t0, t1)``
    (both ``time.time_ns()``, the clock the server stamps events with), print the result line,
    and keep the connections open until stdin says ``{"cmd": "stop"}`` (or closes), so the
@@ -14,9 +14,11 @@ Samples go to ``spec["raw_path"]`` as an ``.npy`` of int64 rows ``(recv_ns, late
 every event received from ``t0 - MARGIN`` to ``t1 + MARGIN``: the runner aligns event counts with
 the moments it read the byte counters. Lost events are seqs missing between a subscriber's first
 and last event of the window; duplicates are events the server sent twice (the client drops and
-counts them). Polling clients also get ``<raw_path stem>.responses.npy``: rows
-``(done_ns, empty)`` per HTTP answer in the same span, so the runner can count requests over
-exactly the interval it read the byte counters over.
+counts them). The result also gives the range of the subscribers' first received seqs
+(``first_seq_min``/``_max``, window or not): with a paused ticker and equal start cursors, every
+subscriber's first event is the resumed ticker's first. Polling clients also get
+``<raw_path stem>.responses.npy``: rows ``(done_ns, empty)`` per HTTP answer in the same span, so
+the runner can count requests over exactly the interval it read the byte counters over.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Sub:
     seen: int = 0
     nbytes: int = 0
     seq_digits: int = 0
+    cursor: int | None = None  # where the subscription started (first seen ready)
+    first_any: int | None = None  # first event received at all, before the window too
     # Counters at the first event at/after t0 and t1 (None: no such event yet), so requests and
     # empty answers are counted over the same responses as the events, not by a timer that the
     # event loop may fire late.
@@ -100,6 +104,8 @@ async def _consume(sub: Sub, win: Window) -> None:
 async def _consume_items(sub: Sub, win: Window) -> None:
     async with contextlib.aclosing(sub.client.events()) as items:
         async for item in items:
+            if isinstance(item, Received) and sub.first_any is None:
+                sub.first_any = item.event.seq
             if not isinstance(item, Received) or not win.open:
                 continue
             recv = item.recv_ns
@@ -152,13 +158,25 @@ async def run(spec: dict[str, Any]) -> None:
     tasks = [asyncio.create_task(_consume(s, win)) for s in subs]
 
     def ready(s: Sub) -> bool:
-        return s.client.counters.connections > 0 if idle else s.client.last_seq is not None
+        if idle:
+            return s.client.counters.connections > 0
+        if s.cursor is None and s.client.last_seq is not None:
+            # Before any event arrives this is the server's answer; events may follow within
+            # the 10 ms poll, hence the first event's seq - 1 when it is lower.
+            s.cursor = s.client.last_seq
+        if s.cursor is not None and s.first_any is not None:
+            s.cursor = min(s.cursor, s.first_any - 1)
+        return s.cursor is not None
 
     deadline = time.monotonic() + spec.get("connect_timeout_s", 30.0)
     while not all(ready(s) for s in subs) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     errors = sorted({e for s in subs for e in s.client.counters.errors})
-    _say({"connected": sum(ready(s) for s in subs), "subscribers": len(subs), "errors": errors})
+    cursors = [s.cursor for s in subs if s.cursor is not None]
+    _say({
+        "connected": sum(ready(s) for s in subs), "subscribers": len(subs), "errors": errors,
+        "cursor_min": min(cursors, default=None), "cursor_max": max(cursors, default=None),
+    })  # fmt: skip
     try:
         cmd = await _readline()
         if cmd.get("cmd") != "window":
@@ -197,6 +215,7 @@ def _result(
         (s.last - s.first + 1 - s.seen) for s in subs if s.first is not None and s.last is not None
     )
     errors = sorted({e for s in subs for e in s.client.counters.errors})
+    firsts = [s.first_any for s in subs if s.first_any is not None]
     np.save(spec["raw_path"], np.asarray(win.samples, dtype=np.int64).reshape(-1, 2))
     responses = np.asarray(win.responses, dtype=np.int64).reshape(-1, 2)
     np.save(spec["raw_path"].removesuffix(".npy") + ".responses.npy", responses)
@@ -209,6 +228,8 @@ def _result(
         "event_bytes": sum(s.nbytes for s in subs),
         "seq_digits": sum(s.seq_digits for s in subs),
         "errors": errors,
+        "first_seq_min": min(firsts, default=None),
+        "first_seq_max": max(firsts, default=None),
         **totals,
     }
 

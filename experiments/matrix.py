@@ -36,13 +36,16 @@ class Cell:
     rate: float
     size: int
     kind: str = "asyncio"  # asyncio | locust | idle
-    server: str = "python"  # python | node
+    server: str = "python"  # python (uvicorn) | granian (the same app under Granian) | node
     server_env: dict[str, str] = field(default_factory=dict)
     client: dict[str, Any] = field(default_factory=dict)
     warmup_s: float = 1.0
     duration_s: float = 3.0
     generators: int = 1
     tags: tuple[str, ...] = ()
+    # Pause the ticker (POST /admin/ticker rate=0) until every subscriber is connected, then
+    # start it at ``rate``: a flat-out ticker starves the handshakes of late subscribers.
+    preconnect: bool = False
 
     @property
     def name(self) -> str:
@@ -98,7 +101,7 @@ def available(cells: Iterable[Cell]) -> tuple[list[Cell], list[str]]:
     keep, dropped = [], []
     for c in cells:
         missing = [k for k in c.server_env if k.removeprefix(ENV_PREFIX).lower() not in known]
-        if missing and c.server == "python":
+        if missing and c.server != "node":
             dropped.append(f"{c.name}: server setting {', '.join(missing)} not in this build")
         else:
             keep.append(c)
@@ -225,6 +228,8 @@ def profile(name: str) -> list[Cell]:
         return merge(cells + sizes)
     if name in ("perf", "perf-tiny"):
         return perf_profile(tiny=name == "perf-tiny")
+    if name == "perf-granian":
+        return granian_profile()
     if name in PERF_PARTS:
         # One part of the perf profile (repeat runs of the part that is noisy or slow).
         part = name.removeprefix("perf-")
@@ -235,12 +240,15 @@ def profile(name: str) -> list[Cell]:
 # Issue 8's cells: each Python push transport against the Node ws row in the same run.
 PERF_SUBSCRIBERS = 200
 PERF_RATES = (100.0, 200.0)
-# Flat out: a ticker far above what any server here delivers (200 x 1000 = 200k deliveries/s);
-# the subscriber buffer is raised so that a server falling behind is measured, not kicked.
-PERF_FLAT_RATE = 1000.0
+# Flat out: a ticker far above what any server here delivers (200 x 2000 = 400k deliveries/s;
+# at 200k the quiet-machine run's SSE cell delivered all that was asked: the ticker was the
+# limit); the subscriber buffer is raised so that a server falling behind is measured, not kicked.
+PERF_FLAT_RATE = 2000.0
 PERF_FLAT_ENV = {"PUSHLAB_SUBSCRIBER_BUFFER": "100000"}
 PERF_IDLE = 10_000
 PERF_ROWS = (("node", "ws"), ("python", "ws"), ("python", "sse"), ("python", "long-poll"))
+# The same app under Granian instead of uvicorn (issue 8: "consider Granian"); paced and idle.
+PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 
 
 def perf_profile(tiny: bool = False) -> list[Cell]:
@@ -248,35 +256,63 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
 
     Paced cells split the subscribers over generator processes so that each ingests at most
     ~10k events/s (a Python client process saturates near 40k/s on one core here); flat-out
-    cells use four. Every cell records generator CPU, and ratios only count unsaturated cells.
+    cells use four, and connect them all before the ticker starts. Every cell records
+    generator and server CPU; ratios only count unsaturated generators, and flat out they say
+    which server was the limit (:mod:`experiments.ratios`).
     """
-    subs, flat, idle = PERF_SUBSCRIBERS, PERF_FLAT_RATE, PERF_IDLE
-    rates: tuple[float, ...] = PERF_RATES
+    subs, flat, idle, rates, timing = _perf_scale(tiny)
+    cells = _paced(PERF_ROWS + PERF_GRANIAN_ROWS, subs, rates, timing)
+    for server, t in PERF_ROWS[:3]:
+        env = PERF_FLAT_ENV if server == "python" else {}
+        cells.append(
+            Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
+                 preconnect=True, tags=("perf", "flat"), **timing)
+        )  # fmt: skip
+    cells += _idle(PERF_ROWS[:3] + PERF_GRANIAN_ROWS, idle, timing)
+    return cells
+
+
+def granian_profile(tiny: bool = False) -> list[Cell]:
+    """The Granian rows of ``perf`` alone, for repeats: WS and SSE paced and idle, vs Node ws.
+
+    The uvicorn WS and SSE paced rows run too, so Granian vs uvicorn is a same-run comparison
+    (idle memory under uvicorn is in ``perf-idle``: memory is robust to noise).
+    """
+    subs, _, idle, rates, timing = _perf_scale(tiny)
+    node, uvicorn = PERF_ROWS[:1], PERF_ROWS[1:3]
+    return _paced(node + uvicorn + PERF_GRANIAN_ROWS, subs, rates, timing) + _idle(
+        node + PERF_GRANIAN_ROWS, idle, timing
+    )
+
+
+def _perf_scale(tiny: bool) -> tuple[int, float, int, tuple[float, ...], dict[str, Any]]:
     timing: dict[str, Any] = {"size": 64, "warmup_s": 1.0, "duration_s": 4.0}
     if tiny:
-        subs, rates, flat, idle = 6, (20.0,), 200.0, 30
-        timing |= {"warmup_s": 0.3, "duration_s": 1.0}
-    cells: list[Cell] = []
+        return 6, 200.0, 30, (20.0,), timing | {"warmup_s": 0.3, "duration_s": 1.0}
+    return PERF_SUBSCRIBERS, PERF_FLAT_RATE, PERF_IDLE, PERF_RATES, timing
+
+
+def _paced(
+    rows: tuple[tuple[str, str], ...], subs: int, rates: tuple[float, ...], timing: dict[str, Any]
+) -> list[Cell]:
+    cells = []
     for rate in rates:
         gens = max(1, min(4, math.ceil(subs * rate / 10_000)))
-        for server, t in PERF_ROWS:
+        for server, t in rows:
             cells.append(
                 Cell(
                     t, subs, rate, server=server, generators=gens, tags=("perf", "paced"), **timing
                 )
             )
-    for server, t in PERF_ROWS[:3]:
-        env = PERF_FLAT_ENV if server == "python" else {}
-        cells.append(
-            Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
-                 tags=("perf", "flat"), **timing)
-        )  # fmt: skip
-    for server, t in PERF_ROWS[:3]:
-        cells.append(
-            Cell(t, idle, 0.0, kind="idle", server=server, tags=("perf", "idle"), **timing)
-        )
     return cells
 
 
+def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> list[Cell]:
+    return [
+        Cell(t, n, 0.0, kind="idle", server=server, tags=("perf", "idle"), **timing)
+        for server, t in rows
+    ]
+
+
 PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")
-PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS)
+PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS, "perf-granian")

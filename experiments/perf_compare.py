@@ -20,7 +20,9 @@ from experiments.results import load
 
 
 def _key(row: dict[str, Any]) -> tuple[str, str, float]:
-    return (row["figure"].split(" (")[0], row["transport"], float(row["rate"]))
+    server = row.get("server", "python")
+    transport = row["transport"] if server == "python" else f"{row['transport']} ({server})"
+    return (row["figure"].split(" (")[0], transport, float(row["rate"]))
 
 
 def _num(x: Any) -> float:

@@ -1,10 +1,11 @@
 """The one runner: a profile's cells, each against a real server process, into a results folder.
 
 For each group of cells that share a server configuration it starts the server (``python -m
-servers`` under uvicorn, or the Node baseline), waits until ``/healthz`` answers, runs the cells
-(each warms up, then measures over a fixed window) and stops the server. Every cell is written to
-``summary.json``/``.csv`` as soon as it finishes; Ctrl-C stops everything this run started and
-keeps the finished cells. Progress (cell i/n, time left) goes to stderr.
+servers`` under uvicorn, the same app under Granian, or the Node baseline), waits until
+``/healthz`` answers, runs the cells (each warms up, then measures over a fixed window) and stops
+the server. Every cell is written to ``summary.json``/``.csv`` as soon as it finishes; Ctrl-C
+stops everything this run started and keeps the finished cells. Progress (cell i/n, time left)
+goes to stderr.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cells as run_cells, sockstats
-from experiments.children import python_server_command, spawn, stop, wait_healthy
+from experiments.children import (
+    granian_server_command,
+    python_server_command,
+    spawn,
+    stop,
+    wait_healthy,
+)
 from experiments.matrix import Cell, available, profile
 from experiments.results import ResultsDir
 from feed.settings import Settings
@@ -73,23 +80,53 @@ def node_problem() -> str | None:
     return None
 
 
+def granian_problem() -> str | None:
+    """Why the Granian row cannot run here (None when it can)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        version("granian")
+    except PackageNotFoundError:
+        return "granian is not installed (it is in the lab extras: make venv)"
+    return None
+
+
+def server_problem(kind: str) -> str | None:
+    """Why cells on server ``kind`` must be skipped here (None when they can run)."""
+    return {"node": node_problem, "granian": granian_problem}.get(kind, lambda: None)()
+
+
 @contextmanager
 def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
     """A server process for ``cell``'s group, up and healthy; stopped on exit."""
     port = free_port()
     topic = Settings.from_env(_pushlab_env()).ticker_topic
     history = Settings.from_env(_pushlab_env()).history
+    env = dict(cell.server_env)
     if cell.server == "node":
         from experiments import baseline  # type: ignore[attr-defined,unused-ignore]
 
         argv = baseline.node_server_command(port, cell.rate, cell.size, topic, history)
         info: dict[str, Any] = {"kind": "node", "argv": argv}
+    elif cell.server == "granian":
+        from importlib.metadata import version
+
+        argv = granian_server_command(port)
+        # No flags reach the app under Granian: the same values go in as PUSHLAB_* variables.
+        env |= {
+            "PUSHLAB_HOST": "127.0.0.1", "PUSHLAB_PORT": str(port), "PUSHLAB_LOG_LEVEL": "warning",
+            "PUSHLAB_TICKER_RATE": f"{cell.rate:g}", "PUSHLAB_TICKER_SIZE": str(cell.size),
+            "PUSHLAB_TICKER_TOPIC": topic,
+        }  # fmt: skip
+        settings = _settings(cell, port).as_dict()
+        info = {"kind": "granian", "argv": argv, "granian": version("granian"),
+                "settings": settings}  # fmt: skip
     else:
         argv = python_server_command(port, cell.rate, cell.size, topic)
         info = {"kind": "python", "argv": argv, "settings": _settings(cell, port).as_dict()}
     started: list[subprocess.Popen[str]] = []
     try:
-        proc = spawn(argv, into=started, env=cell.server_env, log=log)
+        proc = spawn(argv, into=started, env=env, log=log)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
         yield run_cells.Target(url, port, proc.pid, topic), info
@@ -150,14 +187,15 @@ def run_bench(
     started = time.time()
     rd.write_meta(params, servers=servers, started_at=started)
     bar = Progress(chosen, progress)
-    node_reason = node_problem() if any(c.server == "node" for c in chosen) else None
+    problems = {kind: server_problem(kind) for kind in {c.server for c in chosen}}
     interrupted = False
     try:
         for group in _groups(chosen):
-            if group[0].server == "node" and node_reason:
+            reason = problems[group[0].server]
+            if reason:
                 for c in group:
                     bar.start(c)
-                    row = {**c.params(), "status": "skipped", "reason": node_reason}
+                    row = {**c.params(), "status": "skipped", "reason": reason}
                     rd.add_cell(row)
                     bar.done(c, row)
                 continue

@@ -9,8 +9,10 @@
  *                  [--keepalive-s 15]
  *
  * Endpoints: POST /publish?topic=, GET /healthz, POST /admin/kick?topic=, WS /ws?topic=&since=,
- * GET /sse?topic=&since= (Last-Event-ID wins). Not implemented (the baseline serves the push
- * transports only): /poll and /long-poll.
+ * GET /sse?topic=&since= (Last-Event-ID wins), GET and POST /admin/ticker?rate=&size= (as
+ * servers/pages.py: rate 0 pauses, a change restarts the schedule from now; 404 when started
+ * with rate 0). Not implemented (the baseline serves the push transports only): /poll and
+ * /long-poll; there is no admin switch, so /admin/* never answers 403.
  *
  * Deliberate choices, so the row measures the seed's stack and not a tuned one:
  * - each event is serialised once; the same string goes to every WebSocket (ws `send`) and the
@@ -30,6 +32,7 @@ const TOPIC_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 const MAX_SEQ = (1n << 63n) - 1n;
 const MAX_BODY = 64 * 1024;
 const MAX_BAD_FRAMES = 10;
+const MAX_TICKER_RATE = 10000; // servers/pages.py MAX_TICKER_RATE
 
 function parseArgs(argv) {
   const opts = {
@@ -193,6 +196,34 @@ function parseCursor(value, name = 'since') {
   return Number(text);
 }
 const errorBody = (code, detail) => JSON.stringify({ error: code, detail });
+const noTicker = (res) => res.status(404).type('json')
+  .send(errorBody('no_ticker', 'the server runs without a ticker'));
+// A query number as FastAPI's Query(ge=0[, le=max]) parses it (pydantic's lax str -> float/int:
+// underscores between digits, "1.0" as an integer, inf/nan failing the bounds): absent -> null,
+// else {value}, or {error} with the {loc, msg} of its 422 detail.
+const DIGITS = String.raw`\d(?:_?\d)*`;
+const INT_RE = new RegExp(`^[+-]?${DIGITS}(?:\\.0+)?$`);
+const FLOAT_RE = new RegExp(
+  `^[+-]?(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?$`);
+const SPECIAL_RE = /^([+-]?)(inf|infinity|nan)$/i;
+function queryNumber(req, name, integer, max) {
+  const raw = req.query[name];
+  if (raw === undefined) return { value: null };
+  const text = (Array.isArray(raw) ? raw[raw.length - 1] : String(raw)).trim();
+  const loc = ['query', name];
+  const special = integer ? null : SPECIAL_RE.exec(text);
+  let value;
+  if (special) value = special[2].toLowerCase() === 'nan' ? NaN : (special[1] === '-' ? -Infinity : Infinity);
+  else if ((integer ? INT_RE : FLOAT_RE).test(text)) value = Number(text.replace(/_/g, ''));
+  else {
+    const what = integer ? 'a valid integer, unable to parse string as an integer'
+      : 'a valid number, unable to parse string as a number';
+    return { error: { loc, msg: `Input should be ${what}` } };
+  }
+  if (value < 0) return { error: { loc, msg: 'Input should be greater than or equal to 0' } };
+  if (!(value <= max)) return { error: { loc, msg: `Input should be less than or equal to ${max}` } };
+  return { value };
+}
 function query(req) {
   return new URL(req.url, 'http://localhost').searchParams;
 }
@@ -287,7 +318,7 @@ function handleFrame(feed, topic, data, isBinary) {
 }
 
 // --- Express: publish, health, admin -------------------------------------------------------
-function makeApp(feed) {
+function makeApp(feed, ticker) {
   const app = express();
   app.post('/publish', express.text({ type: () => true, limit: MAX_BODY }), (req, res) => {
     let topic;
@@ -309,6 +340,28 @@ function makeApp(feed) {
   });
   app.get('/healthz', (req, res) => res.json({ status: 'ok', broker: feed.stats() }));
   app.post('/admin/kick', (req, res) => res.json({ kicked: feed.kick(req.query.topic ?? null) }));
+  app.get('/admin/ticker', (req, res) => {
+    if (!ticker.present) return noTicker(res);
+    res.json(ticker.state());
+  });
+  app.post('/admin/ticker', (req, res) => {
+    // Same checks, order and answers as servers/pages.py: parameters (422), ticker (404), size (413).
+    const rate = queryNumber(req, 'rate', false, MAX_TICKER_RATE);
+    const size = queryNumber(req, 'size', true, Infinity);
+    const bad = [rate, size].filter((p) => p.error);
+    if (bad.length) {
+      res.status(422).type('json').send(errorBody('invalid_parameter', bad.map((p) => p.error)));
+      return;
+    }
+    if (!ticker.present) return noTicker(res);
+    if (size.value !== null && size.value > MAX_BODY) {
+      res.status(413).type('json')
+        .send(errorBody('payload_too_large', `size must be <= max_publish_bytes (${MAX_BODY})`));
+      return;
+    }
+    ticker.update(rate.value, size.value);
+    res.json(ticker.state());
+  });
   app.use((err, req, res, _next) => {
     const tooBig = err.type === 'entity.too.large';
     res.status(tooBig ? 413 : 400).type('json')
@@ -318,30 +371,54 @@ function makeApp(feed) {
 }
 
 // --- ticker: absolute schedule, like feed/ticker.py (never slowed by subscribers) ----------
-function startTicker(feed, opts) {
-  if (!(opts.rate > 0)) return () => {};
-  const period = 1000 / opts.rate;
-  const start = performance.now();
-  let i = 0;
-  let timer = null;
-  const tick = () => {
-    const due = Math.floor((performance.now() - start) / period) + 1;
-    const burstEnd = Math.min(due, i + 1000);
-    while (i < burstEnd) {
-      i += 1;
-      feed.publish(opts.topic, makePayload(i, opts.size));
-    }
-    timer = setTimeout(tick, Math.max(0, start + i * period - performance.now()));
-  };
-  tick();
-  return () => clearTimeout(timer);
+// Rate and size are live state (POST /admin/ticker), like feed/ticker.py TickerControl: any
+// change restarts the schedule from now (tick numbers from 1), rate 0 pauses. A server started
+// with rate 0 has no ticker at all, as the Python server.
+class Ticker {
+  constructor(feed, opts) {
+    this.feed = feed;
+    this.topic = opts.topic;
+    this.rate = opts.rate;
+    this.size = opts.size;
+    this.present = opts.rate > 0;
+    this.timer = null;
+  }
+  state() { return { topic: this.topic, rate: this.rate, size: this.size }; }
+  start() {
+    this.stop();
+    if (!(this.rate > 0)) return;
+    const period = 1000 / this.rate;
+    const start = performance.now();
+    let i = 0;
+    const tick = () => {
+      const due = Math.floor((performance.now() - start) / period) + 1;
+      const burstEnd = Math.min(due, i + 1000);
+      while (i < burstEnd) {
+        i += 1;
+        this.feed.publish(this.topic, makePayload(i, this.size));
+      }
+      this.timer = setTimeout(tick, Math.max(0, start + i * period - performance.now()));
+    };
+    tick();
+  }
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+  update(rate, size) {
+    if (rate !== null) this.rate = rate;
+    if (size !== null) this.size = size;
+    // Synchronous: when the answer leaves, a paused ticker has published its last event.
+    this.start();
+  }
 }
 
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   checkTopic(opts.topic);
   const feed = new Feed(opts);
-  const app = makeApp(feed);
+  const ticker = new Ticker(feed, opts);
+  const app = makeApp(feed, ticker);
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY, perMessageDeflate: false });
   wss.on('error', (err) => console.error(`wss error: ${err.message}`));
   const server = http.createServer({ noDelay: true }, (req, res) => {
@@ -353,14 +430,13 @@ function main() {
     if (req.url.split('?')[0] === '/ws') serveWS(feed, wss, req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
   });
-  let stopTicker = () => {};
   server.listen(opts.port, opts.host, () => {
     const { port } = server.address();
     console.log(`pushlab node baseline listening on http://${opts.host}:${port}`);
-    stopTicker = startTicker(feed, opts);
+    ticker.start();
   });
   const shutdown = () => {
-    stopTicker();
+    ticker.stop();
     for (const t of feed.topics.values()) {
       for (const ws of t.sockets) ws.close(1001, 'shutdown');
       for (const res of t.streams) endStream(res, 'shutdown');

@@ -240,3 +240,68 @@ async def test_sigterm_closes_streams_with_1001():
             await ws.recv()
     assert code == 0
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+
+# POST /admin/ticker queries whose answers must match servers/pages.py exactly (the bench pauses
+# and resumes both servers' tickers through this one contract).
+TICKER_QUERIES = [
+    {}, {"rate": -1}, {"rate": "fast"}, {"rate": ""}, {"rate": "inf"}, {"rate": "nan"},
+    {"rate": 10_001}, {"rate": "0x10"}, {"rate": "1_0"}, {"rate": "1e3"}, {"rate": " 7 "},
+    {"size": -5}, {"size": "1.5"}, {"size": "1.0"}, {"size": "1e3"}, {"size": "1."},
+    {"size": 70_000}, {"rate": -1, "size": "x"}, {"rate": 0, "size": 32},
+]  # fmt: skip
+
+
+def _answer(r: httpx.Response) -> tuple[int, object]:
+    body = r.json()
+    if isinstance(body.get("rate"), int):
+        body["rate"] = float(body["rate"])  # JSON 5 vs 5.0: the same number
+    return r.status_code, body
+
+
+def test_ticker_control_answers_like_the_python_server(serve, settings):
+    """GET/POST /admin/ticker: same statuses and bodies as servers/pages.py, 404 without ticker."""
+    node_on, node_off = node_server(rate=5), node_server(rate=0)
+    py_on, py_off = serve(settings.replace(ticker_rate=5)), serve(settings.replace(ticker_rate=0))
+    try:
+        with httpx.Client(trust_env=False) as http:
+            for q in TICKER_QUERIES:
+                ours = _answer(http.post(f"{py_on.url}/admin/ticker", params=q))
+                assert _answer(http.post(f"{node_on.url}/admin/ticker", params=q)) == ours, q
+            for srv_node, srv_py in ((node_on, py_on), (node_off, py_off)):
+                for q in ({}, {"rate": 1}):
+                    ours = _answer(http.post(f"{srv_py.url}/admin/ticker", params=q))
+                    theirs = _answer(http.post(f"{srv_node.url}/admin/ticker", params=q))
+                    assert theirs == ours, q
+                get = _answer(http.get(f"{srv_node.url}/admin/ticker"))
+                assert get == _answer(http.get(f"{srv_py.url}/admin/ticker"))
+            assert get[0] == 404 and get[1]["error"] == "no_ticker"
+    finally:
+        node_on.stop()
+        node_off.stop()
+
+
+async def test_ticker_pause_and_resume(http):
+    """rate 0 stops publishing at once; a new rate restarts the schedule (tick numbers from 1)."""
+    srv = node_server(rate=500, size=64)
+    try:
+
+        async def published() -> int:
+            r = await http.get(f"{srv.url}/healthz")
+            return int(r.json()["broker"]["published"])
+
+        paused = await http.post(f"{srv.url}/admin/ticker", params={"rate": 0})
+        assert paused.json() == {"topic": "ticks", "rate": 0, "size": 64}
+        last = await published()
+        c = Collector(make("ws", srv, "ticks"))
+        await ready(c.client)
+        assert c.client.last_seq == last  # nothing published since the answer left
+        # The resumed ticker's first event goes to a subscriber that connected while paused.
+        await http.post(f"{srv.url}/admin/ticker", params={"rate": 200, "size": 100})
+        await c.until(20)
+        await c.close()
+    finally:
+        srv.stop()
+    assert c.seqs[:20] == list(range(last + 1, last + 21))
+    first = next(i for i in c.items if isinstance(i, Received))
+    assert first.event.data["i"] == 1 and len(orjson.dumps(first.event.data)) == 100
