@@ -24,17 +24,17 @@ def _cell(server: str, transport: str, tag: str, **figures: object) -> dict[str,
 def test_perf_profile_has_exactly_the_issue_cells():
     """Paced cells at 200 x 100 and 200 x 200, flat-out and 10k idle, each with the Node ws row.
 
-    Paced and idle also run the app under Granian.
+    Granian rows are perf-granian's; SSE subscribers use the lean wire.
     """
     cells = profile("perf")
     paced = {(c.server, c.transport, c.rate) for c in cells if "paced" in c.tags}
-    rows = (*PERF_ROWS, *PERF_GRANIAN_ROWS)
-    assert paced == {(s, t, r) for s, t in rows for r in (100.0, 200.0)}
+    assert paced == {(s, t, r) for s, t in PERF_ROWS for r in (100.0, 200.0)}
+    assert all(c.client_options().get("wire") == "stream" for c in cells if c.transport == "sse")
     assert all(c.subscribers == 200 for c in cells if c.kind == "asyncio")
     assert {(c.server, c.transport) for c in cells if "flat" in c.tags} == set(PERF_ROWS[:3])
     idle = [c for c in cells if c.kind == "idle"]
     assert {c.subscribers for c in idle} == {10_000}
-    assert {(c.server, c.transport) for c in idle} == {*PERF_ROWS[:3], *PERF_GRANIAN_ROWS}
+    assert {(c.server, c.transport) for c in idle} == set(PERF_ROWS[:3])
     # Paced cells keep each load process at <= 10k events/s.
     assert all(c.subscribers * c.rate / c.generators <= 10_000 for c in cells if "paced" in c.tags)
     # Flat out: four processes, and every subscriber connected before the ticker starts.
