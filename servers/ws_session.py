@@ -31,6 +31,7 @@ from servers.connections import Conn
 from servers.deps import AppState
 from servers.logs import log_conn
 from servers.rawsend import RAW_SEND
+from servers.ws_direct import direct_sink
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_DATA = 1007
@@ -122,6 +123,7 @@ class Session:
                     log_conn("error", logging.ERROR, conn_id=self.conn.id, error=repr(exc))
                     await close(self.ws, self.conn, CLOSE_INTERNAL, "server error")
         finally:
+            self.sub.attach(None)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -146,6 +148,10 @@ class Session:
         # accept they only re-check a state that cannot change while this task sends.
         send = ws.scope.get(RAW_SEND) or ws.send
         watchdog, binary = self.st.watchdog, self.binary
+        if self.cfg.ws_direct:
+            # While this task is parked with nothing buffered, the publisher writes events
+            # itself (servers/ws_direct.py); a declined event lands in the buffer and wakes us.
+            sub.attach(direct_sink(send, conn, binary))
         try:
             while True:
                 batch = await sub.next_batch()
