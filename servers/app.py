@@ -77,6 +77,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
         finally:
             shutdown.set()
             app.state.pushlab.watchdog.close()
+            app.state.pushlab.heartbeats.close()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -25,7 +25,7 @@ from typing import Any
 
 from feed.codec import msgpack_frame
 from feed.events import EncodedEvent
-from feed.frames import ws_binary_frame, ws_text_frame
+from feed.frames import OP_TEXT, ws_binary_frame, ws_frame, ws_text_frame
 from servers.connections import Conn
 
 try:
@@ -84,6 +84,16 @@ class DirectSink:
         conn.events += 1
         conn.bytes += size
         conn.direct += 1
+        return True
+
+    def write_control(self, payload: bytes) -> bool:
+        """A control message (JSON text frame) when the socket is ready, else False."""
+        if not self.ready():
+            return False
+        try:
+            self.transport.write(ws_frame(OP_TEXT, payload))
+        except Exception:
+            return False
         return True
 
 
