@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 
@@ -265,3 +266,53 @@ def test_ws_direct_setting_from_env_flag_and_in_metadata(monkeypatch):
     monkeypatch.setenv("PUSHLAB_WS_DIRECT", "maybe")
     with pytest.raises(ValueError, match="PUSHLAB_WS_DIRECT"):
         settings_from_args(parser.parse_args(["--no-ws-direct"]))
+
+
+@pytest.mark.parametrize(("direct", "per_socket"), [(True, 1), (False, 2)])
+async def test_an_idle_feed_socket_runs_one_task(serve, settings, direct, per_socket):
+    """Idle with direct delivery: only the endpoint's task (it reads); without: a writer too."""
+    broker = LoopBroker(settings.history)
+    server = serve(settings.replace(ws_direct=direct), broker=broker)
+
+    async def all_tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    def tasks() -> int:
+        return asyncio.run_coroutine_threadsafe(all_tasks(), broker.loop).result(5 * MS)
+
+    base = tasks()
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(connect(ws_url(server))) for _ in range(10)]
+        for ws in sockets:
+            await ws.recv()
+        await async_wait_until(lambda: tasks() == base + 10 * per_socket, 5, "idle sockets")
+        await publish(server.url, 3)
+        for ws in sockets:
+            assert [json.loads(await ws.recv())["seq"] for _ in range(3)] == [1, 2, 3]
+        await async_wait_until(lambda: tasks() == base + 10 * per_socket, 5, "idle again")
+
+
+class _Seen:
+    """A plain ASGI middleware that records the (type, path) of what it was given."""
+
+    seen: list[tuple[str, str]] = []
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        _Seen.seen.append((scope["type"], scope.get("path", "")))
+        await self.app(scope, receive, send)
+
+
+async def test_feed_goes_through_any_other_middleware(serve, settings):
+    """/ws skips the middleware stack only while RawSend is alone in it (servers.app)."""
+    _Seen.seen = []
+    server = serve(settings, customize=lambda app: app.add_middleware(_Seen))
+    async with connect(ws_url(server)) as ws:
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await publish(server.url, 2)
+        assert [json.loads(await ws.recv())["seq"] for _ in range(2)] == [1, 2]
+        _, direct_n = await counts(server.url)
+    assert ("websocket", "/ws") in _Seen.seen
+    assert direct_n == 2  # RawSend still hands uvicorn's own send to the session
