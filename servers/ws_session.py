@@ -271,6 +271,8 @@ class Session:
 
     def send_ping(self) -> None:
         """Heartbeat (:class:`servers.heartbeat.Beating`): send ``{"type": "ping", "id": n}``."""
+        if self.end is not None:
+            return  # closing: no new ping (the beat is removed once the close is done)
         self.ping_id += 1
         self.ping_sent = time.monotonic()
         payload = control("ping", id=self.ping_id)
@@ -290,6 +292,8 @@ class Session:
 
     def pong_overdue(self) -> None:
         """Heartbeat: no matching pong in time."""
+        if self.end is not None:
+            return
         self.st.metrics.errors.labels("ws", "heartbeat_timeout").inc()
         self._stop(SessionEnd(CLOSE_INTERNAL, "heartbeat timeout", dead_peer=True))
 

@@ -19,6 +19,8 @@ from websockets.asyncio.client import connect
 
 from feed.codec import encode_event
 from servers.cli import add_arguments, settings_from_args
+from servers.connections import Conn
+from servers.ws_direct import direct_sink
 from tests.servers.rawws import OP_BINARY, OP_CLOSE, OP_TEXT, RawWS
 from tests.servers.test_heartbeat import flood
 from tests.servers.test_metrics import scrape
@@ -316,3 +318,21 @@ async def test_feed_goes_through_any_other_middleware(serve, settings):
         _, direct_n = await counts(server.url)
     assert ("websocket", "/ws") in _Seen.seen
     assert direct_n == 2  # RawSend still hands uvicorn's own send to the session
+
+
+def test_a_send_of_an_unknown_server_gets_no_sink():
+    """Only uvicorn's own protocol objects are written to; anything else keeps the ASGI path."""
+
+    class OtherServer:
+        transport = None
+
+        async def send(self, message: dict) -> None:
+            """A look-alike: a bound send with a transport, not a protocol known safe."""
+
+    async def wrapped(message: dict) -> None:
+        """What a middleware that wraps send hands on."""
+
+    conn = Conn("1", "ws", "127.0.0.1:1", "127.0.0.1")
+    assert direct_sink(OtherServer().send, conn, False) is None
+    assert direct_sink(wrapped, conn, False) is None
+    assert direct_sink(print, conn, True) is None
