@@ -87,6 +87,9 @@ class Settings:
     # ~15% less server CPU than wsproto; wsproto is the one with 0 FAILED in Autobahn (sansio
     # answers a close inside a fragmented message with 1002: case 7.1.5). docs/conformance.md.
     ws_impl: str = "websockets-sansio"
+    # Feed events written by the publisher straight to uvicorn's transport while a socket is
+    # idle and clean (servers/ws_direct.py); off: every event goes through the writer task.
+    ws_direct: bool = True
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     # File the in-memory history is saved to at shutdown and restored from at start ("" = off).
     snapshot_path: str = ""

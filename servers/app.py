@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from feed import snapshot
 from feed.broker import Broker
@@ -30,9 +33,35 @@ from servers import (
     whiteboard,
 )
 from servers.deps import AppState, on_pushlab_error, on_validation_error
-from servers.rawsend import RawSend
+from servers.rawsend import RAW_SEND, RawSend
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
+
+
+class PushlabApp(FastAPI):
+    """FastAPI, except that the feed WebSocket skips the middleware stack and the router.
+
+    An open socket keeps every layer it was dispatched through suspended for its whole life:
+    Starlette's error and exception middlewares and their send wrappers, FastAPI's telemetry,
+    body-limit and exit-stack middlewares, the router and the route's session wrapper — ~9 KiB
+    of coroutine frames and closures per idle feed socket (``python -m experiments.idle_memory
+    ws 1000``), more than the endpoint's own state. For a WebSocket none of them does anything
+    that ``ws_feed`` does not do itself (it answers every refusal and handles its own errors),
+    so ``/ws`` is dispatched here directly — but only while RawSend is the one middleware
+    added: any other (CORS, auth, ...) must see the feed too, and then the normal path is taken.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "websocket"
+            and scope["path"] == websocket.PATH
+            and all(cast(object, m.cls) is RawSend for m in self.user_middleware)
+        ):
+            scope["app"] = self
+            scope[RAW_SEND] = send
+            await websocket.ws_feed(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -78,6 +107,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
         finally:
             shutdown.set()
             app.state.pushlab.watchdog.close()
+            app.state.pushlab.heartbeats.close()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -90,7 +120,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     # FastAPI's OpenTelemetry hooks stay off: the lab exports Prometheus metrics (/metrics), and
     # the hooks' "is a provider configured?" probe ran on every request (~2% of long-poll CPU).
     no_otel = TelemetryConfig(tracing=False, metrics=False, logs=False)
-    app = FastAPI(title="pushlab", lifespan=lifespan, telemetry=no_otel)
+    app = PushlabApp(title="pushlab", lifespan=lifespan, telemetry=no_otel)
     app.add_middleware(RawSend)
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)

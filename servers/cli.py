@@ -21,6 +21,7 @@ _KEYS = (
     "auth",
     "ws_compression",
     "ws_impl",
+    "ws_direct",
     "ws_ping_interval_s",
     "ws_ping_timeout_s",
     "origins",
@@ -53,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ws-impl",
         choices=("websockets-sansio", "wsproto", "websockets"),
         help="uvicorn WebSocket implementation (docs/conformance.md)",
+    )
+    parser.add_argument(
+        "--ws-direct",
+        action=on_off,
+        dest="ws_direct",
+        default=None,
+        help="write feed frames straight to the socket when it is idle (servers/ws_direct.py)",
     )
     parser.add_argument("--ws-ping-interval", type=float, dest="ws_ping_interval_s")
     parser.add_argument("--ws-ping-timeout", type=float, dest="ws_ping_timeout_s")

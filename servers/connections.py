@@ -41,9 +41,12 @@ class Conn:
     reason: str = ""
     events: int = 0
     bytes: int = 0
-    # What of events/bytes the Prometheus counters already have (see Connections.flush_counts).
+    # Of ``events``, those written by direct delivery (servers/ws_direct.py).
+    direct: int = 0
+    # What of events/bytes/direct the Prometheus counters already have (see flush_counts).
     flushed_events: int = 0
     flushed_bytes: int = 0
+    flushed_direct: int = 0
 
     def closing(self, code: int | None, reason: str) -> None:
         """Record how this connection ends (first call wins)."""
@@ -119,7 +122,7 @@ class Connections:
             )
 
     def flush_counts(self, conn: Conn | None = None) -> None:
-        """Move events/bytes sent since the last flush into ``pushlab_events_sent``/``bytes_sent``.
+        """Move counts since the last flush into ``pushlab_events_sent``/``bytes_sent``/``direct``.
 
         Transports only bump two plain ints per written batch; the Prometheus counters (a lock
         and a float each, ~3% of server CPU at 40k deliveries/s) are brought up to date here, at
@@ -135,6 +138,9 @@ class Connections:
             if nbytes:
                 self.metrics.bytes_sent.labels(c.transport).inc(nbytes)
                 c.flushed_bytes = c.bytes
+            if c.direct != c.flushed_direct:
+                self.metrics.events_direct.labels(c.transport).inc(c.direct - c.flushed_direct)
+                c.flushed_direct = c.direct
 
     async def wait_empty(self, timeout: float) -> bool:
         """Wait until no connection is live; False if ``timeout`` passed first."""

@@ -16,6 +16,7 @@ from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, U
 from feed.settings import Settings
 from feed.ticker import TickerControl
 from servers.connections import Connections
+from servers.heartbeat import Heartbeats
 from servers.metrics import Metrics
 from servers.watchdog import SendWatchdog
 
@@ -36,11 +37,15 @@ class AppState:
     conns: Connections = field(init=False)
     watchdog: SendWatchdog = field(init=False)
     origins: frozenset[str] = field(init=False)
+    heartbeats: Heartbeats = field(init=False)
 
     def __post_init__(self) -> None:
         self.origins = self.settings.origin_allowlist  # parsed once, read per request
         self.conns = Connections(self.settings.max_conns_per_ip, self.metrics)
         self.watchdog = SendWatchdog(self.settings.send_timeout_s)
+        self.heartbeats = Heartbeats(
+            self.settings.ws_ping_interval_s, self.settings.ws_ping_timeout_s
+        )
 
 
 class JSON(Response):

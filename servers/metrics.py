@@ -42,6 +42,12 @@ class Metrics:
         self.events_sent = Counter(
             "pushlab_events_sent", "Events written to clients", ["transport"], registry=r
         )
+        self.events_direct = Counter(
+            "pushlab_events_direct",
+            "Events of pushlab_events_sent written straight to the socket by the publisher",
+            ["transport"],
+            registry=r,
+        )
         self.bytes_sent = Counter(
             "pushlab_bytes_sent", "Event payload bytes written", ["transport"], registry=r
         )

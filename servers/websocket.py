@@ -41,6 +41,7 @@ from servers.ws_session import (
 router = APIRouter()
 
 TRANSPORT = "ws"
+PATH = "/ws"
 SUBPROTOCOL_JSON = "pushlab.v1"
 SUBPROTOCOL_MSGPACK = "pushlab.msgpack.v1"
 FORMATS = ("json", "msgpack")
@@ -105,7 +106,9 @@ async def ws_feed(websocket: WebSocket) -> None:
 # A plain Starlette route, not FastAPI's ``@router.websocket``: the endpoint takes no injected
 # dependencies, and FastAPI's dependency machinery kept AsyncExitStacks and their frames alive
 # per open socket (~3 KiB, tracemalloc over 1,000 idle sockets; see docs/performance.md).
-router.add_websocket_route("/ws", ws_feed)
+# (servers.app.PushlabApp dispatches PATH to ws_feed before the middleware stack; the route
+# stays for every other way in: an app with more middleware, the route table.)
+router.add_websocket_route(PATH, ws_feed)
 
 
 async def _serve(

@@ -1,12 +1,21 @@
-"""One accepted feed WebSocket: the writer loop, the reader (client frames) and the heartbeat.
+"""One accepted feed WebSocket: client frames, events and the heartbeat, on few tasks.
 
-Three tasks share the socket: events go out in batches; client frames are rate-limited,
-validated (:mod:`feed.messages`) and answered; the heartbeat sends ``{"type": "ping", "id": n}``
-every ``ws_ping_interval_s`` and closes with 1011 when the matching ``pong`` does not come within
+The endpoint's own task (uvicorn's, for the whole connection) reads client frames: they are
+rate-limited, validated (:mod:`feed.messages`) and answered. Events reach the socket one of two
+ways: written by the publisher itself while the socket is idle and clean
+(:mod:`servers.ws_direct`), or by a writer task that exists only while events are buffered — or
+always, when the socket has no direct sink (``ws_direct`` off, permessage-deflate agreed, a
+server whose protocol :mod:`servers.ws_direct` does not know). The heartbeat runs on the app's
+one timer (:mod:`servers.heartbeat`): ``{"type": "ping", "id": n}`` every ``ws_ping_interval_s``
+after the last pong, and close 1011 when the matching ``pong`` does not come within
 ``ws_ping_timeout_s`` — so a silent peer (half-open TCP, a client that stopped reading) is gone
-within interval + timeout and its subscription freed. The first of the three to finish ends the
-session. uvicorn's own protocol-level pings stay off: its timeout closes the transport without
-telling the app, and the app needs the round trip anyway (``pushlab_ping_rtt_seconds``).
+within interval + timeout and its subscription freed.
+
+Whatever ends the session first (the client leaving or breaking a limit, the subscription
+closing: overflow, kick, shutdown, token expiry; a stalled send, a missed pong) is recorded once,
+the reading task is interrupted, and it sends the close. uvicorn's own protocol-level pings stay
+off: its timeout closes the transport without telling the app, and the app needs the round trip
+anyway (``pushlab_ping_rtt_seconds``).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from operator import attrgetter
 from typing import Any
 
 from fastapi import WebSocket
+from starlette.types import Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from feed.broker import KICKED, OVERFLOW, SHUTDOWN, Subscription
@@ -29,8 +39,10 @@ from feed.ratelimit import TokenBucket
 from servers.auth import Principal, verify
 from servers.connections import Conn
 from servers.deps import AppState
+from servers.heartbeat import Beat, Heartbeats
 from servers.logs import log_conn
 from servers.rawsend import RAW_SEND
+from servers.ws_direct import DirectSink, direct_sink
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_DATA = 1007
@@ -56,6 +68,8 @@ DEAD_PEER_CLOSE_WAIT_S = 0.05
 
 _JSON = attrgetter("json")
 _PACKED = attrgetter("packed")
+# The session's end when nothing else ended it first (the endpoint task was cancelled).
+_ENDED = WebSocketDisconnect(1006)
 
 
 class SessionEnd(Exception):
@@ -81,6 +95,29 @@ async def close(
 class Session:
     """The running state of one feed socket."""
 
+    # One per open socket (docs/performance.md, memory per idle connection).
+    __slots__ = (
+        "ws",
+        "st",
+        "sub",
+        "conn",
+        "binary",
+        "principal",
+        "cfg",
+        "send",
+        "sink",
+        "task",
+        "writer",
+        "pinger",
+        "end",
+        "interruptible",
+        "interrupted",
+        "beat",
+        "ping_id",
+        "ping_sent",
+        "expiry",
+    )
+
     def __init__(
         self,
         ws: WebSocket,
@@ -94,39 +131,94 @@ class Session:
         self.binary = binary
         self.principal = principal
         self.cfg = st.settings
-        self.pong = asyncio.Event()
+        # Events go straight to the server's ASGI send (stashed by RawSend): Starlette's
+        # WebSocket.send and two exception-handler wrappers cost a few us per frame, and after
+        # accept they only re-check a state that cannot change while a writer sends.
+        self.send: Send = ws.scope.get(RAW_SEND) or ws.send
+        self.sink: DirectSink | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.writer: asyncio.Task[None] | None = None
+        self.pinger: asyncio.Task[None] | None = None
+        # What ended the session (first wins); None while it runs.
+        self.end: BaseException | None = None
+        # True while the endpoint task may be cancelled to stop it reading (see _stop).
+        self.interruptible = False
+        self.interrupted = False
+        self.beat: Beat | None = None
         self.ping_id = 0
-        self.ping_sent = 0.0
+        self.ping_sent: float | None = None  # set while a ping waits for its pong
         self.expiry: asyncio.TimerHandle | None = None
 
     async def run(self) -> None:
-        """Serve until a task ends; the close code is recorded on ``conn``."""
+        """Serve until something ends the session; the close code is recorded on ``conn``."""
+        task = self.task = asyncio.current_task()
+        assert task is not None
         self._arm_expiry()
-        tasks = [asyncio.ensure_future(self._write()), asyncio.ensure_future(self._read())]
-        if self.cfg.ws_ping_interval_s > 0:
-            tasks.append(asyncio.ensure_future(self._heartbeat()))
+        self.interruptible = True
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                exc = task.exception()
-                if isinstance(exc, SessionEnd):
-                    wait = DEAD_PEER_CLOSE_WAIT_S if exc.dead_peer else CLOSE_WAIT_S
-                    await close(self.ws, self.conn, exc.code, exc.reason, wait)
-                elif isinstance(exc, TimeoutError):
-                    self.st.metrics.errors.labels("ws", "send_timeout").inc()
-                    await close(
-                        self.ws, self.conn, CLOSE_INTERNAL, "send timeout", DEAD_PEER_CLOSE_WAIT_S
-                    )
-                elif exc is not None and not isinstance(exc, WebSocketDisconnect):
-                    self.st.metrics.errors.labels("ws", type(exc).__name__).inc()
-                    log_conn("error", logging.ERROR, conn_id=self.conn.id, error=repr(exc))
-                    await close(self.ws, self.conn, CLOSE_INTERNAL, "server error")
+            try:
+                await self._open()
+                await self._read()
+            except asyncio.CancelledError:
+                # Ours (see _stop) is absorbed; anyone else's cancellation goes on.
+                if not self.interrupted or task.uncancel() > 0:
+                    raise
+            except Exception as exc:
+                self._stop(exc)
+            finally:
+                self.interruptible = False
+            await self._close()
         finally:
-            for task in tasks:
-                task.cancel()
+            await self._release()
+
+    def _stop(self, exc: BaseException) -> None:
+        """Record what ends the session (first call wins) and stop the reading task."""
+        if self.end is not None:
+            return
+        self.end = exc
+        task = self.task
+        if self.interruptible and task is not None and asyncio.current_task() is not task:
+            self.interrupted = True
+            task.cancel()
+
+    async def _open(self) -> None:
+        ws, sub, cfg = self.ws, self.sub, self.cfg
+        if cfg.ws_ping_interval_s > 0:
+            self.beat = self.st.heartbeats.add(self)
+        if sub.gap:
+            await ws.send_text(dumps(sub.gap.as_dict()).decode())
+        await ws.send_text(control("ready", topic=sub.topic, cursor=sub.cursor).decode())
+        if cfg.ws_direct:
+            self.sink = direct_sink(self.send, self.conn, self.binary)
+            sub.attach(self.sink)
+        self._start_writer()
+
+    async def _close(self) -> None:
+        exc = self.end
+        if isinstance(exc, SessionEnd):
+            wait = DEAD_PEER_CLOSE_WAIT_S if exc.dead_peer else CLOSE_WAIT_S
+            await close(self.ws, self.conn, exc.code, exc.reason, wait)
+        elif isinstance(exc, TimeoutError):
+            self.st.metrics.errors.labels("ws", "send_timeout").inc()
+            await close(self.ws, self.conn, CLOSE_INTERNAL, "send timeout", DEAD_PEER_CLOSE_WAIT_S)
+        elif exc is not None and not isinstance(exc, WebSocketDisconnect):
+            self.st.metrics.errors.labels("ws", type(exc).__name__).inc()
+            log_conn("error", logging.ERROR, conn_id=self.conn.id, error=repr(exc))
+            await close(self.ws, self.conn, CLOSE_INTERNAL, "server error")
+
+    async def _release(self) -> None:
+        if self.end is None:
+            self.end = _ENDED
+        self.sub.attach(None)
+        if self.beat is not None:
+            Heartbeats.remove(self.beat)
+        if self.expiry is not None:
+            self.expiry.cancel()
+        tasks = [t for t in (self.writer, self.pinger) if t is not None]
+        for t in tasks:
+            t.cancel()
+        if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self.expiry is not None:
-                self.expiry.cancel()
 
     def _arm_expiry(self) -> None:
         if self.expiry is not None:
@@ -136,18 +228,21 @@ class Session:
                 max(0.0, self.principal.remaining()), self.sub.close, TOKEN_EXPIRED
             )
 
+    def _start_writer(self) -> None:
+        """Get a writer task to the buffer (also the callback of Subscription.park)."""
+        if self.writer is None and self.end is None:
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+
     async def _write(self) -> None:
-        ws, sub, conn = self.ws, self.sub, self.conn
-        if sub.gap:
-            await ws.send_text(dumps(sub.gap.as_dict()).decode())
-        await ws.send_text(control("ready", topic=sub.topic, cursor=sub.cursor).decode())
-        # Events go straight to the server's ASGI send (stashed by RawSend): Starlette's
-        # WebSocket.send and two exception-handler wrappers cost a few us per frame, and after
-        # accept they only re-check a state that cannot change while this task sends.
-        send = ws.scope.get(RAW_SEND) or ws.send
+        sub, conn, send, sink = self.sub, self.conn, self.send, self.sink
         watchdog, binary = self.st.watchdog, self.binary
         try:
             while True:
+                # With a sink, an idle writer is no task at all: the publisher writes, and a
+                # declined event (or the subscription closing) starts a writer again.
+                if sink is not None and sub.park(self._start_writer):
+                    self.writer = None
+                    return
                 batch = await sub.next_batch()
                 with watchdog:
                     if binary:
@@ -164,30 +259,43 @@ class Session:
                 conn.bytes += size
         except SubscriptionClosed as closed:
             code = CLOSE_FOR_REASON.get(closed.reason, CLOSE_RESTART)
-            raise SessionEnd(code, closed.reason) from None
-        except TimeoutError:
-            raise  # the watchdog's (an OSError subclass): handled by run() as a send timeout
+            self._stop(SessionEnd(code, closed.reason))
+        except TimeoutError as exc:
+            self._stop(exc)  # the watchdog's (an OSError subclass): closed as a send timeout
         except OSError:
             # What Starlette's WebSocket.send does with uvicorn's ClientDisconnected.
-            ws.application_state = WebSocketState.DISCONNECTED
-            raise WebSocketDisconnect(1006) from None
+            self.ws.application_state = WebSocketState.DISCONNECTED
+            self._stop(WebSocketDisconnect(1006))
+        except Exception as exc:
+            self._stop(exc)
 
-    async def _heartbeat(self) -> None:
-        interval, timeout = self.cfg.ws_ping_interval_s, self.cfg.ws_ping_timeout_s
-        while True:
-            await asyncio.sleep(interval)
-            self.ping_id += 1
-            self.pong.clear()
-            self.ping_sent = time.monotonic()
-            try:
-                # The ping's own send counts against the timeout: a peer that stopped reading
-                # has a full buffer and blocks it.
-                async with asyncio.timeout(timeout):
-                    await self.ws.send_text(control("ping", id=self.ping_id).decode())
-                    await self.pong.wait()
-            except TimeoutError:
-                self.st.metrics.errors.labels("ws", "heartbeat_timeout").inc()
-                raise SessionEnd(CLOSE_INTERNAL, "heartbeat timeout", dead_peer=True) from None
+    def send_ping(self) -> None:
+        """Heartbeat (:class:`servers.heartbeat.Beating`): send ``{"type": "ping", "id": n}``."""
+        if self.end is not None:
+            return  # closing: no new ping (the beat is removed once the close is done)
+        self.ping_id += 1
+        self.ping_sent = time.monotonic()
+        payload = control("ping", id=self.ping_id)
+        if self.sink is not None and self.sink.write_control(payload):
+            return
+        # Not directly writable (a backlog, flow control paused, compression, no sink): an ASGI
+        # send that may block; the pong deadline runs from now either way.
+        self.pinger = asyncio.get_running_loop().create_task(self._send_ping(payload.decode()))
+
+    async def _send_ping(self, text: str) -> None:
+        try:
+            await self.ws.send_text(text)
+        except Exception:
+            pass  # a broken socket is the reader's to notice; a blocked one misses its deadline
+        finally:
+            self.pinger = None
+
+    def pong_overdue(self) -> None:
+        """Heartbeat: no matching pong in time."""
+        if self.end is not None:
+            return
+        self.st.metrics.errors.labels("ws", "heartbeat_timeout").inc()
+        self._stop(SessionEnd(CLOSE_INTERNAL, "heartbeat timeout", dead_peer=True))
 
     async def _read(self) -> None:
         cfg = self.cfg
@@ -196,7 +304,9 @@ class Session:
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
-                self.conn.closing(int(message.get("code", 1005)), "client")
+                code = int(message.get("code", 1005))
+                self.conn.closing(code, "client")
+                self._stop(WebSocketDisconnect(code))
                 return
             if not bucket.allow(time.monotonic()):
                 dropped += 1
@@ -229,9 +339,11 @@ class Session:
         except MessageError as exc:
             return _error(exc.code, exc.detail)
         if isinstance(msg, Pong):
-            if msg.id == self.ping_id and not self.pong.is_set():
-                self.st.metrics.ping_rtt.observe(time.monotonic() - self.ping_sent)
-                self.pong.set()
+            sent, beat = self.ping_sent, self.beat
+            if msg.id == self.ping_id and sent is not None and beat is not None:
+                self.st.metrics.ping_rtt.observe(time.monotonic() - sent)
+                self.ping_sent = None
+                self.st.heartbeats.answered(beat)
             return None
         if isinstance(msg, Ping):
             return {"type": "pong", "id": msg.id}

@@ -72,6 +72,8 @@ class LiveServer:
     broker: Broker | None = None
     port: int = 0
     uvicorn_options: dict[str, Any] = field(default_factory=dict)
+    # Called with the app before it serves (e.g. to add a middleware).
+    customize: Callable[[Any], None] | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -83,6 +85,8 @@ class LiveServer:
         if not self.port:
             self.port = free_port()
         app = create_app(self.settings, self.broker)
+        if self.customize is not None:
+            self.customize(app)
         options: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": self.port,

@@ -161,3 +161,60 @@ async def test_closed_subscription_ignores_sink():
         assert sunk == []
         with pytest.raises(SubscriptionClosed):
             await sub.next_batch()
+
+
+async def test_park_without_a_task_until_a_declined_event_or_close():
+    """park(): live events go to the sink; a declined one is buffered and calls on_wake once."""
+    b = MemoryBroker(100)
+    await b.publish("t", 0)
+    accept = [True]
+    sunk: list[int] = []
+    woken: list[int] = []
+
+    def sink(e: object) -> bool:
+        if accept[0]:
+            sunk.append(e.seq)  # type: ignore[attr-defined]
+        return accept[0]
+
+    async with b.subscribe("t", 0, 10) as sub:
+        sub.attach(sink)
+        assert not sub.park(lambda: woken.append(1))  # the replay is buffered: take it first
+        assert [e.seq for e in await sub.next_batch()] == [1]
+        assert sub.park(lambda: woken.append(1))
+        await b.publish("t", 1)
+        assert sunk == [2] and woken == []
+        accept[0] = False
+        await b.publish("t", 2)  # declined: buffered, on_wake called
+        accept[0] = True
+        await b.publish("t", 3)  # must queue behind seq 3, not overtake it
+        assert sunk == [2] and woken == [1]
+        assert [e.seq for e in await sub.next_batch()] == [3, 4]
+        assert sub.park(lambda: woken.append(2))
+        sub.close(KICKED)
+        assert woken == [1, 2]
+        assert not sub.park(lambda: woken.append(3))
+        with pytest.raises(SubscriptionClosed):
+            await sub.next_batch()
+
+
+async def test_detaching_the_sink_forgets_the_parked_callback():
+    """After attach(None) nothing calls back into a session that has ended."""
+    b = MemoryBroker(100)
+    woken: list[int] = []
+    async with b.subscribe("t", None, 10) as sub:
+        sub.attach(lambda e: False)
+        assert sub.park(lambda: woken.append(1))
+        sub.attach(None)
+        await b.publish("t", 1)
+        assert woken == [] and sub.pending == 1
+
+
+async def test_next_batch_limit_takes_a_prefix():
+    """A limited batch takes the oldest events and leaves the rest, in order."""
+    b = MemoryBroker(100)
+    async with b.subscribe("t", None, 10) as sub:
+        for i in range(5):
+            await b.publish("t", i)
+        assert [e.seq for e in await sub.next_batch(2)] == [1, 2]
+        assert sub.pending == 3 and sub.cursor == 2
+        assert [e.seq for e in await sub.next_batch()] == [3, 4, 5]

@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import RetryPolicy, SSEClient, WebSocketClient
+from servers.heartbeat import Beat, Heartbeats
 from tests.servers.rawws import RawWS
 from tests.support import MS, async_wait_until
 
@@ -273,3 +274,46 @@ async def test_ws_client_detects_silent_server_by_ping_timeout():
     finally:
         await stop(task, items)
         await _shut(server)
+
+
+class _Target:
+    """A heartbeat target that records when it was pinged and found overdue."""
+
+    def __init__(self, hb: Heartbeats, answer: bool, fail: bool = False) -> None:
+        self.hb, self.answer, self.fail = hb, answer, fail
+        self.pings: list[float] = []
+        self.overdue: float | None = None
+        self.beat: Beat | None = None
+
+    def send_ping(self) -> None:
+        self.pings.append(time.monotonic())
+        if self.fail:
+            raise RuntimeError("broken target")
+        if self.answer:
+            asyncio.get_running_loop().call_later(0.01, self.hb.answered, self.beat)
+
+    def pong_overdue(self) -> None:
+        self.overdue = time.monotonic()
+
+
+async def test_one_timer_keeps_answering_targets_and_ends_silent_ones():
+    """Ping an interval after each pong; no pong in time: overdue once; removed: nothing."""
+    hb = Heartbeats(0.1, 0.15)
+    talk = [_Target(hb, answer=True) for _ in range(3)]
+    silent, gone, broken = _Target(hb, False), _Target(hb, True), _Target(hb, True, fail=True)
+    t0 = time.monotonic()
+    for t in (*talk, silent, gone, broken):
+        t.beat = hb.add(t)
+    Heartbeats.remove(gone.beat)  # type: ignore[arg-type]
+    await async_wait_until(
+        lambda: silent.overdue is not None and all(len(t.pings) >= 4 for t in talk), 5, "beats"
+    )
+    hb.close()
+    assert 0.25 - 0.01 <= silent.overdue - t0 <= 0.25 + MARGIN  # type: ignore[operator]
+    assert len(silent.pings) == 1 and gone.pings == [] and gone.overdue is None
+    for t in talk:
+        assert t.overdue is None
+        gaps = [b - a for a, b in zip(t.pings, t.pings[1:], strict=False)]
+        assert all(0.1 + 0.01 - 0.005 <= g <= 0.11 + MARGIN for g in gaps), gaps
+    # A target whose ping raised is still judged by its deadline, and the others went on.
+    assert len(broken.pings) == 1 and broken.overdue is not None

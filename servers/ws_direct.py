@@ -1,0 +1,130 @@
+"""Direct delivery for the feed WebSocket: the publisher writes cached frames to the socket.
+
+Through the ASGI path every event wakes the subscriber's writer task, which calls uvicorn's
+``send``, which has ``websockets`` build the frame and writes it: per event and per subscriber. A
+server-to-client frame without extensions is the same bytes for every subscriber
+(:mod:`feed.frames` builds it once per event), so while a socket is idle and clean the broker's
+publish loop can write it to uvicorn's transport itself (:meth:`feed.broker.Subscription.attach`).
+
+This reaches into uvicorn's protocol object, so it is only done for the protocol classes checked
+here (uvicorn 0.54's ``websockets-sansio`` and ``wsproto`` implementations), recognised by exact
+type from the ``send`` callable the server handed the app. Any other server, implementation or a
+``send`` wrapped by a middleware gets no sink: events take the ASGI path as before.
+
+A sink declines (returns False; never raises) unless the write is safe and cheap: handshake done,
+no close sent or received, not disconnected, the transport not closing, uvicorn's flow control
+not paused, the transport's write buffer empty and no extension negotiated. A non-empty buffer
+means a slow reader: declined events go to the subscription's buffer and the writer task, where
+the overflow bound (1013) and the send watchdog apply as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from feed.codec import msgpack_frame
+from feed.events import EncodedEvent
+from feed.frames import OP_TEXT, ws_binary_frame, ws_frame, ws_text_frame
+from servers.connections import Conn
+
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.protocol import State
+except ImportError:  # pragma: no cover - websockets is a dependency of the lab
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+try:
+    from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+    from wsproto.connection import ConnectionState
+except ImportError:  # pragma: no cover - wsproto is a dependency of the lab
+    WSProtocol = None  # type: ignore[assignment,misc]
+
+
+class DirectSink:
+    """``sink(event) -> bool``: write the event's cached frame to the socket, or decline."""
+
+    __slots__ = ("proto", "transport", "writable", "conn", "binary")
+
+    def __init__(self, proto: Any, conn: Conn, binary: bool) -> None:
+        self.proto = proto
+        self.transport: asyncio.WriteTransport = proto.transport
+        self.writable: asyncio.Event = proto.writable
+        self.conn = conn
+        self.binary = binary
+
+    def _open(self) -> bool:
+        """The WebSocket state machine is OPEN (no close sent or received)."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        """True when a frame written now goes out in order and without buffering."""
+        proto, transport = self.proto, self.transport
+        return (
+            not proto.close_sent
+            and not proto.disconnected
+            and self.writable.is_set()
+            and not transport.is_closing()
+            and not transport.get_write_buffer_size()
+            and self._open()
+        )
+
+    def __call__(self, event: EncodedEvent) -> bool:
+        if not self.ready():
+            return False
+        try:
+            if self.binary:
+                self.transport.write(ws_binary_frame(event))
+                size = len(msgpack_frame(event))
+            else:
+                self.transport.write(ws_text_frame(event))
+                size = len(event.json)
+        except Exception:
+            return False  # the ASGI path will meet the same error and end the session
+        conn = self.conn
+        conn.events += 1
+        conn.bytes += size
+        conn.direct += 1
+        return True
+
+    def write_control(self, payload: bytes) -> bool:
+        """A control message (JSON text frame) when the socket is ready, else False."""
+        if not self.ready():
+            return False
+        try:
+            self.transport.write(ws_frame(OP_TEXT, payload))
+        except Exception:
+            return False
+        return True
+
+
+class _SansIOSink(DirectSink):
+    __slots__ = ()
+
+    def _open(self) -> bool:
+        return bool(self.proto.conn.state is State.OPEN)
+
+
+class _WsprotoSink(DirectSink):
+    __slots__ = ()
+
+    def _open(self) -> bool:
+        return bool(self.proto.conn.state is ConnectionState.OPEN)
+
+
+def direct_sink(send: object, conn: Conn, binary: bool) -> DirectSink | None:
+    """A sink for the socket behind ``send`` (after ``accept``), or None when not known safe."""
+    proto: Any = getattr(send, "__self__", None)
+    kind = type(proto)
+    if WebSocketsSansIOProtocol is not None and kind is WebSocketsSansIOProtocol:
+        # Extensions are agreed in the handshake: with permessage-deflate every frame must go
+        # through the connection's compressor (and its context), never as shared bytes.
+        if not proto.handshake_complete or proto.conn.extensions:
+            return None
+        return _SansIOSink(proto, conn, binary)
+    if WSProtocol is not None and kind is WSProtocol:
+        # wsproto keeps the agreed extensions private; uvicorn only ever offers
+        # permessage-deflate, and only when configured, so the configuration decides.
+        if not proto.handshake_complete or proto.config.ws_per_message_deflate:
+            return None
+        return _WsprotoSink(proto, conn, binary)
+    return None
