@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp
 
 from feed import snapshot
 from feed.broker import Broker
@@ -45,6 +46,15 @@ def make_broker(settings: Settings) -> Broker:
             settings.broker, settings.redis_prefix, settings.history, settings.max_topics
         )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
+
+
+class PushlabApp(FastAPI):
+    """FastAPI with :class:`RawSend` outside every middleware, ServerErrorMiddleware included
+    (it wraps ``send`` for HTTP): the scope then holds the server's own ``send``, which SSE
+    direct delivery needs to recognise (servers/sse_direct.py)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RawSend(super().build_middleware_stack())
 
 
 def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
@@ -86,8 +96,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
             if broker is None:
                 await the_broker.close()
 
-    app = FastAPI(title="pushlab", lifespan=lifespan)
-    app.add_middleware(RawSend)
+    app = PushlabApp(title="pushlab", lifespan=lifespan)
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
