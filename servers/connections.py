@@ -41,9 +41,12 @@ class Conn:
     reason: str = ""
     events: int = 0
     bytes: int = 0
+    # Of ``events``, those the publisher wrote itself (servers/sse_direct.py).
+    direct_events: int = 0
     # What of events/bytes the Prometheus counters already have (see Connections.flush_counts).
     flushed_events: int = 0
     flushed_bytes: int = 0
+    flushed_direct: int = 0
 
     def closing(self, code: int | None, reason: str) -> None:
         """Record how this connection ends (first call wins)."""
@@ -129,6 +132,10 @@ class Connections:
             if c.transport not in STREAMED:
                 continue
             events, nbytes = c.events - c.flushed_events, c.bytes - c.flushed_bytes
+            direct = c.direct_events - c.flushed_direct
+            if direct:
+                self.metrics.events_direct.labels(c.transport).inc(direct)
+                c.flushed_direct = c.direct_events
             if events:
                 self.metrics.events_sent.labels(c.transport).inc(events)
                 c.flushed_events = c.events

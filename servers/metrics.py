@@ -39,6 +39,12 @@ class Metrics:
         self.events_sent = Counter(
             "pushlab_events_sent", "Events written to clients", ["transport"], registry=r
         )
+        self.events_direct = Counter(
+            "pushlab_events_direct",
+            "Of the events written, those the publisher wrote to the socket itself",
+            ["transport"],
+            registry=r,
+        )
         self.bytes_sent = Counter(
             "pushlab_bytes_sent", "Event payload bytes written", ["transport"], registry=r
         )

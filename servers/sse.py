@@ -33,6 +33,7 @@ from servers.admission import admit
 from servers.auth import Principal
 from servers.deps import AppState, state
 from servers.rawsend import RAW_SEND
+from servers.sse_direct import make_sink
 from servers.watchdog import SendWatchdog
 
 router = APIRouter()
@@ -47,6 +48,7 @@ async def _stream(
     topic: str,
     since: int | None,
     principal: Principal | None,
+    raw_send: Send | None,
 ) -> AsyncIterator[bytes]:
     cfg = st.settings
     with contextlib.ExitStack() as stack:
@@ -65,6 +67,9 @@ async def _stream(
                     max(0.0, principal.remaining()), sub.close, TOKEN_EXPIRED
                 )
             yield b"retry: %d\n\n" % cfg.sse_retry_ms + _preamble(sub)
+            # Resumed only once sse-starlette has sent the preamble: the response has started.
+            if cfg.sse_direct:
+                sub.attach(make_sink(raw_send, conn))
             try:
                 while True:
                     batch = await sub.next_batch()
@@ -77,6 +82,7 @@ async def _stream(
                 conn.closing(None, closed.reason)
                 yield sse_control("end", control("end", reason=closed.reason))
             finally:
+                sub.attach(None)
                 conn.closing(None, "client_gone")
                 if expiry is not None:
                     expiry.cancel()
@@ -137,7 +143,7 @@ async def sse(
     st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
     cfg = st.settings
     return WatchedEventSourceResponse(
-        _stream(st, client, topic, cursor, principal),
+        _stream(st, client, topic, cursor, principal, request.scope.get(RAW_SEND)),
         watchdog=st.watchdog,
         ping=cfg.keepalive_s,
         shutdown_grace_period=cfg.shutdown_timeout_s,
