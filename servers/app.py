@@ -87,6 +87,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
         finally:
             shutdown.set()
             app.state.pushlab.watchdog.close()
+            app.state.pushlab.sse_keepalive.close()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -17,6 +17,7 @@ from feed.settings import Settings
 from feed.ticker import TickerControl
 from servers.connections import Connections
 from servers.metrics import Metrics
+from servers.sse_stream import KeepAlive
 from servers.watchdog import SendWatchdog
 
 
@@ -35,10 +36,12 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)
     watchdog: SendWatchdog = field(init=False)
+    sse_keepalive: KeepAlive = field(init=False)
 
     def __post_init__(self) -> None:
         self.conns = Connections(self.settings.max_conns_per_ip, self.metrics)
         self.watchdog = SendWatchdog(self.settings.send_timeout_s)
+        self.sse_keepalive = KeepAlive(self.settings.keepalive_s)
 
 
 class JSON(Response):

@@ -11,6 +11,8 @@ import asyncio
 import re
 import socket
 
+from tests.support import MS
+
 EVENT_ID = re.compile(rb"^id: (\d+)\ndata: ", re.MULTILINE)
 
 
@@ -56,10 +58,12 @@ class RawSSE:
         self.body += data[:-2]
         return data[:-2]
 
-    async def read_until(self, marker: bytes) -> bytes:
-        """Chunks until ``marker`` is in the body (or the response ended)."""
-        while marker not in self.body and not self.ended:
-            await self.read_chunk()
+    async def read_until(self, marker: bytes, after: int = 0, timeout: float = 10.0) -> bytes:
+        """Chunks until ``marker`` is in the body past offset ``after`` (or the response ended);
+        fails after ``timeout`` (x PUSHLAB_TEST_MS) seconds."""
+        async with asyncio.timeout(timeout * MS):
+            while marker not in self.body[after:] and not self.ended:
+                await self.read_chunk()
         return self.body
 
     def ids(self) -> list[int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from feed.settings import SSE_IMPLS
 from servers.connections import Conn
 from servers.sse_direct import make_sink
 from tests.servers.rawsse import RawSSE
@@ -28,7 +29,7 @@ async def counts(url: str) -> tuple[float, float]:
     return m.get(SENT, 0.0), m.get(DIRECT, 0.0)
 
 
-@pytest.mark.parametrize("impl", ["sse-starlette"])
+@pytest.mark.parametrize("impl", SSE_IMPLS)
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 @pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
 async def test_direct_delivery_only_when_on(serve, settings, impl, http, direct):
@@ -54,7 +55,7 @@ async def test_direct_delivery_only_when_on(serve, settings, impl, http, direct)
         sse.close()
 
 
-@pytest.mark.parametrize("impl", ["sse-starlette"])
+@pytest.mark.parametrize("impl", SSE_IMPLS)
 async def test_order_kept_when_direct_and_buffered_alternate(serve, settings, impl):
     """A reader that stops reading makes the socket back up (the sink declines, events buffer
     behind the stream task); once it reads again delivery goes direct again. Every event arrives
@@ -95,3 +96,44 @@ def test_no_sink_for_a_send_that_is_not_uvicorns():
     conn = Conn("c", "sse", "127.0.0.1:1", "127.0.0.1")
     assert make_sink(wrapped, conn) is None
     assert make_sink(None, conn) is None
+
+
+@pytest.mark.parametrize("impl", SSE_IMPLS)
+async def test_another_server_gets_the_buffered_path(settings, impl):
+    """Under hypercorn (not uvicorn's cycle) there is no sink and the pushlab implementation
+    falls back to sse-starlette's response: the stream still works, nothing goes direct."""
+    from clients.explain.h2ws import HypercornThread
+
+    with HypercornThread(settings.replace(sse_impl=impl)) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        sse = await RawSSE.open(server.port, "topic=t")
+        try:
+            assert sse.status == 200
+            await sse.read_until(b"event: ready")
+            await publish(url, [0, 1, 2, 3, 4])
+            await sse.read_until(b"id: 5\n")
+            assert sse.ids() == [1, 2, 3, 4, 5]
+            assert await counts(url) == (5, 0)
+        finally:
+            sse.close()
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+async def test_keepalive_between_events_on_a_parked_stream(serve, settings, direct):
+    """pushlab's app-wide keep-alive timer reaches a parked stream, written by the timer
+    (direct) or by the stream's task; events before and after it stay whole and in order."""
+    server = serve(settings.replace(sse_impl="pushlab", sse_direct=direct, keepalive_s=0.05))
+    sse = await RawSSE.open(server.port, "topic=t")
+    try:
+        await sse.read_until(b"event: ready")
+        await publish(server.url, [0])
+        first = (await sse.read_until(b"id: 1\n")).index(b"id: 1\n")
+        await sse.read_until(b": ping\n\n", after=first)
+        await publish(server.url, [1])
+        await sse.read_until(b"id: 2\n")
+        body = sse.body
+        assert first < body.index(b": ping\n\n", first) < body.index(b"id: 2\n")
+        assert sse.ids() == [1, 2]
+        assert (await counts(server.url))[1] == (2 if direct else 0)
+    finally:
+        sse.close()
