@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from starlette.types import ASGIApp
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from feed import snapshot
 from feed.broker import Broker
@@ -30,7 +33,7 @@ from servers import (
     whiteboard,
 )
 from servers.deps import AppState, on_pushlab_error, on_validation_error
-from servers.rawsend import RawSend
+from servers.rawsend import RAW_SEND, RawSend
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
 
@@ -49,12 +52,50 @@ def make_broker(settings: Settings) -> Broker:
 
 
 class PushlabApp(FastAPI):
-    """FastAPI with :class:`RawSend` outside every middleware, ServerErrorMiddleware included
-    (it wraps ``send`` for HTTP): the scope then holds the server's own ``send``, which SSE
-    direct delivery needs to recognise (servers/sse_direct.py)."""
+    """FastAPI with :class:`RawSend` outside every middleware, and bare routes.
+
+    RawSend sits outside ServerErrorMiddleware (which wraps ``send`` for HTTP), so the scope holds
+    the server's own ``send``: SSE direct delivery needs to recognise it (servers/sse_direct.py).
+
+    A *bare route* (exact path -> ASGI app) is run without the middleware stack and router. The
+    stack's coroutine frames (error, telemetry, body-limit, exception and exit-stack middlewares,
+    router, route: ~6.5 KiB per request, ``python -m experiments.idle_memory sse 1000``) live as
+    long as the request, which for an idle stream is forever. What the stack would add is done
+    here: the app's exception handlers answer an exception raised before the response starts;
+    anything else propagates to the server, which answers 500 or closes the connection.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bare_routes: dict[str, ASGIApp] = {}
 
     def build_middleware_stack(self) -> ASGIApp:
         return RawSend(super().build_middleware_stack())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        bare = self.bare_routes.get(scope["path"]) if scope["type"] == "http" else None
+        if bare is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        scope[RAW_SEND] = send
+        try:
+            await bare(scope, receive, send)
+        except Exception as exc:
+            handler = next(
+                (
+                    self.exception_handlers[c]
+                    for c in type(exc).__mro__
+                    if c in self.exception_handlers
+                ),
+                None,
+            )
+            if handler is None:
+                raise
+            response = handler(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
+            await response(scope, receive, send)
 
 
 def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
@@ -108,6 +149,9 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(chat.router)
     for router in TRANSPORT_ROUTERS:
         app.include_router(router)
+    if settings.sse_impl == "pushlab":
+        # Idle streams are most of a server's connections: see PushlabApp and servers/sse_stream.py.
+        app.bare_routes["/sse"] = sse.endpoint
     app.include_router(whiteboard.router)
     pages.install(app)
     return app
