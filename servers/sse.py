@@ -9,21 +9,26 @@ with ``event: end`` when the server closes it (overflow, kick, shutdown, token_e
 EventSource then reconnects by itself.
 
 Admission (Origin, token, per-IP cap, draining) happens before the response starts, so refusals
-are plain HTTP answers. sse-starlette cancels streams by itself when uvicorn begins to exit; its
-``shutdown_grace_period`` is set to ``shutdown_timeout_s`` so that our own drain
-(:mod:`servers.runner`) gets to send the final ``event: end`` first.
+are plain HTTP answers. At shutdown our own drain (:mod:`servers.runner`) sends the final
+``event: end``; uvicorn cancels whatever is left after ``shutdown_timeout_s``.
+
+Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (below, trimmed) and
+pushlab's one-task response (:mod:`servers.sse_stream`). Both use direct delivery
+(:mod:`servers.sse_direct`) when ``sse_direct`` is on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
+from sse_starlette._utils import collapse_excgroups
 from sse_starlette.sse import SendTimeoutError
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -104,8 +109,24 @@ class WatchedEventSourceResponse(EventSourceResponse):
         self.raw_send: Send | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # sse-starlette's own __call__ (HEAD, WebSocket denial and background task aside, which
+        # this endpoint never needs) minus its per-stream shutdown watcher: that task, its cancel
+        # scope and anyio Event were ~6.7 KiB per idle stream (experiments.idle_memory). With the
+        # grace period we gave it (shutdown_timeout_s) it cancelled a stream when uvicorn's own
+        # timeout_graceful_shutdown does anyway; the goodbye (event: end) comes from our drain
+        # (servers.runner) before either.
         self.raw_send = scope.get(RAW_SEND)
-        await super().__call__(scope, receive, send)
+        with collapse_excgroups():
+            async with anyio.create_task_group() as group:
+
+                async def cancel_on_finish(coro: Callable[[], Awaitable[None]]) -> None:
+                    await coro()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(cancel_on_finish, lambda: self._stream_response(send))
+                if self.ping_interval > 0:
+                    group.start_soon(cancel_on_finish, lambda: self._ping(send))
+                group.start_soon(cancel_on_finish, lambda: self._listen_for_disconnect(receive))
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         # Body chunks skip the two middleware wrappers (see servers.rawsend); the response
@@ -173,7 +194,6 @@ class _Endpoint:
             _stream(a.st, a.client, a.topic, a.cursor, a.principal, raw_send),
             watchdog=a.st.watchdog,
             ping=cfg.keepalive_s,
-            shutdown_grace_period=cfg.shutdown_timeout_s,
         )
         await response(scope, receive, send)
 
