@@ -1,8 +1,9 @@
 """pushlab's own SSE response (``sse_impl = "pushlab"``): one task per stream, nothing else.
 
 sse-starlette runs an anyio task group per stream (the stream, a ping loop, a disconnect
-listener, a shutdown watcher) plus the body generator: ~34-45 KiB per idle stream. Here the
-ASGI task uvicorn already runs for the request does everything:
+listener) plus the body generator: ~38 KiB Python-tracked per idle stream, against ~13 KiB here
+(``python -m experiments.idle_memory sse 1000``, docs/performance.md). Here the ASGI task uvicorn
+already runs for the request does everything:
 
 - it starts the response and writes ``retry:`` and the preamble;
 - it parks in ``receive()`` (which is how a disconnect is noticed at once) with the
