@@ -35,8 +35,11 @@ class Subscription:
     task per subscriber. A sink returns False to decline (its socket's buffer is not empty, the
     connection is closing); the event is then buffered and the writer woken, and direct mode
     stays off until the writer has drained the buffer and parks again — so order is kept.
-    A writer can also park without staying a task (:meth:`park`): it is then called back to be
-    started again when an event is buffered or the subscription closes.
+
+    A writer can also park without staying a task (:meth:`park`): an SSE stream waiting for its
+    client's disconnect, an idle WebSocket's writer that is only started again when needed. Direct
+    mode is armed the same way and a callback, called once when an event is buffered or the
+    subscription closes, replaces the future.
     """
 
     # One per subscriber: 10,000 idle sockets hold 10,000 of these (docs/performance.md).
@@ -91,6 +94,11 @@ class Subscription:
         self._on_wake = on_wake
         self._direct = self._sink is not None
         return True
+
+    def unpark(self) -> None:
+        """End a :meth:`park` whose callback has not been called."""
+        self._on_wake = None
+        self._direct = False
 
     def feed(self, event: EncodedEvent) -> None:
         """Called by the broker for every event, in seq order."""

@@ -31,6 +31,7 @@ DEFAULT_WS_RATE_PER_S = 50.0
 DEFAULT_WS_RATE_BURST = 100
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 DEFAULT_REDIS_PREFIX = "pushlab"
+SSE_IMPLS = ("sse-starlette", "pushlab")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,12 @@ class Settings:
     # Feed events written by the publisher straight to uvicorn's transport while a socket is
     # idle and clean (servers/ws_direct.py); off: every event goes through the writer task.
     ws_direct: bool = True
+    # SSE: the publisher writes each live event straight to a parked stream's socket when uvicorn's
+    # HTTP/1.1 cycle allows it (servers/sse_direct.py); off = every event through the stream task.
+    sse_direct: bool = True
+    # Who runs an SSE stream: sse-starlette's EventSourceResponse, or pushlab's one-task response
+    # (servers/sse_stream.py). docs/performance.md compares them.
+    sse_impl: str = "sse-starlette"
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     # File the in-memory history is saved to at shutdown and restored from at start ("" = off).
     snapshot_path: str = ""
@@ -116,6 +123,8 @@ class Settings:
             raise ValueError("ticker_rate and ticker_size must be >= 0")
         if self.ws_impl not in ("websockets-sansio", "wsproto", "websockets"):
             raise ValueError("ws_impl must be websockets-sansio, wsproto or websockets")
+        if self.sse_impl not in SSE_IMPLS:
+            raise ValueError(f"sse_impl must be one of {', '.join(SSE_IMPLS)}")
         if self.ws_ping_interval_s < 0 or self.ws_ping_timeout_s <= 0:
             raise ValueError("need ws_ping_interval_s >= 0 (0: off) and ws_ping_timeout_s > 0")
         if self.ws_rate_per_s <= 0 or self.ws_rate_burst < 1 or self.max_conns_per_ip < 0:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.telemetry import TelemetryConfig
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from feed import snapshot
@@ -38,32 +40,6 @@ from servers.rawsend import RAW_SEND, RawSend
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
 
 
-class PushlabApp(FastAPI):
-    """FastAPI, except that the feed WebSocket skips the middleware stack and the router.
-
-    An open socket keeps every layer it was dispatched through suspended for its whole life:
-    Starlette's error and exception middlewares and their send wrappers, FastAPI's telemetry,
-    body-limit and exit-stack middlewares, the router and the route's session wrapper — ~9 KiB
-    of coroutine frames and closures per idle feed socket (``python -m experiments.idle_memory
-    ws 1000``), more than the endpoint's own state. For a WebSocket none of them does anything
-    that ``ws_feed`` does not do itself (it answers every refusal and handles its own errors),
-    so ``/ws`` is dispatched here directly — but only while RawSend is the one middleware
-    added: any other (CORS, auth, ...) must see the feed too, and then the normal path is taken.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "websocket"
-            and scope["path"] == websocket.PATH
-            and all(cast(object, m.cls) is RawSend for m in self.user_middleware)
-        ):
-            scope["app"] = self
-            scope[RAW_SEND] = send
-            await websocket.ws_feed(WebSocket(scope, receive, send))
-            return
-        await super().__call__(scope, receive, send)
-
-
 def make_broker(settings: Settings) -> Broker:
     """The backend named by ``settings.broker``: ``memory://`` or ``redis://host:port/db``."""
     if settings.broker.startswith("memory://"):
@@ -75,6 +51,69 @@ def make_broker(settings: Settings) -> Broker:
             settings.broker, settings.redis_prefix, settings.history, settings.max_topics
         )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
+
+
+class PushlabApp(FastAPI):
+    """FastAPI with :class:`RawSend` outside every middleware, and bare routes for open streams.
+
+    RawSend sits outside ServerErrorMiddleware (which wraps ``send`` for HTTP), so the scope holds
+    the server's own ``send``: direct delivery needs to recognise it (servers/ws_direct.py,
+    servers/sse_direct.py).
+
+    An open stream keeps every layer it was dispatched through suspended for its whole life:
+    Starlette's error and exception middlewares and their send wrappers, FastAPI's telemetry,
+    body-limit and exit-stack middlewares, the router and the route's session wrapper — ~6.5-9 KiB
+    of coroutine frames and closures per idle socket (``python -m experiments.idle_memory ws|sse
+    1000``), more than the endpoint's own state. So ``/ws`` and the *bare routes* (exact path ->
+    ASGI app; ``/sse`` with ``sse_impl=pushlab``) are dispatched here directly, doing what the
+    stack would: the app's exception handlers answer an HTTP exception raised before the response
+    starts; ``ws_feed`` answers every refusal itself. Only while no middleware has been added:
+    any other (CORS, auth, ...) must see the streams too, and then the normal path is taken.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bare_routes: dict[str, ASGIApp] = {}
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RawSend(super().build_middleware_stack())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or self.user_middleware:
+            await super().__call__(scope, receive, send)
+            return
+        if kind == "websocket":
+            if scope["path"] != websocket.PATH:
+                await super().__call__(scope, receive, send)
+                return
+            scope["app"] = self
+            scope[RAW_SEND] = send
+            await websocket.ws_feed(WebSocket(scope, receive, send))
+            return
+        bare = self.bare_routes.get(scope["path"])
+        if bare is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        scope[RAW_SEND] = send
+        try:
+            await bare(scope, receive, send)
+        except Exception as exc:
+            handler = next(
+                (
+                    self.exception_handlers[c]
+                    for c in type(exc).__mro__
+                    if c in self.exception_handlers
+                ),
+                None,
+            )
+            if handler is None:
+                raise
+            response = handler(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
+            await response(scope, receive, send)
 
 
 def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
@@ -108,6 +147,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
             shutdown.set()
             app.state.pushlab.watchdog.close()
             app.state.pushlab.heartbeats.close()
+            app.state.pushlab.sse_keepalive.close()
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -121,7 +161,6 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     # the hooks' "is a provider configured?" probe ran on every request (~2% of long-poll CPU).
     no_otel = TelemetryConfig(tracing=False, metrics=False, logs=False)
     app = PushlabApp(title="pushlab", lifespan=lifespan, telemetry=no_otel)
-    app.add_middleware(RawSend)
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -133,6 +172,9 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(echo.router)
     app.include_router(chat.router)
+    if settings.sse_impl == "pushlab":
+        # Idle streams are most of a server's connections: see PushlabApp and servers/sse_stream.py.
+        app.bare_routes["/sse"] = sse.endpoint
     app.include_router(whiteboard.router)
     pages.install(app)
     return app

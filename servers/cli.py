@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from feed.fdlimit import raise_nofile
-from feed.settings import Settings
+from feed.settings import SSE_IMPLS, Settings
 from servers.app import create_app
 from servers.runner import PushlabServer, build_config
 
@@ -22,6 +22,8 @@ _KEYS = (
     "ws_compression",
     "ws_impl",
     "ws_direct",
+    "sse_direct",
+    "sse_impl",
     "ws_ping_interval_s",
     "ws_ping_timeout_s",
     "origins",
@@ -62,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="write feed frames straight to the socket when it is idle (servers/ws_direct.py)",
     )
+    parser.add_argument(
+        "--sse-direct",
+        action=on_off,
+        default=None,
+        help="SSE: publisher writes live events straight to parked streams",
+    )
+    parser.add_argument("--sse-impl", choices=SSE_IMPLS, help="SSE response implementation")
     parser.add_argument("--ws-ping-interval", type=float, dest="ws_ping_interval_s")
     parser.add_argument("--ws-ping-timeout", type=float, dest="ws_ping_timeout_s")
     parser.add_argument("--origins", help="comma-separated Origin allowlist ('' = any)")

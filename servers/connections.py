@@ -41,8 +41,9 @@ class Conn:
     reason: str = ""
     events: int = 0
     bytes: int = 0
-    # Of ``events``, those written by direct delivery (servers/ws_direct.py).
-    direct: int = 0
+    # Of ``events``, those the publisher wrote to the socket itself (servers/ws_direct.py,
+    # servers/sse_direct.py).
+    direct_events: int = 0
     # What of events/bytes/direct the Prometheus counters already have (see flush_counts).
     flushed_events: int = 0
     flushed_bytes: int = 0
@@ -132,15 +133,16 @@ class Connections:
             if c.transport not in STREAMED:
                 continue
             events, nbytes = c.events - c.flushed_events, c.bytes - c.flushed_bytes
+            direct = c.direct_events - c.flushed_direct
+            if direct:
+                self.metrics.events_direct.labels(c.transport).inc(direct)
+                c.flushed_direct = c.direct_events
             if events:
                 self.metrics.events_sent.labels(c.transport).inc(events)
                 c.flushed_events = c.events
             if nbytes:
                 self.metrics.bytes_sent.labels(c.transport).inc(nbytes)
                 c.flushed_bytes = c.bytes
-            if c.direct != c.flushed_direct:
-                self.metrics.events_direct.labels(c.transport).inc(c.direct - c.flushed_direct)
-                c.flushed_direct = c.direct
 
     async def wait_empty(self, timeout: float) -> bool:
         """Wait until no connection is live; False if ``timeout`` passed first."""

@@ -18,6 +18,7 @@ from feed.ticker import TickerControl
 from servers.connections import Connections
 from servers.heartbeat import Heartbeats
 from servers.metrics import Metrics
+from servers.sse_stream import KeepAlive
 from servers.watchdog import SendWatchdog
 
 
@@ -38,6 +39,7 @@ class AppState:
     watchdog: SendWatchdog = field(init=False)
     origins: frozenset[str] = field(init=False)
     heartbeats: Heartbeats = field(init=False)
+    sse_keepalive: KeepAlive = field(init=False)
 
     def __post_init__(self) -> None:
         self.origins = self.settings.origin_allowlist  # parsed once, read per request
@@ -46,6 +48,7 @@ class AppState:
         self.heartbeats = Heartbeats(
             self.settings.ws_ping_interval_s, self.settings.ws_ping_timeout_s
         )
+        self.sse_keepalive = KeepAlive(self.settings.keepalive_s)
 
 
 class JSON(Response):

@@ -44,7 +44,7 @@ class Metrics:
         )
         self.events_direct = Counter(
             "pushlab_events_direct",
-            "Events of pushlab_events_sent written straight to the socket by the publisher",
+            "Of the events written, those the publisher wrote to the socket itself",
             ["transport"],
             registry=r,
         )

@@ -9,36 +9,43 @@ with ``event: end`` when the server closes it (overflow, kick, shutdown, token_e
 EventSource then reconnects by itself.
 
 Admission (Origin, token, per-IP cap, draining) happens before the response starts, so refusals
-are plain HTTP answers. sse-starlette cancels streams by itself when uvicorn begins to exit; its
-``shutdown_grace_period`` is set to ``shutdown_timeout_s`` so that our own drain
-(:mod:`servers.runner`) gets to send the final ``event: end`` first.
+are plain HTTP answers. At shutdown our own drain (:mod:`servers.runner`) sends the final
+``event: end``; uvicorn cancels whatever is left after ``shutdown_timeout_s``.
+
+Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (below, trimmed) and
+pushlab's one-task response (:mod:`servers.sse_stream`). Both use direct delivery
+(:mod:`servers.sse_direct`) when ``sse_direct`` is on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
-from fastapi import APIRouter, Header, Request
+import anyio
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
+from sse_starlette._utils import collapse_excgroups
 from sse_starlette.sse import SendTimeoutError
+from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from feed.broker import Subscription
-from feed.codec import control, dumps, parse_cursor, sse_control
+from feed.codec import control, parse_cursor, sse_control
 from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
+from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
 from servers.deps import AppState, state
 from servers.rawsend import RAW_SEND
+from servers.sse_direct import make_sink, uvicorn_cycle
+from servers.sse_stream import TOKEN_EXPIRED, TRANSPORT, preamble
 from servers.watchdog import SendWatchdog
 
 router = APIRouter()
-
-TOKEN_EXPIRED = "token_expired"
-TRANSPORT = "sse"
 
 
 async def _stream(
@@ -47,6 +54,7 @@ async def _stream(
     topic: str,
     since: int | None,
     principal: Principal | None,
+    raw_send: Send | None,
 ) -> AsyncIterator[bytes]:
     cfg = st.settings
     with contextlib.ExitStack() as stack:
@@ -64,7 +72,10 @@ async def _stream(
                 expiry = asyncio.get_running_loop().call_later(
                     max(0.0, principal.remaining()), sub.close, TOKEN_EXPIRED
                 )
-            yield b"retry: %d\n\n" % cfg.sse_retry_ms + _preamble(sub)
+            yield b"retry: %d\n\n" % cfg.sse_retry_ms + preamble(sub)
+            # Resumed only once sse-starlette has sent the preamble: the response has started.
+            if cfg.sse_direct:
+                sub.attach(make_sink(raw_send, conn))
             try:
                 while True:
                     batch = await sub.next_batch()
@@ -77,6 +88,7 @@ async def _stream(
                 conn.closing(None, closed.reason)
                 yield sse_control("end", control("end", reason=closed.reason))
             finally:
+                sub.attach(None)
                 conn.closing(None, "client_gone")
                 if expiry is not None:
                     expiry.cancel()
@@ -97,8 +109,24 @@ class WatchedEventSourceResponse(EventSourceResponse):
         self.raw_send: Send | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # sse-starlette's own __call__ (HEAD, WebSocket denial and background task aside, which
+        # this endpoint never needs) minus its per-stream shutdown watcher: that task, its cancel
+        # scope and anyio Event were ~6.7 KiB per idle stream (experiments.idle_memory). With the
+        # grace period we gave it (shutdown_timeout_s) it cancelled a stream when uvicorn's own
+        # timeout_graceful_shutdown does anyway; the goodbye (event: end) comes from our drain
+        # (servers.runner) before either.
         self.raw_send = scope.get(RAW_SEND)
-        await super().__call__(scope, receive, send)
+        with collapse_excgroups():
+            async with anyio.create_task_group() as group:
+
+                async def cancel_on_finish(coro: Callable[[], Awaitable[None]]) -> None:
+                    await coro()
+                    group.cancel_scope.cancel()
+
+                group.start_soon(cancel_on_finish, lambda: self._stream_response(send))
+                if self.ping_interval > 0:
+                    group.start_soon(cancel_on_finish, lambda: self._ping(send))
+                group.start_soon(cancel_on_finish, lambda: self._listen_for_disconnect(receive))
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         # Body chunks skip the two middleware wrappers (see servers.rawsend); the response
@@ -112,33 +140,63 @@ class WatchedEventSourceResponse(EventSourceResponse):
             raise SendTimeoutError() from None
 
 
-def _preamble(sub: Subscription) -> bytes:
-    gap = sse_control("gap", dumps(sub.gap.as_dict())) if sub.gap else b""
-    ready = sse_control("ready", control("ready", topic=sub.topic, cursor=sub.cursor), sub.cursor)
-    return gap + ready
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the checks before the response found; all a stream needs from the request."""
+
+    st: AppState
+    client: tuple[str, int] | None
+    topic: str
+    cursor: int | None
+    principal: Principal | None
 
 
-@router.get("/sse")
-async def sse(
-    request: Request,
-    topic: str,
-    since: str | None = None,
-    last_event_id: str | None = Header(default=None),
-) -> EventSourceResponse:
-    """Open the event stream for ``topic``."""
+def admit_stream(scope: Scope, receive: Receive) -> Admitted:
+    """Every refusal, before the response starts (so each is a plain HTTP answer)."""
+    if scope["method"] != "GET":
+        raise HTTPException(405, headers={"Allow": "GET"})
+    request = Request(scope, receive)
     principal = admit(request, TRANSPORT)
     st = state(request)
+    params = request.query_params
+    topic = params.get("topic")
+    if topic is None:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("query", "topic"), "msg": "Field required"}]
+        )
     check_topic(topic)
+    last_event_id = request.headers.get("last-event-id")
     cursor = parse_cursor(last_event_id, name="Last-Event-ID") if last_event_id else None
     if cursor is None:
-        cursor = parse_cursor(since)
+        cursor = parse_cursor(params.get("since"))
     client = (request.client.host, request.client.port) if request.client else None
     # Checked again when the stream registers; this early check makes the refusal a real 429.
     st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
-    cfg = st.settings
-    return WatchedEventSourceResponse(
-        _stream(st, client, topic, cursor, principal),
-        watchdog=st.watchdog,
-        ping=cfg.keepalive_s,
-        shutdown_grace_period=cfg.shutdown_timeout_s,
-    )
+    return Admitted(st, client, topic, cursor, principal)
+
+
+class _Endpoint:
+    """``GET /sse?topic=T&since=N``: open the event stream for ``topic``.
+
+    A class instance, so that Starlette runs it as a bare ASGI app: no request_response or
+    FastAPI dependency frames (and their AsyncExitStacks) kept alive for a stream's lifetime.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        a = admit_stream(scope, receive)
+        cfg = a.st.settings
+        raw_send = scope.get(RAW_SEND)
+        cycle = uvicorn_cycle(raw_send) if cfg.sse_impl == "pushlab" else None
+        if cycle is not None:
+            await sse_stream.serve(a, cycle, receive, send)
+            return
+        response = WatchedEventSourceResponse(
+            _stream(a.st, a.client, a.topic, a.cursor, a.principal, raw_send),
+            watchdog=a.st.watchdog,
+            ping=cfg.keepalive_s,
+        )
+        await response(scope, receive, send)
+
+
+endpoint = _Endpoint()
+router.routes.append(Route("/sse", endpoint, include_in_schema=False))

@@ -83,7 +83,7 @@ class DirectSink:
         conn = self.conn
         conn.events += 1
         conn.bytes += size
-        conn.direct += 1
+        conn.direct_events += 1
         return True
 
     def write_control(self, payload: bytes) -> bool:

@@ -13,9 +13,16 @@ from tests.support import LiveServer
 
 
 @pytest.fixture
-def settings() -> Settings:
+def sse_impl() -> str:
+    """The SSE implementation served: the default, unless a test parametrizes ``sse_impl``
+    (``tests.support.each_sse_impl``), which overrides this fixture for ``settings`` too."""
+    return Settings().sse_impl
+
+
+@pytest.fixture
+def settings(sse_impl: str) -> Settings:
     """Defaults with the ticker off, so tests publish exactly what they check."""
-    return Settings.from_env({}, ticker_rate=0)
+    return Settings.from_env({}, ticker_rate=0, sse_impl=sse_impl)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from feed.broker import Broker
-from feed.settings import Settings
+from feed.settings import SSE_IMPLS, Settings
 from servers.app import create_app
 from servers.background import free_port
 from servers.runner import PushlabServer, build_config
@@ -24,6 +24,17 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Scales every wait in the tests; slow machines set PUSHLAB_TEST_MS=2 or more.
 MS = float(os.environ.get("PUSHLAB_TEST_MS", "1"))
 FULL = os.environ.get("PUSHLAB_TEST_FULL") == "1"
+
+
+def each_sse_impl(values: list[str], sse: str = "sse") -> list[Any]:
+    """Parameters for ``("<name>", "sse_impl")``: each value once, and ``sse`` once per SSE
+    implementation, so the SSE cases run against each while the others are not repeated."""
+    default = Settings().sse_impl
+    return [
+        pytest.param(v, impl, id=f"{v}-{impl}" if v == sse else v)
+        for v in values
+        for impl in (SSE_IMPLS if v == sse else (default,))
+    ]
 
 
 def require(binary: str, why: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from clients import CLIENTS, FeedClient, Received, RetryPolicy
 from feed.events import Gap
 from feed.memory import MemoryBroker
-from tests.support import MS, LiveServer, async_wait_until
+from tests.support import MS, LiveServer, async_wait_until, each_sse_impl
 
 # "sse-stream": the SSE client on the lean wire the perf generators use (clients/sse_wire.py).
 TRANSPORTS = [*sorted(CLIENTS), "sse-stream"]
@@ -77,7 +77,7 @@ async def http() -> AsyncGenerator[httpx.AsyncClient, None]:
         yield client
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_sequence_arrives_in_order_exactly_once(transport, live, http):
     """Events published after subscribing arrive in order, none lost or duplicated."""
     c = Collector(make(transport, live, "t"))
@@ -90,7 +90,7 @@ async def test_sequence_arrives_in_order_exactly_once(transport, live, http):
     assert c.client.counters.silent_gaps == 0
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_resume_after_server_side_close(transport, live, http):
     """The server kicks every stream mid-sequence; the client resumes with nothing lost."""
     c = Collector(make(transport, live, "t"))
@@ -105,7 +105,7 @@ async def test_resume_after_server_side_close(transport, live, http):
     assert c.client.counters.silent_gaps == 0
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_resume_after_client_side_drop(transport, live, http):
     """The client's socket is cut mid-stream, repeatedly; the union is still exact."""
     c = Collector(make(transport, live, "t"))
@@ -121,7 +121,7 @@ async def test_resume_after_client_side_drop(transport, live, http):
     assert c.client.counters.silent_gaps == 0
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_resume_survives_server_restart(transport, serve, settings, http):
     """A restart (same history, injected broker) is a reconnect and a resume, not a loss."""
     server = serve(settings, broker=MemoryBroker(settings.history))
@@ -136,7 +136,7 @@ async def test_resume_survives_server_restart(transport, serve, settings, http):
     assert c.seqs == list(range(1, 81))
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_resume_past_history_is_signalled(transport, serve, settings, http):
     """Resuming from a point older than the history yields an explicit recovered=false gap."""
     server = serve(settings.replace(history=10))
@@ -152,7 +152,7 @@ async def test_resume_past_history_is_signalled(transport, serve, settings, http
     assert c.client.counters.silent_gaps == 0
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_cursor_ahead_of_server_is_signalled(transport, live, http):
     """A cursor newer than anything published (a restarted in-memory server) is reported."""
     await publish(http, live.url, "t", 3)
@@ -164,7 +164,7 @@ async def test_cursor_ahead_of_server_is_signalled(transport, live, http):
     assert c.seqs == [1, 2, 3]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_topics_stay_apart(transport, live, http):
     """A subscriber of one topic never sees another topic's events."""
     a, b = Collector(make(transport, live, "a")), Collector(make(transport, live, "b"))
@@ -181,7 +181,7 @@ async def test_topics_stay_apart(transport, live, http):
     assert (a.seqs, b.seqs) == (list(range(1, 21)), list(range(1, 6)))
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_fatal_error_surfaces(transport, live):
     """A 4xx answer (bad topic) is not retried forever: it surfaces."""
     from websockets.exceptions import InvalidStatus

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def settings(redis_prefix: str) -> Settings:
-    """Ticker off, Redis broker, this test's own key prefix."""
-    return Settings.from_env({}, ticker_rate=0, broker=SHARED_URL, redis_prefix=redis_prefix)
+def settings(redis_prefix: str, sse_impl: str) -> Settings:
+    """Ticker off, Redis broker, this test's own key prefix, the SSE implementation under test."""
+    return Settings.from_env(
+        {}, ticker_rate=0, broker=SHARED_URL, redis_prefix=redis_prefix, sse_impl=sse_impl
+    )

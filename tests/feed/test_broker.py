@@ -218,3 +218,38 @@ async def test_next_batch_limit_takes_a_prefix():
         assert [e.seq for e in await sub.next_batch(2)] == [1, 2]
         assert sub.pending == 3 and sub.cursor == 2
         assert [e.seq for e in await sub.next_batch()] == [3, 4, 5]
+
+
+async def test_park_arms_direct_and_wakes_once_for_declined_events_and_close():
+    """A writer parked with park() gets live events through the sink; a declined event or the
+    close calls its waker once; park() refuses while something is buffered or closed."""
+    b = MemoryBroker(100)
+    sunk: list[int] = []
+    accept = [True]
+    woken: list[int] = []
+
+    def sink(e: object) -> bool:
+        if accept[0]:
+            sunk.append(e.seq)  # type: ignore[attr-defined]
+        return accept[0]
+
+    async with b.subscribe("t", None, 10) as sub:
+        sub.attach(sink)
+        assert sub.park(lambda: woken.append(1))
+        await b.publish("t", 1)
+        assert (sunk, woken, sub.cursor) == ([1], [], 1)
+        accept[0] = False
+        await b.publish("t", 2)  # declined: buffered, waker called
+        await b.publish("t", 3)  # direct is off until drained; the waker is not called again
+        assert (sunk, woken, sub.pending) == ([1], [1], 2)
+        sub.unpark()
+        assert not sub.park(lambda: woken.append(2))  # something to take first
+        assert [e.seq for e in await sub.next_batch()] == [2, 3]
+        accept[0] = True
+        assert sub.park(lambda: woken.append(3))
+        sub.close(KICKED)
+        assert woken == [1, 3]
+        sub.unpark()
+        assert not sub.park(lambda: woken.append(4))
+        with pytest.raises(SubscriptionClosed):
+            await sub.next_batch()

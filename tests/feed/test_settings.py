@@ -49,3 +49,30 @@ def test_long_poll_timeout_within_cap():
     """The default long-poll timeout may not exceed its cap."""
     with pytest.raises(ValueError):
         Settings(long_poll_timeout_s=40, long_poll_max_timeout_s=30)
+
+
+def test_sse_choices_from_env_and_flags(monkeypatch):
+    """PUSHLAB_SSE_DIRECT / PUSHLAB_SSE_IMPL and `pushlab serve` flags reach Settings; an unknown
+    implementation is refused."""
+    import argparse
+    import os
+
+    from servers.cli import add_arguments, settings_from_args
+
+    for key in [k for k in os.environ if k.startswith("PUSHLAB_")]:
+        monkeypatch.delenv(key)  # e.g. PUSHLAB_TEST_MS, which Settings would refuse
+
+    s = Settings.from_env({"PUSHLAB_SSE_DIRECT": "off", "PUSHLAB_SSE_IMPL": "pushlab"})
+    assert (s.sse_direct, s.sse_impl) == (False, "pushlab")
+    assert (Settings().sse_direct, Settings().sse_impl) == (True, "sse-starlette")
+    with pytest.raises(ValueError, match="sse_impl"):
+        Settings.from_env({"PUSHLAB_SSE_IMPL": "sse"})
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--no-sse-direct", "--sse-impl", "pushlab"])
+    assert (settings_from_args(args).sse_direct, settings_from_args(args).sse_impl) == (
+        False,
+        "pushlab",
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sse-impl", "other"])

@@ -14,8 +14,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from clients import CLIENTS, Received, RetryPolicy
 from feed.exceptions import FatalTransportError
+from feed.settings import SSE_IMPLS
 from servers.auth import issue
-from tests.support import MS
+from tests.support import MS, each_sse_impl
 
 TRANSPORTS = sorted(CLIENTS)
 
@@ -64,7 +65,9 @@ async def test_token_endpoint_validates_user(server):
             assert r.status_code == 422, body
 
 
-@pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])
+@pytest.mark.parametrize(
+    ("path", "sse_impl"), each_sse_impl(["/poll", "/long-poll", "/sse"], "/sse")
+)
 async def test_http_transports_need_a_valid_token(server, auth_settings, path):
     """No token, a malformed header, and every kind of bad token get 401 before any work."""
     params = {"topic": "t", "since": "0", "timeout": "0.1"}
@@ -135,7 +138,7 @@ async def test_ws_first_message_auth(server):
         assert closed.value.rcvd.reason == "auth timeout"
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_clients_deliver_with_a_token(transport, server):
     """Each client sends its token the right way for its transport and receives events."""
     token = await get_token(server.url)
@@ -150,12 +153,12 @@ async def test_clients_deliver_with_a_token(transport, server):
 
 
 @pytest.mark.parametrize(
-    ("transport", "kwargs"),
+    ("transport", "kwargs", "sse_impl"),
     [
-        ("sse", {"token_in_query": True}),
-        ("ws", {"auth": "header"}),
-        ("ws", {"auth": "query"}),
-        ("ws", {"auth": "message"}),
+        *[("sse", {"token_in_query": True}, impl) for impl in SSE_IMPLS],
+        ("ws", {"auth": "header"}, SSE_IMPLS[0]),
+        ("ws", {"auth": "query"}, SSE_IMPLS[0]),
+        ("ws", {"auth": "message"}, SSE_IMPLS[0]),
     ],
 )
 async def test_other_token_carriers(transport, kwargs, server):
@@ -170,7 +173,7 @@ async def test_other_token_carriers(transport, kwargs, server):
     assert isinstance(item, Received)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
 async def test_clients_without_token_fail_fatally(transport, server):
     """A 401 is not retried forever: it surfaces as a fatal error."""
     client = CLIENTS[transport](server.url, "t", retry=RetryPolicy(base_s=0.01))
@@ -209,6 +212,7 @@ async def test_ws_token_refresh_extends_session(server, auth_settings):
         assert '"pong"' in await asyncio.wait_for(ws.recv(), 5 * MS)
 
 
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 async def test_sse_stream_ends_when_token_expires(server, auth_settings):
     """SSE ends with event: end, reason token_expired, at the token's expiry."""
     token, exp = issue(auth_settings, "alice", ttl_s=2)  # whole seconds: 1-2 s left

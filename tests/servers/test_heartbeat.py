@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import RetryPolicy, SSEClient, WebSocketClient
+from feed.settings import SSE_IMPLS
 from servers.heartbeat import Beat, Heartbeats
 from tests.servers.rawws import RawWS
 from tests.support import MS, async_wait_until
@@ -149,6 +150,7 @@ async def test_stale_or_unsolicited_pongs_do_not_keep_a_peer_alive(hb):
     assert info.value.rcvd is not None and info.value.rcvd.code == 1011
 
 
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 @pytest.mark.parametrize("how", ["close", "abort"])
 async def test_sse_client_leaving_frees_at_once(live, how):
     """An SSE client that closes (FIN) or resets (RST) is noticed at once, not at keep-alive."""
@@ -184,6 +186,7 @@ async def _connections(url: str, transport: str, n: int) -> bool:
     return bool((await health(url))["connections"].get(transport) == n)
 
 
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 async def test_sse_send_timeout_drops_a_reader_that_stopped(serve, settings):
     """An SSE client that stops reading is dropped once a send stalls past send_timeout_s."""
     server = serve(settings.replace(send_timeout_s=0.5))

@@ -7,8 +7,10 @@ import logging
 
 import httpx
 import orjson
+import pytest
 from websockets.asyncio.client import connect
 
+from feed.settings import SSE_IMPLS
 from servers.auth import issue
 from servers.logs import JSONFormatter, RedactTokens, redact
 from tests.support import MS, ServerProcess, async_wait_until, free_port, wait_until
@@ -74,11 +76,12 @@ async def test_rejections_are_logged_without_the_token(serve, settings, caplog):
     assert all("bad.tok.en" not in JSONFormatter().format(r) for r in caplog.records)
 
 
-async def test_real_server_log_never_contains_a_token(tmp_path):
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
+async def test_real_server_log_never_contains_a_token(tmp_path, sse_impl):
     """A subprocess server at log level info: uvicorn's access log shows token=[REDACTED]."""
     proc = ServerProcess(
         free_port(),
-        {"PUSHLAB_AUTH": "1", "PUSHLAB_LOG_LEVEL": "info"},
+        {"PUSHLAB_AUTH": "1", "PUSHLAB_LOG_LEVEL": "info", "PUSHLAB_SSE_IMPL": sse_impl},
         log_path=str(tmp_path / "s.log"),
     ).start()
     try:

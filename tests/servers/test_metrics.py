@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from feed.settings import SSE_IMPLS
 from tests.support import MS, async_wait_until
 
 
@@ -22,6 +24,7 @@ async def scrape(url: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 async def test_metrics_count_connections_events_bytes_errors_and_closes(live):
     """Gauges, counters and close codes follow a WebSocket and an SSE stream's lives."""
     ws_url = live.url.replace("http", "ws") + "/ws?topic=t"

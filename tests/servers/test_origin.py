@@ -7,6 +7,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support import each_sse_impl
+
 ALLOWED = "https://lab.example"
 
 
@@ -31,7 +33,9 @@ async def test_ws_cross_site_origin_gets_403_before_upgrade(server):
         assert '"ready"' in await ws.recv()
 
 
-@pytest.mark.parametrize("path", ["/poll", "/long-poll", "/sse"])
+@pytest.mark.parametrize(
+    ("path", "sse_impl"), each_sse_impl(["/poll", "/long-poll", "/sse"], "/sse")
+)
 async def test_http_transports_check_origin(server, path):
     """SSE and polling refuse a foreign Origin with 403 and serve an allowed one."""
     params = {"topic": "t", "since": "0", "timeout": "0.05"}

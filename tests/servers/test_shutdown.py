@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import CLIENTS, Received
 from feed.events import Gap
+from feed.settings import SSE_IMPLS
 from tests.clients.test_delivery import FAST_RETRY, Collector
 from tests.servers.rawws import RawWS
 from tests.support import MS, ServerProcess, async_wait_until, free_port
@@ -41,9 +42,11 @@ async def exited(proc: ServerProcess, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-async def test_sigterm_says_goodbye_on_every_transport(tmp_path):
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
+async def test_sigterm_says_goodbye_on_every_transport(tmp_path, sse_impl):
     """WS gets 1001, SSE ends with event: end (shutdown), a long poll answers 204 at once."""
-    proc = ServerProcess(free_port(), {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "5"}).start()
+    env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "5", "PUSHLAB_SSE_IMPL": sse_impl}
+    proc = ServerProcess(free_port(), env).start()
     try:
         ws = await connect(proc.url.replace("http", "ws") + "/ws?topic=t")
         await ws.recv()
@@ -85,10 +88,12 @@ async def test_sigterm_says_goodbye_on_every_transport(tmp_path):
         proc.stop()
 
 
-async def test_exit_is_bounded_when_a_peer_never_leaves():
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
+async def test_exit_is_bounded_when_a_peer_never_leaves(sse_impl):
     """New connections are refused at once; an SSE reader that stopped reading (its goodbye
     cannot be written) cannot hold the process past shutdown_timeout_s."""
-    proc = ServerProcess(free_port(), {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "1"}).start()
+    env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "1", "PUSHLAB_SSE_IMPL": sse_impl}
+    proc = ServerProcess(free_port(), env).start()
     sock = socket.socket()
     try:
         raw = await RawWS.connect(proc.port, "/ws?topic=t")
@@ -123,10 +128,11 @@ async def test_exit_is_bounded_when_a_peer_never_leaves():
         proc.stop()
 
 
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 @pytest.mark.parametrize("snapshot", [True, False], ids=["snapshot", "memory-only"])
-async def test_clients_resume_across_sigterm_and_restart(tmp_path, snapshot):
+async def test_clients_resume_across_sigterm_and_restart(tmp_path, snapshot, sse_impl):
     """Every transport's client reconnects after a SIGTERM restart on the same port."""
-    env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "3"}
+    env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "3", "PUSHLAB_SSE_IMPL": sse_impl}
     if snapshot:
         env["PUSHLAB_SNAPSHOT_PATH"] = str(tmp_path / "history.jsonl")
     port = free_port()

@@ -3,7 +3,11 @@
 import httpx
 import pytest
 
+from feed.settings import SSE_IMPLS
 from tests.support import MS
+
+# Every test here runs against each SSE implementation (the fixture settings follow sse_impl).
+pytestmark = pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 
 
 async def read_until(response: httpx.Response, marker: bytes, limit: int = 1 << 20) -> bytes:
@@ -52,6 +56,25 @@ async def test_bad_resume_point_is_400(http, header, param):
     """A bad Last-Event-ID or since is refused with 400 before the stream starts."""
     r = await http.get("/sse", params={"topic": "t", **param}, headers=header)
     assert (r.status_code, r.json()["error"]) == (400, "bad_cursor")
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "status", "error"),
+    [
+        ("GET", {}, 422, "invalid_parameter"),
+        ("GET", {"topic": "a b"}, 400, "bad_topic"),
+        ("POST", {"topic": "t"}, 405, None),
+        ("HEAD", {"topic": "t"}, 405, None),
+    ],
+)
+async def test_refusals_are_http_answers(http, method, params, status, error):
+    """A missing or bad topic, or a method other than GET, is answered before any stream."""
+    r = await http.request(method, "/sse", params=params)
+    assert r.status_code == status
+    if error is not None:
+        assert r.json()["error"] == error
+    if status == 405:
+        assert r.headers["allow"] == "GET"
 
 
 async def test_gap_event_before_ready(serve, settings):

@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from feed.settings import SSE_IMPLS
 from tests.servers.rawws import OP_BINARY, OP_CLOSE, OP_TEXT, RawWS
 from tests.support import MS, async_wait_until
 
@@ -127,6 +128,7 @@ async def test_paced_client_is_not_limited(serve, settings):
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 async def test_per_ip_cap_refuses_with_429(serve, settings):
     """Past max_conns_per_ip, WS, SSE and long-poll get 429 before any upgrade or stream."""
     server = serve(settings.replace(max_conns_per_ip=2))

@@ -1,0 +1,191 @@
+"""pushlab's own SSE response (``sse_impl = "pushlab"``): one task per stream, nothing else.
+
+sse-starlette runs an anyio task group per stream (the stream, a ping loop, a disconnect
+listener) plus the body generator: ~38 KiB Python-tracked per idle stream, against ~13 KiB here
+(``python -m experiments.idle_memory sse 1000``, docs/performance.md). Here the ASGI task uvicorn
+already runs for the request does everything:
+
+- it starts the response and writes ``retry:`` and the preamble;
+- it parks in ``receive()`` (which is how a disconnect is noticed at once) with the
+  subscription's direct sink attached (:mod:`servers.sse_direct`), so live events are written by
+  the publisher and the task sleeps;
+- the subscription's waker (:meth:`feed.broker.Subscription.park`) sets uvicorn's
+  ``message_event``, so ``receive()`` also returns when the stream has something to send that
+  did not go direct (a slow reader's backlog, the close) — the task then writes it through
+  ``send`` under the app's send watchdog, exactly as the sse-starlette path does;
+- keep-alive comments come from one app-wide timer (:class:`KeepAlive`), not a task per stream.
+
+This relies on uvicorn's HTTP/1.1 cycle (its ``message_event`` and transport), so the endpoint
+only takes this path when :func:`servers.sse_direct.uvicorn_cycle` recognises the server's
+``send``; any other server gets the sse-starlette response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from feed.broker import Subscription
+from feed.codec import control, dumps, sse_control
+from feed.exceptions import SubscriptionClosed
+from feed.frames import http_chunk
+from servers import sse_direct
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Send
+
+    from servers.sse import Admitted
+
+# What sse-starlette's EventSourceResponse sends, in the same order.
+HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+]
+PING = b": ping\n\n"
+PING_CHUNK = http_chunk(PING)
+TRANSPORT = "sse"
+TOKEN_EXPIRED = "token_expired"
+
+
+class Stream:
+    """The state :class:`KeepAlive` needs about one stream."""
+
+    __slots__ = ("cycle", "direct", "parked", "ping_due", "wake")
+
+    def __init__(self, cycle: Any, *, direct: bool) -> None:
+        self.cycle = cycle
+        self.direct = direct
+        self.parked = False
+        self.ping_due = False
+        self.wake = cycle.message_event.set
+
+    def keepalive(self) -> None:
+        """Write a comment now if the stream is parked and writable, else have its task send it."""
+        if self.parked and self.direct and sse_direct.write(self.cycle, PING_CHUNK):
+            return
+        self.ping_due = True
+        self.wake()
+
+
+class KeepAlive:
+    """One timer per app: every ``interval_s`` each open stream gets a comment keep-alive.
+
+    Armed only while streams are open. The first comment of a stream comes within
+    ``interval_s`` of its start (sse-starlette's: exactly ``interval_s`` after); what matters to
+    proxies and clients is that an idle stream is never silent for longer than ``interval_s``.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._streams: set[Stream] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, stream: Stream) -> None:
+        self._streams.add(stream)
+        if self._timer is None and self.interval_s > 0:
+            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
+
+    def discard(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+        if not self._streams:
+            self.close()
+
+    def _tick(self) -> None:
+        self._timer = None
+        for stream in list(self._streams):
+            stream.keepalive()
+        if self._streams:
+            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
+
+    def close(self) -> None:
+        """Stop the timer (last stream gone, or lifespan end)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def preamble(sub: Subscription) -> bytes:
+    """``event: gap`` when the cursor was not honoured, then ``event: ready`` with the cursor."""
+    gap = sse_control("gap", dumps(sub.gap.as_dict())) if sub.gap else b""
+    ready = sse_control("ready", control("ready", topic=sub.topic, cursor=sub.cursor), sub.cursor)
+    return gap + ready
+
+
+def body(chunk: bytes) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": chunk, "more_body": True}
+
+
+async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
+    """Serve one admitted stream on uvicorn's ``cycle`` until it ends."""
+    st, cfg = a.st, a.st.settings
+    # Registered and subscribed before the response starts: a lost per-IP race or the topic
+    # limit is still an HTTP answer here. One coroutine frame for the whole stream (each frame
+    # kept alive by an idle stream is memory per connection).
+    with st.conns.open(TRANSPORT, a.client) as conn:
+        conn.user = a.principal.user if a.principal else None
+        async with st.broker.subscribe(a.topic, a.cursor, cfg.subscriber_buffer) as sub:
+            expiry = None
+            if a.principal is not None:
+                expiry = asyncio.get_running_loop().call_later(
+                    max(0.0, a.principal.remaining()), sub.close, TOKEN_EXPIRED
+                )
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            raw_send = cycle.send
+            stream: Stream | None = None
+            try:
+                with st.watchdog:
+                    await raw_send(body(b"retry: %d\n\n" % cfg.sse_retry_ms + preamble(sub)))
+                sink = sse_direct.make_sink(raw_send, conn) if cfg.sse_direct else None
+                sub.attach(sink)
+                stream = Stream(cycle, direct=sink is not None)
+                st.sse_keepalive.add(stream)
+                try:
+                    while True:
+                        if stream.ping_due:
+                            stream.ping_due = False
+                            with st.watchdog:
+                                await raw_send(body(PING))
+                        if sub.pending or sub.closed_reason is not None:
+                            # Does not suspend: there is a batch, or the close to raise.
+                            batch = await sub.next_batch()
+                            chunk = b"".join(e.sse for e in batch)
+                            conn.events += len(batch)
+                            conn.bytes += len(chunk)
+                            with st.watchdog:
+                                await raw_send(body(chunk))
+                            continue
+                        if stream.ping_due or not sub.park(stream.wake):
+                            continue
+                        stream.parked = True
+                        try:
+                            message = await receive()
+                        finally:
+                            stream.parked = False
+                            sub.unpark()
+                        if message["type"] == "http.disconnect":
+                            return
+                except SubscriptionClosed as closed:
+                    conn.closing(None, closed.reason)
+                    end = sse_control("end", control("end", reason=closed.reason))
+                    with st.watchdog:
+                        await raw_send(body(end))
+                with st.watchdog:
+                    await raw_send({"type": "http.response.body", "body": b"", "more_body": False})
+            except TimeoutError:
+                # The send watchdog: the client stopped reading. Its socket cannot take even
+                # the goodbye, so it is cut (as a stalled WebSocket is), and the task waits for
+                # uvicorn to see the connection go, so the response does not end "incomplete".
+                conn.closing(None, "send_timeout")
+                st.metrics.errors.labels(TRANSPORT, "send_timeout").inc()
+                cycle.transport.abort()
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            finally:
+                conn.closing(None, "client_gone")
+                if stream is not None:
+                    st.sse_keepalive.discard(stream)
+                sub.attach(None)
+                if expiry is not None:
+                    expiry.cancel()
