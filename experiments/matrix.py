@@ -252,6 +252,15 @@ PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 # SSE subscribers on the lean wire (clients/sse_wire.py): on httpx an SSE generator spent ~5x the
 # WebSocket client's CPU per event, so on 2 cores the generator, not the server, set SSE's p99.
 PERF_CLIENT = {"sse": {"wire": "stream"}}
+# The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
+# one-task response (servers/sse_stream.py), so the cost of the choice is in every perf run.
+PERF_VARIANTS: dict[tuple[str, str], tuple[dict[str, str], ...]] = {
+    ("python", "sse"): ({}, {"PUSHLAB_SSE_IMPL": "pushlab"}),
+}
+
+
+def _variants(server: str, transport: str) -> tuple[dict[str, str], ...]:
+    return PERF_VARIANTS.get((server, transport), ({},))
 
 
 def perf_profile(tiny: bool = False) -> list[Cell]:
@@ -268,11 +277,13 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
     extra = PERF_GRANIAN_ROWS if tiny else ()
     cells = _paced(PERF_ROWS + extra, subs, rates, timing)
     for server, t in PERF_ROWS[:3]:
-        env = PERF_FLAT_ENV if server == "python" else {}
-        cells.append(
-            Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
-                 client=PERF_CLIENT.get(t, {}), preconnect=True, tags=("perf", "flat"), **timing)
-        )  # fmt: skip
+        for variant in _variants(server, t):
+            env = (PERF_FLAT_ENV if server == "python" else {}) | variant
+            cells.append(
+                Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
+                     client=PERF_CLIENT.get(t, {}), preconnect=True, tags=("perf", "flat"),
+                     **timing)
+            )  # fmt: skip
     cells += _idle(PERF_ROWS[:3] + extra, idle, timing)
     return cells
 
@@ -304,18 +315,11 @@ def _paced(
     for rate in rates:
         gens = max(1, min(4, math.ceil(subs * rate / 10_000)))
         for server, t in rows:
-            cells.append(
-                Cell(
-                    t,
-                    subs,
-                    rate,
-                    server=server,
-                    generators=gens,
-                    client=PERF_CLIENT.get(t, {}),
-                    tags=("perf", "paced"),
-                    **timing,
-                )  # fmt: skip
-            )
+            cells += [
+                Cell(t, subs, rate, server=server, server_env=env, generators=gens,
+                     client=PERF_CLIENT.get(t, {}), tags=("perf", "paced"), **timing)
+                for env in _variants(server, t)
+            ]  # fmt: skip
     return cells
 
 
@@ -327,11 +331,13 @@ def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> 
             0.0,
             kind="idle",
             server=server,
+            server_env=env,
             client=PERF_CLIENT.get(t, {}),
             tags=("perf", "idle"),
             **timing,
         )  # fmt: skip
         for server, t in rows
+        for env in _variants(server, t)
     ]
 
 

@@ -54,8 +54,19 @@ def _node(cells: Cells, rate: float) -> dict[str, Any] | None:
     )  # fmt: skip
 
 
+# Server settings that make a different implementation of the same transport (a row of its own).
+VARIANT_ENV = ("PUSHLAB_SSE_IMPL", "PUSHLAB_SSE_DIRECT", "PUSHLAB_WS_DIRECT", "PUSHLAB_WS_IMPL")
+
+
+def server_label(c: dict[str, Any]) -> str:
+    """``python``, ``node`` or ``granian``, plus implementation settings (``sse_impl=pushlab``)."""
+    env = c.get("server_env") or {}
+    variant = [f"{k.removeprefix('PUSHLAB_').lower()}={env[k]}" for k in VARIANT_ENV if k in env]
+    return " ".join([str(c.get("server", "python")), *variant])
+
+
 def _who(c: dict[str, Any]) -> str:
-    return f"{c.get('server')} {c['transport']}"
+    return f"{server_label(c)} {c['transport']}"
 
 
 def _why_not(*cells: dict[str, Any]) -> str:
@@ -129,7 +140,7 @@ def _row(
     met = bool(ratio >= target) if up else bool(ratio <= target)
     why = _why_not(c, node) if node else "no Node ws cell in this run"
     return {
-        "figure": figure, "server": c.get("server", "python"), "transport": c["transport"],
+        "figure": figure, "server": server_label(c), "transport": c["transport"],
         "rate": c["rate"], "python": value, "node_ws": base, "ratio": ratio,
         "target": f"{'>=' if up else '<='} {target:g}", "met": met and math.isfinite(ratio),
         "counts": not why, "why_not": why, "note": "",
@@ -170,7 +181,7 @@ def compute(cells: Cells) -> list[dict[str, Any]]:
         full = min(c.get("idle_connections", 0), c.get("connected", 0)) >= IDLE_QUORUM * want
         rows.append({
             "figure": f"KiB / idle conn ({c.get('idle_connections')} open)",
-            "server": c.get("server", "python"), "transport": c["transport"], "rate": 0.0,
+            "server": server_label(c), "transport": c["transport"], "rate": 0.0,
             "python": kib,
             "node_ws": float(node_idle["memory_per_connection_kb"]) if node_idle else math.nan,
             "ratio": math.nan, "target": f"<= {IDLE_TARGET_KIB:g} KiB",

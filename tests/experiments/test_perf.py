@@ -174,3 +174,14 @@ def test_tiny_perf_run_writes_the_ratios_table(tmp_path: Path):
     report = (path / "report.md").read_text()
     assert "Against the Node ws row" in report
     assert (path / "ratios.csv").read_text().startswith("figure,")
+
+
+def test_sse_rows_for_both_implementations_with_their_own_labels():
+    """perf runs SSE on sse-starlette and on pushlab's response; ratios name the variant."""
+    cells = profile("perf")
+    sse = {(c.tags[1], c.server_env.get("PUSHLAB_SSE_IMPL")) for c in cells if c.transport == "sse"}
+    assert {v for _, v in sse} == {None, "pushlab"}
+    assert {tag for tag, _ in sse} == {"paced", "flat", "idle"}
+    row = {"server": "python", "transport": "sse", "server_env": {"PUSHLAB_SSE_IMPL": "pushlab"}}
+    assert ratios.server_label(row) == "python sse_impl=pushlab"
+    assert ratios.server_label({"server": "node", "transport": "ws"}) == "node"
