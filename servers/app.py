@@ -172,6 +172,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(echo.router)
     app.include_router(chat.router)
+    app.bare_routes["/poll"] = short_poll.endpoint
+    app.bare_routes["/long-poll"] = long_poll.endpoint
     if settings.sse_impl == "pushlab":
         # Idle streams are most of a server's connections: see PushlabApp and servers/sse_stream.py.
         app.bare_routes["/sse"] = sse.endpoint

@@ -14,10 +14,12 @@ import asyncio
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from feed.codec import parse_cursor
 from feed.events import check_topic
 from servers.admission import admit
+from servers.bare import BareEndpoint
 from servers.deps import state
 from servers.query import optional_positive_float, required_str
 from servers.short_poll import answer
@@ -76,4 +78,5 @@ async def long_poll(request: Request) -> Response:
 
 # A plain Starlette route: FastAPI's dependency solving per request cost more than the rest of
 # the handler (see servers/query.py); the answers are the same.
-router.add_route("/long-poll", long_poll, methods=["GET"])
+endpoint = BareEndpoint(long_poll)
+router.routes.append(Route("/long-poll", endpoint, include_in_schema=False))

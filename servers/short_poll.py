@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.requests import Request
+from starlette.routing import Route
 
 from feed.codec import dumps, parse_cursor
 from feed.events import check_topic
 from feed.history import Batch
 from servers.admission import admit
+from servers.bare import BareEndpoint
 from servers.deps import JSON, AppState, state
 from servers.query import optional_int, required_str
 
@@ -47,7 +49,8 @@ async def poll(request: Request) -> JSON:
 
 
 # A plain Starlette route, for the reason given in servers/query.py.
-router.add_route("/poll", poll, methods=["GET"])
+endpoint = BareEndpoint(poll)
+router.routes.append(Route("/poll", endpoint, include_in_schema=False))
 
 
 def answer(st: AppState, transport: str, topic: str, batch: Batch) -> JSON:

@@ -62,3 +62,12 @@ async def test_bad_parameters_are_422(app_client, params):
     """Wrongly typed or missing parameters get 422 with the field named."""
     r = await app_client.get("/poll", params=params)
     assert (r.status_code, r.json()["error"]) == (422, "invalid_parameter")
+
+
+@pytest.mark.parametrize("path", ["/poll", "/long-poll"])
+async def test_only_get_and_head(app_client, path):
+    """The bare poll endpoints answer like a GET route: 405 with Allow, HEAD without a body."""
+    r = await app_client.post(path, params={"topic": "t"})
+    assert (r.status_code, r.headers["allow"]) == (405, "GET")
+    r = await app_client.head("/poll", params={"topic": "t"})
+    assert r.status_code == 200 and r.content == b""
