@@ -69,14 +69,23 @@ class DirectSink:
         )
 
     def __call__(self, event: EncodedEvent) -> bool:
-        if not self.ready():
+        # ready() inlined but for _open(): this runs once per event per idle socket.
+        proto, transport = self.proto, self.transport
+        if (
+            proto.close_sent
+            or proto.disconnected
+            or not self.writable.is_set()
+            or transport.get_write_buffer_size()
+            or transport.is_closing()
+            or not self._open()
+        ):
             return False
         try:
             if self.binary:
-                self.transport.write(ws_binary_frame(event))
+                transport.write(event.ws_binary or ws_binary_frame(event))
                 size = len(msgpack_frame(event))
             else:
-                self.transport.write(ws_text_frame(event))
+                transport.write(event.ws_text or ws_text_frame(event))
                 size = len(event.json)
         except Exception:
             return False  # the ASGI path will meet the same error and end the session

@@ -37,6 +37,8 @@ def test_perf_profile_has_exactly_the_issue_cells():
     assert {(c.server, c.transport) for c in idle} == set(PERF_ROWS[:3])
     # Paced cells keep each load process at <= 10k events/s.
     assert all(c.subscribers * c.rate / c.generators <= 10_000 for c in cells if "paced" in c.tags)
+    # Long polling's client pays per request: four processes at both rates.
+    assert {c.generators for c in cells if c.transport == "long-poll"} == {4}
     # Flat out: four processes, and every subscriber connected before the ticker starts.
     assert {(c.generators, c.preconnect) for c in cells if "flat" in c.tags} == {(4, True)}
     assert not any(c.preconnect for c in cells if "flat" not in c.tags)
