@@ -66,6 +66,18 @@ class Counters:
 
 
 RawItem = tuple[FeedEvent, int] | Gap | Ready
+
+
+def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
+    """The TLS context for ``verify``: the given context, the default one, or no checks."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
 Item = Received | Gap
 
 

@@ -11,16 +11,22 @@ least every ``keepalive_s``, so silence longer than ``read_timeout_s`` means a d
 from __future__ import annotations
 
 import contextlib
-import ssl
+import enum
 from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from httpx_sse import aconnect_sse
 
 from clients._http import make_http, raise_for_status
-from clients.base import FeedClient, RawItem, Ready
+from clients.base import FeedClient, RawItem, Ready, tls_context
 from clients.sse_wire import stream_messages
 from feed.codec import decode_event, gap_from_dict, loads
+
+
+class _End(enum.Enum):
+    """:meth:`SSEClient._item` for ``event: end``: the server ended the stream."""
+
+    END = 0
 
 
 class SSEClient(FeedClient):
@@ -62,7 +68,7 @@ class SSEClient(FeedClient):
         params, headers = self._request()
         ctx = None
         if self.url.startswith("https"):
-            ctx = self.verify if isinstance(self.verify, ssl.SSLContext) else _context(self.verify)
+            ctx = tls_context(self.verify)
 
         def on_socket(sock: Any) -> None:
             self._sock = sock
@@ -77,17 +83,11 @@ class SSEClient(FeedClient):
                     counted = True
                     self.counters.requests += 1
                     self.counters.connections += 1
-                if msg.retry is not None:
-                    self.server_retry_s = msg.retry / 1000
-                kind = msg.event
-                if kind == "message" and msg.data:
-                    yield decode_event(msg.data), len(msg.data)
-                elif kind == "ready":
-                    yield Ready(int(loads(msg.data)["cursor"]))
-                elif kind == "gap":
-                    yield gap_from_dict(loads(msg.data))
-                elif kind == "end":
+                item = self._item(msg.event, msg.data, msg.retry)
+                if item is _End.END:
                     return
+                if item is not None:
+                    yield item
 
     async def _httpx_session(self) -> AsyncGenerator[RawItem, None]:
         params, headers = self._request()
@@ -101,21 +101,20 @@ class SSEClient(FeedClient):
             self.counters.requests += 1
             self.counters.connections += 1
             async for sse in source.aiter_sse():
-                if sse.retry is not None:
-                    self.server_retry_s = sse.retry / 1000
-                kind = sse.event
-                if kind == "message" and sse.data:
-                    yield decode_event(sse.data), len(sse.data)
-                elif kind == "ready":
-                    yield Ready(int(loads(sse.data)["cursor"]))
-                elif kind == "gap":
-                    yield gap_from_dict(loads(sse.data))
-                elif kind == "end":
+                item = self._item(sse.event, sse.data, sse.retry)
+                if item is _End.END:
                     return
+                if item is not None:
+                    yield item
 
-
-def _context(verify: bool) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if not verify:
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    return ctx
+    def _item(self, kind: str, data: str | bytes, retry: int | None) -> RawItem | _End | None:
+        """One SSE message as a client item, ``END`` for ``event: end``, None to skip."""
+        if retry is not None:
+            self.server_retry_s = retry / 1000
+        if kind == "message":
+            return (decode_event(data), len(data)) if data else None
+        if kind == "ready":
+            return Ready(int(loads(data)["cursor"]))
+        if kind == "gap":
+            return gap_from_dict(loads(data))
+        return _End.END if kind == "end" else None

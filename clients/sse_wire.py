@@ -1,10 +1,10 @@
 """A lean SSE wire for load generation: HTTP/1.1 on an asyncio stream, parsed in bulk.
 
 The default :class:`clients.sse.SSEClient` rides on httpx + httpx-sse, as a user's code would.
-Per event that stack costs ~5x what the WebSocket client does (py-spy of a generator process,
-100 subscribers x 100 events/s: httpcore's per-read cancel scopes, h11's chunk events and
-line-by-line decoding were ~60% of it), so on a 2-core machine the generator, not the server,
-set SSE's tail latency. ``SSEClient(wire="stream")`` uses this module instead: one GET, chunked
+In a perf run a process of such clients used 2.7x the CPU of one of WebSocket clients for the
+same events (docs/performance.md, lever 17: httpcore's per-read cancel scopes, h11's chunk
+events, line-by-line decoding), so on a 2-core machine the generator, not the server, set SSE's
+tail latency. ``SSEClient(wire="stream")`` uses this module instead: one GET, chunked
 decoding and the SSE field grammar (WHATWG HTML §9.2.6) over whole reads.
 """
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from clients.base import FeedClient, RawItem, Ready
+from clients.base import FeedClient, RawItem, Ready, tls_context
 from feed.codec import control, decode_event, decode_msgpack_event, gap_from_dict, loads
 
 AuthMode = Literal["subprotocol", "header", "query", "message"]
@@ -80,14 +80,7 @@ class WebSocketClient(FeedClient):
 
     def _ssl(self) -> ssl.SSLContext | None:
         """TLS context for ``wss://`` (``verify`` as for the HTTP clients); None for ``ws://``."""
-        if not self.url.startswith("https"):
-            return None
-        if isinstance(self.verify, ssl.SSLContext):
-            return self.verify
-        ctx = ssl.create_default_context()
-        if not self.verify:
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        return ctx
+        return tls_context(self.verify) if self.url.startswith("https") else None
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
         headers, protocols = self._handshake()

@@ -249,8 +249,8 @@ PERF_IDLE = 10_000
 PERF_ROWS = (("node", "ws"), ("python", "ws"), ("python", "sse"), ("python", "long-poll"))
 # The same app under Granian instead of uvicorn (issue 8: "consider Granian"); paced and idle.
 PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
-# SSE subscribers on the lean wire (clients/sse_wire.py): on httpx an SSE generator spent ~5x the
-# WebSocket client's CPU per event, so on 2 cores the generator, not the server, set SSE's p99.
+# SSE subscribers on the lean wire (clients/sse_wire.py): on httpx an SSE generator spent 2.7x the
+# WebSocket client's CPU (docs/performance.md, lever 17): the generator, not the server, set p99.
 PERF_CLIENT = {"sse": {"wire": "stream"}}
 # The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
 # one-task response (servers/sse_stream.py), so the cost of the choice is in every perf run.

@@ -55,7 +55,6 @@ class Subscription:
         "_on_wake",
         "_sink",
         "_direct",
-        "direct_events",
     )
 
     def __init__(self, topic: str, maxsize: int, cursor: int, gap: Gap | None = None) -> None:
@@ -73,7 +72,6 @@ class Subscription:
         self._sink: Callable[[EncodedEvent], bool] | None = None
         # True only while the writer is parked with an empty buffer and a sink is attached.
         self._direct = False
-        self.direct_events = 0
 
     def attach(self, sink: Callable[[EncodedEvent], bool] | None) -> None:
         """Set (or with None remove) the direct-delivery sink; it must not raise."""
@@ -106,7 +104,6 @@ class Subscription:
             return
         if self._direct and self._sink is not None and self._sink(event):
             self.cursor = event.seq
-            self.direct_events += 1
             return
         if len(self._buf) >= self.maxsize + self._replayed:
             self.close(OVERFLOW)

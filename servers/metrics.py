@@ -7,7 +7,6 @@ at each scrape and when the connection closes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,20 +19,11 @@ router = APIRouter()
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-@dataclass(slots=True)
-class ConnMetrics:
-    """The label children one connection updates."""
-
-    events: Counter
-    bytes: Counter
-
-
 class Metrics:
     """Every pushlab metric, registered in this app's own registry."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._bound: dict[str, ConnMetrics] = {}
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.connections = Gauge(
@@ -77,16 +67,6 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
-
-    def for_conn(self, transport: str) -> ConnMetrics:
-        """The transport's label children, bound once (``labels()`` takes a lock per call)."""
-        bound = self._bound.get(transport)
-        if bound is None:
-            bound = ConnMetrics(
-                self.events_sent.labels(transport), self.bytes_sent.labels(transport)
-            )
-            self._bound[transport] = bound
-        return bound
 
 
 @router.get("/metrics")

@@ -57,7 +57,7 @@ def answer(st: AppState, transport: str, topic: str, batch: Batch) -> JSON:
     """The 200 batch answer, counted once per answer in the metrics."""
     body = batch_body(topic, batch)
     if batch.events:
-        counters = st.metrics.for_conn(transport)
-        counters.events.inc(len(batch.events))
-        counters.bytes.inc(len(body))
+        m = st.metrics
+        m.child(m.events_sent, transport).inc(len(batch.events))
+        m.child(m.bytes_sent, transport).inc(len(body))
     return JSON(body)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import anyio
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse
 from sse_starlette._utils import collapse_excgroups
 from sse_starlette.sse import SendTimeoutError
@@ -40,6 +39,7 @@ from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
 from servers.deps import AppState, state
+from servers.query import required_str
 from servers.rawsend import RAW_SEND
 from servers.sse_direct import make_sink, uvicorn_cycle
 from servers.sse_stream import TOKEN_EXPIRED, TRANSPORT, preamble
@@ -159,12 +159,7 @@ def admit_stream(scope: Scope, receive: Receive) -> Admitted:
     principal = admit(request, TRANSPORT)
     st = state(request)
     params = request.query_params
-    topic = params.get("topic")
-    if topic is None:
-        raise RequestValidationError(
-            [{"type": "missing", "loc": ("query", "topic"), "msg": "Field required"}]
-        )
-    check_topic(topic)
+    topic = check_topic(required_str(params, "topic"))
     last_event_id = request.headers.get("last-event-id")
     cursor = parse_cursor(last_event_id, name="Last-Event-ID") if last_event_id else None
     if cursor is None:

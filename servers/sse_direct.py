@@ -95,21 +95,8 @@ def make_sink(send: object, conn: Conn) -> Callable[[EncodedEvent], bool] | None
     if cycle is None or not chunked(cycle):
         return None
 
-    transport, flow = cycle.transport, cycle.flow
-
     def sink(event: EncodedEvent) -> bool:
-        # writable() and write() inlined: this runs once per event per parked stream.
-        try:
-            if (
-                cycle.disconnected
-                or cycle.response_complete
-                or flow.write_paused
-                or transport.get_write_buffer_size()
-                or transport.is_closing()
-            ):
-                return False
-            transport.write(event.sse_chunk or sse_chunk(event))
-        except Exception:  # a transport in a state we did not foresee: the buffered path decides
+        if not write(cycle, sse_chunk(event)):
             return False
         conn.events += 1
         conn.bytes += len(event.sse)

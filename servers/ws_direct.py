@@ -69,23 +69,15 @@ class DirectSink:
         )
 
     def __call__(self, event: EncodedEvent) -> bool:
-        # ready() inlined but for _open(): this runs once per event per idle socket.
-        proto, transport = self.proto, self.transport
-        if (
-            proto.close_sent
-            or proto.disconnected
-            or not self.writable.is_set()
-            or transport.get_write_buffer_size()
-            or transport.is_closing()
-            or not self._open()
-        ):
+        if not self.ready():
             return False
+        transport = self.transport
         try:
             if self.binary:
-                transport.write(event.ws_binary or ws_binary_frame(event))
+                transport.write(ws_binary_frame(event))
                 size = len(msgpack_frame(event))
             else:
-                transport.write(event.ws_text or ws_text_frame(event))
+                transport.write(ws_text_frame(event))
                 size = len(event.json)
         except Exception:
             return False  # the ASGI path will meet the same error and end the session
