@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
 
-from feed.settings import Settings
+from feed.settings import WS_IMPLS, Settings
 from servers.background import free_port
 
-WS_IMPLEMENTATIONS = ("wsproto", "websockets-sansio", "websockets")
+WS_IMPLEMENTATIONS = WS_IMPLS
 # What `pushlab serve` uses (one source of truth: Settings.ws_impl, chosen in
 # docs/conformance.md), so `pushlab rtt` measures the implementation the lab serves with.
 DEFAULT_WS = Settings().ws_impl
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from feed.settings import Settings
     from servers.app import create_app
+    from servers.ws_protocol import uvicorn_ws
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         create_app(settings),
         host="127.0.0.1",
         port=args.port,
-        ws=args.ws,
+        ws=uvicorn_ws(args.ws),
         ws_max_size=args.ws_max_size or settings.ws_max_message_bytes,
         ws_ping_interval=None,
         ws_per_message_deflate=args.per_message_deflate,

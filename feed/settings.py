@@ -32,6 +32,9 @@ DEFAULT_WS_RATE_BURST = 100
 DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 DEFAULT_REDIS_PREFIX = "pushlab"
 SSE_IMPLS = ("sse-starlette", "pushlab")
+# uvicorn's three, and pushlab-sansio: uvicorn's websockets-sansio with lean per-socket state
+# (servers/ws_protocol.py).
+WS_IMPLS = ("websockets-sansio", "pushlab-sansio", "wsproto", "websockets")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +87,12 @@ class Settings:
     ws_rate_per_s: float = DEFAULT_WS_RATE_PER_S
     ws_rate_burst: int = DEFAULT_WS_RATE_BURST
     ws_compression: bool = False
-    # uvicorn's WebSocket implementation. websockets-sansio is the default because fan-out costs
-    # ~15% less server CPU than wsproto; wsproto is the one with 0 FAILED in Autobahn (sansio
-    # answers a close inside a fragmented message with 1002: case 7.1.5). docs/conformance.md.
-    ws_impl: str = "websockets-sansio"
+    # uvicorn's WebSocket implementation (WS_IMPLS). pushlab-sansio, the default, is uvicorn's
+    # websockets-sansio protocol with lean per-socket state (servers/ws_protocol.py): sansio
+    # because fan-out costs ~15% less server CPU than wsproto, lean for memory per idle socket.
+    # wsproto is the one with 0 FAILED in Autobahn (sansio answers a close inside a fragmented
+    # message with 1002: case 7.1.5). docs/conformance.md.
+    ws_impl: str = "pushlab-sansio"
     # Feed events written by the publisher straight to uvicorn's transport while a socket is
     # idle and clean (servers/ws_direct.py); off: every event goes through the writer task.
     ws_direct: bool = True
@@ -121,8 +126,8 @@ class Settings:
             raise ValueError("board_rate must be > 0")
         if self.ticker_rate < 0 or self.ticker_size < 0:
             raise ValueError("ticker_rate and ticker_size must be >= 0")
-        if self.ws_impl not in ("websockets-sansio", "wsproto", "websockets"):
-            raise ValueError("ws_impl must be websockets-sansio, wsproto or websockets")
+        if self.ws_impl not in WS_IMPLS:
+            raise ValueError(f"ws_impl must be one of {', '.join(WS_IMPLS)}")
         if self.sse_impl not in SSE_IMPLS:
             raise ValueError(f"sse_impl must be one of {', '.join(SSE_IMPLS)}")
         if self.ws_ping_interval_s < 0 or self.ws_ping_timeout_s <= 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from feed.fdlimit import raise_nofile
-from feed.settings import SSE_IMPLS, Settings
+from feed.settings import SSE_IMPLS, WS_IMPLS, Settings
 from servers.app import create_app
 from servers.runner import PushlabServer, build_config
 
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ws-impl",
-        choices=("websockets-sansio", "wsproto", "websockets"),
+        choices=WS_IMPLS,
         help="uvicorn WebSocket implementation (docs/conformance.md)",
     )
     parser.add_argument(

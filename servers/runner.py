@@ -23,6 +23,7 @@ from feed.broker import SHUTDOWN
 from feed.settings import Settings
 from servers.deps import AppState
 from servers.logs import install_redaction, log_config
+from servers.ws_protocol import uvicorn_ws
 
 logger = logging.getLogger("pushlab.server")
 
@@ -34,7 +35,7 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         "port": settings.port,
         "log_level": settings.log_level,
         "log_config": log_config(settings.log_level, settings.log_json),
-        "ws": settings.ws_impl,
+        "ws": uvicorn_ws(settings.ws_impl),
         "ws_max_size": settings.ws_max_message_bytes,
         # The app runs its own heartbeat (servers/ws_session.py); see the docstring there.
         "ws_ping_interval": None,

@@ -7,7 +7,8 @@ server-to-client frame without extensions is the same bytes for every subscriber
 publish loop can write it to uvicorn's transport itself (:meth:`feed.broker.Subscription.attach`).
 
 This reaches into uvicorn's protocol object, so it is only done for the protocol classes checked
-here (uvicorn 0.54's ``websockets-sansio`` and ``wsproto`` implementations), recognised by exact
+here (uvicorn 0.54's ``websockets-sansio`` and ``wsproto`` implementations, and
+:mod:`servers.ws_protocol`'s lean subclass of the first), recognised by exact
 type from the ``send`` callable the server handed the app. Any other server, implementation or a
 ``send`` wrapped by a middleware gets no sink: events take the ASGI path as before.
 
@@ -27,6 +28,7 @@ from feed.codec import msgpack_frame
 from feed.events import EncodedEvent
 from feed.frames import OP_TEXT, ws_binary_frame, ws_frame, ws_text_frame
 from servers.connections import Conn
+from servers.ws_protocol import Flag, LeanSansIOProtocol
 
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -48,7 +50,7 @@ class DirectSink:
     def __init__(self, proto: Any, conn: Conn, binary: bool) -> None:
         self.proto = proto
         self.transport: asyncio.WriteTransport = proto.transport
-        self.writable: asyncio.Event = proto.writable
+        self.writable: asyncio.Event | Flag = proto.writable
         self.conn = conn
         self.binary = binary
 
@@ -116,7 +118,7 @@ def direct_sink(send: object, conn: Conn, binary: bool) -> DirectSink | None:
     """A sink for the socket behind ``send`` (after ``accept``), or None when not known safe."""
     proto: Any = getattr(send, "__self__", None)
     kind = type(proto)
-    if WebSocketsSansIOProtocol is not None and kind is WebSocketsSansIOProtocol:
+    if kind is LeanSansIOProtocol or kind is WebSocketsSansIOProtocol:
         # Extensions are agreed in the handshake: with permessage-deflate every frame must go
         # through the connection's compressor (and its context), never as shared bytes.
         if not proto.handshake_complete or proto.conn.extensions:

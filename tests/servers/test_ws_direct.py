@@ -48,7 +48,7 @@ def ws_url(server, query: str = "") -> str:
     return server.url.replace("http", "ws") + "/ws?topic=t" + query
 
 
-@pytest.mark.parametrize("impl", ["websockets-sansio", "wsproto"])
+@pytest.mark.parametrize("impl", ["pushlab-sansio", "websockets-sansio", "wsproto"])
 @pytest.mark.parametrize("direct", [True, False])
 async def test_events_in_order_and_direct_used_only_when_on(serve, settings, impl, direct):
     """Live events arrive once each, in order; the publisher writes them only with ws_direct."""
@@ -174,7 +174,7 @@ async def test_stalled_reader_still_closed_1013_with_direct_on(serve, settings):
     assert seqs == list(range(4, 4 + len(seqs))) and len(seqs) < 140
 
 
-@pytest.mark.parametrize("impl", ["websockets-sansio", "wsproto"])
+@pytest.mark.parametrize("impl", ["pushlab-sansio", "websockets-sansio", "wsproto"])
 async def test_compression_negotiated_means_no_direct_writes(serve, settings, impl):
     """With permessage-deflate agreed, every frame goes through the compressor; events intact."""
     server = serve(settings.replace(ws_compression=True, ws_impl=impl))
