@@ -318,9 +318,13 @@ def _paced(
             # The long-poll client (httpx) pays per request, not per event: at 200 x 100 two
             # processes ran at 92-95% of a core (three quiet perf runs), which voids the row.
             n_gens = 4 if t == "long-poll" else gens
+            # Connected before the ticker starts: on a slower machine (AMD EPYC VM, three perf
+            # runs at 9088703) 200 subscribers connecting into a running 200 events/s feed
+            # failed every 200 x 200 cell but one (149-183 of 200 connected in time).
             cells += [
                 Cell(t, subs, rate, server=server, server_env=env, generators=n_gens,
-                     client=PERF_CLIENT.get(t, {}), tags=("perf", "paced"), **timing)
+                     client=PERF_CLIENT.get(t, {}), preconnect=True, tags=("perf", "paced"),
+                     **timing)
                 for env in _variants(server, t)
             ]  # fmt: skip
     return cells

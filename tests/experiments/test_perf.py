@@ -41,7 +41,8 @@ def test_perf_profile_has_exactly_the_issue_cells():
     assert {c.generators for c in cells if c.transport == "long-poll"} == {4}
     # Flat out: four processes, and every subscriber connected before the ticker starts.
     assert {(c.generators, c.preconnect) for c in cells if "flat" in c.tags} == {(4, True)}
-    assert not any(c.preconnect for c in cells if "flat" not in c.tags)
+    # Paced too: a 200 x 200 feed running during the connects timed them out on a slow VM.
+    assert all(c.preconnect for c in cells if "paced" in c.tags)
 
 
 def test_granian_profile_is_the_app_under_granian_against_node_ws():
