@@ -46,6 +46,8 @@ class DirectSink:
     """``sink(event) -> bool``: write the event's cached frame to the socket, or decline."""
 
     __slots__ = ("proto", "transport", "writable", "conn", "binary")
+    # The protocol's WebSocket state machine value for OPEN (no close sent or received).
+    open_state: Any = None
 
     def __init__(self, proto: Any, conn: Conn, binary: bool) -> None:
         self.proto = proto
@@ -54,35 +56,37 @@ class DirectSink:
         self.conn = conn
         self.binary = binary
 
-    def _open(self) -> bool:
-        """The WebSocket state machine is OPEN (no close sent or received)."""
-        raise NotImplementedError
+    def write(self, frame: bytes) -> bool:
+        """Write ``frame`` if it goes out now, in order and without buffering; else False.
 
-    def ready(self) -> bool:
-        """True when a frame written now goes out in order and without buffering."""
+        Runs once per event per idle socket: the checks are one expression, no calls but the
+        transport's own.
+        """
         proto, transport = self.proto, self.transport
-        return (
-            not proto.close_sent
-            and not proto.disconnected
-            and self.writable.is_set()
-            and not transport.is_closing()
-            and not transport.get_write_buffer_size()
-            and self._open()
-        )
-
-    def __call__(self, event: EncodedEvent) -> bool:
-        if not self.ready():
+        if (
+            proto.close_sent
+            or proto.disconnected
+            or not self.writable.is_set()
+            or transport.get_write_buffer_size()
+            or transport.is_closing()
+            or proto.conn.state is not self.open_state
+        ):
             return False
-        transport = self.transport
         try:
-            if self.binary:
-                transport.write(ws_binary_frame(event))
-                size = len(msgpack_frame(event))
-            else:
-                transport.write(ws_text_frame(event))
-                size = len(event.json)
+            transport.write(frame)
         except Exception:
             return False  # the ASGI path will meet the same error and end the session
+        return True
+
+    def __call__(self, event: EncodedEvent) -> bool:
+        if self.binary:
+            if not self.write(event.ws_binary or ws_binary_frame(event)):
+                return False
+            size = len(msgpack_frame(event))
+        else:
+            if not self.write(event.ws_text or ws_text_frame(event)):
+                return False
+            size = len(event.json)
         conn = self.conn
         conn.events += 1
         conn.bytes += size
@@ -91,27 +95,17 @@ class DirectSink:
 
     def write_control(self, payload: bytes) -> bool:
         """A control message (JSON text frame) when the socket is ready, else False."""
-        if not self.ready():
-            return False
-        try:
-            self.transport.write(ws_frame(OP_TEXT, payload))
-        except Exception:
-            return False
-        return True
+        return self.write(ws_frame(OP_TEXT, payload))
 
 
 class _SansIOSink(DirectSink):
     __slots__ = ()
-
-    def _open(self) -> bool:
-        return bool(self.proto.conn.state is State.OPEN)
+    open_state = State.OPEN
 
 
 class _WsprotoSink(DirectSink):
     __slots__ = ()
-
-    def _open(self) -> bool:
-        return bool(self.proto.conn.state is ConnectionState.OPEN)
+    open_state = ConnectionState.OPEN
 
 
 def direct_sink(send: object, conn: Conn, binary: bool) -> DirectSink | None:
