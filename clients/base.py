@@ -68,6 +68,9 @@ class Counters:
 RawItem = tuple[FeedEvent, int] | Gap | Ready
 
 
+Item = Received | Gap
+
+
 def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     """The TLS context for ``verify``: the given context, the default one, or no checks."""
     if isinstance(verify, ssl.SSLContext):
@@ -76,9 +79,6 @@ def tls_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     if not verify:
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     return ctx
-
-
-Item = Received | Gap
 
 
 class FeedClient(ABC):

@@ -32,11 +32,8 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
 from experiments.machine import machine_info  # noqa: E402
-from experiments.server_process import (  # noqa: E402
-    DEFAULT_WS,
-    WS_IMPLEMENTATIONS,
-    ServerProcess,
-)
+from experiments.server_process import DEFAULT_WS, ServerProcess  # noqa: E402
+from feed.settings import WS_IMPLS  # noqa: E402
 
 # Sections 9 (big/fragmented messages) and 12-13 (permessage-deflate) take almost all the time.
 SCOPES: dict[str, tuple[list[str], list[str]]] = {
@@ -177,7 +174,7 @@ def resummarise(path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """CLI; prints the verdict counts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS)
+    parser.add_argument("--ws", choices=WS_IMPLS, default=DEFAULT_WS)
     parser.add_argument("--scope", choices=sorted(SCOPES), default="quick")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "conformance")
     parser.add_argument("--timeout", type=float, help="hard limit for wstest, s")

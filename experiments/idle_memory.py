@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 
 from feed.fdlimit import raise_nofile
 from feed.settings import Settings
@@ -24,14 +25,47 @@ from servers.app import create_app
 from servers.runner import PushlabServer, build_config
 
 
-def _request(transport: str) -> bytes:
+def upgrade_request(transport: str, topic: str = "ticks") -> bytes:
+    """The bytes that open one idle feed socket: a WebSocket upgrade or an SSE GET."""
     if transport == "ws":
         key = base64.b64encode(os.urandom(16)).decode()
         return (
-            "GET /ws?topic=ticks HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"GET /ws?topic={topic} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
-    return b"GET /sse?topic=ticks HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    return (
+        f"GET /sse?topic={topic} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+
+
+def open_idle(port: int, request: bytes, n: int, expect: bytes = b" 101 ") -> list[socket.socket]:
+    """``n`` sockets to 127.0.0.1:``port``, each sent ``request``; its first answer must hold
+    ``expect`` (the upgrade, or ``b" 200 "`` for SSE)."""
+    socks = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", port))
+        socks.append(c)
+        c.settimeout(10)
+        c.sendall(request)
+        answer = c.recv(4096)
+        if expect not in answer:
+            for s in socks:
+                s.close()
+            raise RuntimeError(f"expected {expect!r} in the answer, got {answer[:80]!r}")
+    return socks
+
+
+def tracked_growth(action: Callable[[], object]) -> list[tracemalloc.StatisticDiff]:
+    """Python-tracked allocations that ``action`` leaves behind (after a GC), largest first."""
+    gc.collect()
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        action()
+        gc.collect()
+        return tracemalloc.take_snapshot().compare_to(before, "lineno")
+    finally:
+        tracemalloc.stop()
 
 
 def main() -> int:
@@ -51,24 +85,15 @@ def main() -> int:
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    req, socks = _request(args.transport), []
-
-    def open_(k: int) -> None:
-        for _ in range(k):
-            c = socket.create_connection(("127.0.0.1", port))
-            c.sendall(req)
-            c.recv(4096)
-            socks.append(c)
-
-    open_(50)
+    req, ok = upgrade_request(args.transport), b" 101 " if args.transport == "ws" else b" 200 "
+    socks = open_idle(port, req, 50, ok)
     time.sleep(1)
-    gc.collect()
-    tracemalloc.start(1)
-    before = tracemalloc.take_snapshot()
-    open_(args.n)
-    time.sleep(2)
-    gc.collect()
-    diff = tracemalloc.take_snapshot().compare_to(before, "lineno")
+
+    def open_n() -> None:
+        socks.extend(open_idle(port, req, args.n, ok))
+        time.sleep(2)
+
+    diff = tracked_growth(open_n)
     total = sum(d.size_diff for d in diff)
     print(f"{args.transport}: {total / args.n / 1024:.1f} KiB Python-tracked per idle socket")
     for d in diff[: args.top]:

@@ -38,8 +38,8 @@ from websockets.asyncio.client import connect
 
 from experiments.metrics import summarize
 from experiments.results import ResultsDir
-from experiments.server_process import DEFAULT_WS, WS_IMPLEMENTATIONS, ServerProcess
-from feed.settings import Settings
+from experiments.server_process import DEFAULT_WS, ServerProcess
+from feed.settings import WS_IMPLS, Settings
 
 MODES = ("ws", "http-keepalive", "http-new", "http-raw")
 RoundTrip = Callable[[], Awaitable[None]]
@@ -200,7 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=d.warmup)
     parser.add_argument("--sizes", default=",".join(map(str, d.sizes)), help="payload bytes, csv")
     parser.add_argument("--modes", default=",".join(d.modes), help=f"subset of {','.join(MODES)}")
-    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=d.ws, help="uvicorn --ws")
+    parser.add_argument("--ws", choices=WS_IMPLS, default=d.ws, help="uvicorn --ws")
     parser.add_argument("--max-seconds", type=float, default=d.max_seconds, help="cap per cell")
     parser.add_argument("--out", default="results", help="results root")
 

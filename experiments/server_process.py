@@ -22,7 +22,6 @@ from typing import IO, Any
 from feed.settings import WS_IMPLS, Settings
 from servers.background import free_port
 
-WS_IMPLEMENTATIONS = WS_IMPLS
 # What `pushlab serve` uses (one source of truth: Settings.ws_impl, chosen in
 # docs/conformance.md), so `pushlab rtt` measures the implementation the lab serves with.
 DEFAULT_WS = Settings().ws_impl
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ws", choices=WS_IMPLEMENTATIONS, default=DEFAULT_WS)
+    parser.add_argument("--ws", choices=WS_IMPLS, default=DEFAULT_WS)
     parser.add_argument("--ws-max-size", type=int, help="default: PUSHLAB_WS_MAX_MESSAGE_BYTES")
     parser.add_argument("--per-message-deflate", action="store_true", help="offer compression")
     args = parser.parse_args(argv)

@@ -64,25 +64,20 @@ def chunked(cycle: Any) -> bool:
     return type(writer).__name__ == "ChunkedWriter"
 
 
-def writable(cycle: Any) -> bool:
-    """Whether a chunk written now goes out exactly as ``send`` would write it, with nothing
-    queued ahead of it in uvicorn or the transport."""
-    transport = cycle.transport
-    return not (
-        cycle.disconnected
-        or cycle.response_complete
-        or cycle.flow.write_paused
-        or transport.is_closing()
-        or transport.get_write_buffer_size()
-    )
-
-
 def write(cycle: Any, chunk: bytes) -> bool:
-    """Write one already-framed chunk if :func:`writable`; never raises."""
+    """Write one already-framed chunk if it goes out exactly as ``send`` would write it, with
+    nothing queued ahead of it in uvicorn or the transport; else False. Never raises."""
     try:
-        if not writable(cycle):
+        transport = cycle.transport
+        if (
+            cycle.disconnected
+            or cycle.response_complete
+            or cycle.flow.write_paused
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
+        ):
             return False
-        cycle.transport.write(chunk)
+        transport.write(chunk)
     except Exception:  # a transport in a state we did not foresee: the buffered path decides
         return False
     return True
@@ -96,7 +91,7 @@ def make_sink(send: object, conn: Conn) -> Callable[[EncodedEvent], bool] | None
         return None
 
     def sink(event: EncodedEvent) -> bool:
-        if not write(cycle, sse_chunk(event)):
+        if not write(cycle, event.sse_chunk or sse_chunk(event)):
             return False
         conn.events += 1
         conn.bytes += len(event.sse)

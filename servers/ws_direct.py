@@ -24,22 +24,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+from websockets.protocol import State
+from wsproto.connection import ConnectionState
+
 from feed.codec import msgpack_frame
 from feed.events import EncodedEvent
 from feed.frames import OP_TEXT, ws_binary_frame, ws_frame, ws_text_frame
 from servers.connections import Conn
 from servers.ws_protocol import Flag, LeanSansIOProtocol
-
-try:
-    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-    from websockets.protocol import State
-except ImportError:  # pragma: no cover - websockets is a dependency of the lab
-    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
-try:
-    from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
-    from wsproto.connection import ConnectionState
-except ImportError:  # pragma: no cover - wsproto is a dependency of the lab
-    WSProtocol = None  # type: ignore[assignment,misc]
 
 
 class DirectSink:
@@ -59,8 +53,8 @@ class DirectSink:
     def write(self, frame: bytes) -> bool:
         """Write ``frame`` if it goes out now, in order and without buffering; else False.
 
-        Runs once per event per idle socket: the checks are one expression, no calls but the
-        transport's own.
+        Runs once per event per idle socket: the checks are one expression, without a helper
+        method per check.
         """
         proto, transport = self.proto, self.transport
         if (
@@ -118,7 +112,7 @@ def direct_sink(send: object, conn: Conn, binary: bool) -> DirectSink | None:
         if not proto.handshake_complete or proto.conn.extensions:
             return None
         return _SansIOSink(proto, conn, binary)
-    if WSProtocol is not None and kind is WSProtocol:
+    if kind is WSProtocol:
         # wsproto keeps the agreed extensions private; uvicorn only ever offers
         # permessage-deflate, and only when configured, so the configuration decides.
         if not proto.handshake_complete or proto.config.ws_per_message_deflate:

@@ -12,7 +12,6 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from servers.ws_protocol import uvicorn_ws
 from tests.support import MS, LiveServer, async_wait_until
 
 TIMEOUT = 5 * MS
@@ -56,7 +55,7 @@ def ws_impl(request) -> str:
 @pytest.fixture
 def live(serve, settings, ws_impl) -> LiveServer:
     """This module's server runs on each WebSocket implementation in turn."""
-    return serve(settings, uvicorn_options={"ws": uvicorn_ws(ws_impl)})
+    return serve(settings.replace(ws_impl=ws_impl))
 
 
 @pytest.fixture
@@ -223,9 +222,7 @@ async def test_disconnect_cleans_up_rooms_and_users(tabs, live):
 
 async def test_slow_reader_is_closed_1013_without_stalling_the_room(serve, settings, ws_impl):
     """A member that stops reading is closed with 1013; the others keep receiving."""
-    server = serve(
-        settings.replace(subscriber_buffer=8), uvicorn_options={"ws": uvicorn_ws(ws_impl)}
-    )
+    server = serve(settings.replace(subscriber_buffer=8, ws_impl=ws_impl))
     url = f"ws://127.0.0.1:{server.port}/chat"
     async with (
         connect(f"{url}?user=ann", open_timeout=TIMEOUT) as ann_ws,

@@ -9,7 +9,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from servers.ws_protocol import uvicorn_ws
 from tests.support import MS
 
 WS_IMPLS = ["pushlab-sansio", "websockets-sansio", "wsproto"]
@@ -19,9 +18,7 @@ WS_IMPLS = ["pushlab-sansio", "websockets-sansio", "wsproto"]
 async def test_text_binary_and_fragmented_come_back_unchanged(serve, settings, ws):
     """Text stays text, binary stays binary, a fragmented message comes back whole."""
     # LiveServer applies ws_max_message_bytes (64 KiB) like `pushlab serve`; 70 kB needs more.
-    server = serve(
-        settings.replace(ws_max_message_bytes=1 << 20), uvicorn_options={"ws": uvicorn_ws(ws)}
-    )
+    server = serve(settings.replace(ws_max_message_bytes=1 << 20, ws_impl=ws))
     async with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=5 * MS) as sock:
         for message in ("héllo ✓", "", b"\x00\xff" * 1000, b"", os.urandom(70_000)):
             await sock.send(message)
@@ -33,7 +30,7 @@ async def test_text_binary_and_fragmented_come_back_unchanged(serve, settings, w
 @pytest.mark.parametrize("ws", WS_IMPLS)
 async def test_message_over_max_size_closes_1009(serve, settings, ws):
     """A message over the server's ws_max_size is answered with close 1009."""
-    server = serve(settings, uvicorn_options={"ws": uvicorn_ws(ws), "ws_max_size": 1024})
+    server = serve(settings.replace(ws_impl=ws), uvicorn_options={"ws_max_size": 1024})
     async with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=5 * MS) as sock:
         await sock.send(b"x" * 1024)
         assert await sock.recv() == b"x" * 1024

@@ -9,17 +9,14 @@ really holds less memory.
 from __future__ import annotations
 
 import asyncio
-import base64
-import gc
-import os
 import socket
-import tracemalloc
 
 import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
+from experiments.idle_memory import open_idle, tracked_growth, upgrade_request
 from servers.ws_protocol import Flag, Inbox, LeanSansIOProtocol, uvicorn_ws
 from tests.support import MS, wait_until
 
@@ -108,35 +105,18 @@ def _idle_bytes_per_socket(serve, settings, n: int) -> float:
     """tracemalloc growth per idle feed WebSocket to an in-thread server, after warm-up."""
     server = serve(settings)
     conns = server._server.config.loaded_app.app.state.pushlab.conns
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        "GET /ws?topic=t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
+    request = upgrade_request("ws", topic="t")
     socks: list[socket.socket] = []
 
     def open_(k: int) -> None:
-        for _ in range(k):
-            s = socket.create_connection(("127.0.0.1", server.port))
-            s.sendall(request)
-            s.settimeout(5 * MS)
-            assert b" 101 " in s.recv(4096)  # upgrade answered; the ready frame may follow
-            socks.append(s)
+        socks.extend(open_idle(server.port, request, k, expect=b" 101 "))  # upgrade answered
         want = len(socks)
         wait_until(lambda: len(conns.live) == want, what=f"{want} sockets registered")
 
     try:
         open_(20)
-        gc.collect()
-        tracemalloc.start(1)
-        try:
-            before = tracemalloc.take_snapshot()
-            open_(n)
-            gc.collect()
-            after = tracemalloc.take_snapshot()
-        finally:
-            tracemalloc.stop()
-        return sum(d.size_diff for d in after.compare_to(before, "filename")) / n
+        growth = tracked_growth(lambda: open_(n))
+        return sum(d.size_diff for d in growth) / n
     finally:
         for s in socks:
             s.close()
