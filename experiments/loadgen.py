@@ -19,6 +19,9 @@ counts them). The result also gives the range of the subscribers' first received
 subscriber's first event is the resumed ticker's first. Polling clients also get
 ``<raw_path stem>.responses.npy``: rows ``(done_ns, empty)`` per HTTP answer in the same span, so
 the runner can count requests over exactly the interval it read the byte counters over.
+
+``spec["client"]["wire"] == "count"`` runs :mod:`experiments.countwire`'s subscribers instead
+(flat-out cells): the same pipe protocol and result keys, parsed per read.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +145,29 @@ def _say(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+async def wait_for(cond: Callable[[], bool], timeout_s: float) -> None:
+    """Poll ``cond`` every 10 ms until true or ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def say_connected(connected: int, subscribers: int, cursors: list[int], errors: list[str]) -> None:
+    """Step 1 of the pipe protocol: how many subscribers are in, and their start cursors."""
+    _say({
+        "connected": connected, "subscribers": subscribers, "errors": sorted(set(errors)),
+        "cursor_min": min(cursors, default=None), "cursor_max": max(cursors, default=None),
+    })  # fmt: skip
+
+
+async def window_command() -> tuple[int, int] | None:
+    """Step 2: the window ``(t0_ns, t1_ns)``, or None when told to stop instead."""
+    cmd = await _readline()
+    if cmd.get("cmd") != "window":
+        return None
+    return int(cmd["t0_ns"]), int(cmd["t1_ns"])
+
+
 async def run(spec: dict[str, Any]) -> None:
     """Drive the spec until told to stop."""
     cls = CLIENTS[spec["transport"]]
@@ -168,20 +195,18 @@ async def run(spec: dict[str, Any]) -> None:
             s.cursor = min(s.cursor, s.first_any - 1)
         return s.cursor is not None
 
-    deadline = time.monotonic() + spec.get("connect_timeout_s", 30.0)
-    while not all(ready(s) for s in subs) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    errors = sorted({e for s in subs for e in s.client.counters.errors})
-    cursors = [s.cursor for s in subs if s.cursor is not None]
-    _say({
-        "connected": sum(ready(s) for s in subs), "subscribers": len(subs), "errors": errors,
-        "cursor_min": min(cursors, default=None), "cursor_max": max(cursors, default=None),
-    })  # fmt: skip
+    await wait_for(lambda: all(ready(s) for s in subs), spec.get("connect_timeout_s", 30.0))
+    say_connected(
+        sum(ready(s) for s in subs),
+        len(subs),
+        [s.cursor for s in subs if s.cursor is not None],
+        [e for s in subs for e in s.client.counters.errors],
+    )
     try:
-        cmd = await _readline()
-        if cmd.get("cmd") != "window":
+        window = await window_command()
+        if window is None:
             return
-        win.t0, win.t1 = int(cmd["t0_ns"]), int(cmd["t1_ns"])
+        win.t0, win.t1 = window
         win.open = True
         await asyncio.sleep(max(0.0, (win.t0 - time.time_ns()) / 1e9))
         before = [_counters(s.client) for s in subs]
@@ -244,7 +269,12 @@ def main() -> int:
         runner: Any = uvloop.run
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         runner = asyncio.run
-    runner(run(spec))
+    if spec.get("client", {}).get("wire") == "count":
+        from experiments import countwire
+
+        runner(countwire.run(spec))
+    else:
+        runner(run(spec))
     return 0
 
 

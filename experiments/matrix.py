@@ -230,6 +230,8 @@ def profile(name: str) -> list[Cell]:
         return perf_profile(tiny=name == "perf-tiny")
     if name == "perf-granian":
         return granian_profile()
+    if name == "perf-wire":
+        return wire_profile()
     if name in PERF_PARTS:
         # One part of the perf profile (repeat runs of the part that is noisy or slow).
         part = name.removeprefix("perf-")
@@ -245,6 +247,10 @@ PERF_RATES = (100.0, 200.0)
 # limit); the subscriber buffer is raised so that a server falling behind is measured, not kicked.
 PERF_FLAT_RATE = 2000.0
 PERF_FLAT_ENV = {"PUSHLAB_SUBSCRIBER_BUFFER": "100000"}
+# Flat out the lab's clients spend 3-4x the server's CPU per event, so on a small machine the
+# generators set the figure; the counting wire parses per read, not per event
+# (experiments/countwire.py).
+PERF_FLAT_CLIENT = {"wire": "count", "hold_ms": 10}
 PERF_IDLE = 10_000
 PERF_ROWS = (("node", "ws"), ("python", "ws"), ("python", "sse"), ("python", "long-poll"))
 # The same app under Granian instead of uvicorn (issue 8: "consider Granian"); paced and idle.
@@ -281,7 +287,7 @@ def perf_profile(tiny: bool = False) -> list[Cell]:
             env = (PERF_FLAT_ENV if server == "python" else {}) | variant
             cells.append(
                 Cell(t, subs, flat, server=server, server_env=env, generators=2 if tiny else 4,
-                     client=PERF_CLIENT.get(t, {}), preconnect=True, tags=("perf", "flat"),
+                     client=PERF_FLAT_CLIENT, preconnect=True, tags=("perf", "flat"),
                      **timing)
             )  # fmt: skip
     cells += _idle(PERF_ROWS[:3] + extra, idle, timing)
@@ -299,6 +305,28 @@ def granian_profile(tiny: bool = False) -> list[Cell]:
     return _paced(node + uvicorn + PERF_GRANIAN_ROWS, subs, rates, timing) + _idle(
         node + PERF_GRANIAN_ROWS, idle, timing
     )
+
+
+def wire_profile() -> list[Cell]:
+    """What the flat cells' counting wire changes on the server, paced, per push row: at
+    200 x 100 the lab's clients, the counting wire and the counting wire with its hold; at
+    200 x 500 (where a 10 ms hold batches ~5 events per read) the counting wire with and without.
+
+    A subscriber that reads less often is woken less often, and on loopback the kernel charges
+    a reader's wake-up to the sender; these cells measure how much of the server's CPU per event
+    that is (no ``perf`` tag: not part of the ratios). 8 s windows, 4 generator processes.
+    """
+    subs, _, _, _, timing = _perf_scale(False)
+    timing |= {"duration_s": 8.0}
+    count: dict[str, Any] = {"wire": "count"}
+    variants = [(100.0, c) for c in ({}, count, PERF_FLAT_CLIENT)]
+    variants += [(500.0, c) for c in (count, PERF_FLAT_CLIENT)]
+    return [
+        Cell(t, subs, rate, server=server, generators=4, preconnect=True, tags=("wire",),
+             client=c or PERF_CLIENT.get(t, {}), **timing)
+        for server, t in PERF_ROWS[:3]
+        for rate, c in variants
+    ]  # fmt: skip
 
 
 def _perf_scale(tiny: bool) -> tuple[int, float, int, tuple[float, ...], dict[str, Any]]:
@@ -349,4 +377,6 @@ def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> 
 
 
 PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")
-PROFILES = ("tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS, "perf-granian")
+PROFILES = (
+    "tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS, "perf-granian", "perf-wire",
+)  # fmt: skip

@@ -29,7 +29,8 @@ def test_perf_profile_has_exactly_the_issue_cells():
     cells = profile("perf")
     paced = {(c.server, c.transport, c.rate) for c in cells if "paced" in c.tags}
     assert paced == {(s, t, r) for s, t in PERF_ROWS for r in (100.0, 200.0)}
-    assert all(c.client_options().get("wire") == "stream" for c in cells if c.transport == "sse")
+    sse = [c for c in cells if c.transport == "sse" and "flat" not in c.tags]
+    assert all(c.client_options().get("wire") == "stream" for c in sse)
     assert all(c.subscribers == 200 for c in cells if c.kind == "asyncio")
     assert {(c.server, c.transport) for c in cells if "flat" in c.tags} == set(PERF_ROWS[:3])
     idle = [c for c in cells if c.kind == "idle"]
@@ -41,8 +42,26 @@ def test_perf_profile_has_exactly_the_issue_cells():
     assert {c.generators for c in cells if c.transport == "long-poll"} == {4}
     # Flat out: four processes, and every subscriber connected before the ticker starts.
     assert {(c.generators, c.preconnect) for c in cells if "flat" in c.tags} == {(4, True)}
+    # Flat out the generators count per read (experiments/countwire.py): with the lab's clients
+    # they needed 3-4x the server's CPU per event, and no server here could saturate.
+    assert {c.client_options().get("wire") for c in cells if "flat" in c.tags} == {"count"}
     # Paced too: a 200 x 200 feed running during the connects timed them out on a slow VM.
     assert all(c.preconnect for c in cells if "paced" in c.tags)
+
+
+def test_wire_profile_compares_the_counting_wire_with_the_lab_clients():
+    """perf-wire: each push row paced, lab client vs counting wire (with and without its hold)."""
+    cells = profile("perf-wire")
+    rows = {(c.server, c.transport) for c in cells}
+    assert rows == set(PERF_ROWS[:3])
+    for server, t in rows:
+        mine = [(c.rate, c.client_options().get("wire"), "hold_ms" in c.client_options())
+                for c in cells if (c.server, c.transport) == (server, t)]  # fmt: skip
+        lab = "stream" if t == "sse" else None
+        assert sorted(mine, key=str) == sorted(
+            [(100.0, lab, False), (100.0, "count", False), (100.0, "count", True),
+             (500.0, "count", False), (500.0, "count", True)], key=str)  # fmt: skip
+    assert not any("perf" in c.tags for c in cells)  # not part of the ratios
 
 
 def test_granian_profile_is_the_app_under_granian_against_node_ws():

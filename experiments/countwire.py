@@ -1,0 +1,461 @@
+"""Counting subscribers for flat-out cells: WebSocket and SSE, parsed per read, not per event.
+
+Flat out, a process of the lab's clients (``clients/``: one decoded event object, one async
+generator step and one bookkeeping call per event) spends 3.3-4.0x the server's CPU per event
+(docs/performance.md), so on a 2-core machine the generators, not the server, set the figure.
+These subscribers work per read: WebSocket frame headers are walked in one short loop, event
+fields are pulled out of the whole read by one regex, and the seqs are checked against the
+expected run by one list comparison. With ``hold_ms`` each socket is read at most once per hold
+(:class:`Batcher`), so a read carries many events instead of one. They keep every figure
+``experiments.loadgen`` reports: latency per event (the server's ``ts_ns`` against the read's
+arrival), exact lost and duplicate counts, event bytes and the first seq. They neither reconnect
+nor resume: a dropped or refused connection is an error, and a cell with errors does not count.
+
+``python -m experiments.loadgen SPEC`` with ``spec["client"]`` ``{"wire": "count"}`` (and
+optionally ``"hold_ms"``) runs these; ``transport`` is ``ws`` or ``sse``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlencode, urlsplit
+
+import numpy as np
+
+from clients.sse_wire import ChunkedDecoder, parse_head
+from feed.codec import control
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_HEAD = 16 * 1024
+MAX_FRAME = 1 << 20
+# An event is {"topic":..,"seq":N,"ts_ns":T,"data":..} (feed/codec.py; the Node baseline writes
+# the same bytes). Inside a JSON string a quote is escaped, so `{"topic":"` starts an event.
+EVENT = re.compile(rb'\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),')
+# SSE: the whole data line, for the event's byte count.
+SSE_EVENT = re.compile(rb'data: ?(\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),[^\r\n]*)')
+READY = re.compile(rb'\{"type":"ready"[^}]*?"cursor":(\d+)')
+GAP = re.compile(rb'\{"type":"gap"')
+PING = re.compile(rb'\{"type":"ping","id":(\d+|null)\}')
+
+
+@dataclass
+class Tally:
+    """One subscriber's counts; ``last_seq`` is the stream's, the rest are the window's."""
+
+    cursor: int | None = None
+    first_any: int | None = None
+    last_seq: int | None = None
+    first: int | None = None
+    last: int | None = None
+    seen: int = 0
+    nbytes: int = 0
+    seq_digits: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    pings: int = 0  # heartbeats answered (app-level and protocol pings)
+    connections: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Batcher:
+    """Reads each socket at most once per ``interval_s``, so one read carries many events.
+
+    A subscriber that reads as soon as anything arrives pays a wake-up, a ``recv`` and a
+    Python callback per event when it keeps up with the server; flat out that, not the
+    parsing, is most of its CPU. Holding a socket for a few milliseconds leaves the events in
+    the kernel's receive buffer (at 2,000 events/s of ~130 bytes, 10 ms is ~2.6 KB against a
+    128 KiB default buffer), so the server's sends proceed as before; the recorded latency
+    includes the hold.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.loop = asyncio.get_running_loop()
+        self.held: list[asyncio.Transport] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def hold(self, transport: asyncio.Transport) -> None:
+        transport.pause_reading()
+        self.held.append(transport)
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.interval_s, self._release)
+
+    def _release(self) -> None:
+        self.timer = None
+        held, self.held = self.held, []
+        for transport in held:
+            if not transport.is_closing():
+                transport.resume_reading()
+
+
+class Window:
+    """The shared window and latency samples: per read its time and event count, per event ts."""
+
+    def __init__(self, margin_ns: int, batcher: Batcher | None = None) -> None:
+        self.margin_ns = margin_ns
+        self.batcher = batcher
+        self.t0 = self.t1 = 0
+        self.open = False
+        self.reads: list[int] = []
+        self.counts: list[int] = []
+        self.ts: list[int] = []
+
+    def record(
+        self, tally: Tally, now: int, seqs: list[bytes], tss: list[bytes], nbytes: int
+    ) -> None:
+        """Account one read's events (stream order, ``now`` = arrival) to ``tally``."""
+        ints = list(map(int, seqs))
+        if tally.first_any is None:
+            tally.first_any = ints[0]
+        counted = self.open and self.t0 <= now < self.t1
+        last = tally.last_seq
+        if last is None or ints != list(range(last + 1, last + 1 + len(ints))):
+            # Slow path (a duplicate, a gap or the first read): one event at a time.
+            by_seq = dict(zip(ints, tss, strict=True))
+            kept = []
+            for seq in ints:
+                if last is not None and seq <= last:
+                    tally.duplicates += counted
+                    continue
+                kept.append(seq)
+                last = seq
+            if not kept:
+                return
+            ints, tss = kept, [by_seq[q] for q in kept]
+        tally.last_seq = ints[-1]
+        if not self.open:
+            return
+        if self.t0 - self.margin_ns <= now < self.t1 + self.margin_ns:
+            self.reads.append(now)
+            self.counts.append(len(ints))
+            self.ts.extend(map(int, tss))
+        if counted:
+            if tally.first is None:
+                tally.first = ints[0]
+            tally.last = ints[-1]
+            tally.seen += len(ints)
+            tally.nbytes += nbytes
+            tally.seq_digits += sum(map(len, seqs))
+
+
+class _Counter(asyncio.Protocol):
+    """Shared plumbing: the HTTP head, then ``_body`` per read; errors end the connection."""
+
+    def __init__(self, request: bytes, tally: Tally, win: Window) -> None:
+        self.request = request
+        self.tally = tally
+        self.win = win
+        self.transport: asyncio.Transport | None = None
+        self.head: bytes | None = b""
+        self.ended = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ended:
+            return
+        try:
+            if self.head is not None:
+                self.head += data
+                end = self.head.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.head) > MAX_HEAD:
+                        raise ValueError("response head too long")
+                    return
+                raw, data, self.head = self.head[: end + 4], self.head[end + 4 :], None
+                self._opened(raw)
+                self.tally.connections += 1
+            if data:
+                self._body(data)
+            if self.win.batcher is not None and self.transport is not None:
+                self.win.batcher.hold(self.transport)
+        except Exception as exc:  # noqa: BLE001 - the reason goes into the result
+            self.fail(f"{type(exc).__name__}: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(f"connection lost: {exc or 'closed by the server'}")
+
+    def fail(self, reason: str) -> None:
+        """Record why the connection ended (the first reason only) and drop it."""
+        if not self.ended:
+            self.tally.errors.append(reason)
+        self.close()
+
+    def close(self) -> None:
+        self.ended = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _opened(self, raw: bytes) -> None:
+        raise NotImplementedError
+
+    def _body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class WSCounter(_Counter):
+    """RFC 6455 client: server frames are unmasked, ours (pongs) masked."""
+
+    def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
+        self.key = base64.b64encode(os.urandom(16))
+        split = urlsplit(url)
+        path = f"/ws?{urlencode({'topic': topic})}"
+        lines = [
+            f"GET {path} HTTP/1.1", f"Host: {split.netloc}", "Upgrade: websocket",
+            "Connection: Upgrade", f"Sec-WebSocket-Key: {self.key.decode()}",
+            "Sec-WebSocket-Version: 13", "Sec-WebSocket-Protocol: pushlab.v1",
+        ]  # fmt: skip
+        super().__init__(("\r\n".join(lines) + "\r\n\r\n").encode(), tally, win)
+        self.buf = b""
+
+    def _opened(self, raw: bytes) -> None:
+        head = parse_head(raw)
+        if head.status != 101:
+            raise ConnectionError(f"HTTP {head.status} instead of 101")
+        accept = base64.b64encode(hashlib.sha1(self.key + WS_GUID).digest()).decode()
+        if head.headers.get("sec-websocket-accept") != accept:
+            raise ConnectionError("bad Sec-WebSocket-Accept")
+
+    def _body(self, data: bytes) -> None:
+        now = time.time_ns()
+        buf = self.buf + data if self.buf else data
+        n, pos, events, nbytes = len(buf), 0, 0, 0
+        bad = ""  # a frame that ends the connection, after what came before it is counted
+        control: list[tuple[int, bytes]] = []
+        while n - pos >= 2:
+            b1 = buf[pos + 1]
+            if b1 < 126:
+                start, end = pos + 2, pos + 2 + b1
+            elif b1 == 126:
+                if n - pos < 4:
+                    break
+                start = pos + 4
+                end = start + int.from_bytes(buf[pos + 2 : pos + 4])
+            elif b1 == 127:
+                if n - pos < 10:
+                    break
+                start = pos + 10
+                end = start + int.from_bytes(buf[pos + 2 : pos + 10])
+                if end - start > MAX_FRAME:
+                    bad = f"frame of {end - start} bytes from the server"
+                    break
+            else:
+                bad = "masked frame from the server"
+                break
+            if end > n:
+                break
+            if buf[pos] == 0x81 and end - start > 3 and buf[start + 3] == 0x6F:  # {"to(pic"
+                events += 1
+                nbytes += end - start
+            else:
+                control.append((buf[pos], buf[start:end]))
+            pos = end
+        self.buf = buf[pos:]
+        if events:
+            found = EVENT.findall(buf, 0, pos)
+            if len(found) != events:
+                raise ValueError(f"{events} event frames but {len(found)} events parsed")
+            seqs, tss = zip(*found, strict=True)
+            self.win.record(self.tally, now, list(seqs), list(tss), nbytes)
+        for first, payload in control:
+            self._control(first, payload)
+        if bad:
+            raise ValueError(bad)
+
+    def _control(self, first: int, payload: bytes) -> None:
+        opcode = first & 0x0F
+        if first & 0x80 == 0 or opcode == 0:
+            raise ValueError("fragmented frame: not expected from this server")
+        if opcode == 0x8:
+            code = int.from_bytes(payload[:2]) if len(payload) >= 2 else None
+            reason = payload[2:].decode(errors="replace")
+            raise ConnectionError(f"closed by the server: {code} {reason}".rstrip())
+        if opcode == 0x9:
+            self.tally.pings += 1
+            self._send(0xA, payload)
+        elif opcode == 0x1:
+            if ready := READY.match(payload):
+                self.tally.cursor = int(ready.group(1))
+            elif GAP.match(payload):
+                self.tally.gaps += 1
+            elif ping := PING.match(payload):
+                ident = None if ping.group(1) == b"null" else int(ping.group(1))
+                self.tally.pings += 1
+                self._send(0x1, control("pong", id=ident))
+            elif not payload.startswith(b'{"type":'):
+                raise ValueError(f"unexpected text frame {payload[:60]!r}")
+        elif opcode != 0xA:
+            raise ValueError(f"unexpected opcode {opcode}")
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        if len(payload) > 125:
+            raise ValueError("control reply too long")
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert self.transport is not None
+        self.transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+
+class SSECounter(_Counter):
+    """``GET /sse``: chunked body, messages split at blank lines (LF or CRLF)."""
+
+    def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
+        split = urlsplit(url)
+        path = f"/sse?{urlencode({'topic': topic})}"
+        lines = [f"GET {path} HTTP/1.1", f"Host: {split.netloc}", "Accept: text/event-stream"]
+        super().__init__(("\r\n".join(lines) + "\r\n\r\n").encode(), tally, win)
+        self.decoder: ChunkedDecoder | None = None
+        self.buf = b""
+
+    def _opened(self, raw: bytes) -> None:
+        head = parse_head(raw)
+        if head.status != 200:
+            raise ConnectionError(f"HTTP {head.status}")
+        if head.headers.get("transfer-encoding", "").lower() == "chunked":
+            self.decoder = ChunkedDecoder()
+
+    def _body(self, data: bytes) -> None:
+        now = time.time_ns()
+        if self.decoder is not None:
+            data = self.decoder.feed(data)
+            if self.decoder.done:
+                raise ConnectionError("the server ended the stream")
+        buf = self.buf + data if self.buf else data
+        # Complete messages only: up to the last blank line.
+        end = 0
+        for blank in (b"\n\n", b"\r\n\r\n"):
+            at = buf.rfind(blank)
+            if at >= 0:
+                end = max(end, at + len(blank))
+        done, self.buf = buf[:end], buf[end:]
+        if not done:
+            return
+        found = SSE_EVENT.findall(done)
+        if found:
+            bodies, seqs, tss = zip(*found, strict=True)
+            self.win.record(self.tally, now, list(seqs), list(tss), sum(map(len, bodies)))
+        if self.tally.cursor is None and (ready := READY.search(done)):
+            self.tally.cursor = int(ready.group(1))
+        if b'"type":"gap"' in done:
+            self.tally.gaps += done.count(b'{"type":"gap"')
+
+
+COUNTERS: dict[str, Callable[[str, str, Tally, Window], _Counter]] = {
+    "ws": WSCounter,
+    "sse": SSECounter,
+}
+
+
+async def open_counter(transport: str, url: str, topic: str, tally: Tally, win: Window) -> _Counter:
+    """Connect one counting subscriber."""
+    if transport not in COUNTERS:
+        raise ValueError(f"no counting wire for {transport!r} (have: {', '.join(COUNTERS)})")
+    split = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_connection(
+        lambda: COUNTERS[transport](url, topic, tally, win),
+        split.hostname or "127.0.0.1",
+        split.port or 80,
+    )
+    return proto
+
+
+def result(tallies: list[Tally], win: Window) -> dict[str, Any]:
+    """The figures, with loadgen's keys."""
+    firsts = [t.first_any for t in tallies if t.first_any is not None]
+    return {
+        "generator": "asyncio",
+        "subscribers": len(tallies),
+        "silent_subscribers": sum(1 for t in tallies if t.seen == 0),
+        "delivered": sum(t.seen for t in tallies),
+        "lost": sum(t.last - t.first + 1 - t.seen for t in tallies if t.first and t.last),
+        "event_bytes": sum(t.nbytes for t in tallies),
+        "seq_digits": sum(t.seq_digits for t in tallies),
+        "errors": sorted({e for t in tallies for e in t.errors}),
+        "first_seq_min": min(firsts, default=None),
+        "first_seq_max": max(firsts, default=None),
+        # Window deltas, as loadgen's: these subscribers connect once, before the window.
+        "requests": 0,
+        "empty_responses": 0,
+        "duplicates": sum(t.duplicates for t in tallies),
+        "reconnects": 0,
+        "connections": 0,
+        "gaps": sum(t.gaps for t in tallies),
+    }
+
+
+async def run(spec: dict[str, Any]) -> None:
+    """``experiments.loadgen``'s pipe protocol with counting subscribers (see its docstring)."""
+    from experiments.loadgen import (
+        MARGIN_NS,
+        _readline,
+        _say,
+        say_connected,
+        wait_for,
+        window_command,
+    )
+
+    hold_ms = float(spec.get("client", {}).get("hold_ms", 0))
+    win = Window(MARGIN_NS, Batcher(hold_ms / 1000) if hold_ms > 0 else None)
+    tallies = [Tally() for _ in range(spec["subscribers"])]
+    idle = spec.get("idle", False)
+
+    async def connect(tally: Tally) -> _Counter | None:
+        try:
+            async with asyncio.timeout(10):
+                return await open_counter(spec["transport"], spec["url"], spec["topic"], tally, win)
+        except Exception as exc:  # noqa: BLE001 - the reason goes into the result
+            tally.errors.append(f"connect {type(exc).__name__}: {exc}")
+            return None
+
+    protos = [p for p in await asyncio.gather(*map(connect, tallies)) if p is not None]
+
+    def ready(t: Tally) -> bool:
+        if idle:
+            return t.connections > 0
+        if t.cursor is not None and t.first_any is not None:
+            t.cursor = min(t.cursor, t.first_any - 1)
+        return t.cursor is not None
+
+    # Unlike the lab's clients these do not reconnect: one error is final, stop waiting.
+    await wait_for(
+        lambda: all(map(ready, tallies)) or any(t.errors for t in tallies),
+        spec.get("connect_timeout_s", 30.0),
+    )
+    say_connected(
+        sum(map(ready, tallies)),
+        len(tallies),
+        [t.cursor for t in tallies if t.cursor is not None],
+        [e for t in tallies for e in t.errors],
+    )
+    try:
+        window = await window_command()
+        if window is None:
+            return
+        win.t0, win.t1 = window
+        win.open = True
+        await asyncio.sleep(max(0.0, (win.t1 + MARGIN_NS - time.time_ns()) / 1e9))
+        win.open = False
+        _say({"result": result(tallies, win)})
+        _save(spec["raw_path"], win)
+        await _readline()
+    finally:
+        for p in protos:
+            p.close()
+
+
+def _save(raw_path: str, win: Window) -> None:
+    recv = np.repeat(np.asarray(win.reads, dtype=np.int64), np.asarray(win.counts, dtype=np.int64))
+    lat = recv - np.asarray(win.ts, dtype=np.int64)
+    np.save(raw_path, np.stack([recv, lat], axis=1).reshape(-1, 2))
+    np.save(raw_path.removesuffix(".npy") + ".responses.npy", np.zeros((0, 2), np.int64))
