@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.tree_cpu import cpu_figures, sample_tree_until_exit
+from servers.background import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES_DIR = Path(__file__).resolve().parent / "locustfiles"
@@ -88,7 +89,11 @@ def locust_command(
         str(out_dir / "feed_summary.json"),
     ]
     if processes > 1:
-        cmd += ["--processes", str(processes)]
+        # Master and forked workers meet on a free loopback port, not Locust's fixed 5557: two
+        # runs at once (a bench and a test) would otherwise join each other's workers.
+        port = str(free_port())
+        cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     return cmd
 
 

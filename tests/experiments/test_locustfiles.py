@@ -68,6 +68,23 @@ def test_distributed_processes(transport, server, tmp_path):
     assert r["locust_workers"] == 2 and r["locust_processes"] == 3, r
 
 
+def test_two_distributed_runs_at_once_keep_their_own_workers(server, tmp_path):
+    """Each master binds its own free port: with Locust's fixed 5557 the second run's master
+    could not bind, or its workers would join the first run's master."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> dict:
+        out = tmp_path / str(i)
+        out.mkdir()
+        return run_locust("ws", server.url, USERS + i, SECONDS, processes=2, out_dir=out)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(one, (0, 1)))
+    for i, r in enumerate(results):
+        assert_clean(r, USERS + i)
+        assert r["locust_workers"] == 2 and r["locust_processes"] == 3, r
+
+
 @pytest.mark.parametrize("transport", ["ws", "sse"])
 def test_resume_after_kicks(transport, server, tmp_path):
     """Streams cut by the server mid-run resume after their last seq: no loss, no duplicate."""
