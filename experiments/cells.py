@@ -303,6 +303,7 @@ def _wire_figures(
         "app_bytes_per_event": shape.event_len,
         "wire_up_bytes_per_event": t.up / n,
         "wire_down_bytes_per_event": t.down / n,
+        "wire_down_segments_per_event": t.down_segments / n,
         "wire_bytes_per_event": wire,
         "formula_up_bytes_per_event": f_up,
         "formula_down_bytes_per_event": f_down,

@@ -30,8 +30,10 @@ _ADDR = re.compile(r"^(\d+)\s+(\d+)\s+\S+:(\d+)\s+\S+:(\d+)\s*$")
 _SENT = re.compile(r"\bbytes_sent:(\d+)")
 _RECV = re.compile(r"\bbytes_received:(\d+)")
 _NOTSENT = re.compile(r"\bnotsent:(\d+)")
+_DATA_SEGS_IN = re.compile(r"\bdata_segs_in:(\d+)")
 
-Snapshot = dict[int, tuple[int, int]]
+# Per client socket: (bytes written, bytes read, data segments received).
+Snapshot = dict[int, tuple[int, int, int]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class Traffic:
     down: int
     connections: int
     closed: int
+    # TCP segments with data from the server (arrived, read or not): how many writes reached
+    # the wire per event, after any coalescing in the server or in its kernel.
+    down_segments: int = 0
 
 
 def available() -> bool:
@@ -79,7 +84,8 @@ def parse(text: str, server_port: int) -> Snapshot:
             recv_q = int(m.group(1)) if m else 0
             continue
         if local is not None:
-            snap[local] = (_num(_SENT, line) + _num(_NOTSENT, line), _num(_RECV, line) - recv_q)
+            written = _num(_SENT, line) + _num(_NOTSENT, line)
+            snap[local] = (written, _num(_RECV, line) - recv_q, _num(_DATA_SEGS_IN, line))
             local = None
     return snap
 
@@ -92,12 +98,13 @@ def _num(pattern: re.Pattern[str], line: str) -> int:
 
 def delta(before: Snapshot, after: Snapshot) -> Traffic:
     """Traffic between two snapshots (see the module docstring for closed connections)."""
-    up = down = 0
-    for port, (sent, recv) in after.items():
-        s0, r0 = before.get(port, (0, 0))
-        if sent < s0 or recv < r0:  # the port was reused by a new connection
-            s0 = r0 = 0
+    up = down = segs = 0
+    for port, (sent, recv, seg) in after.items():
+        s0, r0, g0 = before.get(port, (0, 0, 0))
+        if sent < s0 or recv < r0 or seg < g0:  # the port was reused by a new connection
+            s0 = r0 = g0 = 0
         up += sent - s0
         down += recv - r0
+        segs += seg - g0
     closed = sum(1 for port in before if port not in after)
-    return Traffic(up, down, len(after), closed)
+    return Traffic(up, down, len(after), closed, segs)

@@ -8,7 +8,7 @@ from experiments import sockstats
 from tests.support import wait_until
 
 SAMPLE = """0      0      127.0.0.1:45990 127.0.0.1:8000
-\t cubic wscale:7,7 rto:204 bytes_sent:21 bytes_acked:22 bytes_received:6 segs_out:4
+\t cubic wscale:7,7 rto:204 bytes_sent:21 bytes_acked:22 bytes_received:6 segs_out:4 data_segs_in:3
 0      0      127.0.0.1:45992 127.0.0.1:9999
 \t cubic bytes_sent:5 bytes_received:5
 0      0      127.0.0.1:45994 127.0.0.1:8000
@@ -20,13 +20,17 @@ SAMPLE = """0      0      127.0.0.1:45990 127.0.0.1:8000
 
 def test_parse_keeps_only_the_server_port():
     """Sockets to other ports are ignored; a counter ss leaves out is zero."""
-    assert sockstats.parse(SAMPLE, 8000) == {45990: (21, 6), 45994: (0, 0), 45996: (107, 460)}
+    assert sockstats.parse(SAMPLE, 8000) == {
+        45990: (21, 6, 3),
+        45994: (0, 0, 0),
+        45996: (107, 460, 0),
+    }
 
 
 def test_delta_counts_new_and_closed_connections():
     """A new socket counts from zero; a vanished one is reported as closed."""
-    t = sockstats.delta({1: (10, 100), 2: (5, 5)}, {1: (15, 300), 3: (7, 70)})
-    assert (t.up, t.down, t.connections, t.closed) == (12, 270, 2, 1)
+    t = sockstats.delta({1: (10, 100, 4), 2: (5, 5, 1)}, {1: (15, 300, 9), 3: (7, 70, 2)})
+    assert (t.up, t.down, t.connections, t.closed, t.down_segments) == (12, 270, 2, 1, 7)
 
 
 def _recv_q(port: int) -> int:
@@ -66,5 +70,7 @@ def test_counts_exact_bytes_on_a_real_connection():
             got += client.recv(4096)
         d = sockstats.delta(before, sockstats.snapshot(port))
         assert (d.up, d.down, d.connections, d.closed) == (1000, 2345, 1, 0)
+        # One sendall of 2,345 bytes on loopback (MSS ~64 KiB): one data segment.
+        assert d.down_segments == 1
     finally:
         client.close(), peer.close(), server.close()
