@@ -63,6 +63,9 @@ compression: venv ## measure permessage-deflate on this feed's frames -> results
 docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
 	$(BIN)/python -m experiments.docfigures docs/interview-prep.md README.md
 
+cpu-profile: install ## where a server's CPU goes (perf): kernel vs user space, Node ws vs Python ws at 200 x 200
+	$(BIN)/python -m experiments.cpu_profile
+
 hotpath: venv ## WebSocket send-path cost: one client drains N events (JSON, then MessagePack)
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20
 	$(BIN)/python -m experiments.ws_hotpath --repo . --events 10000 --replays 20 --format msgpack

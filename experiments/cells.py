@@ -14,6 +14,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,17 @@ def pause_ticker(url: str) -> int:
     return last
 
 
-def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
+def asyncio_cell(
+    cell: Cell,
+    target: Target,
+    raw_dir: Path,
+    on_window: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Subscribers on the lab's asyncio clients; all figures over one shared window.
 
     A ``preconnect`` cell pauses the ticker first and starts it at ``cell.rate`` only once every
-    subscriber has its start cursor, so all of them see the same first event.
+    subscriber has its start cursor, so all of them see the same first event. ``on_window`` is
+    told the window (``time.time_ns()`` bounds) as soon as it is set, before it opens.
     """
     procs: list[subprocess.Popen[str]] = []
     raws: list[Path] = []
@@ -152,6 +159,8 @@ def asyncio_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
         t1 = t0 + int(cell.duration_s * 1e9)
         for p in procs:
             _send(p, {"cmd": "window", "t0_ns": t0, "t1_ns": t1})
+        if on_window is not None:
+            on_window(t0, t1)
         server_cpu, gen_cpu = CpuMeter([target.pid]), CpuMeter([p.pid for p in procs])
         _sleep_until(t0)
         s0, snap0 = _timed_snapshot(target.port)

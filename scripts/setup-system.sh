@@ -11,6 +11,8 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)  # the Node baseline row (base
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # redis-server: the cluster's broker, and private throwaway servers for the Redis-restart tests.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# perf: experiments.cpu_profile samples a server's CPU (kernel against user space).
+command -v perf >/dev/null 2>&1 || need+=(linux-perf)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
