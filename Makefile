@@ -99,4 +99,4 @@ clean: ## remove caches (keeps .venv and results)
 
 .PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
-	hotpath
+	hotpath cpu-profile
