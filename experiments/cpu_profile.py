@@ -33,7 +33,7 @@ from experiments.results import ResultsDir
 from experiments.run import server, server_problem
 
 _ROW = re.compile(r"^\s*([\d.]+)%\s+(.+?)\s*$")
-_SAMPLES = re.compile(r"^# Samples: (\d+)", re.M)
+_SAMPLES = re.compile(r"^# Samples: (\d+)([KM]?)", re.M)
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,11 @@ def shares(report: str) -> list[tuple[str, float]]:
 
 
 def samples(report: str) -> int:
-    """The sample count ``perf report`` prints in its header."""
+    """The sample count ``perf report`` prints in its header (it rounds to K or M above 999)."""
     m = _SAMPLES.search(report)
-    return int(m.group(1)) if m else 0
+    if not m:
+        return 0
+    return int(m.group(1)) * {"": 1, "K": 1000, "M": 1_000_000}[m.group(2)]
 
 
 def _report(perf: str, data: Path, key: str) -> str:

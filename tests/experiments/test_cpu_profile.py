@@ -42,6 +42,7 @@ def test_perf_tables_are_parsed():
     ]
     assert shares(SYM)[0] == ("[.] _PyEval_EvalFrameDefault", 14.84)
     assert samples(SYM) == 3496 and samples("no header") == 0
+    assert samples(DSO) == 1000  # perf rounds: "1K"
 
 
 @pytest.mark.load
@@ -54,6 +55,7 @@ def test_a_paced_cell_is_recorded_and_split(tmp_path: Path):
     for c in cells:
         assert c["status"] == "ok", c.get("reason")
         assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
+        # ~1.5 s at 999 Hz of a mostly idle server: a handful of samples at least.
         assert c["perf_samples"] > 0 and 0 < c["kernel_pct"] < 100, c
         assert c["top_symbols"] and all(0 < pct <= 100 for _, pct in c["top_symbols"])
     python_dsos = cells[1]["dso_pct"]
