@@ -18,23 +18,22 @@ optionally ``"hold_ms"``) runs these; ``transport`` is ``ws`` or ``sse``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from clients.sse_wire import ChunkedDecoder, parse_head
+from clients.explain.handshake import ws_target
+from clients.explain.http import accept_steps, new_ws_key, upgrade_request
+from clients.sse_wire import MAX_HEAD, ChunkedDecoder, parse_head, request_bytes
+from clients.websocket import SUBPROTOCOL_JSON
 from feed.codec import control
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MAX_HEAD = 16 * 1024
 MAX_FRAME = 1 << 20
 # An event is {"topic":..,"seq":N,"ts_ns":T,"data":..} (feed/codec.py; the Node baseline writes
 # the same bytes). Inside a JSON string a quote is escaped, so `{"topic":"` starts an event.
@@ -42,7 +41,6 @@ EVENT = re.compile(rb'\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),')
 # SSE: the whole data line, for the event's byte count.
 SSE_EVENT = re.compile(rb'data: ?(\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),[^\r\n]*)')
 READY = re.compile(rb'\{"type":"ready"[^}]*?"cursor":(\d+)')
-GAP = re.compile(rb'\{"type":"gap"')
 PING = re.compile(rb'\{"type":"ping","id":(\d+|null)\}')
 
 
@@ -72,8 +70,8 @@ class Batcher:
     Python callback per event when it keeps up with the server; flat out that, not the
     parsing, is most of its CPU. Holding a socket for a few milliseconds leaves the events in
     the kernel's receive buffer (at 2,000 events/s of ~130 bytes, 10 ms is ~2.6 KB against a
-    128 KiB default buffer), so the server's sends proceed as before; the recorded latency
-    includes the hold.
+    128 KiB ``tcp_rmem`` default here), so the server's sends proceed as before; the recorded
+    latency includes the hold.
     """
 
     def __init__(self, interval_s: float) -> None:
@@ -207,23 +205,17 @@ class WSCounter(_Counter):
     """RFC 6455 client: server frames are unmasked, ours (pongs) masked."""
 
     def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
-        self.key = base64.b64encode(os.urandom(16))
-        split = urlsplit(url)
-        path = f"/ws?{urlencode({'topic': topic})}"
-        lines = [
-            f"GET {path} HTTP/1.1", f"Host: {split.netloc}", "Upgrade: websocket",
-            "Connection: Upgrade", f"Sec-WebSocket-Key: {self.key.decode()}",
-            "Sec-WebSocket-Version: 13", "Sec-WebSocket-Protocol: pushlab.v1",
-        ]  # fmt: skip
-        super().__init__(("\r\n".join(lines) + "\r\n\r\n").encode(), tally, win)
+        self.key = new_ws_key()
+        protocol = {"Sec-WebSocket-Protocol": SUBPROTOCOL_JSON}
+        request = upgrade_request(urlsplit(url).netloc, ws_target(topic), self.key, protocol)
+        super().__init__(request, tally, win)
         self.buf = b""
 
     def _opened(self, raw: bytes) -> None:
         head = parse_head(raw)
         if head.status != 101:
             raise ConnectionError(f"HTTP {head.status} instead of 101")
-        accept = base64.b64encode(hashlib.sha1(self.key + WS_GUID).digest()).decode()
-        if head.headers.get("sec-websocket-accept") != accept:
+        if head.headers.get("sec-websocket-accept") != accept_steps(self.key)["accept"]:
             raise ConnectionError("bad Sec-WebSocket-Accept")
 
     def _body(self, data: bytes) -> None:
@@ -286,7 +278,7 @@ class WSCounter(_Counter):
         elif opcode == 0x1:
             if ready := READY.match(payload):
                 self.tally.cursor = int(ready.group(1))
-            elif GAP.match(payload):
+            elif payload.startswith(b'{"type":"gap"'):
                 self.tally.gaps += 1
             elif ping := PING.match(payload):
                 ident = None if ping.group(1) == b"null" else int(ping.group(1))
@@ -310,10 +302,7 @@ class SSECounter(_Counter):
     """``GET /sse``: chunked body, messages split at blank lines (LF or CRLF)."""
 
     def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
-        split = urlsplit(url)
-        path = f"/sse?{urlencode({'topic': topic})}"
-        lines = [f"GET {path} HTTP/1.1", f"Host: {split.netloc}", "Accept: text/event-stream"]
-        super().__init__(("\r\n".join(lines) + "\r\n\r\n").encode(), tally, win)
+        super().__init__(request_bytes(url, {"topic": topic}, {}), tally, win)
         self.decoder: ChunkedDecoder | None = None
         self.buf = b""
 
@@ -346,8 +335,7 @@ class SSECounter(_Counter):
             self.win.record(self.tally, now, list(seqs), list(tss), sum(map(len, bodies)))
         if self.tally.cursor is None and (ready := READY.search(done)):
             self.tally.cursor = int(ready.group(1))
-        if b'"type":"gap"' in done:
-            self.tally.gaps += done.count(b'{"type":"gap"')
+        self.tally.gaps += done.count(b'{"type":"gap"')
 
 
 COUNTERS: dict[str, Callable[[str, str, Tally, Window], _Counter]] = {
@@ -398,11 +386,11 @@ async def run(spec: dict[str, Any]) -> None:
     """``experiments.loadgen``'s pipe protocol with counting subscribers (see its docstring)."""
     from experiments.loadgen import (
         MARGIN_NS,
-        _readline,
-        _say,
+        open_window,
+        read_command,
+        say,
         say_connected,
         wait_for,
-        window_command,
     )
 
     hold_ms = float(spec.get("client", {}).get("hold_ms", 0))
@@ -439,16 +427,13 @@ async def run(spec: dict[str, Any]) -> None:
         [e for t in tallies for e in t.errors],
     )
     try:
-        window = await window_command()
-        if window is None:
+        if not await open_window(win):
             return
-        win.t0, win.t1 = window
-        win.open = True
         await asyncio.sleep(max(0.0, (win.t1 + MARGIN_NS - time.time_ns()) / 1e9))
         win.open = False
-        _say({"result": result(tallies, win)})
+        say({"result": result(tallies, win)})
         _save(spec["raw_path"], win)
-        await _readline()
+        await read_command()
     finally:
         for p in protos:
             p.close()

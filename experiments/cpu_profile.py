@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cells as run_cells
-from experiments.matrix import Cell
+from experiments.matrix import PERF_CLIENT, Cell, paced_generators
 from experiments.results import ResultsDir
 from experiments.run import server, server_problem
 
@@ -122,8 +122,8 @@ def profile_row(row: str, p: ProfileParams, rd: ResultsDir, perf: str) -> dict[s
     """One row: run its paced cell with ``perf`` on the server over the window."""
     kind, _, transport = row.partition(":")
     cell = Cell(transport, p.subscribers, p.rate, 64, server=kind, preconnect=True,
-                generators=max(1, min(4, -(-p.subscribers * int(p.rate) // 10_000))),
-                client={"wire": "stream"} if transport == "sse" else {},
+                generators=paced_generators(p.subscribers, p.rate),
+                client=PERF_CLIENT.get(transport, {}),
                 warmup_s=p.warmup_s, duration_s=p.duration_s, tags=("cpu-profile",))  # fmt: skip
     problem = server_problem(kind)
     if problem is not None:

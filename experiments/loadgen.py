@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -135,12 +135,14 @@ def _counters(client: FeedClient) -> dict[str, int]:
     return {k: int(getattr(c, k)) for k in _COUNTERS}
 
 
-async def _readline() -> dict[str, Any]:
+async def read_command() -> dict[str, Any]:
+    """The runner's next command line on stdin (a closed stdin means stop)."""
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     return loads(line) if line.strip() else {"cmd": "stop"}
 
 
-def _say(obj: dict[str, Any]) -> None:
+def say(obj: dict[str, Any]) -> None:
+    """One JSON line to the runner."""
     sys.stdout.write(dumps(obj).decode() + "\n")
     sys.stdout.flush()
 
@@ -154,18 +156,28 @@ async def wait_for(cond: Callable[[], bool], timeout_s: float) -> None:
 
 def say_connected(connected: int, subscribers: int, cursors: list[int], errors: list[str]) -> None:
     """Step 1 of the pipe protocol: how many subscribers are in, and their start cursors."""
-    _say({
+    say({
         "connected": connected, "subscribers": subscribers, "errors": sorted(set(errors)),
         "cursor_min": min(cursors, default=None), "cursor_max": max(cursors, default=None),
     })  # fmt: skip
 
 
-async def window_command() -> tuple[int, int] | None:
-    """Step 2: the window ``(t0_ns, t1_ns)``, or None when told to stop instead."""
-    cmd = await _readline()
+class Windowed(Protocol):
+    """What :func:`open_window` sets: the window's bounds and whether it is open."""
+
+    t0: int
+    t1: int
+    open: bool
+
+
+async def open_window(win: Windowed) -> bool:
+    """Step 2: read the window command into ``win`` and open it; False when told to stop."""
+    cmd = await read_command()
     if cmd.get("cmd") != "window":
-        return None
-    return int(cmd["t0_ns"]), int(cmd["t1_ns"])
+        return False
+    win.t0, win.t1 = int(cmd["t0_ns"]), int(cmd["t1_ns"])
+    win.open = True
+    return True
 
 
 async def run(spec: dict[str, Any]) -> None:
@@ -203,19 +215,16 @@ async def run(spec: dict[str, Any]) -> None:
         [e for s in subs for e in s.client.counters.errors],
     )
     try:
-        window = await window_command()
-        if window is None:
+        if not await open_window(win):
             return
-        win.t0, win.t1 = window
-        win.open = True
         await asyncio.sleep(max(0.0, (win.t0 - time.time_ns()) / 1e9))
         before = [_counters(s.client) for s in subs]
         await asyncio.sleep(max(0.0, (win.t1 - time.time_ns()) / 1e9))
         after = [_counters(s.client) for s in subs]
         await asyncio.sleep(MARGIN_NS / 1e9)
         win.open = False
-        _say({"result": _result(spec, subs, before, after, win)})
-        await _readline()
+        say({"result": _result(spec, subs, before, after, win)})
+        await read_command()
     finally:
         for t in tasks:
             t.cancel()

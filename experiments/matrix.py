@@ -336,12 +336,17 @@ def _perf_scale(tiny: bool) -> tuple[int, float, int, tuple[float, ...], dict[st
     return PERF_SUBSCRIBERS, PERF_FLAT_RATE, PERF_IDLE, PERF_RATES, timing
 
 
+def paced_generators(subscribers: int, rate: float) -> int:
+    """Generator processes for a paced cell: each ingests at most ~10k events/s (1 to 4)."""
+    return max(1, min(4, math.ceil(subscribers * rate / 10_000)))
+
+
 def _paced(
     rows: tuple[tuple[str, str], ...], subs: int, rates: tuple[float, ...], timing: dict[str, Any]
 ) -> list[Cell]:
     cells = []
     for rate in rates:
-        gens = max(1, min(4, math.ceil(subs * rate / 10_000)))
+        gens = paced_generators(subs, rate)
         for server, t in rows:
             # The long-poll client (httpx) pays per request, not per event: at 200 x 100 two
             # processes ran at 92-95% of a core (three quiet perf runs), which voids the row.

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from clients.explain.http import accept_steps
 from experiments.countwire import (
-    WS_GUID,
     Batcher,
     SSECounter,
     Tally,
@@ -76,7 +74,7 @@ def ws_counter(tally: Tally, win: Window) -> tuple[WSCounter, Recorder]:
 
 
 def ws_head(counter: WSCounter) -> bytes:
-    accept = base64.b64encode(hashlib.sha1(counter.key + WS_GUID).digest())
+    accept = accept_steps(counter.key)["accept"].encode()
     return b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + (
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
     )
