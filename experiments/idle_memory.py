@@ -1,10 +1,13 @@
 """Where idle-connection memory goes: tracemalloc diff over N idle sockets to an in-process server.
 
     python -m experiments.idle_memory ws 1000      # or: sse 1000
+    python -m experiments.idle_memory sse 1000 --by package    # per library, not per line
 
 Starts the app under uvicorn in a thread (ticker off), opens 50 warm-up sockets, snapshots,
 opens N more (WebSocket upgrade or SSE GET, then silence), snapshots again and prints the
-Python-tracked bytes per socket and the top allocation sites. Loopback only; sockets closed at exit.
+Python-tracked bytes per socket and the top allocation sites (``--by package``: summed per
+installed package, stdlib module or project folder). Server settings come from ``PUSHLAB_*``
+(e.g. ``PUSHLAB_SSE_IMPL=pushlab``). Loopback only; sockets closed at exit.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ import base64
 import gc
 import os
 import socket
+import sysconfig
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from feed.fdlimit import raise_nofile
 from feed.settings import Settings
@@ -68,12 +74,39 @@ def tracked_growth(action: Callable[[], object]) -> list[tracemalloc.StatisticDi
         tracemalloc.stop()
 
 
+PROJECT = Path(__file__).resolve().parent.parent
+STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def package_of(filename: str) -> str:
+    """Who allocated: ``anyio``, ``stdlib asyncio``, ``pushlab servers``, or the file itself."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    path = Path(filename)
+    for root, prefix in ((PROJECT, "pushlab"), (STDLIB, "stdlib")):
+        if path.is_relative_to(root):
+            return f"{prefix} {path.relative_to(root).parts[0].removesuffix('.py')}"
+    return filename
+
+
+def by_package(diff: Iterable[tracemalloc.StatisticDiff]) -> list[tuple[str, int, int]]:
+    """(package, bytes, objects) grown, largest first."""
+    size: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for d in diff:
+        key = package_of(d.traceback[0].filename)
+        size[key] += d.size_diff
+        count[key] += d.count_diff
+    return [(k, v, count[k]) for k, v in size.most_common()]
+
+
 def main() -> int:
     """Print per-socket Python memory and the top allocation sites."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("transport", choices=("ws", "sse"))
     parser.add_argument("n", type=int)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--by", choices=("site", "package"), default="site")
     args = parser.parse_args()
     raise_nofile()
     with socket.socket() as s:
@@ -96,10 +129,15 @@ def main() -> int:
     diff = tracked_growth(open_n)
     total = sum(d.size_diff for d in diff)
     print(f"{args.transport}: {total / args.n / 1024:.1f} KiB Python-tracked per idle socket")
-    for d in diff[: args.top]:
-        where = d.traceback[0]
-        print(f"{d.size_diff / args.n:8.0f} B {d.count_diff / args.n:5.1f} obj  "
-              f"{where.filename.split('site-packages/')[-1]}:{where.lineno}")  # fmt: skip
+    print(f"settings: sse_impl={settings.sse_impl} ws_impl={settings.ws_impl}")
+    if args.by == "package":
+        for name, size, count in by_package(diff)[: args.top]:
+            print(f"{size / args.n:8.0f} B {count / args.n:5.1f} obj  {name}")
+    else:
+        for d in diff[: args.top]:
+            where = d.traceback[0]
+            print(f"{d.size_diff / args.n:8.0f} B {d.count_diff / args.n:5.1f} obj  "
+                  f"{where.filename.split('site-packages/')[-1]}:{where.lineno}")  # fmt: skip
     for c in socks:
         c.close()
     server.should_exit = True

@@ -65,7 +65,7 @@ class PushlabApp(FastAPI):
     body-limit and exit-stack middlewares, the router and the route's session wrapper — ~6.5-9 KiB
     of coroutine frames and closures per idle socket (``python -m experiments.idle_memory ws|sse
     1000``), more than the endpoint's own state. So ``/ws`` and the *bare routes* (exact path ->
-    ASGI app; ``/sse`` with ``sse_impl=pushlab``) are dispatched here directly, doing what the
+    ASGI app: ``/sse``, ``/poll``, ``/long-poll``) are dispatched here directly, doing what the
     stack would: the app's exception handlers answer an HTTP exception raised before the response
     starts; ``ws_feed`` answers every refusal itself. Only while no middleware has been added:
     any other (CORS, auth, ...) must see the streams too, and then the normal path is taken.
@@ -174,9 +174,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.bare_routes["/poll"] = short_poll.endpoint
     app.bare_routes["/long-poll"] = long_poll.endpoint
-    if settings.sse_impl == "pushlab":
-        # Idle streams are most of a server's connections: see PushlabApp and servers/sse_stream.py.
-        app.bare_routes["/sse"] = sse.endpoint
+    # Idle streams are most of a server's connections (see PushlabApp), whichever implementation.
+    app.bare_routes["/sse"] = sse.endpoint
     app.include_router(whiteboard.router)
     pages.install(app)
     return app
