@@ -69,6 +69,10 @@ def _matches(cell: dict[str, Any], where: str) -> bool:
 def _fmt(value: Any, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
+    if isinstance(value, dict):
+        # server_env: ``{"PUSHLAB_SSE_IMPL": "pushlab"}`` -> ``sse_impl=pushlab``; none -> ``-``.
+        pairs = [f"{k.removeprefix('PUSHLAB_').lower()}={v}" for k, v in sorted(value.items())]
+        return " ".join(pairs) or "-"
     return str(value)
 
 

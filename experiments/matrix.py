@@ -25,6 +25,24 @@ TRANSPORTS = ("poll", "long-poll", "sse", "ws")
 NODE_TRANSPORTS = ("sse", "ws")
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0
+# The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
+# one-task response (servers/sse_stream.py), so the cost of the choice is in every perf run and
+# in every bench's idle-memory figure.
+VARIANTS: dict[tuple[str, str], tuple[dict[str, str], ...]] = {
+    ("python", "sse"): ({}, {"PUSHLAB_SSE_IMPL": "pushlab"}),
+}
+# Server settings that make a different implementation of the same transport (a row of its own).
+VARIANT_ENV = ("PUSHLAB_SSE_IMPL", "PUSHLAB_SSE_DIRECT", "PUSHLAB_WS_DIRECT", "PUSHLAB_WS_IMPL")
+
+
+def _variants(server: str, transport: str) -> tuple[dict[str, str], ...]:
+    return VARIANTS.get((server, transport), ({},))
+
+
+def variant(server_env: dict[str, str] | None) -> list[str]:
+    """The implementation settings in a cell's server env, as ``sse_impl=pushlab``."""
+    env = server_env or {}
+    return [f"{k.removeprefix(ENV_PREFIX).lower()}={env[k]}" for k in VARIANT_ENV if k in env]
 
 
 @dataclass(frozen=True)
@@ -157,7 +175,10 @@ def _profile(
         )
         cells.append(dataclasses.replace(deflate, tags=("deflate",)))
     for t in idle_transports:
-        cells.append(Cell(t, idle_n, 0.0, kind="idle", tags=("idle",), **common))
+        for env in _variants("python", t) if extras else ({},):
+            cells.append(
+                Cell(t, idle_n, 0.0, kind="idle", server_env=env, tags=("idle",), **common)
+            )
     if locust_users:
         # Locust needs a few seconds to spawn its users before anything is delivered.
         slow = common | {"duration_s": max(duration_s, 3.0)}
@@ -258,15 +279,6 @@ PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 # SSE subscribers on the lean wire (clients/sse_wire.py): on httpx an SSE generator spent 2.7x the
 # WebSocket client's CPU (docs/performance.md, lever 17): the generator, not the server, set p99.
 PERF_CLIENT = {"sse": {"wire": "stream"}}
-# The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
-# one-task response (servers/sse_stream.py), so the cost of the choice is in every perf run.
-PERF_VARIANTS: dict[tuple[str, str], tuple[dict[str, str], ...]] = {
-    ("python", "sse"): ({}, {"PUSHLAB_SSE_IMPL": "pushlab"}),
-}
-
-
-def _variants(server: str, transport: str) -> tuple[dict[str, str], ...]:
-    return PERF_VARIANTS.get((server, transport), ({},))
 
 
 def perf_profile(tiny: bool = False) -> list[Cell]:

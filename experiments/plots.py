@@ -18,6 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from experiments.matrix import variant  # noqa: E402
+
 Cells = list[dict[str, Any]]
 COLORS = {"poll": "tab:red", "long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
 ORDER = ("poll", "long-poll", "sse", "ws")
@@ -35,11 +37,11 @@ def ok(cells: Iterable[dict[str, Any]], tag: str | None = None, kind: str = "asy
 
 
 def label(c: dict[str, Any]) -> str:
-    """``ws``, ``node ws``, ``ws deflate``: what a reader needs to tell rows apart."""
+    """``ws``, ``node ws``, ``ws deflate``, ``sse sse_impl=pushlab``: what tells rows apart."""
     name = c["transport"] if c.get("server") == "python" else f"{c['server']} {c['transport']}"
     if c["transport"] == "ws" and c.get("client", {}).get("compression"):
         name += " deflate"
-    return str(name)
+    return " ".join([str(name), *variant(c.get("server_env"))])
 
 
 def _by_label(cells: Cells) -> dict[str, Cells]:
@@ -52,7 +54,7 @@ def _by_label(cells: Cells) -> dict[str, Cells]:
 
 
 def _style(lab: str) -> dict[str, Any]:
-    transport = lab.split()[-1] if lab.split()[-1] in COLORS else lab.split()[-2]
+    transport = next(word for word in lab.split() if word in COLORS)
     node = lab.startswith("node")
     return {
         "color": COLORS[transport],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.cells import SERVER_BOUND_PCT
+from experiments.matrix import variant
 from experiments.report_base import Section, f
 
 Cells = list[dict[str, Any]]
@@ -54,15 +55,9 @@ def _node(cells: Cells, rate: float) -> dict[str, Any] | None:
     )  # fmt: skip
 
 
-# Server settings that make a different implementation of the same transport (a row of its own).
-VARIANT_ENV = ("PUSHLAB_SSE_IMPL", "PUSHLAB_SSE_DIRECT", "PUSHLAB_WS_DIRECT", "PUSHLAB_WS_IMPL")
-
-
 def server_label(c: dict[str, Any]) -> str:
     """``python``, ``node`` or ``granian``, plus implementation settings (``sse_impl=pushlab``)."""
-    env = c.get("server_env") or {}
-    variant = [f"{k.removeprefix('PUSHLAB_').lower()}={env[k]}" for k in VARIANT_ENV if k in env]
-    return " ".join([str(c.get("server", "python")), *variant])
+    return " ".join([str(c.get("server", "python")), *variant(c.get("server_env"))])
 
 
 def _who(c: dict[str, Any]) -> str:

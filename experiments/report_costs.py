@@ -204,5 +204,15 @@ def memory_section(cells: Cells) -> Section:
             ]
         )
     s.text.append("Short polling holds no connection state between requests, so it has no row.")
+    sse = {label(c): c["memory_per_connection_kb"] for c in chosen if c["transport"] == "sse"}
+    if len(sse) > 1:
+        s.text.append(
+            "SSE twice, same protocol and bytes on the wire, two server implementations: "
+            + ", ".join(f"{lab} {f(kb)} KiB" for lab, kb in sse.items())
+            + ". The difference is what each keeps per open stream (sse-starlette: an anyio task "
+            "group with a stream task, a ping task and a disconnect listener; pushlab's: the "
+            "request's own task), not the protocol: docs/performance.md, `python -m "
+            "experiments.idle_memory sse 1000 --by package`."
+        )
     s.text.append(source(chosen))
     return s

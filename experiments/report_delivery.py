@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from experiments.matrix import variant
 from experiments.plots import label, ok
 from experiments.report_base import Cells, Section, f, source
 
@@ -29,11 +30,34 @@ def run_section(meta: dict[str, Any], cells: Cells) -> Section:
         "processes (`experiments/loadgen.py`); `locust` = Locust headless. Every table names the "
         f"generator of each row. Generators used here: {', '.join(gens) or 'none'}."
     )
+    impls = sse_impls(meta, cells)
+    if impls:
+        s.text.append(
+            "Python SSE rows labelled `sse` ran `sse_impl` = "
+            + ", ".join(f"`{i}`" for i in impls)
+            + " (the server setting, saved with each server in meta.json); rows labelled "
+            "`sse_impl=...` ran the implementation they name."
+        )
     for reason in meta["params"].get("dropped", []):
         s.text.append(f"Not run (this build lacks what the cell needs): {reason}.")
     if meta.get("interrupted"):
         s.text.append("The run was interrupted: only the finished cells are shown.")
     return s
+
+
+def sse_impls(meta: dict[str, Any], cells: Cells) -> list[str]:
+    """The SSE implementations behind the Python ``sse`` rows that name none (the default's)."""
+    servers = meta.get("servers", [])
+    found = {
+        servers[c["server_index"]].get("settings", {}).get("sse_impl", "?")
+        for c in cells
+        if c.get("transport") == "sse"
+        and c.get("server") == "python"
+        and not variant(c.get("server_env"))
+        and isinstance(c.get("server_index"), int)
+        and c["server_index"] < len(servers)
+    }
+    return sorted(found)
 
 
 def integrity_section(cells: Cells) -> Section:

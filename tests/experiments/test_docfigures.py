@@ -52,3 +52,20 @@ def test_check_mode_reports_stale_files(tmp_path, capsys):
     assert doc.read_text() == DOC
     assert main([str(doc), "--results", str(tmp_path / "results")]) == 0
     assert main([str(doc), "--results", str(tmp_path / "results"), "--check"]) == 0
+
+
+def test_server_env_column_names_the_implementation(tmp_path):
+    """Two rows of one transport are told apart by their server settings."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(
+        results,
+        [
+            {"transport": "sse", "tags": ["headline"], "lat": 40.0, "server_env": {}},
+            {"transport": "sse", "tags": ["headline"], "lat": 13.0,
+             "server_env": {"PUSHLAB_SSE_IMPL": "pushlab"}},
+        ],
+    )  # fmt: skip
+    doc = DOC.replace("cols=transport", "cols=transport,server_env")
+    out = render(doc, results, docs)
+    assert "| sse | - | 40.0 |" in out and "| sse | sse_impl=pushlab | 13.0 |" in out

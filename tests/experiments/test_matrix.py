@@ -39,3 +39,10 @@ def test_unknown_profile():
     """A typo in a profile name is an error, not an empty run."""
     with pytest.raises(ValueError, match="unknown profile"):
         profile("quik")
+
+
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_idle_memory_has_sse_on_both_implementations(name):
+    """The design card's sse-starlette and pushlab's one-task response, side by side."""
+    idle = [c for c in profile(name) if c.kind == "idle" and c.transport == "sse"]
+    assert [c.server_env for c in idle] == [{}, {"PUSHLAB_SSE_IMPL": "pushlab"}]
