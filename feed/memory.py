@@ -19,7 +19,9 @@ class _Topic:
 
     def __init__(self, name: str, capacity: int) -> None:
         self.history = History(name, capacity)
-        self.subscribers: set[Subscription] = set()
+        # Insertion-ordered (a dict as an ordered set): fan-out goes in subscription order, as
+        # the Redis backend's and Node's do, not in a set's address-hash order.
+        self.subscribers: dict[Subscription, None] = {}
         self.waiters: list[asyncio.Future[None]] = []
 
 
@@ -39,7 +41,7 @@ class _Subscribed:
         return self.sub
 
     async def __aexit__(self, *exc: object) -> None:
-        self.topic.subscribers.discard(self.sub)
+        self.topic.subscribers.pop(self.sub, None)
 
 
 class MemoryBroker:
@@ -116,7 +118,7 @@ class MemoryBroker:
         start, gap = t.history.resolve(since)
         sub = Subscription(topic, maxsize, start, gap)
         sub.feed_many(t.history.after(start))
-        t.subscribers.add(sub)
+        t.subscribers[sub] = None
         return _Subscribed(t, sub)
 
     async def kick(self, topic: str | None, reason: str = KICKED) -> int:
