@@ -251,3 +251,21 @@ async def test_park_arms_direct_and_wakes_once_for_declined_events_and_close():
         assert not sub.park(lambda: woken.append(4))
         with pytest.raises(SubscriptionClosed):
             await sub.next_batch()
+
+
+async def test_fan_out_goes_in_subscription_order():
+    """Live events reach subscribers in the order they subscribed (as in the Redis backend and
+    Node's baseline), not in a set's hash order."""
+    b = MemoryBroker(10)
+    order: list[int] = []
+    subs = [b.subscribe("t", None, 10) for _ in range(64)]
+    for i, cm in enumerate(subs):
+        sub = await cm.__aenter__()
+        sub.attach(lambda _e, i=i: order.append(i) is None)
+        assert sub.park(lambda: None)
+    await b.publish("t", 1)
+    assert order == list(range(64))
+    for cm in subs:
+        await cm.__aexit__(None, None, None)
+    await b.publish("t", 2)
+    assert len(order) == 64  # unsubscribed: nothing more delivered
