@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,3 +45,21 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
 def live(serve: Callable[..., LiveServer], settings: Settings) -> LiveServer:
     """One server with default settings and no ticker."""
     return serve(settings)
+
+
+@pytest.fixture(autouse=True)
+def _uvicorn_logging_left_alone() -> Iterator[None]:
+    """In-process servers must pass ``log_config=None``: uvicorn's default config binds handlers
+    to this test's captured stderr, and later tests' servers log to that closed file ("Logging
+    error" in the middle of the run)."""
+    yield
+    left = {}
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        # uvicorn's own handlers are plain StreamHandlers (pytest's capture handlers subclass it)
+        stale = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        for h in stale:
+            logger.removeHandler(h)  # one failure here, not one in every later test
+        if stale:
+            left[name] = stale
+    assert not left, f"uvicorn loggers got handlers {left}: pass log_config=None"

@@ -131,7 +131,11 @@ def socketio_server() -> Iterator[tuple[str, list[Any]]]:
     sock = socket.socket()  # bound before uvicorn starts: no race for the port
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    config = uvicorn.Config(socketio.ASGIApp(sio), fd=sock.fileno(), log_level="critical")
+    # log_config=None: uvicorn's default dictConfig would bind its handlers to this test's
+    # captured stderr, and later tests' servers would log to that closed file.
+    config = uvicorn.Config(
+        socketio.ASGIApp(sio), fd=sock.fileno(), log_level="critical", log_config=None
+    )
 
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

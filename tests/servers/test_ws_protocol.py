@@ -28,7 +28,9 @@ async def _noop_app(scope, receive, send) -> None:  # pragma: no cover - never c
 @pytest.mark.parametrize("deflate", [False, True])
 async def test_every_attribute_uvicorn_sets_is_there_with_the_same_value(deflate):
     """A uvicorn upgrade that adds per-connection state fails here, not in production."""
-    config = Config(_noop_app, ws_per_message_deflate=deflate, ws_ping_interval=3.0)
+    config = Config(
+        _noop_app, ws_per_message_deflate=deflate, ws_ping_interval=3.0, log_config=None
+    )
     config.load()
     state = ServerState()
     loop = asyncio.get_running_loop()
