@@ -21,6 +21,9 @@ class BackgroundServer:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            # The host process owns logging: uvicorn's dictConfig would replace its handlers
+            # (warnings still reach stderr through logging's last-resort handler).
+            log_config=None,
             ws_max_size=settings.ws_max_message_bytes,
             ws_ping_interval=None,
             timeout_graceful_shutdown=1,
