@@ -18,7 +18,6 @@ optionally ``"hold_ms"``) runs these; ``transport`` is ``ws`` or ``sse``.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from clients.explain.frames import encode_frame, new_mask_key
 from clients.explain.handshake import ws_target
 from clients.explain.http import accept_steps, new_ws_key, upgrade_request
 from clients.sse_wire import MAX_HEAD, ChunkedDecoder, parse_head, request_bytes
@@ -292,10 +292,8 @@ class WSCounter(_Counter):
     def _send(self, opcode: int, payload: bytes) -> None:
         if len(payload) > 125:
             raise ValueError("control reply too long")
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         assert self.transport is not None
-        self.transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+        self.transport.write(encode_frame(opcode, payload, mask_key=new_mask_key()))
 
 
 class SSECounter(_Counter):
@@ -390,6 +388,7 @@ async def run(spec: dict[str, Any]) -> None:
         read_command,
         say,
         say_connected,
+        start_cursor,
         wait_for,
     )
 
@@ -411,8 +410,7 @@ async def run(spec: dict[str, Any]) -> None:
     def ready(t: Tally) -> bool:
         if idle:
             return t.connections > 0
-        if t.cursor is not None and t.first_any is not None:
-            t.cursor = min(t.cursor, t.first_any - 1)
+        t.cursor = start_cursor(t.cursor, t.first_any)
         return t.cursor is not None
 
     # Unlike the lab's clients these do not reconnect: one error is final, stop waiting.

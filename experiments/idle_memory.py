@@ -13,32 +13,26 @@ installed package, stdlib module or project folder). Server settings come from `
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
-import os
 import socket
 import sysconfig
-import threading
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from clients.explain import http
+from clients.explain.handshake import ws_target
 from feed.fdlimit import raise_nofile
 from feed.settings import Settings
-from servers.app import create_app
-from servers.runner import PushlabServer, build_config
+from servers.background import BackgroundServer, free_port
 
 
 def upgrade_request(transport: str, topic: str = "ticks") -> bytes:
     """The bytes that open one idle feed socket: a WebSocket upgrade or an SSE GET."""
     if transport == "ws":
-        key = base64.b64encode(os.urandom(16)).decode()
-        return (
-            f"GET /ws?topic={topic} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
+        return http.upgrade_request("x", ws_target(topic), http.new_ws_key())
     return (
         f"GET /sse?topic={topic} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode()
     )
@@ -59,6 +53,30 @@ def open_idle(port: int, request: bytes, n: int, expect: bytes = b" 101 ") -> li
                 s.close()
             raise RuntimeError(f"expected {expect!r} in the answer, got {answer[:80]!r}")
     return socks
+
+
+def idle_growth(
+    port: int,
+    request: bytes,
+    expect: bytes,
+    n: int,
+    settle: Callable[[int], None],
+    warmup: int = 20,
+) -> list[tracemalloc.StatisticDiff]:
+    """What ``n`` idle sockets leave behind, after ``warmup`` sockets; ``settle(k)`` returns once
+    the server holds ``k`` of them. Every socket is closed before returning."""
+    socks: list[socket.socket] = []
+
+    def open_(k: int) -> None:
+        socks.extend(open_idle(port, request, k, expect))
+        settle(len(socks))
+
+    try:
+        open_(warmup)
+        return tracked_growth(lambda: open_(n))
+    finally:
+        for c in socks:
+            c.close()
 
 
 def tracked_growth(action: Callable[[], object]) -> list[tracemalloc.StatisticDiff]:
@@ -109,24 +127,13 @@ def main() -> int:
     parser.add_argument("--by", choices=("site", "package"), default="site")
     args = parser.parse_args()
     raise_nofile()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = Settings.from_env(port=port, log_level="warning", ticker_rate=0)
-    app = create_app(settings)
-    server = PushlabServer(build_config(settings, app, log_config=None), app)
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    settings = Settings.from_env(port=free_port(), log_level="warning", ticker_rate=0)
     req, ok = upgrade_request(args.transport), b" 101 " if args.transport == "ws" else b" 200 "
-    socks = open_idle(port, req, 50, ok)
-    time.sleep(1)
-
-    def open_n() -> None:
-        socks.extend(open_idle(port, req, args.n, ok))
-        time.sleep(2)
-
-    diff = tracked_growth(open_n)
+    with BackgroundServer(settings):
+        # No registry to ask from out here: give the server time to settle each batch.
+        diff = idle_growth(
+            settings.port, req, ok, args.n, lambda k: time.sleep(1 + k / 1000), warmup=50
+        )
     total = sum(d.size_diff for d in diff)
     print(f"{args.transport}: {total / args.n / 1024:.1f} KiB Python-tracked per idle socket")
     print(f"settings: sse_impl={settings.sse_impl} ws_impl={settings.ws_impl}")
@@ -138,9 +145,6 @@ def main() -> int:
             where = d.traceback[0]
             print(f"{d.size_diff / args.n:8.0f} B {d.count_diff / args.n:5.1f} obj  "
                   f"{where.filename.split('site-packages/')[-1]}:{where.lineno}")  # fmt: skip
-    for c in socks:
-        c.close()
-    server.should_exit = True
     return 0
 
 

@@ -154,6 +154,14 @@ async def wait_for(cond: Callable[[], bool], timeout_s: float) -> None:
         await asyncio.sleep(0.01)
 
 
+def start_cursor(cursor: int | None, first_any: int | None) -> int | None:
+    """A subscriber's start cursor: the server's answer, or the first event's seq - 1 when that
+    is lower (events may arrive within the 10 ms readiness poll, before the cursor is read)."""
+    if cursor is not None and first_any is not None:
+        return min(cursor, first_any - 1)
+    return cursor
+
+
 def say_connected(connected: int, subscribers: int, cursors: list[int], errors: list[str]) -> None:
     """Step 1 of the pipe protocol: how many subscribers are in, and their start cursors."""
     say({
@@ -200,11 +208,8 @@ async def run(spec: dict[str, Any]) -> None:
         if idle:
             return s.client.counters.connections > 0
         if s.cursor is None and s.client.last_seq is not None:
-            # Before any event arrives this is the server's answer; events may follow within
-            # the 10 ms poll, hence the first event's seq - 1 when it is lower.
-            s.cursor = s.client.last_seq
-        if s.cursor is not None and s.first_any is not None:
-            s.cursor = min(s.cursor, s.first_any - 1)
+            s.cursor = s.client.last_seq  # before any event arrives: the server's answer
+        s.cursor = start_cursor(s.cursor, s.first_any)
         return s.cursor is not None
 
     await wait_for(lambda: all(ready(s) for s in subs), spec.get("connect_timeout_s", 30.0))

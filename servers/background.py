@@ -6,30 +6,23 @@ import threading
 import time
 from types import TracebackType
 
-import uvicorn
-
 from feed.settings import Settings
 from servers.app import create_app
+from servers.runner import PushlabServer, build_config
 
 
 class BackgroundServer:
     """``with BackgroundServer(settings) as url:`` serves until the block ends."""
 
     def __init__(self, settings: Settings) -> None:
-        config = uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            # The host process owns logging: uvicorn's dictConfig would replace its handlers
-            # (warnings still reach stderr through logging's last-resort handler).
-            log_config=None,
-            ws_max_size=settings.ws_max_message_bytes,
-            ws_ping_interval=None,
-            timeout_graceful_shutdown=1,
-        )
+        app = create_app(settings)
+        # The same uvicorn config as `pushlab serve` and the bench's servers (WS protocol class,
+        # deflate off, the app's own heartbeat), so a browser run measures that server. The host
+        # process owns logging: uvicorn's dictConfig would replace its handlers (warnings still
+        # reach stderr through logging's last-resort handler).
+        config = build_config(settings, app, log_level="warning", log_config=None)
         self.url = f"http://{settings.host}:{settings.port}"
-        self._server = uvicorn.Server(config)
+        self._server = PushlabServer(config, app)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> str:

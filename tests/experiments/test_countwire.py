@@ -8,6 +8,7 @@ import httpx
 import orjson
 import pytest
 
+from clients.explain.frames import mask_bytes
 from clients.explain.http import accept_steps
 from experiments.countwire import (
     Batcher,
@@ -83,7 +84,7 @@ def ws_head(counter: WSCounter) -> bytes:
 def unmask(data: bytes) -> tuple[int, bytes]:
     assert data[1] & 0x80, "client frames are masked"
     mask, body = data[2:6], data[6:]
-    return data[0], bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+    return data[0], mask_bytes(body, mask)
 
 
 def feed(counter: Any, data: bytes, cuts: list[int]) -> None:

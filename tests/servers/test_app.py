@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
-from experiments.idle_memory import by_package, open_idle, tracked_growth, upgrade_request
+from experiments.idle_memory import by_package, idle_growth, upgrade_request
 from feed.settings import SSE_IMPLS
 from tests.support import MS, wait_until
 
@@ -17,20 +15,12 @@ pytestmark = pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 def _growth_per_stream(server, n: int) -> dict[str, float]:
     """Python-tracked bytes per idle SSE stream, per package, after 20 warm-up streams."""
     conns = server._server.config.loaded_app.app.state.pushlab.conns
-    socks: list[socket.socket] = []
 
-    def open_(k: int) -> None:
-        socks.extend(open_idle(server.port, upgrade_request("sse", "t"), k, expect=b" 200 "))
-        want = len(socks)
-        wait_until(lambda: len(conns.live) == want, what=f"{want} streams registered")
+    def settle(k: int) -> None:
+        wait_until(lambda: len(conns.live) == k, what=f"{k} streams registered")
 
-    try:
-        open_(20)
-        growth = tracked_growth(lambda: open_(n))
-        return {name: size / n for name, size, _ in by_package(growth)}
-    finally:
-        for s in socks:
-            s.close()
+    growth = idle_growth(server.port, upgrade_request("sse", "t"), b" 200 ", n, settle)
+    return {name: size / n for name, size, _ in by_package(growth)}
 
 
 def test_an_idle_stream_keeps_no_middleware_frames(serve, settings):

@@ -9,14 +9,13 @@ really holds less memory.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
-from experiments.idle_memory import open_idle, tracked_growth, upgrade_request
+from experiments.idle_memory import idle_growth, upgrade_request
 from servers.ws_protocol import Flag, Inbox, LeanSansIOProtocol, uvicorn_ws
 from tests.support import MS, wait_until
 
@@ -107,21 +106,12 @@ def _idle_bytes_per_socket(serve, settings, n: int) -> float:
     """tracemalloc growth per idle feed WebSocket to an in-thread server, after warm-up."""
     server = serve(settings)
     conns = server._server.config.loaded_app.app.state.pushlab.conns
-    request = upgrade_request("ws", topic="t")
-    socks: list[socket.socket] = []
 
-    def open_(k: int) -> None:
-        socks.extend(open_idle(server.port, request, k, expect=b" 101 "))  # upgrade answered
-        want = len(socks)
-        wait_until(lambda: len(conns.live) == want, what=f"{want} sockets registered")
+    def settle(k: int) -> None:  # upgrade answered and registered
+        wait_until(lambda: len(conns.live) == k, what=f"{k} sockets registered")
 
-    try:
-        open_(20)
-        growth = tracked_growth(lambda: open_(n))
-        return sum(d.size_diff for d in growth) / n
-    finally:
-        for s in socks:
-            s.close()
+    growth = idle_growth(server.port, upgrade_request("ws", topic="t"), b" 101 ", n, settle)
+    return sum(d.size_diff for d in growth) / n
 
 
 def test_lean_protocol_holds_less_per_idle_socket(serve, settings):
