@@ -15,6 +15,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 ENV_PREFIX = "PUSHLAB_"
+# The test suite's own knobs (PUSHLAB_TEST_MS, PUSHLAB_TEST_FULL, ...): not settings, and a server
+# started from a test's environment must not refuse them as typos.
+TEST_PREFIX = "PUSHLAB_TEST_"
 
 DEFAULT_HISTORY = 10_000
 DEFAULT_SSE_RETRY_MS = 1_000
@@ -148,7 +151,7 @@ class Settings:
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, raw in env.items():
-            if not key.startswith(ENV_PREFIX):
+            if not key.startswith(ENV_PREFIX) or key.startswith(TEST_PREFIX):
                 continue
             name = key[len(ENV_PREFIX) :].lower()
             if name not in known:

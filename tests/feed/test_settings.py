@@ -60,7 +60,7 @@ def test_sse_choices_from_env_and_flags(monkeypatch):
     from servers.cli import add_arguments, settings_from_args
 
     for key in [k for k in os.environ if k.startswith("PUSHLAB_")]:
-        monkeypatch.delenv(key)  # e.g. PUSHLAB_TEST_MS, which Settings would refuse
+        monkeypatch.delenv(key)  # the tests' own PUSHLAB_* settings must not leak in here
 
     s = Settings.from_env({"PUSHLAB_SSE_DIRECT": "off", "PUSHLAB_SSE_IMPL": "pushlab"})
     assert (s.sse_direct, s.sse_impl) == (False, "pushlab")
@@ -76,3 +76,12 @@ def test_sse_choices_from_env_and_flags(monkeypatch):
     )
     with pytest.raises(SystemExit):
         parser.parse_args(["--sse-impl", "other"])
+
+
+def test_the_test_suites_variables_are_not_settings():
+    """PUSHLAB_TEST_* (the suite's wait scale, long forms) is ignored; any other unknown
+    PUSHLAB_* name is still refused as a typo."""
+    s = Settings.from_env({"PUSHLAB_TEST_MS": "3", "PUSHLAB_TEST_FULL": "1"})
+    assert s == Settings()
+    with pytest.raises(ValueError, match="unknown setting PUSHLAB_TESTMS"):
+        Settings.from_env({"PUSHLAB_TESTMS": "3"})
