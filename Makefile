@@ -32,10 +32,11 @@ baseline: $(NODE_STAMP) ## npm ci the Node baseline's pinned deps (skipped witho
 
 install: venv system baseline ## everything a run needs
 
-lint: venv ## ruff + mypy (strict on code)
+lint: venv ## ruff + mypy (strict on code) + the import contract (pyproject: tool.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check feed servers clients experiments pushlab tests conformance
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: venv ## format and fix imports
 	$(BIN)/ruff check --fix .

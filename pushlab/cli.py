@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rtt": ("experiments.rtt", "round trip: WebSocket message vs HTTP request (echo)"),
     "bridge": ("clients.rabbitmq_bridge", "consume a RabbitMQ queue and publish into the feed"),
     "cluster": ("experiments.cluster_cli", "N instances + Redis + nginx/TLS; faults; bench cells"),
-    "screenshots": ("clients.screenshots", "PNGs of the dashboard and whiteboard"),
+    "screenshots": ("experiments.screenshots", "PNGs of the dashboard and whiteboard"),
     "browser-run": ("experiments.browser_run", "measure the transports from headless Chromium"),
 }
 

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frames": "text/binary/ping/pong/close frames as bytes, decoded field by field",
         "sse": "raw text/event-stream bytes from /sse, every line annotated",
         "poll": "a /poll and a /long-poll on one keep-alive connection, overhead vs payload",
-        "h2": "a WebSocket over HTTP/2 (RFC 8441): starts its own hypercorn, ignores --url",
+        "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.h2c (started if needed)",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--seconds", type=float, default=2.0, help="how long to read")
             p.add_argument("--max-bytes", type=int, default=4096, help="stop after this much")
             p.add_argument("--last-event-id", type=int, help="send a Last-Event-ID header")
+        if name == "h2":
+            p.add_argument("--h2-port", type=int, help="an h2c server already on 127.0.0.1")
         if name == "poll":
             p.add_argument("--since", type=int, help="cursor for /poll (default: from now)")
             p.add_argument("--timeout", type=float, default=1.0, help="long-poll wait, s")
@@ -57,7 +59,7 @@ def report_for(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.what == "h2":
         from clients.explain import h2ws  # hypercorn and h2 only when asked for
 
-        r = h2ws.explain(topic=args.topic)
+        r = h2ws.explain(topic=args.topic, port=args.h2_port)
         return r, h2ws.render(r)
     r = poll.explain(args.url, args.topic, args.since, args.timeout)
     return r, poll.render(r)

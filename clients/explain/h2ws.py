@@ -1,20 +1,20 @@
 """``pushlab explain h2``: a WebSocket over HTTP/2 (RFC 8441), on the lab's own app.
 
-uvicorn speaks HTTP/1.1 only, so this starts the same app under hypercorn (which implements
-RFC 8441) on a free loopback port, in a thread, and talks h2c (HTTP/2 without TLS, prior
-knowledge) to it with the ``h2`` library on a raw socket. What to notice: the server announces
-``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``; the client opens a *stream* with an extended CONNECT
-(``:protocol: websocket``); the answer is ``:status 200``, with no Sec-WebSocket-Key/Accept and
-no 101; WebSocket frames (still masked client to server) then ride in HTTP/2 DATA frames, and
-other streams could share the same TCP connection.
+uvicorn speaks HTTP/1.1 only, so this talks h2c (HTTP/2 without TLS, prior knowledge) with the
+``h2`` library on a raw socket to the same app under hypercorn (which implements RFC 8441):
+``python -m servers.h2c``, started here as a child process unless a port is given.
+
+What to notice: the server announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``; the client opens
+a *stream* with an extended CONNECT (``:protocol: websocket``); the answer is ``:status 200``,
+with no Sec-WebSocket-Key/Accept and no 101; WebSocket frames (still masked client to server)
+then ride in HTTP/2 DATA frames, and other streams could share the same TCP connection.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import socket
-import threading
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -22,51 +22,8 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
 from clients.explain.frames import TEXT, FrameReader, decode_frame, encode_frame, new_mask_key
-from feed.settings import Settings
-from servers.app import create_app
-
-
-class HypercornThread:
-    """The lab's app under hypercorn on ``127.0.0.1:port``, in a daemon thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        # Bound here and handed over (fd://): nobody can take the port before hypercorn listens.
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(128)
-        self.port = int(self._sock.getsockname()[1])
-        self._settings = settings
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        config = Config()
-        config.bind = [f"fd://{os.dup(self._sock.fileno())}"]  # hypercorn owns (closes) the dup
-        config.loglevel = "WARNING"
-        await serve(create_app(self._settings), config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
-
-    def __enter__(self) -> HypercornThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise ConnectionError("hypercorn did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._sock.close()
 
 
 def _headers(pairs: Any) -> list[list[str]]:
@@ -74,11 +31,29 @@ def _headers(pairs: Any) -> list[list[str]]:
             for k, v in pairs]  # fmt: skip
 
 
-def explain(settings: Settings | None = None, topic: str = "h2") -> dict[str, Any]:
-    """Open a WebSocket over HTTP/2, ping it at application level, and record what happened."""
-    settings = settings or Settings.from_env(ticker_rate=0)
-    with HypercornThread(settings) as server:
-        return _talk(server.port, topic)
+def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
+    """Open a WebSocket over HTTP/2, ping it at application level, and record what happened.
+
+    ``port``: an h2c server already running on 127.0.0.1; none: start ``python -m servers.h2c``
+    for the duration (it reads ``PUSHLAB_*`` from this environment, ticker off)."""
+    if port is not None:
+        return _talk(port, topic)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "servers.h2c", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # "listening on 127.0.0.1:PORT", or EOF if it failed
+        if not line.startswith("listening on "):
+            raise ConnectionError(f"python -m servers.h2c did not start (exit {child.poll()})")
+        return _talk(int(line.rsplit(":", 1)[1]), topic)
+    finally:
+        child.terminate()
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def _talk(port: int, topic: str) -> dict[str, Any]:

@@ -101,8 +101,10 @@ async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
 def test_e6_websocket_over_http2_rfc8441(settings):
     """E6: the lab's app under hypercorn serves a WebSocket over HTTP/2 (RFC 8441), no 101 (Q10)."""
     from clients.explain import h2ws
+    from servers.h2c import HypercornThread
 
-    report = h2ws.explain(settings, topic="h2")
+    with HypercornThread(settings) as server:
+        report = h2ws.explain(topic="h2", port=server.port)
     assert report["enable_connect_protocol"] == 1
     request = dict(report["request_headers"])
     assert (request[":method"], request[":protocol"]) == ("CONNECT", "websocket")

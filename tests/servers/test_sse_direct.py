@@ -102,7 +102,7 @@ def test_no_sink_for_a_send_that_is_not_uvicorns():
 async def test_another_server_gets_the_buffered_path(settings, impl):
     """Under hypercorn (not uvicorn's cycle) there is no sink and the pushlab implementation
     falls back to sse-starlette's response: the stream still works, nothing goes direct."""
-    from clients.explain.h2ws import HypercornThread
+    from servers.h2c import HypercornThread
 
     with HypercornThread(settings.replace(sse_impl=impl)) as server:
         url = f"http://127.0.0.1:{server.port}"
