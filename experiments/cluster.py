@@ -34,6 +34,9 @@ from servers.background import free_port
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "pushlab.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+# The address nginx connects to the instances from (loopback to loopback): the one peer whose
+# X-Forwarded-For the instances believe (PUSHLAB_TRUSTED_PROXIES).
+NGINX_ADDRESS = "127.0.0.1"
 STICKY_COOKIE = (
     'add_header Set-Cookie "pushlab_sticky=$pushlab_sticky; Path=/; Secure; HttpOnly; '
     'SameSite=Lax" always;'
@@ -152,6 +155,7 @@ class Cluster:
             "PUSHLAB_REDIS_PREFIX": self.prefix,
             "PUSHLAB_TICKER_RATE": str(self.ticker_rate if i == 0 else 0),
             "PUSHLAB_LOG_LEVEL": "warning",
+            "PUSHLAB_TRUSTED_PROXIES": NGINX_ADDRESS,
         } | self.env
         cmd = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.ports[i])]
         self._spawn(f"app-{i}", cmd, env)

@@ -6,7 +6,9 @@ file, so certificate verification stays on end to end.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import ipaddress
 import ssl
 from dataclasses import dataclass
@@ -29,6 +31,16 @@ class TLSFiles:
     def client_context(self) -> ssl.SSLContext:
         """A client context that verifies the server against this CA only."""
         return ssl.create_default_context(cafile=str(self.ca))
+
+    def spki_pin(self) -> str:
+        """Base64 SHA-256 of the server key's SubjectPublicKeyInfo, for Chromium's
+        ``--ignore-certificate-errors-spki-list`` (Chromium takes no CA file on its command line).
+        """
+        leaf = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        spki = leaf.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def _name(cn: str) -> x509.Name:

@@ -9,6 +9,7 @@ leave a default in place.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -87,6 +88,8 @@ class Settings:
     origins: str = ""
     # Live streaming connections (ws, sse, long-poll) per client IP; 0 = no cap.
     max_conns_per_ip: int = 0
+    # Comma-separated proxy IPs/CIDRs whose X-Forwarded-For names the client ("" trusts nobody).
+    trusted_proxies: str = ""
     ws_rate_per_s: float = DEFAULT_WS_RATE_PER_S
     ws_rate_burst: int = DEFAULT_WS_RATE_BURST
     ws_compression: bool = False
@@ -143,6 +146,7 @@ class Settings:
             raise ValueError("need shutdown_timeout_s > 0 and auth_token_ttl_s > 0")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
             raise ValueError("need 0 < long_poll_timeout_s <= long_poll_max_timeout_s")
+        self.trusted_proxy_list  # noqa: B018 (raises on an entry that is not an IP or CIDR)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -174,6 +178,22 @@ class Settings:
     def origin_allowlist(self) -> frozenset[str]:
         """The allowed ``Origin`` values; empty means every origin is allowed."""
         return frozenset(o.strip().rstrip("/") for o in self.origins.split(",") if o.strip())
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """``trusted_proxies`` as networks (``10.0.0.1/8`` -> ``10.0.0.0/8``); empty: trust nobody.
+
+        Normalised because uvicorn's ProxyHeadersMiddleware silently treats a CIDR with host bits
+        set as a literal name that never matches.
+        """
+        networks = []
+        for entry in self.trusted_proxies.split(","):
+            if entry.strip():
+                try:
+                    networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+                except ValueError:
+                    raise ValueError(f"trusted_proxies: {entry!r} is not an IP or CIDR") from None
+        return networks
 
 
 def _convert(kind: Any, raw: str, key: str) -> Any:

@@ -28,6 +28,7 @@ _KEYS = (
     "ws_ping_timeout_s",
     "origins",
     "max_conns_per_ip",
+    "trusted_proxies",
     "shutdown_timeout_s",
     "snapshot_path",
 )
@@ -75,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ws-ping-timeout", type=float, dest="ws_ping_timeout_s")
     parser.add_argument("--origins", help="comma-separated Origin allowlist ('' = any)")
     parser.add_argument("--max-conns-per-ip", type=int)
+    parser.add_argument(
+        "--trusted-proxies", help="comma-separated proxy IPs/CIDRs whose X-Forwarded-For is used"
+    )
     parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
     parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
 

@@ -46,6 +46,14 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         # ws_compression is set.
         "ws_per_message_deflate": settings.ws_compression,
         "timeout_graceful_shutdown": settings.shutdown_timeout_s,
+        # The client address (per-IP cap, logs, every route): uvicorn's ProxyHeadersMiddleware
+        # wraps the whole app, HTTP and WebSocket scopes alike, so it also covers PushlabApp's bare
+        # routes. It replaces scope["client"] with the rightmost X-Forwarded-For entry outside
+        # forwarded_allow_ips, and only when the direct peer is inside it. uvicorn's own default
+        # trusts 127.0.0.1 and ::1 (any local process could claim any address); pushlab trusts only
+        # the configured proxies and, with none, does not read the header at all.
+        "proxy_headers": bool(settings.trusted_proxy_list),
+        "forwarded_allow_ips": settings.trusted_proxy_list,
         "lifespan": "on",
     }
     options.update(overrides)

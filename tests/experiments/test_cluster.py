@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from experiments.cluster import Cluster
 from experiments.failover import TRANSPORTS, with_fault
@@ -105,6 +108,66 @@ def test_sse_over_http2(cluster):
     assert out.stdout.startswith("HTTP/2 200"), out.stdout[:200] + out.stderr
     assert "event: ready" in out.stdout
     assert "text/event-stream" in out.stdout
+
+
+async def test_every_websocket_route_upgrades_through_nginx(cluster):
+    """Feed, echo, chat and whiteboard WebSockets all upgrade over wss:// and answer."""
+    wss = cluster.url.replace("https", "wss")
+    firsts = {}
+    for path in (
+        "/ws?topic=routes",
+        "/chat?user=ann&room=lobby",
+        "/whiteboard/ws?board=demo&user=ann",
+    ):
+        async with connect(wss + path, ssl=ctx(cluster), open_timeout=10 * MS) as ws:
+            firsts[path.split("?")[0]] = orjson.loads(await ws.recv())["type"]
+    assert firsts == {"/ws": "ready", "/chat": "welcome", "/whiteboard/ws": "snapshot"}
+    async with connect(wss + "/echo", ssl=ctx(cluster), open_timeout=10 * MS) as ws:
+        await ws.send("through nginx")
+        assert await ws.recv() == "through nginx"
+        await ws.send(b"\x00\xff")
+        assert await ws.recv() == b"\x00\xff"
+
+
+async def test_the_per_ip_cap_sees_the_client_not_nginx(tmp_path):
+    """Clients from 127.0.0.2 and 127.0.0.3 are capped apart behind nginx; the app logs them."""
+    c = start_cluster(tmp_path, instances=1, env={"PUSHLAB_MAX_CONNS_PER_IP": "1"})
+    url = c.url.replace("https", "wss") + "/ws?topic=cap"
+    try:
+        a = await connect(url, ssl=ctx(c), local_addr=("127.0.0.2", 0))
+        b = await connect(url, ssl=ctx(c), local_addr=("127.0.0.3", 0))
+        try:
+            assert orjson.loads(await b.recv())["type"] == "ready"
+            with pytest.raises(InvalidStatus) as info:
+                await connect(url, ssl=ctx(c), local_addr=("127.0.0.2", 0))
+            assert info.value.response.status_code == 429
+            # The client's own X-Forwarded-For is not believed: nginx appends the real peer.
+            with pytest.raises(InvalidStatus) as info:
+                await connect(
+                    url,
+                    ssl=ctx(c),
+                    local_addr=("127.0.0.3", 0),
+                    additional_headers={"X-Forwarded-For": "203.0.113.9"},
+                )
+            assert info.value.response.status_code == 429
+            async with httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2", verify=ctx(c)),
+                trust_env=False,
+            ) as http:
+                r = await http.get(f"{c.url}/sse?topic=cap")
+            assert r.status_code == 429
+        finally:
+            await a.close()
+            await b.close()
+        rejects = [
+            orjson.loads(line)
+            for line in (c.root / "logs" / "app-0.log").read_text().splitlines()
+            if line.startswith("{") and '"reject"' in line
+        ]
+        # Each refusal is logged by the cap and by the endpoint: host, or host:port.
+        assert {r["remote"].rsplit(":", 1)[0] for r in rejects} == {"127.0.0.2", "127.0.0.3"}
+    finally:
+        c.stop()
 
 
 async def test_event_published_on_one_instance_reaches_all(cluster):

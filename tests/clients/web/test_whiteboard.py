@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from clients.browser import launch
+from tests.experiments.test_cluster import start_cluster
+from tests.support import MS
+
 pytestmark = pytest.mark.browser
 
 
@@ -75,3 +79,42 @@ def test_boards_are_isolated_and_a_reconnect_catches_up(live, new_page):
     draw(y, [(10, 10), (20, 20)])
     strokes(y, 1)
     strokes(x, 3)
+
+
+@pytest.mark.nginx
+@pytest.mark.redis
+def test_whiteboard_through_nginx_over_wss(tmp_path, playwright):
+    """Two Chromium users draw on one board through the cluster's nginx, over wss://."""
+    # One instance: a board lives in one instance's memory (servers/whiteboard.py).
+    cluster = start_cluster(tmp_path, instances=1)
+    assert cluster.tls is not None
+    # Chromium trusts exactly the cluster's server key (its CA cannot be given on the command
+    # line; ignore_https_errors would accept any certificate). Checks stay on for all else.
+    browser = launch(
+        playwright, args=(f"--ignore-certificate-errors-spki-list={cluster.tls.spki_pin()}",)
+    )
+    sockets: list[str] = []
+    errors: list[str] = []
+    try:
+        url = f"{cluster.url}/whiteboard?board=nginx&transport=ws"
+        pages = []
+        for user in ("ann", "bob"):
+            page = browser.new_context().new_page()
+            page.set_default_timeout(10_000 * MS)
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{url}&user={user}")
+            pages.append(page)
+        ann, bob = pages
+        for page in pages:
+            page.wait_for_function("() => window.whiteboard.users.length === 2")
+        draw(ann, [(100, 100), (200, 160), (300, 120)])
+        strokes(bob, 1)
+        draw(bob, [(120, 300), (420, 340)])
+        strokes(ann, 2)
+    finally:
+        browser.close()
+        cluster.stop()
+    wss = f"{cluster.url.replace('https', 'wss')}/whiteboard/ws?"
+    assert len(sockets) == 2 and all(s.startswith(wss) for s in sockets), sockets
+    assert not errors, errors
