@@ -72,6 +72,7 @@ def _get(url: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # the fixture's venv and pip install (~40 s here) count too
 def test_installed_without_extras_serves_one_event_over_each_transport(bare_venv, tmp_path):
     """``pushlab serve`` from the bare venv; its own ``publish`` and ``listen`` (any transport)."""
     bin_ = bare_venv / "bin"
@@ -90,13 +91,18 @@ def test_installed_without_extras_serves_one_event_over_each_transport(bare_venv
         )
         log.seek(0)
         assert server.poll() is None, log.read()
-        run = {"cwd": tmp_path, "env": _env(), "capture_output": True, "text": True}
+
+        def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                argv, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=30 * MS
+            )
+
         pub = [str(bin_ / "pushlab"), "publish", '{"n": 7}', "--url", url, "--topic", "t"]
-        assert subprocess.run(pub, timeout=30 * MS, **run).returncode == 0  # type: ignore[call-overload]
+        assert run(pub).returncode == 0
         for transport in TRANSPORTS:
             listen = [str(bin_ / "pushlab"), "listen", "-t", transport, "--url", url]
             listen += ["--topic", "t", "--since", "0", "--count", "1"]
-            got = subprocess.run(listen, timeout=30 * MS, **run)  # type: ignore[call-overload]
+            got = run(listen)
             assert (got.returncode, got.stdout) == (0, "1 {'n': 7}\n"), (transport, got.stderr)
         assert _get(f"{url}/web/dashboard.js") == 200  # the pages are package data
     finally:
