@@ -19,7 +19,7 @@ help: ## list targets
 
 # .venv is made anew when it runs another Python than PYTHON (one version per venv).
 $(PYMARK):
-	@test -n "$(PYVER)" || { echo "no Python 3.11-3.13 found ($(or $(PYTHON),none)): install one, or pass PYTHON=/path/to/python3.1x" >&2; exit 1; }
+	@test -n "$(PYVER)" || { echo "no working Python 3.11-3.13 (PYTHON=$(PYTHON)): install one, or pass PYTHON=/path/to/python3.1x" >&2; exit 1; }
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python $(VERSION_OF))" != "$(PYVER)" ]; then \
 	  echo "$(VENV) runs Python $$($(BIN)/python $(VERSION_OF)), not $(PYVER): making it anew" >&2; rm -rf $(VENV); fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
