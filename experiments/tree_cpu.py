@@ -3,8 +3,8 @@
 Samples every process of the tree and the whole machine every ``SAMPLE_EVERY_S``; the figures
 are then taken over a window (when events were being delivered), so start-up does not count.
 Per-process CPU is the kernel's CPU clock (``experiments.cpuclock``, ns); the machine's busy
-share is psutil's ``cpu_times`` (``/proc/stat``, clock ticks of 10 ms: over a sampling interval
-of 0.5 s on 2 cores that is 1 % of the machine at worst).
+share is psutil's ``cpu_times`` (``/proc/stat``, clock ticks of 10 ms: a window of a few seconds
+on 2 cores holds hundreds of them).
 """
 
 from __future__ import annotations
