@@ -1,17 +1,31 @@
 # pushlab — `make help` lists the targets.
-PYTHON ?= python3.11
+# Python 3.11-3.13. Unless PYTHON is given (make venv PYTHON=python3.12), the newest one found:
+# python3.13, 3.12, 3.11 on PATH, in pyenv's versions or in /usr/bin (scripts/pythons.sh).
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell scripts/pythons.sh | head -n 1)
+endif
+VERSION_OF := -c 'import sys; print("%d.%d" % sys.version_info[:2])'
+PYVER  := $(shell $(PYTHON) $(VERSION_OF) 2>/dev/null)
 CONFORMANCE_WS ?= wsproto
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYMARK := $(VENV)/.python-$(PYVER)
 
 .DEFAULT_GOAL := help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+# .venv is made anew when it runs another Python than PYTHON (one version per venv).
+$(PYMARK):
+	@test -n "$(PYVER)" || { echo "no working Python 3.11-3.13 (PYTHON=$(PYTHON)): install one, or pass PYTHON=/path/to/python3.1x" >&2; exit 1; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python $(VERSION_OF))" != "$(PYVER)" ]; then \
+	  echo "$(VENV) runs Python $$($(BIN)/python $(VERSION_OF)), not $(PYVER): making it anew" >&2; rm -rf $(VENV); fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(STAMP): $(PYMARK) pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[lab,dev]'
 	@touch $(STAMP)
@@ -47,6 +61,9 @@ test: install lint ## lint, then every test (long ones in short form)
 
 test-all: install ## the long forms too (PUSHLAB_TEST_FULL=1)
 	PUSHLAB_TEST_FULL=1 $(BIN)/pytest
+
+test-pythons: ## the core suite (tests/feed, a server smoke set) on each Python 3.1x found, in .venv-3.1x
+	scripts/test-pythons.sh
 
 serve: venv ## run the server with the ticker on 127.0.0.1:8000
 	$(BIN)/pushlab serve
@@ -98,6 +115,6 @@ screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (head
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean \
+.PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots clean \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
 	hotpath cpu-profile

@@ -218,7 +218,8 @@ def _preconnected(out: dict[str, Any]) -> bool:
 
 
 def _busy_pct(t0: Any, t1: Any) -> float:
-    """The machine's busy share over an interval, in % of all cores (``psutil.cpu_times``)."""
+    """The machine's busy share over an interval, in % of all cores (``psutil.cpu_times``: clock
+    ticks of 10 ms, enough for a share of a whole window; process CPU is ``cpuclock``'s, in ns)."""
     idle = (t1.idle + getattr(t1, "iowait", 0.0)) - (t0.idle + getattr(t0, "iowait", 0.0))
     total = sum(t1) - sum(t0)
     return 100 * (1 - idle / total) if total > 0 else math.nan

@@ -20,6 +20,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from experiments.cpuclock import tree_cpu_s
+from experiments.processes import inherited_env
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,7 +47,7 @@ def spawn(
         proc = subprocess.Popen(
             list(argv),
             cwd=ROOT,
-            env={**os.environ, **(env or {})},
+            env={**inherited_env(), **(env or {})},
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipes else out,
             stderr=out,
@@ -126,7 +129,8 @@ def granian_server_command(port: int) -> list[str]:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of some processes (and their children) between :meth:`start` and :meth:`stop`."""
+    """CPU seconds of some processes (and their children) between :meth:`start` and :meth:`stop`
+    (``experiments.cpuclock.tree_cpu_s``: ns resolution)."""
 
     pids: list[int]
     _t0: float = 0.0
@@ -135,15 +139,8 @@ class CpuMeter:
     def _sample(self) -> dict[int, float]:
         out: dict[int, float] = {}
         for pid in self.pids:
-            with contextlib.suppress(psutil.Error):
-                p = psutil.Process(pid)
-                procs = [p, *p.children(recursive=True)]
-                total = 0.0
-                for q in procs:
-                    with contextlib.suppress(psutil.Error):
-                        t = q.cpu_times()
-                        total += t.user + t.system
-                out[pid] = total
+            with contextlib.suppress(ProcessLookupError):
+                out[pid] = tree_cpu_s(pid)
         return out
 
     def start(self) -> None:

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import uvicorn
 
 from clients.explain.frames import TEXT, FrameReader
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
+from experiments.cpuclock import process_cpu_s
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from feed.ticker import make_payload
@@ -90,17 +90,16 @@ def measure(url: str, pid: int, kind: str, size: int, deflate: bool, events: int
     extra = {"Sec-WebSocket-Extensions": "permessage-deflate"} if deflate else None
     wire, hs = open_ws(url, ws_target(topic), extra=extra, timeout=30)
     reader, inflate, rng = FrameReader(), Inflater(), random.Random(size)
-    proc = psutil.Process(pid)
     with wire, httpx.Client(trust_env=False) as http:
         for ready in wire.read_frames(reader, 1, 10):  # inflated too: one zlib stream throughout
             if ready.rsv1:
                 inflate(ready)
-        cpu0 = sum(proc.cpu_times()[:2])
+        cpu0 = process_cpu_s(pid)
         for i in range(events):
             body = payload(kind, i, size, rng)
             assert http.post(f"{url}/publish", params={"topic": topic}, json=body).is_success
         frames = [f for f in wire.read_frames(reader, events, 30) if f.opcode == TEXT]
-        cpu = sum(proc.cpu_times()[:2]) - cpu0
+        cpu = process_cpu_s(pid) - cpu0
     app = [len(inflate(f)) if f.rsv1 else len(f.payload) for f in frames]
     on_wire = [len(f.raw) for f in frames]
     n = len(frames)

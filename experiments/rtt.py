@@ -14,7 +14,8 @@ Each cell (mode x payload size) does ``warmup`` unmeasured round trips, then ``n
 bounded by ``max_seconds``. A round trip is timed with ``perf_counter_ns`` from before the send to
 after the whole echo has been read, and the echo is checked byte for byte. The clients are the
 libraries pushlab's own clients use (websockets, httpx), so their overhead is part of the figure,
-as it is for any Python client. Server CPU per round trip comes from the child's ``cpu_times``.
+as it is for any Python client. Server CPU per round trip is the child's CPU clock
+(``experiments.cpuclock``, ns).
 
 Writes ``results/<stamp>_rtt/``: ``meta.json`` (parameters, settings, machine), ``summary.json``
 (one cell per mode and size with ``rtt_us_p50/p90/p99``...), ``raw/<mode>-<size>.txt`` (every
@@ -33,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from websockets.asyncio.client import connect
 
+from experiments.cpuclock import process_cpu_s
 from experiments.metrics import summarize
 from experiments.results import ResultsDir
 from experiments.server_process import DEFAULT_WS, ServerProcess
@@ -139,8 +140,8 @@ async def measure_cell(
 ) -> tuple[dict[str, Any], list[float]]:
     """One cell: its summary and raw samples."""
     payload = os.urandom(size)
-    child = psutil.Process(server.proc.pid if server.proc else None)
-    cpu0, own0, t0 = sum(child.cpu_times()[:2]), time.process_time(), time.perf_counter()
+    pid = server.proc.pid if server.proc else os.getpid()
+    cpu0, own0, t0 = process_cpu_s(pid), time.process_time(), time.perf_counter()
     if mode == "ws":
         samples, truncated = await _ws_cell(server.ws_url, payload, params)
     elif mode == "http-raw":
@@ -156,7 +157,7 @@ async def measure_cell(
         "ws_impl": params.ws,
         "truncated": truncated,
         "wall_s": round(time.perf_counter() - t0, 3),
-        "server_cpu_us_per_rt": (sum(child.cpu_times()[:2]) - cpu0) / total * 1e6,
+        "server_cpu_us_per_rt": (process_cpu_s(pid) - cpu0) / total * 1e6,
         "client_cpu_us_per_rt": (time.process_time() - own0) / total * 1e6,
         **summarize(samples, "rtt_us_"),
     }

@@ -28,6 +28,7 @@ from experiments.children import (
     wait_healthy,
 )
 from experiments.matrix import Cell, available, profile
+from experiments.processes import inherited_env
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from servers.background import free_port
@@ -59,9 +60,7 @@ def _settings(cell: Cell, port: int) -> Settings:
 
 
 def _pushlab_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if k.startswith("PUSHLAB_")}
+    return {k: v for k, v in inherited_env().items() if k.startswith("PUSHLAB_")}
 
 
 def node_problem() -> str | None:

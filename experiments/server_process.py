@@ -9,7 +9,6 @@ connections and stops it by PID.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any
 
+from experiments.processes import inherited_env
 from feed.settings import WS_IMPLS, Settings
 from servers.background import free_port
 
@@ -58,7 +58,7 @@ class ServerProcess:
             cmd += ["--ws-max-size", str(self.ws_max_size)]
         if self.per_message_deflate:
             cmd.append("--per-message-deflate")
-        env = {**os.environ, "PUSHLAB_TICKER_RATE": "0", **self.env}
+        env = {**inherited_env(), "PUSHLAB_TICKER_RATE": "0", **self.env}
         out = self.log if self.log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + self.start_timeout_s

@@ -1,7 +1,10 @@
-"""CPU of a process tree (a load generator and its workers) while it runs, from psutil.
+"""CPU of a process tree (a load generator and its workers) while it runs.
 
 Samples every process of the tree and the whole machine every ``SAMPLE_EVERY_S``; the figures
 are then taken over a window (when events were being delivered), so start-up does not count.
+Per-process CPU is the kernel's CPU clock (``experiments.cpuclock``, ns); the machine's busy
+share is psutil's ``cpu_times`` (``/proc/stat``, clock ticks of 10 ms: a window of a few seconds
+on 2 cores holds hundreds of them).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import time
 from typing import Any
 
 import psutil
+
+from experiments.cpuclock import process_cpu_s
 
 SAMPLE_EVERY_S = 0.5
 TERM_GRACE_S = 5.0  # after SIGTERM at the hard timeout, before SIGKILL
@@ -30,7 +35,7 @@ def _busy_s(t: Any) -> float:
 def sample_tree_until_exit(proc: subprocess.Popen[bytes], deadline: float) -> tuple[Samples, bool]:
     """``{pid: [(wall_ns, cpu_seconds), ...]}`` for the whole tree, and whether it timed out."""
     samples: Samples = {}
-    handles: dict[int, psutil.Process] = {}
+    pids: set[int] = set()  # every member seen: one that exited keeps its samples so far
     while proc.poll() is None:
         if time.monotonic() > deadline:
             _stop(proc)
@@ -38,19 +43,19 @@ def sample_tree_until_exit(proc: subprocess.Popen[bytes], deadline: float) -> tu
         try:
             root = psutil.Process(proc.pid)
             for p in [root, *root.children(recursive=True)]:
-                handles.setdefault(p.pid, p)
+                pids.add(p.pid)
         except psutil.Error:
             pass
         now = time.time_ns()
         busy = psutil.cpu_times()
         samples.setdefault(MACHINE, []).append((now, _busy_s(busy)))
         samples.setdefault(MACHINE_TOTAL, []).append((now, sum(busy)))
-        for pid, p in handles.items():
+        for pid in pids:
             try:
-                t = p.cpu_times()
-            except psutil.Error:
+                cpu = process_cpu_s(pid)
+            except ProcessLookupError:
                 continue
-            samples.setdefault(pid, []).append((now, t.user + t.system))
+            samples.setdefault(pid, []).append((now, cpu))
         time.sleep(SAMPLE_EVERY_S)
     return samples, False
 

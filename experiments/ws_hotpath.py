@@ -10,7 +10,7 @@ The server runs from ``--repo`` (its own ``.venv`` and code) in a subprocess wit
 N events of ``--size`` bytes are published once; then ``--replays`` times a fresh WebSocket
 asks for ``since=0`` and reads all N as fast as the server writes them. That isolates the
 per-event send path (batching, framing, metrics) from publishing. Server CPU per delivered event
-(psutil, user+system, summed over all replays: it ticks at 10 ms) is the figure that stays
+(``experiments.cpuclock``: user+system, ns, summed over all replays) is the figure that stays
 comparable on a busy machine; events/s is printed too but moves with whatever else the machine
 is doing. Results are JSON with the parameters.
 """
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from websockets.asyncio.client import connect
 
+from experiments.cpuclock import process_cpu_s
 from experiments.machine import machine_info
 from servers.background import free_port
 
@@ -94,10 +94,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await wait_up(url)
         await preload(url, args.events, args.size)
-        server = psutil.Process(proc.pid)
         runs = []
-        # CPU times tick at 10 ms: measured over all replays together, not per replay.
-        cpu0 = sum(server.cpu_times()[:2])
+        cpu0 = process_cpu_s(proc.pid)
         for _ in range(args.replays):
             seconds, extensions = await replay(url, args.events, args.format)
             runs.append(
@@ -107,7 +105,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "extensions": extensions,
                 }
             )
-        cpu = sum(server.cpu_times()[:2]) - cpu0
+        cpu = process_cpu_s(proc.pid) - cpu0
     finally:
         proc.terminate()
         proc.wait(30)

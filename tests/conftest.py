@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,12 @@ import pytest
 from feed.settings import Settings
 from tests.redis_support import own_redis, redis_prefix  # noqa: F401 (fixtures)
 from tests.support import LiveServer
+
+# The suite's own knobs (PUSHLAB_TEST_MS, _FULL, _REDIS_URL) were read by the imports above. The
+# lab code under test builds Settings from every PUSHLAB_* variable and refuses the names it does
+# not know, so with PUSHLAB_TEST_MS=3 exported, rtt, compression and bench servers failed to start.
+for _knob in [k for k in os.environ if k.startswith("PUSHLAB_TEST_")]:
+    del os.environ[_knob]
 
 
 @pytest.fixture

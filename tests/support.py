@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ import uvicorn
 from feed.broker import Broker
 from feed.settings import SSE_IMPLS, Settings
 from servers.app import create_app
-from servers.background import free_port
+from servers.background import free_port as free_port  # tests import it from here
 from servers.runner import PushlabServer, build_config
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -93,8 +94,13 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveServer:
-        if not self.port:
-            self.port = free_port()
+        # The listening socket is bound here and handed to uvicorn: a port picked by
+        # free_port() and bound later can be taken in between (by another suite's client
+        # socket on this shared machine). A restart binds the same port again (SO_REUSEADDR).
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
         app = create_app(self.settings, self.broker)
         if self.customize is not None:
             self.customize(app)
@@ -107,7 +113,9 @@ class LiveServer:
         }
         config = build_config(self.settings, app, **(options | self.uvicorn_options))
         self._server = PushlabServer(config, app)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
         self._thread.start()
         wait_until(lambda: self._server is not None and self._server.started, what="uvicorn")
         return self

@@ -44,7 +44,7 @@ def test_tiny_matrix_through_asyncio_clients(tiny):
         assert 0 < c["latency_ms_p50"] <= c["latency_ms_p99"] <= c["latency_ms_max"], t
         # Within a few percent, or within what in-flight requests at the window edges can move.
         assert abs(c["wire_vs_formula_pct"]) <= max(5, c["wire_edge_pct"]), t
-        assert c["server_cpu_s"] >= 0 and c["server_rss_mb"] > 0
+        assert c["server_cpu_s"] > 0 and c["server_rss_mb"] > 0  # ns clock: never 0
     assert rows["poll"]["requests"] > 0 and rows["ws"]["requests"] == 0
     # The WebSocket cell ran on two load processes whose results were merged.
     assert rows["ws"]["generators"] == 2 and rows["ws"]["connected"] == rows["ws"]["subscribers"]

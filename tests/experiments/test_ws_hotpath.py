@@ -23,5 +23,5 @@ def test_tiny_run_reports_rate_cpu_and_parameters(tmp_path, fmt):
     assert result["params"]["repo_commit"]
     assert len(result["runs"]) == 2
     assert all(r["events_per_s"] > 0 and r["extensions"] is None for r in result["runs"])
-    assert result["server_cpu_s"] >= 0
+    assert result["server_cpu_s"] > 0  # ns clock (experiments/cpuclock.py): never 0
     assert "python" in json.dumps(result["machine"]).lower()
