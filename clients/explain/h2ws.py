@@ -29,6 +29,11 @@ from clients.explain.frames import TEXT, FrameReader, decode_frame, encode_frame
 from feed.settings import Settings
 from servers.app import create_app
 
+NO_EXTENDED_CONNECT = (
+    "the server did not announce SETTINGS_ENABLE_CONNECT_PROTOCOL = 1: no WebSocket over this "
+    "HTTP/2 connection (RFC 8441 §3); a browser would open an HTTP/1.1 connection instead"
+)
+
 
 class HypercornThread:
     """The lab's app under hypercorn on ``127.0.0.1:port``, in a daemon thread."""
@@ -78,10 +83,11 @@ def explain(settings: Settings | None = None, topic: str = "h2") -> dict[str, An
     """Open a WebSocket over HTTP/2, ping it at application level, and record what happened."""
     settings = settings or Settings.from_env(ticker_rate=0)
     with HypercornThread(settings) as server:
-        return _talk(server.port, topic)
+        return talk(server.port, topic)
 
 
-def _talk(port: int, topic: str) -> dict[str, Any]:
+def talk(port: int, topic: str) -> dict[str, Any]:
+    """Speak h2c (prior knowledge) to 127.0.0.1:port and open ``/ws`` with an extended CONNECT."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -99,6 +105,11 @@ def _talk(port: int, topic: str) -> dict[str, Any]:
                 if isinstance(event, h2.events.RemoteSettingsChanged) and stream_id is None:
                     code = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
                     report["enable_connect_protocol"] = conn.remote_settings.get(code)
+                    if report["enable_connect_protocol"] != 1:
+                        # RFC 8441 §3: a client MUST NOT send :protocol to a server that has
+                        # not announced SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
+                        report["error"] = NO_EXTENDED_CONNECT
+                        return _finish(report)
                     stream_id = conn.get_next_available_stream_id()
                     request = [
                         (":method", "CONNECT"),
@@ -126,6 +137,10 @@ def _talk(port: int, topic: str) -> dict[str, Any]:
                 sock.sendall(out)
     finally:
         sock.close()
+    return _finish(report)
+
+
+def _finish(report: dict[str, Any]) -> dict[str, Any]:
     status = dict(report.get("response_headers", [])).get(":status")
     report["status"] = int(status) if status else None
     return report
@@ -136,6 +151,10 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"hypercorn (HTTP/2, h2c) on 127.0.0.1:{report['port']}",
         f"server SETTINGS_ENABLE_CONNECT_PROTOCOL = {report.get('enable_connect_protocol')}",
+    ]
+    if report.get("error"):
+        return "\n".join([*lines, report["error"]])
+    lines += [
         f"--- HEADERS on stream {report.get('stream_id')} (client -> server)",
         *[f"  {k}: {v}" for k, v in report.get("request_headers", [])],
         "--- HEADERS (server -> client): no 101, no Sec-WebSocket-Accept",

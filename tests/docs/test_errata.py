@@ -19,12 +19,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import ShortPollClient
-from clients.explain import handshake
+from clients.explain import h2ws, handshake
 from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
-from tests.support import IN_CI, async_wait_until, require, wait_until
+from tests.docs.nodejs import node_script
+from tests.support import async_wait_until, free_port, require, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,8 +101,6 @@ async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
 
 def test_e6_websocket_over_http2_rfc8441(settings):
     """E6: the lab's app under hypercorn serves a WebSocket over HTTP/2 (RFC 8441), no 101 (Q10)."""
-    from clients.explain import h2ws
-
     report = h2ws.explain(settings, topic="h2")
     assert report["enable_connect_protocol"] == 1
     request = dict(report["request_headers"])
@@ -180,22 +179,51 @@ def test_e13_compression_defaults_differ(serve, settings):
     server = serve(settings, uvicorn_options={"ws_per_message_deflate": True})
     ours = handshake.explain(server.url, deflate=True)
     assert ours["status"] == 101 and ours["extensions"].startswith("permessage-deflate")
-    node = require("node", "Node's ws default")
-    baseline = ROOT / "baseline" / "node"
-    if not (baseline / "node_modules" / "ws").is_dir():
-        message = "baseline/node/node_modules is missing; run `make baseline`"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    proc = subprocess.Popen([node, "-e", NODE_WS_DEFAULTS], cwd=baseline, stdout=subprocess.PIPE)
+    with node_script(NODE_WS_DEFAULTS) as node:
+        theirs = handshake.explain(node.url, deflate=True)
+    assert theirs["status"] == 101 and theirs["accept_ok"]
+    assert theirs["extensions"] is None
+
+
+NGINX_H2C = """daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+  server {{
+    listen 127.0.0.1:{port} http2;
+    location / {{ return 200 "ok"; }}
+  }}
+}}
+"""
+
+
+def test_e6_nginx_takes_no_websocket_over_http2(tmp_path):
+    """E6: nginx's HTTP/2 never announces extended CONNECT, so the h2 explainer sends none."""
+    nginx = require("nginx", "the HTTP/2 limit of the repo's proxy")
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_H2C.format(prefix=tmp_path, port=port))
+    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf)])
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        theirs = handshake.explain(f"http://127.0.0.1:{port}", deflate=True)
+        wait_until(lambda: listening(port) or proc.poll() is not None, 10, "nginx")
+        assert proc.poll() is None, (tmp_path / "error.log").read_text()
+        report = h2ws.talk(port, "h2")
     finally:
         proc.terminate()
         proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert theirs["status"] == 101 and theirs["accept_ok"]
-    assert theirs["extensions"] is None
+    assert report["enable_connect_protocol"] != 1
+    assert report["error"] == h2ws.NO_EXTENDED_CONNECT
+    assert "request_headers" not in report  # RFC 8441 §3: no :protocol without the setting
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from websockets.sync.server import ServerConnection, serve
 
+from tests.docs.nodejs import node_script
 from tests.support import LiveServer, require, wait_until
 
 pytestmark = pytest.mark.browser
@@ -35,8 +36,8 @@ def page(browser, live: LiveServer) -> Iterator[Any]:
     pg.close()
 
 
-def test_e8_unechoed_subprotocol_fails_the_handshake(page, live):
-    """E8: a token sent as Sec-WebSocket-Protocol and not echoed makes Chromium drop the socket."""
+def test_unechoed_subprotocol_fails_the_handshake(page, live):
+    """A subprotocol offered and not echoed makes Chromium fail the handshake (1006, never open)."""
     ws_url = live.url.replace("http", "ws") + "/ws?topic=proto"
     script = """([url, protocols]) => new Promise(resolve => {
         const ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
@@ -94,3 +95,53 @@ def test_e9_browsers_cannot_ping_but_answer_pings(browser):
             page.close()
             server.shutdown()
         thread.join(5)
+
+
+# The seed's Q11 server and Q16 handler, verbatim but for verifyToken and the logging line.
+SEED_Q16 = """
+const express = require('express');
+const http = require('http');
+const WebSocket = require('ws');
+const app = express();
+const server = http.createServer(app);
+const wss = new WebSocket.Server({ server });
+const verifyToken = (token) => token === 'good';
+wss.on('connection', (ws, req) => {
+  const token = req.headers['sec-websocket-protocol'];
+  console.log(JSON.stringify({ token }));
+  const isValid = verifyToken(token);
+  if (!isValid) {
+    ws.close();
+  }
+});
+server.listen(0, '127.0.0.1', () => console.log(server.address().port));
+"""
+
+
+def test_e8_seed_token_subprotocol_opens_reflects_and_checks_late(browser):
+    """E8: on Node ws the seed token handshake opens in Chromium, echoes the token, checks late."""
+    script = """([url, protocols]) => new Promise(resolve => {
+        const ws = new WebSocket(url, protocols);
+        let opened = false, protocol = null;
+        ws.onopen = () => { opened = true; protocol = ws.protocol; };
+        ws.onclose = e => resolve({opened, protocol, code: e.code});
+    })"""
+    with node_script(SEED_Q16) as node:
+        page = browser.new_page()
+        try:
+            url = node.url.replace("http", "ws")
+            bad = page.evaluate(script, [url, ["bad"]])
+            both = page.evaluate(script, [url, ["good", "chat"]])
+        finally:
+            page.close()
+        wait_until(lambda: len(node.lines) >= 2, 10, "the server's two log lines")
+    # ws echoes the first offered protocol: the handshake succeeds and the token comes back in
+    # the response header; the check runs after the upgrade (close without a code: 1005).
+    assert bad == {"opened": True, "protocol": "bad", "code": 1005}
+    # The server reads the whole comma-separated list, so a good token beside a real
+    # subprotocol fails the check: the connection opens, then is closed.
+    assert both == {"opened": True, "protocol": "good", "code": 1005}
+    assert [line.strip() for line in node.lines[:2]] == [
+        '{"token":"bad"}',
+        '{"token":"good, chat"}',
+    ]
