@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,12 @@ class NodeScript:
     """A script that printed its port first; every later stdout line is kept in ``lines``."""
 
     port: int
+    proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
+
+    def records(self) -> list[Any]:
+        """The JSON lines printed so far."""
+        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
 
     @property
     def url(self) -> str:
@@ -34,15 +41,27 @@ def node_script(source: str) -> Iterator[NodeScript]:
     if not ok:
         (pytest.fail if IN_CI else pytest.skip)(why)
     ensure_node_modules()
-    proc = subprocess.Popen([node, "-e", source], cwd=NODE_DIR, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [node, "-e", source],
+        cwd=NODE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # a crash's stack trace is evidence, not noise in the test log
+        text=True,
+    )
     assert proc.stdout is not None
+    stdout = proc.stdout
+    reader: threading.Thread | None = None
     try:
-        script = NodeScript(int(proc.stdout.readline()))
+        script = NodeScript(int(stdout.readline()), proc)
         # A reader thread: the pipe is drained while the test runs, and lines arrive in order.
-        reader = threading.Thread(target=lambda: script.lines.extend(proc.stdout), daemon=True)
+        reader = threading.Thread(target=lambda: script.lines.extend(stdout), daemon=True)
         reader.start()
         yield script
     finally:
         proc.terminate()
         proc.wait(10)
-        proc.stdout.close()
+        if reader is not None:
+            reader.join(10)  # EOF once the process is gone; closing under it would raise there
+        stdout.close()
+        if proc.stderr is not None:
+            proc.stderr.close()

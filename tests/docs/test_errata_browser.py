@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from websockets.sync.server import ServerConnection, serve
 
+from clients.explain.handshake import open_ws
 from tests.docs.nodejs import node_script
 from tests.support import LiveServer, require, wait_until
 
@@ -145,3 +146,42 @@ def test_e8_seed_token_subprotocol_opens_reflects_and_checks_late(browser):
         '{"token":"bad"}',
         '{"token":"good, chat"}',
     ]
+
+
+def test_e5_browser_close_takes_1000_or_3000_to_4999_and_123_bytes(page, live):
+    """E5 (Q9): close() from a page throws for 1001 or a 124-byte reason; 4000 + 123 bytes pass."""
+    script = """async ([url, code, reason]) => {
+        const ws = new WebSocket(url);
+        await new Promise(resolve => { ws.onopen = resolve; });
+        try { ws.close(code, reason); } catch (e) { ws.close(); return e.name; }
+        return await new Promise(resolve => { ws.onclose = e => resolve([e.code, e.reason]); });
+    }"""
+    url = live.url.replace("http", "ws") + "/ws?topic=close"
+    assert page.evaluate(script, [url, 1001, "bye"]) == "InvalidAccessError"
+    assert page.evaluate(script, [url, 1000, "é" * 62]) == "SyntaxError"  # 124 bytes of UTF-8
+    assert page.evaluate(script, [url, 4000, "x" * 123]) == [4000, "x" * 123]
+
+
+def test_e23_a_refused_handshake_is_1006_whatever_the_status(browser, serve, settings):
+    """E23 (Q16, Q19): a 401 and a 400 before the upgrade both reach the page as close 1006."""
+    server = serve(settings.replace(auth=True))
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.url}/healthz")
+        script = """url => new Promise(resolve => {
+            const ws = new WebSocket(url);
+            ws.onopen = () => resolve('open');
+            ws.onclose = e => resolve([e.code, e.reason, e.wasClean]);
+        })"""
+        ws = server.url.replace("http", "ws")
+        bad_token = page.evaluate(script, f"{ws}/ws?topic=t&token=not-a-jwt")  # 401
+        bad_topic = page.evaluate(script, f"{ws}/ws?topic=%20&token=not-a-jwt")  # 400
+    finally:
+        page.close()
+    assert bad_token == bad_topic == [1006, "", False]
+    statuses = []
+    for target in ("/ws?topic=t&token=not-a-jwt", "/ws?topic=%20&token=not-a-jwt"):
+        wire, report = open_ws(server.url, target)
+        wire.close()
+        statuses.append(report["status"])
+    assert statuses == [401, 400]  # what a non-browser client sees, and the page cannot
