@@ -185,3 +185,37 @@ def test_e23_a_refused_handshake_is_1006_whatever_the_status(browser, serve, set
         wire.close()
         statuses.append(report["status"])
     assert statuses == [401, 400]  # what a non-browser client sees, and the page cannot
+
+
+@pytest.mark.slow
+def test_e11_chromium_caps_websockets_to_one_host_at_255(browser):
+    """E11 (Q29): the WebSocket cap is in the hundreds: Chromium opens 255 to one host, not 6."""
+
+    def handler(ws: ServerConnection) -> None:
+        for _ in ws:
+            pass
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    with serve(handler, sock=sock) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        page = browser.new_page()
+        try:
+            page.evaluate(
+                """url => { window.opened = 0; window.sockets = [...Array(270)].map(() => {
+                    const ws = new WebSocket(url); ws.onopen = () => window.opened++; return ws;
+                }); }""",
+                f"ws://127.0.0.1:{port}/",
+            )
+            opened = "() => window.opened"
+            wait_until(lambda: page.evaluate(opened) >= 255, 60, "255 open WebSockets")
+            page.wait_for_timeout(1000)  # a bounded look: no 256th opens later
+            assert page.evaluate(opened) == 255
+            # Past the cap Chromium does not queue: the socket fails (CLOSED, never opened).
+            states = "() => window.sockets.map(ws => ws.readyState)"
+            assert sorted(page.evaluate(states)) == [1] * 255 + [3] * (270 - 255)
+        finally:
+            page.close()
+            server.shutdown()
+        thread.join(5)
