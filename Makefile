@@ -66,6 +66,9 @@ docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFE
 notebook: venv ## open notebooks/ in JupyterLab, on the project's .venv kernel (python3)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+notebooks-run: venv ## re-execute every notebook and save its outputs (they are committed executed)
+	$(BIN)/python -m experiments.notebooks
+
 cpu-profile: install ## where a server's CPU goes (perf): kernel vs user space, Node ws vs Python ws at 200 x 200
 	$(BIN)/python -m experiments.cpu_profile
 
@@ -100,6 +103,6 @@ screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (head
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean notebook \
+.PHONY: help venv system baseline install lint fmt test test-all serve bench perf screenshots clean notebook notebooks-run \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
 	hotpath cpu-profile
