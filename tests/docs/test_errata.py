@@ -185,7 +185,7 @@ def test_e13_compression_defaults_differ(serve, settings):
     assert theirs["extensions"] is None
 
 
-NGINX_H2C = """daemon off;
+NGINX_HTTP = """daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 worker_processes 1;
@@ -197,31 +197,67 @@ http {{
   fastcgi_temp_path {prefix}/fastcgi;
   uwsgi_temp_path {prefix}/uwsgi;
   scgi_temp_path {prefix}/scgi;
-  server {{
-    listen 127.0.0.1:{port} http2;
-    location / {{ return 200 "ok"; }}
-  }}
+{servers}
 }}
 """
 
 
-def test_e6_nginx_takes_no_websocket_over_http2(tmp_path):
-    """E6: nginx's HTTP/2 never announces extended CONNECT, so the h2 explainer sends none."""
-    nginx = require("nginx", "the HTTP/2 limit of the repo's proxy")
-    port = free_port()
+@contextlib.contextmanager
+def nginx(tmp_path: Path, servers: str, port: int) -> Iterator[None]:
+    """Debian's nginx with ``servers`` in its http block, until ``port`` answers."""
+    binary = require("nginx", "the repo's proxy")
     conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_H2C.format(prefix=tmp_path, port=port))
-    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf)])
+    conf.write_text(NGINX_HTTP.format(prefix=tmp_path, servers=servers))
+    proc = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(conf)])
     try:
         wait_until(lambda: listening(port) or proc.poll() is not None, 10, "nginx")
         assert proc.poll() is None, (tmp_path / "error.log").read_text()
-        report = h2ws.talk(port, "h2")
+        yield
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_e6_nginx_takes_no_websocket_over_http2(tmp_path):
+    """E6: nginx's HTTP/2 never announces extended CONNECT, so the h2 explainer sends none."""
+    port = free_port()
+    h2c = f'server {{ listen 127.0.0.1:{port} http2; location / {{ return 200 "ok"; }} }}'
+    with nginx(tmp_path, h2c, port):
+        report = h2ws.talk(port, "h2")
     assert report["enable_connect_protocol"] != 1
     assert report["error"] == h2ws.NO_EXTENDED_CONNECT
     assert "request_headers" not in report  # RFC 8441 §3: no :protocol without the setting
+
+
+def test_e25_ip_hash_sends_a_whole_slash_24_to_one_server(tmp_path):
+    """E25 (Q23): nginx's ip_hash keys on 3 octets: 8 client IPs of one /24 share one server."""
+    front, a, b, full = free_port(), free_port(), free_port(), free_port()
+    servers = f"""
+  server {{ listen 127.0.0.1:{a}; return 200 "a"; }}
+  server {{ listen 127.0.0.1:{b}; return 200 "b"; }}
+  upstream seed {{ ip_hash; server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+  upstream whole {{ hash $remote_addr; server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+  server {{ listen 127.0.0.1:{front}; location / {{ proxy_pass http://seed; }} }}
+  server {{ listen 127.0.0.1:{full}; location / {{ proxy_pass http://whole; }} }}
+"""
+    clients = [f"127.0.0.{i}" for i in range(2, 10)]
+    with nginx(tmp_path, servers, full):
+        seed = {get_from(ip, front) for ip in clients}
+        whole = {get_from(ip, full) for ip in clients}
+    assert len(seed) == 1  # the seed's ip_hash: every client on one server
+    assert whole == {"a", "b"}  # the full address as the key spreads the same clients
+
+
+def get_from(source_ip: str, port: int) -> str:
+    """The body of ``GET /`` sent from ``source_ip`` (any 127/8 address is local on Linux)."""
+    with socket.socket() as s:
+        s.bind((source_ip, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode()
 
 
 def listening(port: int) -> bool:
