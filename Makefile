@@ -81,6 +81,12 @@ compression: venv ## measure permessage-deflate on this feed's frames -> results
 docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
 	$(BIN)/python -m experiments.docfigures docs/interview-prep.md README.md
 
+notebook: venv ## open notebooks/ in JupyterLab, on the project's .venv kernel (python3)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+notebooks-run: venv ## re-execute every notebook and save its outputs (they are committed executed)
+	$(BIN)/python -m experiments.notebooks
+
 cpu-profile: install ## where a server's CPU goes (perf): kernel vs user space, Node ws vs Python ws at 200 x 200
 	$(BIN)/python -m experiments.cpu_profile
 
@@ -115,6 +121,8 @@ screenshots: install ## PNGs of the dashboard and whiteboard into docs/img (head
 clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
-.PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots clean \
+
+.PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots \
+	clean notebook notebooks-run \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
 	hotpath cpu-profile

@@ -12,6 +12,9 @@ takes the first, or the first whose name contains ``run=TEXT``; ``make=TARGET`` 
 target that produces the figure (default ``bench``). No REFERENCE file, no matching
 run or no matching cell: the block says "not yet measured" and how to produce it.
 
+``<!-- fig table=envelope transport=ws -->`` renders :mod:`experiments.envelope`'s arithmetic
+for one transport from the same reference run instead of a metric table.
+
 ``python -m experiments.docfigures docs/interview-prep.md`` rewrites the blocks;
 ``--check`` exits 1 when a file is out of date (the test suite runs that check).
 """
@@ -25,6 +28,8 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from experiments import envelope
 
 MARKER = re.compile(r"(<!-- fig (?P<attrs>[^>]*?) -->\n)(?P<body>.*?)(<!-- /fig -->)", re.DOTALL)
 MAX_ROWS = 12
@@ -76,38 +81,51 @@ def _fmt(value: Any, digits: int) -> str:
     return str(value)
 
 
+def _per_metric(attrs: dict[str, str], key: str, n: int, default: str) -> list[str]:
+    """``unit=B,ms`` -> one value per metric; a single value applies to every metric."""
+    values = attrs.get(key, default).split(",")
+    return values * n if len(values) == 1 else values
+
+
+def _number(cell: dict[str, Any], metric: str) -> bool:
+    value = cell.get(metric)
+    return isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value))
+
+
 def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
-    """The generated Markdown for one marker."""
-    metric = attrs["metric"]
-    where = attrs.get("where", "")
+    """The generated Markdown for one marker (``metric=a,b`` gives one column per metric)."""
     run, cells = reference_cells(results, attrs.get("run"))
-    rows = [
-        c
-        for c in cells
-        if _matches(c, where)
-        and isinstance(c.get(metric), int | float)
-        and not (isinstance(c[metric], float) and math.isnan(c[metric]))
-    ]
+    if attrs.get("table") == "envelope":
+        source = _source(run, results, doc_dir)
+        return envelope.render_markdown(cells, attrs.get("transport", "ws"), source)
+    metrics = attrs["metric"].split(",")
+    where = attrs.get("where", "")
+    rows = [c for c in cells if _matches(c, where) and all(_number(c, m) for m in metrics)]
     if not rows:
         source = f"run `{run}`" if run else "the reference run (none committed yet)"
         return (
-            f"*Not yet measured:* `{metric}`"
+            f"*Not yet measured:* `{attrs['metric']}`"
             + (f" where `{where}`" if where else "")
             + f" in {source}; produce it with `make {attrs.get('make', 'bench')}`.\n"
         )
     cols = [c for c in attrs.get("cols", "transport").split(",") if c]
-    unit = attrs.get("unit", "")
-    digits = int(attrs.get("digits", "1"))
-    header = cols + [f"{metric}" + (f" ({unit})" if unit else "")]
+    units = _per_metric(attrs, "unit", len(metrics), "")
+    digits = [int(d) for d in _per_metric(attrs, "digits", len(metrics), "1")]
+    header = cols + [m + (f" ({u})" if u else "") for m, u in zip(metrics, units, strict=True)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in rows[:MAX_ROWS]:
-        values = [_fmt(c.get(k, ""), digits) for k in cols] + [_fmt(c[metric], digits)]
+        values = [_fmt(c.get(k, ""), digits[0]) for k in cols]
+        values += [_fmt(c[m], d) for m, d in zip(metrics, digits, strict=True)]
         lines.append("| " + " | ".join(values) + " |")
+    more = f" ({len(rows) - MAX_ROWS} more rows there)" if len(rows) > MAX_ROWS else ""
+    lines += ["", _source(run, results, doc_dir) + more]
+    return "\n".join(lines) + "\n"
+
+
+def _source(run: str | None, results: Path, doc_dir: Path) -> str:
     # Links are relative to the Markdown file: ``docs/x.md`` -> ``../results/<run>/...``.
     up = "../" * len(doc_dir.resolve().relative_to(results.resolve().parent).parts)
-    more = f" ({len(rows) - MAX_ROWS} more rows there)" if len(rows) > MAX_ROWS else ""
-    lines += ["", f"Source: [`results/{run}/summary.json`]({up}results/{run}/summary.json){more}"]
-    return "\n".join(lines) + "\n"
+    return f"Source: [`results/{run}/summary.json`]({up}results/{run}/summary.json)"
 
 
 def render(text: str, results: Path, doc_dir: Path) -> str:

@@ -25,6 +25,11 @@ import h2.settings
 
 from clients.explain.frames import TEXT, FrameReader, decode_frame, encode_frame, new_mask_key
 
+NO_EXTENDED_CONNECT = (
+    "the server did not announce SETTINGS_ENABLE_CONNECT_PROTOCOL = 1: no WebSocket over this "
+    "HTTP/2 connection (RFC 8441 §3); a browser would open an HTTP/1.1 connection instead"
+)
+
 
 def _headers(pairs: Any) -> list[list[str]]:
     return [[k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v]
@@ -37,7 +42,7 @@ def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
     ``port``: an h2c server already running on 127.0.0.1; none: start ``python -m servers.h2c``
     for the duration (it reads ``PUSHLAB_*`` from this environment, ticker off)."""
     if port is not None:
-        return _talk(port, topic)
+        return talk(port, topic)
     child = subprocess.Popen(
         [sys.executable, "-m", "servers.h2c", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -48,7 +53,7 @@ def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
         line = child.stdout.readline()  # "listening on 127.0.0.1:PORT", or EOF if it failed
         if not line.startswith("listening on "):
             raise ConnectionError(f"python -m servers.h2c did not start (exit {child.poll()})")
-        return _talk(int(line.rsplit(":", 1)[1]), topic)
+        return talk(int(line.rsplit(":", 1)[1]), topic)
     finally:
         child.terminate()
         child.wait(10)
@@ -56,7 +61,8 @@ def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
             child.stdout.close()
 
 
-def _talk(port: int, topic: str) -> dict[str, Any]:
+def talk(port: int, topic: str) -> dict[str, Any]:
+    """Speak h2c (prior knowledge) to 127.0.0.1:port and open ``/ws`` with an extended CONNECT."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
@@ -74,6 +80,11 @@ def _talk(port: int, topic: str) -> dict[str, Any]:
                 if isinstance(event, h2.events.RemoteSettingsChanged) and stream_id is None:
                     code = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
                     report["enable_connect_protocol"] = conn.remote_settings.get(code)
+                    if report["enable_connect_protocol"] != 1:
+                        # RFC 8441 §3: a client MUST NOT send :protocol to a server that has
+                        # not announced SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
+                        report["error"] = NO_EXTENDED_CONNECT
+                        return _finish(report)
                     stream_id = conn.get_next_available_stream_id()
                     request = [
                         (":method", "CONNECT"),
@@ -101,6 +112,10 @@ def _talk(port: int, topic: str) -> dict[str, Any]:
                 sock.sendall(out)
     finally:
         sock.close()
+    return _finish(report)
+
+
+def _finish(report: dict[str, Any]) -> dict[str, Any]:
     status = dict(report.get("response_headers", [])).get(":status")
     report["status"] = int(status) if status else None
     return report
@@ -111,6 +126,10 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"hypercorn (HTTP/2, h2c) on 127.0.0.1:{report['port']}",
         f"server SETTINGS_ENABLE_CONNECT_PROTOCOL = {report.get('enable_connect_protocol')}",
+    ]
+    if report.get("error"):
+        return "\n".join([*lines, report["error"]])
+    lines += [
         f"--- HEADERS on stream {report.get('stream_id')} (client -> server)",
         *[f"  {k}: {v}" for k, v in report.get("request_headers", [])],
         "--- HEADERS (server -> client): no 101, no Sec-WebSocket-Accept",

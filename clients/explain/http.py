@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +117,7 @@ SSE_FIELDS = {
 def annotate_sse(text: str) -> list[dict[str, str]]:
     """Each line of an event stream with what it means (WHATWG HTML §9.2.6 parsing rules)."""
     out = []
-    for line in text.replace("\r\n", "\n").split("\n"):
+    for line in re.split(r"\r\n|\r|\n", text):  # CRLF, lone CR and LF all end a line
         if line == "":
             out.append({"line": "", "kind": "blank", "meaning": "dispatch the event built so far"})
         elif line.startswith(":"):
@@ -126,7 +127,9 @@ def annotate_sse(text: str) -> list[dict[str, str]]:
         else:
             name, _, value = line.partition(":")
             meaning = SSE_FIELDS.get(name, "unknown field: ignored")
-            out.append({"line": line, "kind": name, "meaning": meaning, "value": value.lstrip(" ")})
+            # Exactly one space after the colon is dropped; any further spaces are data.
+            value = value.removeprefix(" ")
+            out.append({"line": line, "kind": name, "meaning": meaning, "value": value})
     if out and out[-1]["kind"] == "blank":
         out.pop()  # the split after the final "\n\n" adds one empty string too many
     return out

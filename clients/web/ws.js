@@ -1,6 +1,9 @@
 // WebSocket: WS /ws?topic=T&since=N; one text frame per event, control frames have a `type`.
-// A token rides in Sec-WebSocket-Protocol (browsers cannot set headers on the upgrade):
-// ["pushlab.v1", "bearer.<token>"]; the server answers with "pushlab.v1".
+// A token is the first message, {"type": "auth", "token": T}, not a handshake header: a browser
+// never sees a refused handshake's HTTP status (a 401 before the upgrade reaches the page as close
+// 1006, the same as a network failure, so the client would retry a bad token forever). After the
+// upgrade the server's verdict is a close code the page can read: 1008 "unauthorized: ..." stops
+// the client for good.
 import { FatalError, FeedClient } from "./feed-client.js";
 
 const FATAL_CLOSE = new Set([1002, 1003, 1007, 1008, 1009, 4029]);
@@ -9,12 +12,13 @@ export class WebSocketClient extends FeedClient {
   connectOnce(signal, opened) {
     return new Promise((resolve, reject) => {
       const url = `${this.baseUrl.replace(/^http/, "ws") || wsOrigin()}/ws?${this._query()}`;
-      const ws = this.token
-        ? new WebSocket(url, ["pushlab.v1", `bearer.${this.token}`])
-        : new WebSocket(url);
+      const ws = new WebSocket(url);
       this.counters.requests += 1;
       signal.addEventListener("abort", () => ws.close(4000, "dropped by the client"), { once: true });
-      ws.onopen = () => opened();
+      ws.onopen = () => {
+        if (this.token) ws.send(JSON.stringify({ type: "auth", token: this.token }));
+        opened();
+      };
       ws.onmessage = (e) => {
         const msg = JSON.parse(e.data);
         if (msg.type === undefined) this._accept(msg, e.data.length);

@@ -19,12 +19,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from clients import ShortPollClient
-from clients.explain import handshake
+from clients.explain import h2ws, handshake
 from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
-from tests.support import IN_CI, async_wait_until, require, wait_until
+from tests.docs.nodejs import node_script
+from tests.support import async_wait_until, free_port, require, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +101,6 @@ async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
 
 def test_e6_websocket_over_http2_rfc8441(settings):
     """E6: the lab's app under hypercorn serves a WebSocket over HTTP/2 (RFC 8441), no 101 (Q10)."""
-    from clients.explain import h2ws
     from servers.h2c import HypercornThread
 
     with HypercornThread(settings) as server:
@@ -182,22 +182,87 @@ def test_e13_compression_defaults_differ(serve, settings):
     server = serve(settings, uvicorn_options={"ws_per_message_deflate": True})
     ours = handshake.explain(server.url, deflate=True)
     assert ours["status"] == 101 and ours["extensions"].startswith("permessage-deflate")
-    node = require("node", "Node's ws default")
-    baseline = ROOT / "baseline" / "node"
-    if not (baseline / "node_modules" / "ws").is_dir():
-        message = "baseline/node/node_modules is missing; run `make baseline`"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    proc = subprocess.Popen([node, "-e", NODE_WS_DEFAULTS], cwd=baseline, stdout=subprocess.PIPE)
+    with node_script(NODE_WS_DEFAULTS) as node:
+        theirs = handshake.explain(node.url, deflate=True)
+    assert theirs["status"] == 101 and theirs["accept_ok"]
+    assert theirs["extensions"] is None
+
+
+NGINX_HTTP = """daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  fastcgi_temp_path {prefix}/fastcgi;
+  uwsgi_temp_path {prefix}/uwsgi;
+  scgi_temp_path {prefix}/scgi;
+{servers}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(tmp_path: Path, servers: str, port: int) -> Iterator[None]:
+    """Debian's nginx with ``servers`` in its http block, until ``port`` answers."""
+    binary = require("nginx", "the repo's proxy")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_HTTP.format(prefix=tmp_path, servers=servers))
+    proc = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(conf)])
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        theirs = handshake.explain(f"http://127.0.0.1:{port}", deflate=True)
+        wait_until(lambda: listening(port) or proc.poll() is not None, 10, "nginx")
+        assert proc.poll() is None, (tmp_path / "error.log").read_text()
+        yield
     finally:
         proc.terminate()
         proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-    assert theirs["status"] == 101 and theirs["accept_ok"]
-    assert theirs["extensions"] is None
+
+
+def test_e6_nginx_takes_no_websocket_over_http2(tmp_path):
+    """E6: nginx's HTTP/2 never announces extended CONNECT, so the h2 explainer sends none."""
+    port = free_port()
+    h2c = f'server {{ listen 127.0.0.1:{port} http2; location / {{ return 200 "ok"; }} }}'
+    with nginx(tmp_path, h2c, port):
+        report = h2ws.talk(port, "h2")
+    assert report["enable_connect_protocol"] != 1
+    assert report["error"] == h2ws.NO_EXTENDED_CONNECT
+    assert "request_headers" not in report  # RFC 8441 §3: no :protocol without the setting
+
+
+def test_e25_ip_hash_sends_a_whole_slash_24_to_one_server(tmp_path):
+    """E25 (Q23): nginx's ip_hash keys on 3 octets: 8 client IPs of one /24 share one server."""
+    front, a, b, full = free_port(), free_port(), free_port(), free_port()
+    servers = f"""
+  server {{ listen 127.0.0.1:{a}; return 200 "a"; }}
+  server {{ listen 127.0.0.1:{b}; return 200 "b"; }}
+  upstream seed {{ ip_hash; server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+  upstream whole {{ hash $remote_addr; server 127.0.0.1:{a}; server 127.0.0.1:{b}; }}
+  server {{ listen 127.0.0.1:{front}; location / {{ proxy_pass http://seed; }} }}
+  server {{ listen 127.0.0.1:{full}; location / {{ proxy_pass http://whole; }} }}
+"""
+    clients = [f"127.0.0.{i}" for i in range(2, 10)]
+    with nginx(tmp_path, servers, full):
+        seed = {get_from(ip, front) for ip in clients}
+        whole = {get_from(ip, full) for ip in clients}
+    assert len(seed) == 1  # the seed's ip_hash: every client on one server
+    assert whole == {"a", "b"}  # the full address as the key spreads the same clients
+
+
+def get_from(source_ip: str, port: int) -> str:
+    """The body of ``GET /`` sent from ``source_ip`` (any 127/8 address is local on Linux)."""
+    with socket.socket() as s:
+        s.bind((source_ip, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.split(b"\r\n\r\n", 1)[1].decode()
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

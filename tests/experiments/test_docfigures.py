@@ -69,3 +69,42 @@ def test_server_env_column_names_the_implementation(tmp_path):
     doc = DOC.replace("cols=transport", "cols=transport,server_env")
     out = render(doc, results, docs)
     assert "| sse | - | 40.0 |" in out and "| sse | sse_impl=pushlab | 13.0 |" in out
+
+
+def test_several_metrics_give_one_column_each(tmp_path):
+    """metric=a,b renders both columns with their own units and digits; rows need every metric."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(
+        results,
+        [
+            {"transport": "ws", "bytes": 132.4, "p99": 4.284},
+            {"transport": "sse", "bytes": 151.0},  # no p99: not a row
+        ],
+    )
+    doc = "<!-- fig metric=bytes,p99 cols=transport unit=B,ms digits=0,2 -->\n<!-- /fig -->\n"
+    out = render(doc, results, docs)
+    assert "| transport | bytes (B) | p99 (ms) |" in out
+    assert "| ws | 132 | 4.28 |" in out and "sse" not in out
+
+
+def test_envelope_table_prices_a_million_users_from_the_run(tmp_path):
+    """table=envelope multiplies the run's idle memory and CPU per event by the assumptions."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(
+        results,
+        [
+            {"transport": "ws", "kind": "idle", "server_env": {}, "memory_per_connection_kb": 16.0},
+            {"transport": "ws", "tags": ["headline"], "server": "python",
+             "server_cpu_s_per_1k_events": 0.01, "wire_bytes_per_event": 100.0,
+             "latency_ms_p99": 4.0},
+        ],
+    )  # fmt: skip
+    out = render("<!-- fig table=envelope transport=ws -->\n<!-- /fig -->\n", results, docs)
+    assert "| idle memory | 16.0 KiB × 1,000,000 | 15.3 GiB |" in out
+    assert "| CPU for deliveries | 16,667/s × 10 µs | 0.2 cores |" in out
+    assert "| one broadcast to everyone | 1,000,000 × 10 µs | 10 core-seconds |" in out
+    assert "summary.json" in out
+    sse = render("<!-- fig table=envelope transport=sse -->\n<!-- /fig -->\n", results, docs)
+    assert "*Not yet measured:*" in sse

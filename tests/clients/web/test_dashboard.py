@@ -78,15 +78,17 @@ def test_every_panel_resumes_after_server_restart(ticking, new_page):
 
 RECORD_WS_PROTOCOLS = """
   window.wsProtocols = [];
+  window.wsSent = [];
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     constructor(url, protocols) { super(url, protocols); window.wsProtocols.push(protocols); }
+    send(data) { window.wsSent.push(data); return super.send(data); }
   };
 """
 
 
 def test_token_rides_in_each_transports_slot(ticking, new_page, browser):
-    """With ?token=, fetch sends Authorization, EventSource ?token= and WebSocket a subprotocol."""
+    """With ?token=, fetch sends Authorization, EventSource ?token=, WebSocket a first message."""
     context = browser.new_context()
     context.add_init_script(RECORD_WS_PROTOCOLS)
     seen: dict[str, str | None] = {}
@@ -101,14 +103,37 @@ def test_token_rides_in_each_transports_slot(ticking, new_page, browser):
     page = new_page(context=context)
     page.on("request", on_request)
     page.goto(ticking.url + "/?token=t0k")
-    page.wait_for_function("() => window.wsProtocols.length > 0")
-    assert page.evaluate("() => window.wsProtocols[0]") == ["pushlab.v1", "bearer.t0k"]
+    page.wait_for_function("() => window.wsSent.length > 0")
+    assert page.evaluate("() => window.wsProtocols[0]") is None  # nothing in the handshake
+    assert page.evaluate("() => JSON.parse(window.wsSent[0])") == {"type": "auth", "token": "t0k"}
     page.wait_for_function(
         "() => ['poll', 'long-poll', 'sse'].every(t => window.pushlab.clients[t].counters.events)"
     )
     assert seen["poll"] == seen["long-poll"] == "Bearer t0k"
     assert "token=t0k" in (seen["sse"] or "")
     context.close()
+
+
+def test_ws_client_stops_on_a_bad_token(serve, settings, new_page):
+    """A bad token ends the browser WebSocket client for good (close 1008), not retried forever."""
+    server = serve(settings.replace(auth=True))
+    page = new_page(f"{server.url}/web/style.css")
+    result = page.evaluate(
+        """async () => {
+          const { WebSocketClient } = await import('/web/ws.js');
+          const c = new WebSocketClient('', 'auth', {token: 'not-a-jwt', baseMs: 1, capMs: 5});
+          const fatal = new Promise(resolve => c.addEventListener('fatal', e => resolve(e.detail)));
+          c.start();
+          const detail = await Promise.race(
+            [fatal, new Promise(resolve => setTimeout(() => resolve(null), 5000))]);
+          c.stop();
+          return { detail, state: c.state, requests: c.counters.requests };
+        }"""
+    )
+    # Before the client sent its token as the first message, it offered it as a subprotocol: the
+    # server's 401 reached the page as close 1006 and the loop retried every few milliseconds.
+    assert result["detail"] is not None and result["detail"].startswith("closed 1008 unauthorized")
+    assert result["requests"] == 1
 
 
 def test_backoff_has_full_jitter_and_percentiles_are_nearest_rank(live, new_page):
