@@ -25,11 +25,12 @@ from feed.codec import control, parse_cursor
 from feed.events import check_topic
 from feed.exceptions import BadInput, CapacityError, Refused, Unauthorized
 from feed.messages import Auth, MessageError, parse_message
-from servers.admission import check_open, check_origin
-from servers.auth import Principal, header_or_query_token, subprotocol_token, verify
+from servers.admission import check_open
+from servers.auth import Principal, subprotocol_token, verify
 from servers.connections import Conn
 from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
+from servers.policy import principal_of
 from servers.ws_session import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -88,13 +89,9 @@ async def ws_feed(websocket: WebSocket) -> None:
     st = state(websocket)
     client = (websocket.client.host, websocket.client.port) if websocket.client else None
     try:
-        check_origin(websocket, st)
         check_open(st)
         hs = parse_handshake(websocket)
-        principal = None
-        if st.settings.auth:
-            token = hs.token or header_or_query_token(websocket)
-            principal = verify(st.settings, token) if token is not None else None
+        principal = principal_of(websocket)  # Origin and token: servers.policy, before dispatch
         st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
     except (BadInput, Refused, CapacityError) as exc:
         await deny(websocket, exc, client)
@@ -176,6 +173,12 @@ async def first_message_auth(ws: WebSocket, st: AppState, conn: Conn) -> Princip
     return principal
 
 
+def json_subprotocol(ws: WebSocket) -> str | None:
+    """``pushlab.v1`` when offered (a browser sending ``bearer.<token>`` offers it beside it): the
+    demo sockets echo it, or the browser fails the connection."""
+    return SUBPROTOCOL_JSON if SUBPROTOCOL_JSON in ws.scope.get("subprotocols", []) else None
+
+
 async def deny(
     ws: WebSocket,
     exc: Exception,
@@ -189,7 +192,7 @@ async def deny(
     if client is not None:
         log_conn(
             "reject",
-            logging.WARNING,
+            logging.INFO,
             transport=transport,
             remote=f"{client[0]}:{client[1]}",
             status=status,

@@ -9,6 +9,8 @@ import { WebSocketClient } from "./ws.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
+// With auth on, the admin routes need a token with the admin claim (servers/policy.py).
+const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 // Backoff base and cap (ms) may be set in the URL (?base_ms=&cap_ms=), e.g. to watch it grow.
 const retry = Object.fromEntries(
   [["baseMs", "base_ms"], ["capMs", "cap_ms"]]
@@ -26,7 +28,7 @@ const ROWS = [
 ];
 
 async function main() {
-  const ticker = await fetch("/admin/ticker").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const ticker = await fetch("/admin/ticker", { headers: authHeaders }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
   const topic = params.get("topic") ?? ticker?.topic ?? "ticks";
   setupControls(ticker);
   const panels = {};
@@ -125,7 +127,7 @@ function setupControls(ticker) {
   size.value = ticker.size;
   document.getElementById("apply").addEventListener("click", async () => {
     const q = new URLSearchParams({ rate: rate.value, size: size.value });
-    const res = await fetch(`/admin/ticker?${q}`, { method: "POST" });
+    const res = await fetch(`/admin/ticker?${q}`, { method: "POST", headers: authHeaders });
     const body = await res.json();
     status.textContent = res.ok ? `ticker: ${body.rate} ev/s, ${body.size} B` : `refused: ${body.error}`;
   });

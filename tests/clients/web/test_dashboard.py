@@ -18,7 +18,7 @@ EVERY = "Object.values(window.pushlab.clients).every"
 def ticking(serve, settings) -> LiveServer:
     """A server whose ticker publishes 20 events/s into a broker that survives restarts."""
     broker = MemoryBroker(settings.history, settings.max_topics)
-    return serve(settings.replace(ticker_rate=20, sse_retry_ms=200), broker=broker)
+    return serve(settings.replace(ticker_rate=20, sse_retry_ms=200, admin=True), broker=broker)
 
 
 def counters(page) -> dict:
