@@ -47,8 +47,8 @@ test: install lint ## lint, then every test (long ones in short form)
 test-all: install ## the long forms too (PUSHLAB_TEST_FULL=1)
 	PUSHLAB_TEST_FULL=1 $(BIN)/pytest
 
-serve: venv ## run the server with the ticker on 127.0.0.1:8000
-	$(BIN)/pushlab serve
+serve: venv ## run the server with the ticker (and its admin control) on 127.0.0.1:8000
+	$(BIN)/pushlab serve --admin
 
 PROFILE ?= quick
 bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)
