@@ -28,9 +28,10 @@ const ROWS = [
 ];
 
 async function main() {
-  const ticker = await fetch("/admin/ticker", { headers: authHeaders }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const res = await fetch("/admin/ticker", { headers: authHeaders }).catch(() => null);
+  const ticker = res?.ok ? await res.json() : null;
   const topic = params.get("topic") ?? ticker?.topic ?? "ticks";
-  setupControls(ticker);
+  setupControls(ticker, res?.status === 401 || res?.status === 403);
   const panels = {};
   const root = document.getElementById("panels");
   for (const [key, title, Client, path] of KINDS) {
@@ -114,12 +115,14 @@ function watchResourceTiming(panels) {
   }).observe({ type: "resource" });
 }
 
-function setupControls(ticker) {
+function setupControls(ticker, denied) {
   const rate = document.getElementById("rate");
   const size = document.getElementById("size");
   const status = document.getElementById("ticker-status");
   if (!ticker) {
-    status.textContent = "no ticker on this server (start it with --rate)";
+    status.textContent = denied
+      ? "ticker control: admin routes are off or need an admin token (pushlab serve --admin)"
+      : "no ticker on this server (start it with --rate)";
     document.getElementById("apply").disabled = true;
     return;
   }

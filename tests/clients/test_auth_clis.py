@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -40,3 +42,23 @@ def test_publish_command_sends_its_token(auth_server, capsys):
     token, _ = issue(auth_server.settings, "ann")
     assert main([*args, "--token", token]) == 0
     assert '"seq":1' in capsys.readouterr().out
+
+
+def test_chat_command_logs_in_as_its_token_user(auth_server):
+    """``pushlab chat --token`` is welcomed as the token's user; without a token it is refused."""
+    chat = [sys.executable, "-m", "pushlab", "chat", "--url", auth_server.url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHLAB_")}
+    token, _ = issue(auth_server.settings, "ann")
+    done = subprocess.run(
+        [*chat, "--token", token],
+        input="/join r\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert "# welcome ann" in done.stdout, done.stderr
+    refused = subprocess.run(
+        [*chat, "--user", "ann"], input="", capture_output=True, text=True, env=env, timeout=30
+    )
+    assert refused.returncode != 0 and "401" in refused.stdout + refused.stderr

@@ -75,3 +75,22 @@ def test_boards_are_isolated_and_a_reconnect_catches_up(live, new_page):
     draw(y, [(10, 10), (20, 20)])
     strokes(y, 1)
     strokes(x, 3)
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_with_auth_the_page_draws_as_its_token_user(serve, settings, new_page, transport):
+    """?token= is sent the browser's way (subprotocol, EventSource query, Bearer POST)."""
+    from servers.auth import issue
+
+    server = serve(settings.replace(auth=True))
+    ann, _ = issue(server.settings, "ann")
+    bob, _ = issue(server.settings, "bob")
+    url = f"{server.url}/whiteboard?board=auth-{transport}&transport={transport}"
+    a = new_page(f"{url}&token={ann}")
+    b = new_page(f"{url}&token={bob}")
+    for page in (a, b):
+        page.wait_for_function("() => window.whiteboard.users.length === 2")
+    assert a.evaluate("() => window.whiteboard.user") == "ann"
+    draw(a, [(100, 100), (200, 160)])
+    strokes(b, 1)
+    assert b.evaluate("() => [...window.whiteboard.strokes.keys()]")[0].startswith("ann/")
