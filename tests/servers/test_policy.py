@@ -246,3 +246,18 @@ async def test_refusals_are_info_not_warnings(serve, settings, caplog):
     rejects = [r for r in caplog.records if getattr(r, "pushlab", {}).get("event") == "reject"]
     assert rejects and all(r.levelno == logging.INFO for r in rejects)
     assert rejects[0].pushlab["status"] == 401 and rejects[0].pushlab["error"] == "unauthorized"
+
+
+async def test_per_ip_cap_refusal_is_info_with_its_reason(serve, settings, caplog):
+    """The per-IP cap's 429 is a refusal too: INFO, with error and detail."""
+    caplog.set_level(logging.INFO, logger="pushlab.conn")
+    server = serve(settings.replace(max_conns_per_ip=1))
+    async with connect(ws_url(server, "/ws?topic=t")) as ws:
+        await ws.recv()
+        assert await upgrade_status(ws_url(server, "/ws?topic=t")) == 429
+    reject = next(r for r in caplog.records if getattr(r, "pushlab", {}).get("status") == 429)
+    assert reject.levelno == logging.INFO
+    assert (
+        reject.pushlab["error"] == "too_many_connections"
+        and "per client IP" in (reject.pushlab["detail"])
+    )
