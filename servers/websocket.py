@@ -6,8 +6,9 @@ always JSON text: ``ready`` (first frame, with the resume ``cursor``), ``gap`` (
 ``ping`` (heartbeat: answer ``pong`` with the same id), ``pong``, ``published``,
 ``authenticated`` and ``error``. Client frames are in :mod:`feed.messages`.
 
-Everything that can be refused is refused before the upgrade with an HTTP answer (400 bad query,
-401 bad token, 403 origin, 429 per-IP cap, 503 topic limit or draining). Only first-message
+Everything that can be refused is refused before the upgrade with an HTTP answer (401 bad token
+and 403 origin by :mod:`servers.policy`; here 400 bad query, 429 per-IP cap, 503 topic limit or
+draining). Only first-message
 authentication happens after it: the socket must send ``{"type": "auth", "token": ...}`` within
 ``auth_first_message_s`` or is closed with 1008. Close codes are listed in docs/protocol.md.
 """
@@ -62,7 +63,6 @@ class Handshake:
     since: int | None
     binary: bool
     subprotocol: str | None
-    token: str | None
 
 
 def parse_handshake(ws: WebSocket) -> Handshake:
@@ -75,13 +75,12 @@ def parse_handshake(ws: WebSocket) -> Handshake:
     if fmt not in FORMATS:
         raise BadHandshake(f"format must be one of {FORMATS}")
     subprotocol = next((p for p in offered if p in (SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON)), None)
-    token = subprotocol_token(offered)
-    if token is not None and subprotocol is None:
+    if subprotocol_token(offered) is not None and subprotocol is None:
         # The server must echo one offered subprotocol (browsers fail the connection otherwise)
         # and must never echo the token: a bearer subprotocol needs a pushlab one beside it.
         raise BadHandshake(f"offer {SUBPROTOCOL_JSON!r} alongside the bearer subprotocol")
     binary = fmt == "msgpack" or subprotocol == SUBPROTOCOL_MSGPACK
-    return Handshake(topic, since, binary, subprotocol, token)
+    return Handshake(topic, since, binary, subprotocol)
 
 
 async def ws_feed(websocket: WebSocket) -> None:
