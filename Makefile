@@ -65,8 +65,8 @@ test-all: install ## the long forms too (PUSHLAB_TEST_FULL=1)
 test-pythons: ## the core suite (tests/feed, a server smoke set) on each Python 3.1x found, in .venv-3.1x
 	scripts/test-pythons.sh
 
-serve: venv ## run the server with the ticker on 127.0.0.1:8000
-	$(BIN)/pushlab serve
+serve: venv ## run the server with the ticker (and its admin control) on 127.0.0.1:8000
+	$(BIN)/pushlab serve --admin
 
 PROFILE ?= quick
 bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)

@@ -35,7 +35,8 @@ _EOF = object()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``pushlab chat``."""
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL")
-    parser.add_argument("--user", required=True, help="your user name")
+    parser.add_argument("--user", help="your user name (with --token: the token's user)")
+    parser.add_argument("--token", help="JWT (POST /token) when the server runs with --auth")
     parser.add_argument("--room", action="append", default=[], help="join at start (repeatable)")
     parser.add_argument("--drain", type=float, default=5.0, help="max wait for replies at EOF, s")
 
@@ -139,13 +140,17 @@ class ChatSession:
 async def chat(args: argparse.Namespace) -> int:
     """Run until /quit, end of input, or the server closes."""
     base = "ws" + args.url.rstrip("/").removeprefix("http")
-    url = f"{base}/chat?{urlencode({'user': args.user})}"
+    if args.user is None and args.token is None:
+        print("give --user, or --token on a server with --auth", file=sys.stderr)
+        return 2
+    url = f"{base}/chat?{urlencode({'user': args.user})}" if args.user else f"{base}/chat"
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
     lines: asyncio.Queue[Any] = asyncio.Queue()
     threading.Thread(
         target=_stdin_lines, args=(asyncio.get_running_loop(), lines), daemon=True
     ).start()
     try:
-        async with connect(url, open_timeout=10) as ws:
+        async with connect(url, open_timeout=10, additional_headers=headers) as ws:
             session = ChatSession(ws)
             receiver = asyncio.ensure_future(session.receive())
             for room in args.room:

@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="JSON body, e.g. '{\"price\": 1}'")
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--topic", default="ticks")
+    parser.add_argument("--token", help="JWT (POST /token) when the server runs with --auth")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,11 +25,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"not JSON: {exc}", file=sys.stderr)
         return 2
+    headers = {"content-type": "application/json"}
+    if args.token:
+        headers["authorization"] = f"Bearer {args.token}"
     response = httpx.post(
         f"{args.url.rstrip('/')}/publish",
         params={"topic": args.topic},
         content=args.data,
-        headers={"content-type": "application/json"},
+        headers=headers,
         trust_env=False,
     )
     print(response.text)

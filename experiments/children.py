@@ -109,6 +109,7 @@ def python_server_command(port: int, rate: float, size: int, topic: str) -> list
     return [
         sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(port),
         "--rate", f"{rate:g}", "--size", str(size), "--topic", topic, "--log-level", "warning",
+        "--admin",  # the bench pauses and restarts the ticker (experiments/cells.py)
     ]  # fmt: skip
 
 

@@ -56,7 +56,9 @@ def _groups(cells: list[Cell]) -> list[list[Cell]]:
 def _settings(cell: Cell, port: int) -> Settings:
     """What the server process will build from the same environment and flags."""
     env = {**_pushlab_env(), **cell.server_env}
-    return Settings.from_env(env, port=port, ticker_rate=cell.rate, ticker_size=cell.size)
+    return Settings.from_env(
+        env, port=port, ticker_rate=cell.rate, ticker_size=cell.size, admin=True
+    )
 
 
 def _pushlab_env() -> dict[str, str]:
@@ -115,7 +117,7 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, 
         env |= {
             "PUSHLAB_HOST": "127.0.0.1", "PUSHLAB_PORT": str(port), "PUSHLAB_LOG_LEVEL": "warning",
             "PUSHLAB_TICKER_RATE": f"{cell.rate:g}", "PUSHLAB_TICKER_SIZE": str(cell.size),
-            "PUSHLAB_TICKER_TOPIC": topic,
+            "PUSHLAB_TICKER_TOPIC": topic, "PUSHLAB_ADMIN": "1",
         }  # fmt: skip
         settings = _settings(cell, port).as_dict()
         info = {"kind": "granian", "argv": argv, "granian": version("granian"),

@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     """Write dashboard.png and whiteboard.png."""
     from playwright.sync_api import sync_playwright
 
-    settings = Settings.from_env(port=free_port(), ticker_rate=args.rate, ticker_size=args.size)
+    # admin: the pictures show the dashboard's ticker control, which is an admin route.
+    settings = Settings.from_env(
+        port=free_port(), ticker_rate=args.rate, ticker_size=args.size, admin=True
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     with BackgroundServer(settings) as url, sync_playwright() as p:
         browser = launch(p)

@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ws-max-size", type=int, help="default: PUSHLAB_WS_MAX_MESSAGE_BYTES")
     parser.add_argument("--per-message-deflate", action="store_true", help="offer compression")
     args = parser.parse_args(argv)
-    settings = Settings.from_env(host="127.0.0.1", port=args.port)
+    # POST /echo's body cap is the same setting as the WebSocket message cap.
+    settings = Settings.from_env(
+        host="127.0.0.1", port=args.port, ws_max_message_bytes=args.ws_max_size
+    )
     uvicorn.run(
         create_app(settings),
         host="127.0.0.1",

@@ -11,15 +11,14 @@ See docs/protocol.md, "Whiteboard".
 
 from __future__ import annotations
 
-import re
 from collections import Counter, deque
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from feed.exceptions import BadInput, CapacityError
+from feed.names import is_name, rule
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 COORD_MAX = 10_000.0
 
 Coord = Annotated[float, Field(ge=0, le=COORD_MAX, allow_inf_nan=False)]
@@ -84,8 +83,8 @@ def parse_message(raw: str | bytes) -> StrokeIn | UndoIn | ClearIn | CursorIn:
 
 def check_name(value: str, what: str) -> str:
     """A board or user name: 1-64 characters of ``A-Z a-z 0-9 _ . : -``."""
-    if not NAME_RE.match(value):
-        raise BoardError(f"bad_{what}", f"{what} must match {NAME_RE.pattern}")
+    if not is_name(value):
+        raise BoardError(f"bad_{what}", f"{what} must be {rule()}")
     return value
 
 

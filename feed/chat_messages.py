@@ -2,7 +2,7 @@
 
 Client frames are JSON objects discriminated by ``type``: ``join``, ``leave``, ``say``, ``dm``,
 ``who``. Anything else — not JSON, not an object, unknown ``type``, missing or extra fields, a
-room or user name outside :data:`NAME_PATTERN`, text over the limit — is rejected by
+room or user name outside :func:`feed.names.is_name`, text over the limit — is rejected by
 :func:`parse_client_message` with a :class:`ChatInputError` carrying an error code the server puts
 in an ``error`` frame. The full protocol is in docs/protocol.md (Chat).
 """
@@ -12,14 +12,21 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from feed.exceptions import BadInput
+from feed.names import is_name, rule
 
-NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 DEFAULT_CHAT_MAX_TEXT = 4096
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+def _name(value: str) -> str:
+    if not is_name(value):
+        raise ValueError(f"must be {rule()}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
 # The client's own correlation id, echoed in replies and errors; never interpreted.
 ClientId = Annotated[str | int | None, Field(default=None)]
 
@@ -75,11 +82,10 @@ class ChatInputError(BadInput):
 
 
 def check_name(name: str, what: str = "user") -> str:
-    """``name`` if it matches :data:`NAME_PATTERN`, else :class:`ChatInputError` ``bad_<what>``."""
-    try:
-        return TypeAdapter(Name).validate_python(name)
-    except ValidationError:
-        raise ChatInputError(f"bad_{what}", f"{what} must match {NAME_PATTERN}") from None
+    """``name`` if :func:`feed.names.is_name`, else :class:`ChatInputError` ``bad_<what>``."""
+    if not is_name(name):
+        raise ChatInputError(f"bad_{what}", f"{what} must be {rule()}")
+    return name
 
 
 def parse_client_message(

@@ -7,19 +7,17 @@ publish time, the reference for end-to-end latency. See docs/protocol.md.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from feed.exceptions import BadTopic
-
-TOPIC_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+from feed.names import TOPIC_MAX_LEN, is_name, rule
 
 
 def check_topic(topic: str) -> str:
     """Return ``topic`` if it is a valid topic name, else raise :class:`BadTopic`."""
-    if not TOPIC_RE.match(topic):
-        raise BadTopic(f"topic must match {TOPIC_RE.pattern!r}, got {topic[:40]!r}")
+    if not is_name(topic, TOPIC_MAX_LEN):
+        raise BadTopic(f"topic must be {rule(TOPIC_MAX_LEN)}, got {topic[:40]!r}")
     return topic
 
 

@@ -11,6 +11,9 @@ Exception tree::
     ├── Refused                            the server will not serve this client (as it is)
     │   ├── Unauthorized                   missing/bad/expired token: HTTP 401 / WS close 1008
     │   ├── OriginNotAllowed               Origin not in the allowlist: HTTP 403
+    │   ├── AdminDisabled                  an admin route while ``PUSHLAB_ADMIN=0``: HTTP 403
+    │   ├── AdminRequired                  an admin route with a token without the admin claim
+    │   ├── UserMismatch                   ``?user=`` names someone else than the token: HTTP 403
     │   └── TooManyConnections             per-IP connection cap reached: HTTP 429
     ├── SubscriptionClosed                 the broker ended a subscription (overflow, kick...)
     ├── ConnectionClosedOK                 the server ended the stream cleanly (shutdown, kick)
@@ -92,6 +95,27 @@ class OriginNotAllowed(Refused):
 
     status = 403
     code = "origin_not_allowed"
+
+
+class AdminDisabled(Refused):
+    """An admin route while admin routes are off (``PUSHLAB_ADMIN=0``, the default)."""
+
+    status = 403
+    code = "admin_disabled"
+
+
+class AdminRequired(Refused):
+    """An admin route called with a valid token that lacks the ``admin`` claim."""
+
+    status = 403
+    code = "admin_required"
+
+
+class UserMismatch(Refused):
+    """With auth on the user is the token's ``sub``; a ``?user=`` naming anyone else is refused."""
+
+    status = 403
+    code = "user_mismatch"
 
 
 class TooManyConnections(Refused):

@@ -66,7 +66,8 @@ class Settings:
     ticker_size: int = 64
     chat_max_text: int = 4096
     chat_max_rooms: int = 100
-    admin: bool = True
+    # Admin routes (/admin/*): off unless enabled; with auth on they need the admin claim.
+    admin: bool = False
     board_max_boards: int = 1_000
     board_max_strokes: int = 5_000
     board_max_points: int = 2_000

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.cli", "run the server with the built-in ticker"),
     "listen": ("clients.cli", "subscribe over one transport and print events live"),
     "publish": ("clients.publish_cli", "publish one event"),
+    "token": ("servers.token_cli", "sign a token with PUSHLAB_AUTH_SECRET (--admin for admin)"),
     "explain": ("clients.explain.cli", "show the real bytes of each protocol against a server"),
     "bench": ("experiments.cli", "run a measurement profile (quick, full, tiny), plot, report"),
     "plot": ("experiments.cli", "regenerate figures and report of a results folder"),

@@ -1,8 +1,9 @@
-"""Who may open a stream: Origin allowlist (CSWSH), authentication and the per-IP cap.
+"""What a stream checks once the policy let it through: draining, and the caller's identity.
 
-HTTP transports call :func:`admit` before doing any work, so a refusal is a plain HTTP answer
-(403 origin, 401 token, 429 cap, 503 draining). The WebSocket endpoint runs the same checks
-before accepting the upgrade and answers with ``send_denial_response``.
+Origin and token were checked by :mod:`servers.policy` before dispatch. HTTP transports call
+:func:`admit` before doing any work, so a refusal is a plain HTTP answer (503 draining; the
+per-IP cap, 429, is checked by each stream). The WebSocket endpoint runs the same check before
+accepting the upgrade and answers with ``send_denial_response``.
 """
 
 from __future__ import annotations
@@ -11,24 +12,11 @@ import logging
 
 from starlette.requests import HTTPConnection
 
-from feed.exceptions import CapacityError, OriginNotAllowed, Refused
-from servers.auth import Principal, authenticate
+from feed.exceptions import CapacityError
+from servers.auth import Principal
 from servers.deps import AppState, state
 from servers.logs import log_conn
-
-
-def check_origin(conn: HTTPConnection, st: AppState) -> None:
-    """Refuse an ``Origin`` outside the allowlist; no ``Origin`` header (non-browser) passes.
-
-    Browsers always send ``Origin`` on WebSocket upgrades and cross-origin fetch/EventSource,
-    which is what cross-site WebSocket hijacking abuses: cookies ride along, CORS does not apply.
-    """
-    allowed = st.origins
-    if not allowed:
-        return
-    origin = conn.headers.get("origin")
-    if origin is not None and origin.rstrip("/") not in allowed:
-        raise OriginNotAllowed(f"origin {origin[:100]!r} is not allowed")
+from servers.policy import principal_of
 
 
 def check_open(st: AppState) -> None:
@@ -38,23 +26,24 @@ def check_open(st: AppState) -> None:
 
 
 def admit(conn: HTTPConnection, transport: str) -> Principal | None:
-    """Origin, draining and token checks for an HTTP transport; raises the refusal."""
+    """The draining check for an HTTP transport; the caller the policy verified (None: auth off).
+
+    A refusal is logged at INFO: it is the server doing its job, not a server problem.
+    """
     st = state(conn)
     try:
-        check_origin(conn, st)
         check_open(st)
-        return authenticate(conn)
-    except (Refused, CapacityError) as exc:
-        status = getattr(exc, "status", 503)
-        st.metrics.rejected.labels(transport, str(status)).inc()
+    except CapacityError as exc:
+        st.metrics.rejected.labels(transport, "503").inc()
         client = conn.client
         log_conn(
             "reject",
-            logging.WARNING,
+            logging.INFO,
             transport=transport,
             remote=f"{client.host}:{client.port}" if client else "unknown",
-            status=status,
-            error=getattr(exc, "code", "unavailable"),
+            status=503,
+            error="unavailable",
             detail=str(exc),
         )
         raise
+    return principal_of(conn)

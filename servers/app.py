@@ -28,6 +28,7 @@ from servers import (
     long_poll,
     metrics,
     pages,
+    policy,
     publish,
     short_poll,
     sse,
@@ -69,6 +70,9 @@ class PushlabApp(FastAPI):
     stack would: the app's exception handlers answer an HTTP exception raised before the response
     starts; ``ws_feed`` answers every refusal itself. Only while no middleware has been added:
     any other (CORS, auth, ...) must see the streams too, and then the normal path is taken.
+
+    Whichever path a request takes, the access policy (:mod:`servers.policy`) is enforced here
+    first, once, for every HTTP request and WebSocket upgrade.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -80,7 +84,12 @@ class PushlabApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket") or self.user_middleware:
+        if kind not in ("http", "websocket"):
+            await super().__call__(scope, receive, send)
+            return
+        if not await policy.enforce(self.state.pushlab, scope, receive, send):
+            return
+        if self.user_middleware:
             await super().__call__(scope, receive, send)
             return
         if kind == "websocket":
@@ -178,4 +187,5 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.bare_routes["/sse"] = sse.endpoint
     app.include_router(whiteboard.router)
     pages.install(app)
+    policy.check_routes(app.routes, list(app.bare_routes))
     return app

@@ -1,6 +1,7 @@
 """JWT authentication for every transport, and ``POST /token`` for development logins.
 
-Tokens are HS256 JWTs signed with ``auth_secret``, carrying ``sub`` (the user) and ``exp``.
+Tokens are HS256 JWTs signed with ``auth_secret``, carrying ``sub`` (the user) and ``exp``, and
+``admin: true`` for tokens that may call admin routes (:mod:`servers.policy`).
 Verification pins the algorithm list to HS256, so ``alg=none`` and tokens signed with any other
 algorithm (HS512, RS256...) are refused like a bad signature or an expired token. Where a token
 travels, per transport (docs/protocol.md, "Authentication"):
@@ -12,7 +13,8 @@ travels, per transport (docs/protocol.md, "Authentication"):
   message ``{"type": "auth", "token": ...}`` within ``auth_first_message_s``.
 
 ``POST /token`` takes ``{"user": name}`` and signs a token with no password at all: it exists so
-the lab and its tests can log in. Do not expose it in front of anything real.
+the lab and its tests can log in. Do not expose it in front of anything real. It never signs the
+admin claim: admin tokens come from whoever holds the secret (``pushlab token --admin``).
 """
 
 from __future__ import annotations
@@ -23,37 +25,46 @@ from typing import Annotated
 
 import jwt
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 from starlette.requests import HTTPConnection
 
 from feed.exceptions import Unauthorized
+from feed.names import is_name, rule
 from feed.settings import Settings
-from servers.deps import JSON, state
+from servers.deps import JSON, read_limited, state
 
 ALGORITHM = "HS256"
 BEARER_PREFIX = "bearer."
+# A {"user": name} body is ~80 bytes; anything much larger is refused before it is read.
+MAX_TOKEN_REQUEST_BYTES = 1024
 
 router = APIRouter()
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a verified token names, and until when (``exp``, epoch seconds)."""
+    """Who a verified token names, until when (``exp``, epoch seconds), and if it is an admin."""
 
     user: str
     exp: float
+    admin: bool = False
 
     def remaining(self) -> float:
         """Seconds until the token expires (negative once expired)."""
         return self.exp - time.time()
 
 
-def issue(settings: Settings, user: str, ttl_s: float | None = None) -> tuple[str, int]:
-    """A signed token for ``user`` and its expiry (epoch seconds)."""
+def issue(
+    settings: Settings, user: str, ttl_s: float | None = None, *, admin: bool = False
+) -> tuple[str, int]:
+    """A signed token for ``user`` (with the admin claim if ``admin``) and its expiry."""
     now = int(time.time())
     exp = now + max(1, round(ttl_s if ttl_s is not None else settings.auth_token_ttl_s))
-    token = jwt.encode({"sub": user, "iat": now, "exp": exp}, settings.auth_secret, ALGORITHM)
-    return token, exp
+    claims: dict[str, object] = {"sub": user, "iat": now, "exp": exp}
+    if admin:
+        claims["admin"] = True
+    return jwt.encode(claims, settings.auth_secret, ALGORITHM), exp
 
 
 def verify(settings: Settings, token: str) -> Principal:
@@ -73,7 +84,9 @@ def verify(settings: Settings, token: str) -> Principal:
         raise Unauthorized("bad token signature") from None
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
-    return Principal(user=str(claims["sub"]), exp=float(claims["exp"]))
+    return Principal(
+        user=str(claims["sub"]), exp=float(claims["exp"]), admin=claims.get("admin") is True
+    )
 
 
 def header_or_query_token(conn: HTTPConnection) -> str | None:
@@ -95,27 +108,29 @@ def subprotocol_token(offered: list[str]) -> str | None:
     return None
 
 
-def authenticate(conn: HTTPConnection) -> Principal | None:
-    """For HTTP transports: ``None`` when auth is off, else the verified principal."""
-    settings = state(conn).settings
-    if not settings.auth:
-        return None
-    token = header_or_query_token(conn)
-    if token is None:
-        raise Unauthorized("a token is required (Authorization: Bearer, or ?token=)")
-    return verify(settings, token)
+def _user(value: str) -> str:
+    # The token's sub becomes the chat/whiteboard user: the same name rule as theirs.
+    if not is_name(value):
+        raise ValueError(f"must be {rule()}")
+    return value
 
 
 class TokenRequest(BaseModel):
     """Body of ``POST /token``."""
 
-    user: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    user: Annotated[str, AfterValidator(_user)]
 
 
 @router.post("/token")
-async def token(request: Request, body: TokenRequest) -> JSON:
+async def token(request: Request) -> JSON:
     """Development login: sign a short-lived token for ``user`` (no password: lab use only)."""
     settings = state(request).settings
+    raw = await read_limited(request, MAX_TOKEN_REQUEST_BYTES)
+    try:
+        body = TokenRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
     value, exp = issue(settings, body.user)
     return JSON(
         {

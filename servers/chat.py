@@ -10,8 +10,9 @@ sent too much garbage (1008), a send stalled past ``send_timeout_s``, or the cli
 others see ``presence leave`` at once; the close frame follows as soon as the socket takes it
 (bounded by ``send_timeout_s``: a peer that stopped reading cannot hold anything else up).
 
-Identity seam: :func:`identify` is the only place that decides who a connection is. For now it
-reads ``?user=``; authentication replaces it with the verified token's subject.
+Identity: :func:`identify` is the only place that decides who a connection is: the verified
+token's subject when auth is on (a ``?user=`` naming someone else is refused with 403
+``user_mismatch``), else ``?user=``.
 
 Bad frames (not JSON, schema violations, binary) get an ``error`` frame and count towards
 ``ws_max_bad_messages``, which closes with 1008; refusals of well-formed requests (``not_member``,
@@ -30,9 +31,12 @@ from starlette.websockets import WebSocketDisconnect
 
 from feed.chat_messages import ChatInputError, check_name, parse_client_message
 from feed.codec import dumps
+from feed.exceptions import Refused
 from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
 from servers.deps import JSON, error_body, state
+from servers.policy import identity
+from servers.websocket import deny, json_subprotocol
 
 router = APIRouter()
 
@@ -89,22 +93,26 @@ def hub(websocket: WebSocket) -> ChatHub:
     return found
 
 
-async def identify(websocket: WebSocket) -> str:
-    """Who this connection is: ``?user=`` for now (the authentication seam)."""
-    return check_name(websocket.query_params.get("user", ""), "user")
+def identify(websocket: WebSocket) -> str:
+    """Who this connection is: the token's subject with auth on, else ``?user=``."""
+    asked = websocket.query_params.get("user")
+    return identity(websocket, asked) or check_name(asked or "", "user")
 
 
 @router.websocket("/chat")
 async def ws_chat(websocket: WebSocket) -> None:
     """Register the connection with the rooms, then read client frames until it ends."""
     try:
-        user = await identify(websocket)
+        user = identify(websocket)
     except ChatInputError as exc:
         await websocket.send_denial_response(JSON(error_body(exc.code, exc.detail), 400))
         return
+    except Refused as exc:
+        await deny(websocket, exc, transport="chat")
+        return
     chat = hub(websocket)
     timeout_s = chat.settings.send_timeout_s
-    await websocket.accept()
+    await websocket.accept(subprotocol=json_subprotocol(websocket))
     peer = Peer(asyncio.Queue(chat.settings.subscriber_buffer))
     conn, welcome = chat.rooms.connect(user)
     chat.peers[conn] = peer

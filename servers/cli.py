@@ -19,6 +19,7 @@ _KEYS = (
     "broker",
     "log_level",
     "auth",
+    "admin",
     "ws_compression",
     "ws_impl",
     "ws_direct",
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level")
     on_off = argparse.BooleanOptionalAction
     parser.add_argument("--auth", action=on_off, default=None, help="require JWTs")
+    parser.add_argument(
+        "--admin", action=on_off, default=None, help="admin routes (/admin/*; off by default)"
+    )
     parser.add_argument(
         "--compression",
         action=on_off,

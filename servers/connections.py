@@ -94,8 +94,18 @@ class Connections:
         """Raise :class:`TooManyConnections` when ``ip`` is at its cap."""
         if self.max_per_ip and self._per_ip[ip] >= self.max_per_ip:
             self.metrics.rejected.labels(transport, "429").inc()
-            log_conn("reject", logging.WARNING, transport=transport, remote=ip, status=429)
-            raise TooManyConnections(f"at most {self.max_per_ip} live connections per client IP")
+            detail = f"at most {self.max_per_ip} live connections per client IP"
+            # INFO: the cap refusing one client is the policy working, not a server problem.
+            log_conn(
+                "reject",
+                logging.INFO,
+                transport=transport,
+                remote=ip,
+                status=429,
+                error=TooManyConnections.code,
+                detail=detail,
+            )
+            raise TooManyConnections(detail)
 
     def open(self, transport: str, client: tuple[str, int] | None) -> Registration:
         """Register a connection for a ``with`` block; refuses past the per-IP cap."""

@@ -4,6 +4,8 @@ The WebSocket endpoint is what Autobahn|Testsuite fuzzes (``conformance/``) and,
 endpoint, what the round-trip experiment (``experiments/rtt.py``) measures. Text stays text and
 binary stays binary; the frame size limit is the server's ``ws_max_size`` (uvicorn option, set from
 ``PUSHLAB_WS_MAX_MESSAGE_BYTES`` by ``pushlab serve``), above which the server closes with 1009.
+``POST /echo`` has the same cap: a larger body is answered 413 ``payload_too_large`` without being
+read (``Content-Length``) or as soon as the bytes read pass it (chunked).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
+
+from servers.deps import read_limited, state
 
 router = APIRouter()
 
@@ -38,6 +42,6 @@ async def ws_echo(websocket: WebSocket) -> None:
 @router.post("/echo")
 async def http_echo(request: Request) -> Response:
     """The body back with the request's content type (``application/octet-stream`` if none)."""
-    body = await request.body()
+    body = await read_limited(request, state(request).settings.ws_max_message_bytes)
     media = request.headers.get("content-type", "application/octet-stream")
     return Response(body, media_type=media)

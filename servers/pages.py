@@ -2,7 +2,7 @@
 
 Pages and modules are static files in ``clients/web/`` (ES modules, no build step), served under
 ``/web``. ``POST /admin/ticker`` lets the dashboard change the running ticker's rate and payload
-size; like ``/admin/kick`` it answers 403 when ``admin`` is off.
+size; like ``/admin/kick`` it is an admin route (:mod:`servers.policy`: off unless ``admin``).
 """
 
 from __future__ import annotations
@@ -49,10 +49,8 @@ async def set_ticker(
     rate: Annotated[float | None, Query(ge=0, le=MAX_TICKER_RATE)] = None,
     size: Annotated[int | None, Query(ge=0)] = None,
 ) -> JSON:
-    """Change the ticker live (rate 0 pauses it). Lab use: 403 with ``PUSHLAB_ADMIN=0``."""
+    """Change the ticker live (rate 0 pauses it). Admin only (servers/policy.py)."""
     st = state(request)
-    if not st.settings.admin:
-        return JSON(error_body("admin_disabled", "set PUSHLAB_ADMIN=1"), status_code=403)
     if st.ticker is None:
         return JSON(error_body("no_ticker", "the server runs without a ticker"), status_code=404)
     if size is not None and size > st.settings.max_publish_bytes:

@@ -6,8 +6,9 @@ always JSON text: ``ready`` (first frame, with the resume ``cursor``), ``gap`` (
 ``ping`` (heartbeat: answer ``pong`` with the same id), ``pong``, ``published``,
 ``authenticated`` and ``error``. Client frames are in :mod:`feed.messages`.
 
-Everything that can be refused is refused before the upgrade with an HTTP answer (400 bad query,
-401 bad token, 403 origin, 429 per-IP cap, 503 topic limit or draining). Only first-message
+Everything that can be refused is refused before the upgrade with an HTTP answer (401 bad token
+and 403 origin by :mod:`servers.policy`; here 400 bad query, 429 per-IP cap, 503 topic limit or
+draining). Only first-message
 authentication happens after it: the socket must send ``{"type": "auth", "token": ...}`` within
 ``auth_first_message_s`` or is closed with 1008. Close codes are listed in docs/protocol.md.
 """
@@ -25,11 +26,12 @@ from feed.codec import control, parse_cursor
 from feed.events import check_topic
 from feed.exceptions import BadInput, CapacityError, Refused, Unauthorized
 from feed.messages import Auth, MessageError, parse_message
-from servers.admission import check_open, check_origin
-from servers.auth import Principal, header_or_query_token, subprotocol_token, verify
+from servers.admission import check_open
+from servers.auth import Principal, subprotocol_token, verify
 from servers.connections import Conn
 from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
+from servers.policy import principal_of
 from servers.ws_session import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -61,7 +63,6 @@ class Handshake:
     since: int | None
     binary: bool
     subprotocol: str | None
-    token: str | None
 
 
 def parse_handshake(ws: WebSocket) -> Handshake:
@@ -74,13 +75,12 @@ def parse_handshake(ws: WebSocket) -> Handshake:
     if fmt not in FORMATS:
         raise BadHandshake(f"format must be one of {FORMATS}")
     subprotocol = next((p for p in offered if p in (SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON)), None)
-    token = subprotocol_token(offered)
-    if token is not None and subprotocol is None:
+    if subprotocol_token(offered) is not None and subprotocol is None:
         # The server must echo one offered subprotocol (browsers fail the connection otherwise)
         # and must never echo the token: a bearer subprotocol needs a pushlab one beside it.
         raise BadHandshake(f"offer {SUBPROTOCOL_JSON!r} alongside the bearer subprotocol")
     binary = fmt == "msgpack" or subprotocol == SUBPROTOCOL_MSGPACK
-    return Handshake(topic, since, binary, subprotocol, token)
+    return Handshake(topic, since, binary, subprotocol)
 
 
 async def ws_feed(websocket: WebSocket) -> None:
@@ -88,13 +88,9 @@ async def ws_feed(websocket: WebSocket) -> None:
     st = state(websocket)
     client = (websocket.client.host, websocket.client.port) if websocket.client else None
     try:
-        check_origin(websocket, st)
         check_open(st)
         hs = parse_handshake(websocket)
-        principal = None
-        if st.settings.auth:
-            token = hs.token or header_or_query_token(websocket)
-            principal = verify(st.settings, token) if token is not None else None
+        principal = principal_of(websocket)  # Origin and token: servers.policy, before dispatch
         st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
     except (BadInput, Refused, CapacityError) as exc:
         await deny(websocket, exc, client)
@@ -176,6 +172,12 @@ async def first_message_auth(ws: WebSocket, st: AppState, conn: Conn) -> Princip
     return principal
 
 
+def json_subprotocol(ws: WebSocket) -> str | None:
+    """``pushlab.v1`` when offered (a browser sending ``bearer.<token>`` offers it beside it): the
+    demo sockets echo it, or the browser fails the connection."""
+    return SUBPROTOCOL_JSON if SUBPROTOCOL_JSON in ws.scope.get("subprotocols", []) else None
+
+
 async def deny(
     ws: WebSocket,
     exc: Exception,
@@ -189,7 +191,7 @@ async def deny(
     if client is not None:
         log_conn(
             "reject",
-            logging.WARNING,
+            logging.INFO,
             transport=transport,
             remote=f"{client[0]}:{client[1]}",
             status=status,

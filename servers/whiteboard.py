@@ -31,12 +31,12 @@ from starlette.websockets import WebSocketDisconnect
 
 from feed.board import Board, BoardError, Boards, check_name, parse_message
 from feed.codec import dumps, parse_cursor
-from feed.exceptions import BadInput, CapacityError
+from feed.exceptions import BadInput, CapacityError, Refused
 from feed.ratelimit import TokenBucket
 from feed.settings import Settings
-from servers.deps import JSON, error_body, state
-from servers.publish import read_limited
-from servers.websocket import deny
+from servers.deps import JSON, error_body, read_limited, state
+from servers.policy import identity
+from servers.websocket import deny, json_subprotocol
 
 router = APIRouter()
 
@@ -145,10 +145,13 @@ def hub_of(conn: Request | WebSocket) -> Hub:
 
 
 def _target(
-    hub: Hub, params: Any, last_event_id: str | None = None
+    hub: Hub, conn: Request | WebSocket, last_event_id: str | None = None
 ) -> tuple[Board, str, int | None]:
+    params = conn.query_params
     name = check_name(params.get("board", ""), "board")
-    user = check_name(params.get("user", ""), "user")
+    # With auth on, the user is the token's subject (servers.policy); else ?user=.
+    asked = params.get("user")
+    user = identity(conn, asked) or check_name(asked or "", "user")
     since = parse_cursor(last_event_id, name="Last-Event-ID") if last_event_id else None
     if since is None:
         since = parse_cursor(params.get("since"))
@@ -160,11 +163,11 @@ async def board_ws(websocket: WebSocket) -> None:
     """Draw together over one WebSocket."""
     hub = hub_of(websocket)
     try:
-        board, user, since = _target(hub, websocket.query_params)
-    except (BadInput, CapacityError) as exc:
+        board, user, since = _target(hub, websocket)
+    except (BadInput, CapacityError, Refused) as exc:
         await deny(websocket, exc)
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=json_subprotocol(websocket))
     out = hub.join(board, user, since)
     writer = asyncio.ensure_future(_write(websocket, out, state(websocket).settings))
     try:
@@ -223,7 +226,7 @@ async def board_sse(
 ) -> EventSourceResponse:
     """The downstream half of the SSE + POST whiteboard."""
     hub = hub_of(request)
-    board, user, since = _target(hub, request.query_params, last_event_id)
+    board, user, since = _target(hub, request, last_event_id)
     cfg = state(request).settings
     return EventSourceResponse(
         _sse_stream(hub, board, user, since, cfg.sse_retry_ms),
@@ -252,7 +255,7 @@ async def board_send(request: Request) -> JSON:
     """The upstream half: one client frame per request; ``{"seq": n}`` on success."""
     hub = hub_of(request)
     cfg = hub.settings
-    board, user, _ = _target(hub, request.query_params)
+    board, user, _ = _target(hub, request)
     bucket = hub.post_bucket(board.name, user)
     if not bucket.allow(time.monotonic()):
         headers = {"Retry-After": str(max(1, round(bucket.retry_after())))}

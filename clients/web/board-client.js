@@ -6,9 +6,10 @@ import { backoffDelay, sleep } from "./feed-client.js";
 const FATAL_CLOSE = new Set([1008, 1009]);
 
 export class BoardClient extends EventTarget {
-  constructor({ board, user, transport = "ws", baseMs = 100, capMs = 5000 }) {
+  // token: with auth on, the server takes the user from it (a different `user` is refused 403).
+  constructor({ board, user, token = null, transport = "ws", baseMs = 100, capMs = 5000 }) {
     super();
-    Object.assign(this, { board, user, transport, retry: { baseMs, capMs } });
+    Object.assign(this, { board, user, token, transport, retry: { baseMs, capMs } });
     this.seq = null;      // the last operation applied: the resume cursor
     this.state = "idle";
     this.reconnects = 0;
@@ -37,6 +38,10 @@ export class BoardClient extends EventTarget {
     const q = new URLSearchParams({ board: this.board, user: this.user });
     if (this.seq !== null) q.set("since", String(this.seq));
     return q;
+  }
+
+  _tokenQuery() {
+    return this.token ? `&${new URLSearchParams({ token: this.token })}` : "";
   }
 
   _setState(state) {
@@ -83,7 +88,9 @@ export class BoardClient extends EventTarget {
   _ws(signal, opened) {
     return new Promise((resolve, reject) => {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
-      const ws = new WebSocket(`${scheme}://${location.host}/whiteboard/ws?${this._query()}`);
+      // A browser cannot set headers on the upgrade: the token rides as a subprotocol.
+      const protocols = this.token ? ["pushlab.v1", `bearer.${this.token}`] : [];
+      const ws = new WebSocket(`${scheme}://${location.host}/whiteboard/ws?${this._query()}`, protocols);
       signal.addEventListener("abort", () => ws.close(4000, "dropped"), { once: true });
       ws.onopen = () => {
         this._send = async (frame) => { ws.send(JSON.stringify(frame)); return null; };
@@ -96,12 +103,14 @@ export class BoardClient extends EventTarget {
 
   _sse(signal, opened) {
     return new Promise((resolve) => {
-      const es = new EventSource(`/whiteboard/sse?${this._query()}`);
+      const es = new EventSource(`/whiteboard/sse?${this._query()}${this._tokenQuery()}`);
       const finish = () => { es.close(); resolve(); };
       signal.addEventListener("abort", finish, { once: true });
       const post = `/whiteboard/send?${new URLSearchParams({ board: this.board, user: this.user })}`;
       this._send = async (frame) => {
-        const res = await fetch(post, { method: "POST", body: JSON.stringify(frame), headers: { "Content-Type": "application/json" } });
+        const headers = { "Content-Type": "application/json" };
+        if (this.token) headers.Authorization = `Bearer ${this.token}`;
+        const res = await fetch(post, { method: "POST", body: JSON.stringify(frame), headers });
         if (res.ok) return null;
         const body = await res.json().catch(() => ({ error: `http_${res.status}` }));
         this._frame({ type: "error", ...body });

@@ -9,6 +9,8 @@ import { WebSocketClient } from "./ws.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
+// With auth on, the admin routes need a token with the admin claim (servers/policy.py).
+const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 // Backoff base and cap (ms) may be set in the URL (?base_ms=&cap_ms=), e.g. to watch it grow.
 const retry = Object.fromEntries(
   [["baseMs", "base_ms"], ["capMs", "cap_ms"]]
@@ -26,9 +28,10 @@ const ROWS = [
 ];
 
 async function main() {
-  const ticker = await fetch("/admin/ticker").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const res = await fetch("/admin/ticker", { headers: authHeaders }).catch(() => null);
+  const ticker = res?.ok ? await res.json() : null;
   const topic = params.get("topic") ?? ticker?.topic ?? "ticks";
-  setupControls(ticker);
+  setupControls(ticker, res?.status === 401 || res?.status === 403);
   const panels = {};
   const root = document.getElementById("panels");
   for (const [key, title, Client, path] of KINDS) {
@@ -112,12 +115,14 @@ function watchResourceTiming(panels) {
   }).observe({ type: "resource" });
 }
 
-function setupControls(ticker) {
+function setupControls(ticker, denied) {
   const rate = document.getElementById("rate");
   const size = document.getElementById("size");
   const status = document.getElementById("ticker-status");
   if (!ticker) {
-    status.textContent = "no ticker on this server (start it with --rate)";
+    status.textContent = denied
+      ? "ticker control: admin routes are off or need an admin token (pushlab serve --admin)"
+      : "no ticker on this server (start it with --rate)";
     document.getElementById("apply").disabled = true;
     return;
   }
@@ -125,7 +130,7 @@ function setupControls(ticker) {
   size.value = ticker.size;
   document.getElementById("apply").addEventListener("click", async () => {
     const q = new URLSearchParams({ rate: rate.value, size: size.value });
-    const res = await fetch(`/admin/ticker?${q}`, { method: "POST" });
+    const res = await fetch(`/admin/ticker?${q}`, { method: "POST", headers: authHeaders });
     const body = await res.json();
     status.textContent = res.ok ? `ticker: ${body.rate} ev/s, ${body.size} B` : `refused: ${body.error}`;
   });

@@ -4,7 +4,10 @@ import { BoardClient } from "./board-client.js";
 
 const params = new URLSearchParams(location.search);
 const board = params.get("board") ?? "lobby";
-const user = params.get("user") ?? `guest-${Math.random().toString(36).slice(2, 7)}`;
+const token = params.get("token");
+// With auth on the server takes the user from the token's sub: read it from the JWT's payload.
+const tokenUser = token ? JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub : null;
+const user = tokenUser ?? params.get("user") ?? `guest-${Math.random().toString(36).slice(2, 7)}`;
 const transport = params.get("transport") === "sse" ? "sse" : "ws";
 const canvas = document.getElementById("board");
 const ctx = canvas.getContext("2d");
@@ -18,7 +21,7 @@ const cursors = new Map();
 let users = [];
 const log = [];
 
-const client = new BoardClient({ board, user, transport });
+const client = new BoardClient({ board, user, token, transport });
 window.whiteboard = { client, strokes, pending, cursors, acks, sendStroke, get users() { return users; }, board, user, transport, log };
 
 document.getElementById("title").textContent = `board “${board}” as ${user} over ${transport === "sse" ? "SSE + POST" : "WebSocket"}`;

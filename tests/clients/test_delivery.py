@@ -91,8 +91,9 @@ async def test_sequence_arrives_in_order_exactly_once(transport, live, http):
 
 
 @pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(TRANSPORTS))
-async def test_resume_after_server_side_close(transport, live, http):
+async def test_resume_after_server_side_close(transport, serve, settings, http):
     """The server kicks every stream mid-sequence; the client resumes with nothing lost."""
+    live = serve(settings.replace(admin=True))
     c = Collector(make(transport, live, "t"))
     await ready(c.client)
     await publish(http, live.url, "t", 50)

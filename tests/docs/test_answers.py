@@ -60,8 +60,9 @@ async def test_malformed_messages_get_errors_then_1008(serve, settings):
     assert ws.close_code == 1008
 
 
-async def test_kick_closes_with_1012(live):
+async def test_kick_closes_with_1012(serve, settings):
     """A server-side kick ends a live WebSocket with 1012: connections end by either side."""
+    live = serve(settings.replace(admin=True))
     async with connect(live.url.replace("http", "ws") + "/ws?topic=kick") as ws:
         assert orjson.loads(await ws.recv())["type"] == "ready"
         await async_wait_until(lambda: subscribers(live.url) == 1, 10, "the subscription")

@@ -77,5 +77,6 @@ class ServerProcess:
 
 def pushlab_server(rate: float, *extra: str) -> ServerProcess:
     """``python -m servers`` with the ticker at ``rate`` events/s."""
-    argv = [sys.executable, "-m", "servers", "--port", "{port}", "--rate", str(rate)]
+    # --admin: tests kick streams and steer the ticker, as the bench does.
+    argv = [sys.executable, "-m", "servers", "--port", "{port}", "--rate", str(rate), "--admin"]
     return ServerProcess([*argv, "--log-level", "warning", *extra])

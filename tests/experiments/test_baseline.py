@@ -262,7 +262,8 @@ def _answer(r: httpx.Response) -> tuple[int, object]:
 def test_ticker_control_answers_like_the_python_server(serve, settings):
     """GET/POST /admin/ticker: same statuses and bodies as servers/pages.py, 404 without ticker."""
     node_on, node_off = node_server(rate=5), node_server(rate=0)
-    py_on, py_off = serve(settings.replace(ticker_rate=5)), serve(settings.replace(ticker_rate=0))
+    on, off = settings.replace(ticker_rate=5, admin=True), settings.replace(admin=True)
+    py_on, py_off = serve(on), serve(off)
     try:
         with httpx.Client(trust_env=False) as http:
             for q in TICKER_QUERIES:

@@ -10,9 +10,9 @@ from feed.settings import Settings
 def test_env_then_overrides():
     """PUSHLAB_* variables apply, explicit overrides win, None overrides are ignored."""
     s = Settings.from_env(
-        {"PUSHLAB_HISTORY": "50", "PUSHLAB_ADMIN": "off", "HOME": "/x"}, history=None, port=9
+        {"PUSHLAB_HISTORY": "50", "PUSHLAB_ADMIN": "on", "HOME": "/x"}, history=None, port=9
     )
-    assert (s.history, s.admin, s.port) == (50, False, 9)
+    assert (s.history, s.admin, s.port) == (50, True, 9)
 
 
 def test_unknown_variable_is_an_error():

@@ -145,7 +145,8 @@ async def test_clients_deliver_with_a_token(transport, server):
     extra = {"interval_s": 0.02} if transport == "poll" else {}
     client = CLIENTS[transport](server.url, "t", since=0, token=token, **extra)
     async with httpx.AsyncClient(trust_env=False) as http:
-        await http.post(f"{server.url}/publish", params={"topic": "t"}, json=1)
+        auth = {"Authorization": f"Bearer {token}"}
+        await http.post(f"{server.url}/publish", params={"topic": "t"}, json=1, headers=auth)
     items = client.events()
     item = await asyncio.wait_for(anext(items), 10 * MS)
     await items.aclose()
@@ -166,7 +167,8 @@ async def test_other_token_carriers(transport, kwargs, server):
     token = await get_token(server.url)
     client = CLIENTS[transport](server.url, "t", since=0, token=token, **kwargs)
     async with httpx.AsyncClient(trust_env=False) as http:
-        await http.post(f"{server.url}/publish", params={"topic": "t"}, json=1)
+        auth = {"Authorization": f"Bearer {token}"}
+        await http.post(f"{server.url}/publish", params={"topic": "t"}, json=1, headers=auth)
     items = client.events()
     item = await asyncio.wait_for(anext(items), 10 * MS)
     await items.aclose()

@@ -10,7 +10,7 @@ from tests.support import LiveServer, wait_until
 
 @pytest.fixture
 def ticking(serve, settings) -> LiveServer:
-    return serve(settings.replace(ticker_rate=50, ticker_size=32))
+    return serve(settings.replace(ticker_rate=50, ticker_size=32, admin=True))
 
 
 def test_pages_and_modules_are_served(live):
@@ -56,13 +56,11 @@ def test_ticker_size_over_publish_limit_is_413(ticking):
 
 
 def test_ticker_control_is_admin_only(serve, settings):
-    """With admin off the control answers 403; without a ticker, 404."""
-    off = serve(settings.replace(ticker_rate=5, admin=False))
-    assert (
-        httpx.post(f"{off.url}/admin/ticker", params={"rate": 1}, trust_env=False).status_code
-        == 403
-    )
-    none = serve(settings)
+    """Admin is off by default: the control answers 403; without a ticker, 404."""
+    off = serve(settings.replace(ticker_rate=5))
+    r = httpx.post(f"{off.url}/admin/ticker", params={"rate": 1}, trust_env=False)
+    assert (r.status_code, r.json()["error"]) == (403, "admin_disabled")
+    none = serve(settings.replace(admin=True))
     assert (
         httpx.post(f"{none.url}/admin/ticker", params={"rate": 1}, trust_env=False).status_code
         == 404

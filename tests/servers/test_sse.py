@@ -98,9 +98,13 @@ async def test_keepalive_comments(serve, settings):
     assert b"\n: ping" in raw or raw.count(b": ping") >= 1
 
 
-async def test_kick_ends_stream_with_reason(live, http):
+async def test_kick_ends_stream_with_reason(serve, settings):
     """The server ending the stream says why, then closes the response."""
-    async with http.stream("GET", "/sse", params={"topic": "t"}) as r:
+    live = serve(settings.replace(admin=True))
+    async with (
+        httpx.AsyncClient(base_url=live.url, timeout=10 * MS) as http,
+        http.stream("GET", "/sse", params={"topic": "t"}) as r,
+    ):
         chunks = r.aiter_raw()
         first = await chunks.__anext__()
         assert b"event: ready" in first

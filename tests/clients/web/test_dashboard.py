@@ -18,7 +18,7 @@ EVERY = "Object.values(window.pushlab.clients).every"
 def ticking(serve, settings) -> LiveServer:
     """A server whose ticker publishes 20 events/s into a broker that survives restarts."""
     broker = MemoryBroker(settings.history, settings.max_topics)
-    return serve(settings.replace(ticker_rate=20, sse_retry_ms=200), broker=broker)
+    return serve(settings.replace(ticker_rate=20, sse_retry_ms=200, admin=True), broker=broker)
 
 
 def counters(page) -> dict:
@@ -178,3 +178,22 @@ def test_controls_change_the_ticker_and_the_poll_interval(ticking, new_page):
     page.fill("#interval", "50")
     page.dispatch_event("#interval", "change")
     assert page.evaluate("() => window.pushlab.clients.poll.intervalMs") == 50
+
+
+def test_with_auth_an_admin_token_steers_the_ticker(serve, settings, new_page):
+    """With ?token= the panels and the admin control send it; a user's token hides the control."""
+    from servers.auth import issue
+
+    server = serve(settings.replace(auth=True, admin=True, ticker_rate=20))
+    admin, _ = issue(server.settings, "root", admin=True)
+    page = new_page(f"{server.url}/?token={admin}")
+    page.wait_for_function(f"() => window.pushlab && {EVERY}(c => c.counters.events > 0)")
+    page.fill("#rate", "30")
+    page.click("#apply")
+    page.wait_for_function(
+        "() => document.getElementById('ticker-status').textContent.startsWith('ticker: 30 ev/s')"
+    )
+    user, _ = issue(server.settings, "ann")
+    page = new_page(f"{server.url}/?token={user}")
+    page.wait_for_function("() => document.getElementById('apply').disabled")
+    assert "admin" in page.text_content("#ticker-status")

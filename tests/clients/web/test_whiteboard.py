@@ -118,3 +118,22 @@ def test_whiteboard_through_nginx_over_wss(tmp_path, playwright):
     wss = f"{cluster.url.replace('https', 'wss')}/whiteboard/ws?"
     assert len(sockets) == 2 and all(s.startswith(wss) for s in sockets), sockets
     assert not errors, errors
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_with_auth_the_page_draws_as_its_token_user(serve, settings, new_page, transport):
+    """?token= is sent the browser's way (subprotocol, EventSource query, Bearer POST)."""
+    from servers.auth import issue
+
+    server = serve(settings.replace(auth=True))
+    ann, _ = issue(server.settings, "ann")
+    bob, _ = issue(server.settings, "bob")
+    url = f"{server.url}/whiteboard?board=auth-{transport}&transport={transport}"
+    a = new_page(f"{url}&token={ann}")
+    b = new_page(f"{url}&token={bob}")
+    for page in (a, b):
+        page.wait_for_function("() => window.whiteboard.users.length === 2")
+    assert a.evaluate("() => window.whiteboard.user") == "ann"
+    draw(a, [(100, 100), (200, 160)])
+    strokes(b, 1)
+    assert b.evaluate("() => [...window.whiteboard.strokes.keys()]")[0].startswith("ann/")
