@@ -43,7 +43,13 @@ TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.
 def make_broker(settings: Settings) -> Broker:
     """The backend named by ``settings.broker``: ``memory://`` or ``redis://host:port/db``."""
     if settings.broker.startswith("memory://"):
-        return MemoryBroker(settings.history, settings.max_topics)
+        return MemoryBroker(
+            settings.history,
+            settings.max_topics,
+            history_bytes=settings.history_bytes,
+            total_bytes=settings.history_total_bytes,
+            max_subscriber_topics=settings.max_subscriber_topics,
+        )
     if settings.broker.startswith(("redis://", "rediss://")):
         from feed.redis_broker import RedisBroker  # only servers that use Redis import it
 
