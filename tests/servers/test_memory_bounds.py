@@ -1,0 +1,110 @@
+"""Memory bounds against a real server: byte-capped history, the topic cap, reclamation."""
+
+import json
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from feed.history import EVENT_OVERHEAD
+from tests.servers.rawsse import RawSSE
+from tests.support import FULL, MS, async_wait_until, each_sse_impl
+
+pytestmark = pytest.mark.abuse
+
+
+def tracebacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Server log records carrying a traceback ("Exception in ASGI application", a task's
+    exception never retrieved...)."""
+    return [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+async def broker_stats(client: httpx.AsyncClient) -> dict:
+    return (await client.get("/healthz")).json()["broker"]
+
+
+async def test_large_publishes_stay_under_the_byte_cap(serve, settings):
+    """Many 32 KB events: held bytes stay under the cap, and the newest are all readable."""
+    cap = 1024 * 1024
+    server = serve(settings.replace(history_bytes=cap, history_total_bytes=cap))
+    blob = "x" * 32 * 1024
+    count = 600 if FULL else 80
+    async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
+        for _ in range(count):
+            (await c.post("/publish", params={"topic": "big"}, json=blob)).raise_for_status()
+        stats = await broker_stats(c)
+        assert 0 < stats["history_bytes"] <= cap
+        body = (await c.get("/poll", params={"topic": "big", "since": 0})).json()
+    seqs = [e["seq"] for e in body["events"]]
+    # Every event is charged ~3 x 32 KB + overhead: about ten fit in 1 MiB, the newest ones.
+    assert seqs == list(range(count - len(seqs) + 1, count + 1))
+    assert cap // (3 * len(blob) + 3 * 64 + EVENT_OVERHEAD) - 1 <= len(seqs) <= 11
+    assert body["gap"]["reason"] == "expired" and body["gap"]["resume_after"] == seqs[0] - 1
+
+
+async def hold(server, topics):
+    """Open an SSE stream on each topic: a subscriber holds it."""
+    streams = [await RawSSE.open(server.port, f"topic={t}") for t in topics]
+    for s in streams:
+        assert s.status == 200
+        await s.read_until(b"event: ready")
+    return streams
+
+
+@pytest.mark.parametrize(
+    ("transport", "sse_impl"), each_sse_impl(["sse", "ws", "long-poll", "publish"])
+)
+async def test_new_topic_at_the_cap_is_a_clean_refusal(transport, serve, settings, caplog):
+    """Every topic held: a new one is 503 topic_limit before any stream starts, no traceback."""
+    server = serve(settings.replace(max_topics=2))
+    streams = await hold(server, ["h1", "h2"])
+    try:
+        if transport == "ws":
+            with pytest.raises(InvalidStatus) as err:
+                async with connect(f"ws://127.0.0.1:{server.port}/ws?topic=new"):
+                    pass
+            status, body = err.value.response.status_code, json.loads(err.value.response.body)
+        else:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
+                if transport == "publish":
+                    r = await c.post("/publish", params={"topic": "new"}, json=1)
+                else:
+                    path = {"sse": "/sse", "long-poll": "/long-poll"}[transport]
+                    r = await c.get(path, params={"topic": "new", "since": 0, "timeout": 5})
+            status, body = r.status_code, r.json()
+        assert (status, body["error"]) == (503, "topic_limit")
+        assert tracebacks(caplog) == []
+    finally:
+        for s in streams:
+            s.close()
+
+
+async def test_topics_subscribers_open_are_reclaimed(serve, settings):
+    """Streams on many distinct topics, then gone: the topics are too, and publishing works."""
+    n = 1_000 if FULL else 40
+    server = serve(settings.replace(max_topics=n))
+    async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
+        streams = await hold(server, [f"s{i}" for i in range(n)])
+        assert (await broker_stats(c))["topics"] == n
+        for s in streams:
+            s.close()
+
+        async def reclaimed() -> bool:
+            return (await broker_stats(c))["topics"] == 0
+
+        await async_wait_until(reclaimed, what="topics reclaimed")
+        assert (await c.post("/publish", params={"topic": "fresh"}, json=1)).status_code == 200
+
+
+async def test_resume_across_reclamation_keeps_seqs(serve, settings):
+    """A topic reclaimed for room continues its seqs: a caught-up poller sees no gap."""
+    server = serve(settings.replace(max_topics=1))
+    async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
+        for _ in range(3):
+            await c.post("/publish", params={"topic": "a"}, json=1)
+        await c.post("/publish", params={"topic": "b"}, json=1)  # a is reclaimed
+        body = (await c.get("/poll", params={"topic": "a", "since": 3})).json()
+        assert (body["events"], body["gap"], body["last_seq"]) == ([], None, 3)
+        seq = (await c.post("/publish", params={"topic": "a"}, json=1)).json()["seq"]
+        assert seq == 4
