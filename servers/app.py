@@ -54,7 +54,11 @@ def make_broker(settings: Settings) -> Broker:
         from feed.redis_broker import RedisBroker  # only servers that use Redis import it
 
         return RedisBroker(
-            settings.broker, settings.redis_prefix, settings.history, settings.max_topics
+            settings.broker,
+            settings.redis_prefix,
+            settings.history,
+            settings.max_topics,
+            settings.history_bytes,
         )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
 

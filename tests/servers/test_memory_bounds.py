@@ -8,6 +8,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from feed.history import EVENT_OVERHEAD
+from tests.redis_support import SHARED_URL, require_redis
 from tests.servers.rawsse import RawSSE
 from tests.support import FULL, MS, async_wait_until, each_sse_impl
 
@@ -52,6 +53,22 @@ async def hold(server, topics):
     return streams
 
 
+async def at_the_cap(transport, server):
+    """(status, error code) of a request for a new topic."""
+    if transport == "ws":
+        with pytest.raises(InvalidStatus) as err:
+            async with connect(f"ws://127.0.0.1:{server.port}/ws?topic=new"):
+                pass
+        return err.value.response.status_code, json.loads(err.value.response.body)["error"]
+    async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
+        if transport == "publish":
+            r = await c.post("/publish", params={"topic": "new"}, json=1)
+        else:
+            path = {"sse": "/sse", "long-poll": "/long-poll"}[transport]
+            r = await c.get(path, params={"topic": "new", "since": 0, "timeout": 5})
+    return r.status_code, r.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("transport", "sse_impl"), each_sse_impl(["sse", "ws", "long-poll", "publish"])
 )
@@ -60,20 +77,23 @@ async def test_new_topic_at_the_cap_is_a_clean_refusal(transport, serve, setting
     server = serve(settings.replace(max_topics=2))
     streams = await hold(server, ["h1", "h2"])
     try:
-        if transport == "ws":
-            with pytest.raises(InvalidStatus) as err:
-                async with connect(f"ws://127.0.0.1:{server.port}/ws?topic=new"):
-                    pass
-            status, body = err.value.response.status_code, json.loads(err.value.response.body)
-        else:
-            async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
-                if transport == "publish":
-                    r = await c.post("/publish", params={"topic": "new"}, json=1)
-                else:
-                    path = {"sse": "/sse", "long-poll": "/long-poll"}[transport]
-                    r = await c.get(path, params={"topic": "new", "since": 0, "timeout": 5})
-            status, body = r.status_code, r.json()
-        assert (status, body["error"]) == (503, "topic_limit")
+        assert await at_the_cap(transport, server) == (503, "topic_limit")
+        assert tracebacks(caplog) == []
+    finally:
+        for s in streams:
+            s.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["sse", "ws", "long-poll"]))
+async def test_redis_topic_cap_answers_the_same(transport, serve, settings, redis_prefix, caplog):
+    """The Redis broker refuses a subscriber's new topic at the cap with the same 503."""
+    require_redis()
+    cfg = settings.replace(max_topics=2, broker=SHARED_URL, redis_prefix=redis_prefix)
+    server = serve(cfg)
+    streams = await hold(server, ["h1", "h2"])
+    try:
+        assert await at_the_cap(transport, server) == (503, "topic_limit")
         assert tracebacks(caplog) == []
     finally:
         for s in streams:
