@@ -40,6 +40,7 @@ from feed.settings import (
     DEFAULT_HISTORY_TOTAL_BYTES,
     DEFAULT_MAX_SUBSCRIBER_TOPICS,
 )
+from feed.snapshot import Snapshot
 
 
 class _Topic:
@@ -259,11 +260,21 @@ class MemoryBroker:
             out.extend(t.history.after(t.history.last_seq - len(t.history)))
         return out
 
-    def restore(self, topics: dict[str, list[EncodedEvent]]) -> None:
-        """Load retained events before serving (empty broker only): seqs continue from there."""
-        if self._topics:
+    def last_seqs(self) -> tuple[dict[str, int], int]:
+        """Where seqs continue for topics without retained events (tombstones), and the floor."""
+        marks = dict(self._tombstones)
+        for name, t in self._topics.items():
+            if not len(t.history) and t.history.last_seq > self._floor:
+                marks[name] = t.history.last_seq  # held empty; nobody holds it after a restart
+        return marks, self._floor
+
+    def restore(self, snap: Snapshot) -> None:
+        """Load a snapshot before serving (empty broker only): seqs continue from there."""
+        if self._topics or self._tombstones:
             raise RuntimeError("restore needs an empty broker")
-        for name, events in topics.items():
+        self._floor = snap.floor
+        self._tombstones.update(snap.last_seqs)
+        for name, events in snap.topics.items():
             if not events:
                 continue
             tail = events[-self.capacity :]

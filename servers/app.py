@@ -163,7 +163,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
             if memory is not None and settings.snapshot_path:
-                snapshot.save(settings.snapshot_path, memory.export())
+                snapshot.save(settings.snapshot_path, memory.export(), *memory.last_seqs())
             if broker is None:
                 await the_broker.close()
 

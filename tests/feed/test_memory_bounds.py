@@ -9,6 +9,7 @@ from feed.codec import encode_event
 from feed.exceptions import TopicLimit
 from feed.history import History, retained_size
 from feed.memory import MemoryBroker
+from feed.snapshot import Snapshot
 
 BLOB = "x" * 10_000
 # One event's charge, with room for the few bytes more that a longer seq takes.
@@ -129,6 +130,6 @@ async def test_restore_respects_the_byte_budget():
     """A snapshot larger than the budget is restored to its newest events only."""
     events = [encode_event("t", seq, seq, BLOB) for seq in range(1, 11)]
     b = MemoryBroker(100, history_bytes=3 * COST)
-    b.restore({"t": events})
+    b.restore(Snapshot({"t": events}))
     assert [e.seq for e in (await b.read("t", 0, 100)).events] == [8, 9, 10]
     assert b.held_bytes <= 3 * COST
