@@ -24,10 +24,10 @@ class Batch:
 
 
 # What retaining one event costs beyond its three wire forms (JSON bytes, str, SSE frame): the
-# EncodedEvent object, the three object headers and the history's list slot. Measured with
-# sys.getsizeof (112 + 33 + 41 + 33 + 8, rounded up); docs/protocol.md "Memory bounds" measures
-# the whole figure against RSS.
-EVENT_OVERHEAD = 256
+# EncodedEvent object, its seq and ts_ns ints, the object headers, the history's list slot and
+# allocator rounding. sys.getsizeof adds up to ~290 B; the RSS of 20,000 retained 10-byte events
+# (python -m experiments.history_memory --count 20000 --size 10) says ~400 B.
+EVENT_OVERHEAD = 384
 
 
 def retained_size(event: EncodedEvent) -> int:

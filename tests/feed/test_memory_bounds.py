@@ -9,6 +9,7 @@ from feed.codec import encode_event
 from feed.exceptions import TopicLimit
 from feed.history import History, retained_size
 from feed.memory import MemoryBroker
+from feed.settings import Settings
 from feed.snapshot import Snapshot
 
 BLOB = "x" * 10_000
@@ -133,3 +134,11 @@ async def test_restore_respects_the_byte_budget():
     b.restore(Snapshot({"t": events}))
     assert [e.seq for e in (await b.read("t", 0, 100)).events] == [8, 9, 10]
     assert b.held_bytes <= 3 * COST
+
+
+def test_budgets_are_validated():
+    """A total budget below the per-topic one is a configuration error, said at start."""
+    with pytest.raises(ValueError, match="history_total_bytes"):
+        Settings(history_bytes=2, history_total_bytes=1)
+    with pytest.raises(ValueError, match="max_subscriber_topics"):
+        Settings(max_subscriber_topics=0)
