@@ -154,12 +154,16 @@ class MemoryBroker:
         del self._topics[history.topic]
         if self._lru.pop(history.topic, None) is not None:
             self.held_bytes -= history.bytes
-        if history.last_seq > self._floor:
-            self._tombstones[history.topic] = history.last_seq
-            if len(self._tombstones) > self.max_topics:
+        self._bury(history.topic, history.last_seq)
+        self.reclaimed += 1
+
+    def _bury(self, name: str, last_seq: int) -> None:
+        """Remember where a topic's seqs continue; past ``max_topics`` the oldest joins the floor."""
+        if last_seq > self._floor:
+            self._tombstones[name] = last_seq
+            while len(self._tombstones) > self.max_topics:
                 _, seq = self._tombstones.popitem(last=False)
                 self._floor = max(self._floor, seq)
-        self.reclaimed += 1
 
     def _evict_total(self, newest: _Topic) -> None:
         """Over ``total_bytes``: oldest events of the least recently published topics first."""
@@ -183,6 +187,17 @@ class MemoryBroker:
 
     def append(self, t: _Topic, event: EncodedEvent) -> None:
         """Retain an already-sequenced event and deliver it."""
+        self._retain(t, event)
+        self.published += 1
+        for sub in t.subscribers:
+            sub.feed(event)
+        if t.waiters:
+            waiters, t.waiters = t.waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    def _retain(self, t: _Topic, event: EncodedEvent) -> None:
         # O(1) per event: the byte delta, one LRU move, and eviction only when over the total.
         history = t.history
         before = history.bytes
@@ -195,14 +210,6 @@ class MemoryBroker:
             lru[event.topic] = t
         if self.held_bytes > self.total_bytes:
             self._evict_total(t)
-        self.published += 1
-        for sub in t.subscribers:
-            sub.feed(event)
-        if t.waiters:
-            waiters, t.waiters = t.waiters, []
-            for w in waiters:
-                if not w.done():
-                    w.set_result(None)
 
     async def read(self, topic: str, since: int | None, limit: int) -> Batch:
         """Events after ``since`` from history; reading never creates a topic."""
@@ -273,15 +280,16 @@ class MemoryBroker:
         if self._topics or self._tombstones:
             raise RuntimeError("restore needs an empty broker")
         self._floor = snap.floor
-        self._tombstones.update(snap.last_seqs)
+        for name, last_seq in snap.last_seqs.items():
+            self._bury(name, last_seq)
         for name, events in snap.topics.items():
             if not events:
                 continue
             tail = events[-self.capacity :]
-            self._tombstones[name] = tail[0].seq - 1
+            self._tombstones[name] = tail[0].seq - 1  # where _topic starts it
             t = self._topic(name, publisher=True)
             for event in tail:
-                self.append(t, event)
+                self._retain(t, event)
 
     def stats(self) -> dict[str, Any]:
         """Topic, subscriber and history counters (``history_bytes``: see ``retained_size``)."""
