@@ -158,7 +158,8 @@ class MemoryBroker:
         self.reclaimed += 1
 
     def _bury(self, name: str, last_seq: int) -> None:
-        """Remember where a topic's seqs continue; past ``max_topics`` the oldest joins the floor."""
+        """Remember where a topic's seqs continue; past ``max_topics``, the oldest joins the
+        floor."""
         if last_seq > self._floor:
             self._tombstones[name] = last_seq
             while len(self._tombstones) > self.max_topics:
