@@ -85,26 +85,32 @@ class History:
         """Add the next event (seqs must arrive gapless and in order), then evict to the bounds."""
         if event.seq != self._last + 1:
             raise ValueError(f"expected seq {self._last + 1}, got {event.seq}")
-        self._events.append(event)
+        events = self._events
+        events.append(event)
         self._last = event.seq
         self.bytes += retained_size(event)
-        while len(self) > 1 and (len(self) > self.capacity or self.bytes > self.max_bytes):
+        # On the publish path: no len(self) (a Python-level call) in the loop.
+        while (n := len(events) - self._head) > 1 and (
+            n > self.capacity or self.bytes > self.max_bytes
+        ):
             self.evict_oldest()
 
     def evict_oldest(self) -> int:
         """Drop the oldest retained event; returns the bytes freed (0 when empty)."""
-        if not len(self):
+        events, head = self._events, self._head
+        if head == len(events):
             return 0
-        event = self._events[self._head]
+        event = events[head]
         assert event is not None
-        self._events[self._head] = None
-        self._head += 1
-        if self._head == len(self._events):
-            self._events, self._head = [], 0
-        elif self._head >= 32 and 2 * self._head >= len(self._events):
+        events[head] = None
+        head += 1
+        if head == len(events):
+            self._events, head = [], 0
+        elif head >= 32 and 2 * head >= len(events):
             # Amortised O(1): each compaction moves at most as many slots as were evicted.
-            del self._events[: self._head]
-            self._head = 0
+            del events[:head]
+            head = 0
+        self._head = head
         size = retained_size(event)
         self.bytes -= size
         return size
