@@ -1,13 +1,15 @@
 """Memory bounds against a real server: byte-capped history, the topic cap, reclamation."""
 
+import asyncio
 import json
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from feed.history import EVENT_OVERHEAD
+from servers.auth import issue
 from tests.redis_support import SHARED_URL, require_redis
 from tests.servers.rawsse import RawSSE
 from tests.support import FULL, MS, async_wait_until, each_sse_impl
@@ -44,9 +46,9 @@ async def test_large_publishes_stay_under_the_byte_cap(serve, settings):
     assert body["gap"]["reason"] == "expired" and body["gap"]["resume_after"] == seqs[0] - 1
 
 
-async def hold(server, topics):
+async def hold(server, topics, query=""):
     """Open an SSE stream on each topic: a subscriber holds it."""
-    streams = [await RawSSE.open(server.port, f"topic={t}") for t in topics]
+    streams = [await RawSSE.open(server.port, f"topic={t}{query}") for t in topics]
     for s in streams:
         assert s.status == 200
         await s.read_until(b"event: ready")
@@ -81,6 +83,25 @@ async def test_new_topic_at_the_cap_is_a_clean_refusal(transport, serve, setting
         expected = (200, None) if transport == "poll" else (503, "topic_limit")
         assert await at_the_cap(transport, server) == expected
         assert tracebacks(caplog) == []
+    finally:
+        for s in streams:
+            s.close()
+
+
+async def test_ws_accepted_for_first_message_auth_closes_1013_at_the_cap(serve, settings):
+    """A socket already accepted (first-message auth) that finds no room is closed 1013."""
+    cfg = settings.replace(max_topics=1, auth=True)
+    server = serve(cfg)
+    token, _ = issue(cfg, "alice")
+    streams = await hold(server, ["h1"], f"&token={token}")
+    try:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws?topic=new") as ws:
+            await ws.send(json.dumps({"type": "auth", "token": token}))
+            assert json.loads(await ws.recv())["type"] == "authenticated"
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5 * MS)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        assert "topic limit" in closed.value.rcvd.reason
     finally:
         for s in streams:
             s.close()
