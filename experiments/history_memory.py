@@ -3,6 +3,7 @@
     python -m experiments.history_memory                       # 2,000 x 16 KiB, budgets lifted
     python -m experiments.history_memory --count 3000 --size 61440 --default-budgets
     python -m experiments.history_memory --subscribers        # + one WS and one SSE reader
+    python -m experiments.history_memory --topics 10000       # empty topics and tombstones
 
 Starts a server child (ticker off), reads its RSS, publishes ``count`` JSON strings of ``size``
 bytes to one topic over HTTP, waits for the subscribers (if any) to have everything, reads the
@@ -12,6 +13,10 @@ lifted (1 GiB per topic and in total) unless ``--default-budgets``. With ``--sub
 WebSocket and an SSE reader take every event as it is published, so direct delivery caches each
 event's WS frame and HTTP chunk on it: the worst case for memory per held byte. Loopback only;
 the child is stopped by PID at exit.
+
+``--topics N`` measures in process instead (tracemalloc, no server): the bytes per topic held
+open by one subscriber with no event, per subscription alone, and per tombstone left by a
+reclaimed topic.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import asyncio
 import json
 import sys
+import tracemalloc
 from typing import Any
 
 import httpx
@@ -27,6 +33,8 @@ from websockets.asyncio.client import connect
 
 from experiments.children import rss_bytes
 from experiments.server_process import ServerProcess
+from feed.broker import Subscription
+from feed.memory import MemoryBroker
 
 LIFTED = str(1 << 30)
 
@@ -94,14 +102,59 @@ async def measure(
     }
 
 
+async def topic_costs(n: int) -> dict[str, Any]:
+    """Python-tracked bytes per empty held topic, per subscription, per tombstone."""
+
+    def traced() -> int:
+        return tracemalloc.get_traced_memory()[0]
+
+    broker = MemoryBroker(10, max_topics=n, max_subscriber_topics=n)
+    names = [f"topic-{i:06d}" for i in range(2 * n)]  # made before measuring, like real names
+    tracemalloc.start()
+    try:
+        before = traced()
+        bare = [Subscription("t", 10, 0) for _ in range(n)]
+        per_subscription = (traced() - before) / n
+        del bare
+        before = traced()
+        held = [broker.subscribe(name, None, 10) for name in names[:n]]
+        per_held_topic = (traced() - before) / n
+        for cm in held:
+            await cm.__aexit__(None, None, None)
+        del held
+        for name in names[:n]:
+            await broker.publish(name, 0)
+        before = traced()
+        for name in names[n:]:  # each takes the room of an idle one: n tombstones
+            await broker.publish(name, 0)
+        # n topics of one event replaced n alike: what grew is the tombstones (their name
+        # strings excluded: made above, as a request's would be; add ~50 B + the name's length)
+        per_tombstone = (traced() - before) / n
+        tombstones = broker.stats()["tombstones"]
+    finally:
+        tracemalloc.stop()
+    return {
+        "topics": n,
+        "per_held_empty_topic_with_subscription": round(per_held_topic),
+        "per_subscription": round(per_subscription),
+        "per_held_empty_topic": round(per_held_topic - per_subscription),
+        "tombstones": tombstones,
+        "per_tombstone": round(per_tombstone),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2_000, help="events published")
     parser.add_argument("--size", type=int, default=16 * 1024, help="bytes of each JSON string")
     parser.add_argument("--subscribers", action="store_true", help="one WS and one SSE reader")
     parser.add_argument("--default-budgets", action="store_true", help="keep the byte budgets")
+    parser.add_argument("--topics", type=int, help="measure N empty topics and tombstones")
     args = parser.parse_args(argv)
-    result = asyncio.run(measure(args.count, args.size, args.subscribers, args.default_budgets))
+    if args.topics:
+        result = asyncio.run(topic_costs(args.topics))
+    else:
+        result = asyncio.run(measure(args.count, args.size, args.subscribers, args.default_budgets))
     json.dump(result, sys.stdout)
     print()
 
