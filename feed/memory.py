@@ -14,8 +14,8 @@ Memory bounds (docs/protocol.md "Memory bounds"):
   but at most ``max_subscriber_topics`` topics may be held open with no event in them.
 
 Resume semantics survive reclamation: a reclaimed topic that had published leaves a tombstone,
-its name and last seq (120 B + the name), and comes back continuing from that seq, so a cursor into it
-gets the ``expired`` gap, never a seq that restarted at 1 under it. Tombstones are bounded
+its name and last seq (120 B + the name), and comes back continuing from that seq, so a cursor
+into it gets the ``expired`` gap, never a seq that restarted at 1 under it. Tombstones are bounded
 (``max_topics`` of them); the oldest folds its seq into a *floor*, and a topic without a
 tombstone starts at the floor (0 until then), the rule the Redis backend uses after a reset. A
 cursor is then at most answered with a gap it did not need (``expired`` from the floor), never
