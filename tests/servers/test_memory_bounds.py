@@ -88,6 +88,21 @@ async def test_new_topic_at_the_cap_is_a_clean_refusal(transport, serve, setting
             s.close()
 
 
+async def test_subscribers_cannot_lock_publishers_out(serve, settings, caplog):
+    """Streams holding empty topics stop at max_subscriber_topics; publishers still get room."""
+    server = serve(settings.replace(max_topics=10, max_subscriber_topics=3))
+    streams = await hold(server, ["e1", "e2", "e3"])
+    try:
+        assert await at_the_cap("sse", server) == (503, "topic_limit")
+        async with httpx.AsyncClient(base_url=server.url, timeout=10 * MS) as c:
+            r = await c.post("/publish", params={"topic": "news"}, json=1)
+        assert r.status_code == 200
+        assert tracebacks(caplog) == []
+    finally:
+        for s in streams:
+            s.close()
+
+
 async def test_ws_accepted_for_first_message_auth_closes_1013_at_the_cap(serve, settings):
     """A socket already accepted (first-message auth) that finds no room is closed 1013."""
     cfg = settings.replace(max_topics=1, auth=True)
