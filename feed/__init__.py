@@ -13,6 +13,7 @@ from feed.exceptions import (
     PayloadTooLarge,
     PushlabError,
     SubscriptionClosed,
+    TopicLimit,
     TransportError,
 )
 from feed.history import Batch, History
@@ -38,6 +39,7 @@ __all__ = [
     "Settings",
     "Subscription",
     "SubscriptionClosed",
+    "TopicLimit",
     "TransportError",
     "check_topic",
     "decode_event",

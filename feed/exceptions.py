@@ -8,6 +8,7 @@ Exception tree::
     │   ├── BadTopic                       empty, too long or unsafe topic name
     │   └── PayloadTooLarge                publish body over ``max_publish_bytes``
     ├── CapacityError                      a server limit is reached: HTTP 503 / WS close 1013
+    │   └── TopicLimit                     no room for another topic (``max_topics``...)
     ├── Refused                            the server will not serve this client (as it is)
     │   ├── Unauthorized                   missing/bad/expired token: HTTP 401 / WS close 1008
     │   ├── OriginNotAllowed               Origin not in the allowlist: HTTP 403
@@ -74,6 +75,13 @@ class FatalTransportError(TransportError):
 
 class CapacityError(PushlabError):
     """A server-side limit (topics, connections) is reached; try again later (HTTP 503, WS 1013)."""
+
+
+class TopicLimit(CapacityError):
+    """A new topic is refused: every one of ``max_topics`` is held by a subscriber, or
+    ``max_subscriber_topics`` topics are already held open with no event in them."""
+
+    code = "topic_limit"
 
 
 class Refused(PushlabError):

@@ -27,8 +27,8 @@ from redis.exceptions import RedisError
 from feed.broker import KICKED, SHUTDOWN, Subscription
 from feed.codec import encoded_from_json
 from feed.events import EncodedEvent, Gap, check_topic
-from feed.exceptions import CapacityError
-from feed.history import Batch
+from feed.exceptions import TopicLimit
+from feed.history import EVENT_OVERHEAD, Batch
 from feed.redis_streams import (
     CLAIM_LUA,
     PUBLISH_LUA,
@@ -40,6 +40,7 @@ from feed.redis_streams import (
     resolve,
     split_body,
 )
+from feed.settings import DEFAULT_HISTORY_BYTES
 
 RESET = "reset"
 READ_BLOCK_MS = 5_000
@@ -49,8 +50,16 @@ READ_COUNT = 1_000
 class RedisBroker:
     """The shared backend selected by ``--broker redis://host:port/db``."""
 
-    def __init__(self, url: str, prefix: str, history: int, max_topics: int = 10_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        history: int,
+        max_topics: int = 10_000,
+        history_bytes: int = DEFAULT_HISTORY_BYTES,
+    ) -> None:
         self.url, self.keys, self.capacity, self.max_topics = url, Keys(prefix), history, max_topics
+        self.history_bytes = history_bytes
         self.process = f"{os.getpid()}-{new_token()}"
         self._topics: dict[str, TopicState] = {}
         self._epoch: str | None = None
@@ -91,9 +100,10 @@ class RedisBroker:
         ts_ns = time.time_ns()
         head, tail = split_body(topic, ts_ns, data)
         keys = [self.keys.seq(topic), self.keys.stream(topic), self.keys.epoch, self.keys.floor]
+        maxlen = self._maxlen(len(head) + len(tail))
         try:
             for _ in range(2):
-                seq, epoch = await self._script(keys=keys, args=[head, tail, ts_ns, self.capacity])
+                seq, epoch = await self._script(keys=keys, args=[head, tail, ts_ns, maxlen])
                 if seq != -1:
                     break
                 await self._sync_epoch()  # Redis came back empty: claim an epoch, then retry
@@ -104,6 +114,19 @@ class RedisBroker:
         self.published += 1
         self._note_epoch(epoch)
         return encoded_from_json(topic, int(seq), ts_ns, head + str(seq).encode() + tail)
+
+    def _maxlen(self, body_bytes: int) -> int:
+        """The stream's MAXLEN for this XADD: the count cap, lowered so that this many events of
+        this size fit ``history_bytes`` as :func:`feed.history.retained_size` charges them.
+
+        Redis trims by count only (MAXLEN/MINID), so the byte cap is enforced by the count each
+        publish asks for: a stream of similar-sized events stays under ``history_bytes``; when
+        sizes vary, small events trimmed with a large MAXLEN can sit behind big ones kept by an
+        earlier small MAXLEN, up to about twice that (docs/protocol.md "Memory bounds").
+        """
+        # The event's JSON is head + seq + tail; its three wire forms as the memory broker counts.
+        cost = 3 * (body_bytes + 20) + EVENT_OVERHEAD
+        return max(1, min(self.capacity, self.history_bytes // cost))
 
     async def _state(
         self, topic: str, since: int | None, limit: int | None
@@ -155,6 +178,7 @@ class RedisBroker:
         finally:
             if fut in t.waiters:
                 t.waiters.remove(fut)
+            self._untrack(topic, t)
 
     async def _last_seq(self, topic: str) -> int:
         try:
@@ -182,6 +206,7 @@ class RedisBroker:
         finally:
             t.pending.pop(sub, None)
             t.subscribers.pop(sub, None)
+            self._untrack(topic, t)
 
     async def _track(self, topic: str) -> TopicState:
         """The local state of ``topic``; the first time, the reader starts following its stream."""
@@ -190,14 +215,28 @@ class RedisBroker:
         if t is not None:
             return t
         if len(self._topics) >= self.max_topics:
-            raise CapacityError(f"topic limit ({self.max_topics}) reached")
+            # Tracked topics are exactly the held ones (_untrack), as in the memory broker.
+            raise TopicLimit(f"topic limit ({self.max_topics}) reached, every topic is held")
         position = await self._last_seq(topic)
-        t = self._topics.setdefault(topic, TopicState(position))
-        with contextlib.suppress(RedisError, OSError):
-            # Interrupt the blocking XREAD so it includes the new stream from `position` on.
-            await self._cmd.xadd(self.keys.wake(self.process), {"w": 1}, maxlen=10)
-            await self._cmd.expire(self.keys.wake(self.process), 3600)
-        return t
+        while True:
+            t = self._topics.setdefault(topic, TopicState(position))
+            with contextlib.suppress(RedisError, OSError):
+                # Interrupt the blocking XREAD so it includes the new stream from `position` on.
+                await self._cmd.xadd(self.keys.wake(self.process), {"w": 1}, maxlen=10)
+                await self._cmd.expire(self.keys.wake(self.process), 3600)
+            # The caller registers as soon as this returns, but during the wake another task's
+            # last holder may have left and untracked the topic: then track it again.
+            if self._topics.get(topic) is t:
+                return t
+
+    def _untrack(self, topic: str, t: TopicState) -> None:
+        """Stop following a topic nobody here holds (its history stays in Redis).
+
+        The reader drops it from its next XREAD; entries an XREAD already in flight returns for
+        it are skipped, and a later subscriber tracks it again from the seq Redis holds then.
+        """
+        if not (t.subscribers or t.pending or t.waiters) and self._topics.get(topic) is t:
+            del self._topics[topic]
 
     async def _read_loop(self) -> None:
         wake_key, wake_id = self.keys.wake(self.process), "0-0"
@@ -232,7 +271,9 @@ class RedisBroker:
                 self._fan_out(self.keys.topic_of(name), entries)
 
     def _fan_out(self, topic: str, entries: list[Any]) -> None:
-        t = self._topics[topic]
+        t = self._topics.get(topic)
+        if t is None:
+            return  # untracked while the XREAD was in flight
         for entry_id, fields in entries:
             event = entry_event(topic, entry_id, fields)
             if event.seq <= t.position:

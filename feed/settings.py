@@ -21,6 +21,10 @@ ENV_PREFIX = "PUSHLAB_"
 TEST_PREFIX = "PUSHLAB_TEST_"
 
 DEFAULT_HISTORY = 10_000
+# Memory bounds (docs/protocol.md "Memory bounds"), in bytes as feed.history.retained_size counts.
+DEFAULT_HISTORY_BYTES = 64 * 1024 * 1024
+DEFAULT_HISTORY_TOTAL_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_SUBSCRIBER_TOPICS = 1_000
 DEFAULT_SSE_RETRY_MS = 1_000
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_LONG_POLL_TIMEOUT_S = 20.0
@@ -110,6 +114,11 @@ class Settings:
     # (servers/sse_stream.py). docs/performance.md compares them.
     sse_impl: str = "sse-starlette"
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    # Memory bounds (docs/protocol.md "Memory bounds"): history bytes per topic and over all
+    # topics (besides the ``history`` count), and topics held open empty by subscribers.
+    history_bytes: int = DEFAULT_HISTORY_BYTES
+    history_total_bytes: int = DEFAULT_HISTORY_TOTAL_BYTES
+    max_subscriber_topics: int = DEFAULT_MAX_SUBSCRIBER_TOPICS
     # File the in-memory history is saved to at shutdown and restored from at start ("" = off).
     snapshot_path: str = ""
     log_json: bool = True
@@ -126,9 +135,13 @@ class Settings:
             "board_history",
             "board_burst",
             "board_buffer",
+            "history_bytes",
+            "max_subscriber_topics",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.history_total_bytes < self.history_bytes:
+            raise ValueError("history_total_bytes must be >= history_bytes")
         if self.board_rate <= 0:
             raise ValueError("board_rate must be > 0")
         if self.ticker_rate < 0 or self.ticker_size < 0:

@@ -44,12 +44,22 @@ TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.
 def make_broker(settings: Settings) -> Broker:
     """The backend named by ``settings.broker``: ``memory://`` or ``redis://host:port/db``."""
     if settings.broker.startswith("memory://"):
-        return MemoryBroker(settings.history, settings.max_topics)
+        return MemoryBroker(
+            settings.history,
+            settings.max_topics,
+            history_bytes=settings.history_bytes,
+            total_bytes=settings.history_total_bytes,
+            max_subscriber_topics=settings.max_subscriber_topics,
+        )
     if settings.broker.startswith(("redis://", "rediss://")):
         from feed.redis_broker import RedisBroker  # only servers that use Redis import it
 
         return RedisBroker(
-            settings.broker, settings.redis_prefix, settings.history, settings.max_topics
+            settings.broker,
+            settings.redis_prefix,
+            settings.history,
+            settings.max_topics,
+            settings.history_bytes,
         )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
 
@@ -162,7 +172,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
             if memory is not None and settings.snapshot_path:
-                snapshot.save(settings.snapshot_path, memory.export())
+                snapshot.save(settings.snapshot_path, memory.export(), *memory.last_seqs())
             if broker is None:
                 await the_broker.close()
 

@@ -64,6 +64,11 @@ async def long_poll(request: Request) -> Response:
             finally:
                 for w in waits:
                     w.cancel()
+            if waits[0].done() and not waits[0].cancelled() and waits[0].exception():
+                # The wait could not hold the topic (TopicLimit): answered 503 by the app's
+                # handler, nothing has been sent yet.
+                conn.closing(503, "capacity")
+                waits[0].result()
             if waits[1].done() and not waits[1].cancelled():
                 conn.closing(499, "client_gone")
                 return Response(status_code=499)

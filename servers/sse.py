@@ -32,6 +32,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from feed.broker import Subscription
 from feed.codec import control, parse_cursor, sse_control
 from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
@@ -51,8 +52,7 @@ router = APIRouter()
 async def _stream(
     st: AppState,
     client: tuple[str, int] | None,
-    topic: str,
-    since: int | None,
+    sub: Subscription,
     principal: Principal | None,
     raw_send: Send | None,
 ) -> AsyncIterator[bytes]:
@@ -66,32 +66,31 @@ async def _stream(
             yield sse_control("end", control("end", reason="too_many_connections"))
             return
         conn.user = principal.user if principal else None
-        async with st.broker.subscribe(topic, since, cfg.subscriber_buffer) as sub:
-            expiry = None
-            if principal is not None:
-                expiry = asyncio.get_running_loop().call_later(
-                    max(0.0, principal.remaining()), sub.close, TOKEN_EXPIRED
-                )
-            yield b"retry: %d\n\n" % cfg.sse_retry_ms + preamble(sub)
-            # Resumed only once sse-starlette has sent the preamble: the response has started.
-            if cfg.sse_direct:
-                sub.attach(make_sink(raw_send, conn))
-            try:
-                while True:
-                    batch = await sub.next_batch()
-                    # One write per batch: under backlog this coalesces many events into one send.
-                    chunk = b"".join(e.sse for e in batch)
-                    conn.events += len(batch)
-                    conn.bytes += len(chunk)
-                    yield chunk
-            except SubscriptionClosed as closed:
-                conn.closing(None, closed.reason)
-                yield sse_control("end", control("end", reason=closed.reason))
-            finally:
-                sub.attach(None)
-                conn.closing(None, "client_gone")
-                if expiry is not None:
-                    expiry.cancel()
+        expiry = None
+        if principal is not None:
+            expiry = asyncio.get_running_loop().call_later(
+                max(0.0, principal.remaining()), sub.close, TOKEN_EXPIRED
+            )
+        yield b"retry: %d\n\n" % cfg.sse_retry_ms + preamble(sub)
+        # Resumed only once sse-starlette has sent the preamble: the response has started.
+        if cfg.sse_direct:
+            sub.attach(make_sink(raw_send, conn))
+        try:
+            while True:
+                batch = await sub.next_batch()
+                # One write per batch: under backlog this coalesces many events into one send.
+                chunk = b"".join(e.sse for e in batch)
+                conn.events += len(batch)
+                conn.bytes += len(chunk)
+                yield chunk
+        except SubscriptionClosed as closed:
+            conn.closing(None, closed.reason)
+            yield sse_control("end", control("end", reason=closed.reason))
+        finally:
+            sub.attach(None)
+            conn.closing(None, "client_gone")
+            if expiry is not None:
+                expiry.cancel()
 
 
 class WatchedEventSourceResponse(EventSourceResponse):
@@ -185,12 +184,15 @@ class _Endpoint:
         if cycle is not None:
             await sse_stream.serve(a, cycle, receive, send)
             return
-        response = WatchedEventSourceResponse(
-            _stream(a.st, a.client, a.topic, a.cursor, a.principal, raw_send),
-            watchdog=a.st.watchdog,
-            ping=cfg.keepalive_s,
-        )
-        await response(scope, receive, send)
+        # Subscribed before the response starts, so the topic limit is a plain 503 answer (it
+        # was an HTTP 200 cut short, "Expected ASGI message 'http.response.body'").
+        async with a.st.broker.subscribe(a.topic, a.cursor, cfg.subscriber_buffer) as sub:
+            response = WatchedEventSourceResponse(
+                _stream(a.st, a.client, sub, a.principal, raw_send),
+                watchdog=a.st.watchdog,
+                ping=cfg.keepalive_s,
+            )
+            await response(scope, receive, send)
 
 
 endpoint = _Endpoint()

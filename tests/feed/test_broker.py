@@ -80,12 +80,11 @@ async def test_reading_unknown_topic_creates_nothing():
 
 
 async def test_topic_limit():
-    """Past max_topics, new topics are refused with CapacityError."""
+    """Past max_topics with every topic held, new topics are refused with CapacityError."""
     b = MemoryBroker(10, max_topics=2)
-    await b.publish("a", 1)
-    await b.publish("b", 1)
-    with pytest.raises(CapacityError):
-        await b.publish("c", 1)
+    async with b.subscribe("a", None, 10), b.subscribe("b", None, 10):
+        with pytest.raises(CapacityError):
+            await b.publish("c", 1)
 
 
 async def test_bad_topic_refused():

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from feed.broker import Subscription
-from feed.exceptions import BadTopic
+from feed.exceptions import BadTopic, TopicLimit
 from feed.redis_broker import RESET, BrokerUnavailable, RedisBroker
 from tests.redis_support import SHARED_URL, OwnRedis
 from tests.support import async_wait_until
@@ -24,8 +24,8 @@ async def brokers(redis_prefix: str) -> AsyncIterator[Factory]:
     """Start brokers sharing one prefix (as separate instances would); all closed at teardown."""
     started: list[RedisBroker] = []
 
-    async def make(history: int = 1000, url: str = SHARED_URL) -> RedisBroker:
-        broker = RedisBroker(url, redis_prefix, history)
+    async def make(history: int = 1000, url: str = SHARED_URL, **kwargs: int) -> RedisBroker:
+        broker = RedisBroker(url, redis_prefix, history, **kwargs)
         await broker.start()
         started.append(broker)
         return broker
@@ -146,3 +146,28 @@ async def test_overflow_and_kick_are_local(brokers):
         assert await a.kick("t") == 2
         assert fast.closed_reason == "kicked" and other.closed_reason is None
         assert await take(other, 5) == [1, 2, 3, 4, 5]
+
+
+async def test_topic_cap_and_release_match_the_memory_broker(brokers):
+    """Held topics count against max_topics (TopicLimit past it); a released one is untracked."""
+    b = await brokers(max_topics=1)
+    async with b.subscribe("a", None, 10):
+        with pytest.raises(TopicLimit):
+            async with b.subscribe("b", None, 10):
+                pass
+    assert b.stats()["topics"] == 0
+    async with b.subscribe("b", None, 10) as sub:
+        await b.publish("b", 1)
+        assert await take(sub, 1) == [1]
+
+
+async def test_stream_length_follows_the_byte_cap(brokers):
+    """Each XADD trims to as many events of its size as fit history_bytes."""
+    blob = "x" * 10_000
+    b = await brokers(history=1000, history_bytes=100_000)
+    for _ in range(30):
+        await b.publish("t", blob)
+    retained = (await b.read("t", 0, 1000)).events
+    # ~30 KB charged per event: three fit; MAXLEN ~ may keep a few more (one radix node).
+    assert 3 <= len(retained) < 30
+    assert retained[-1].seq == 30

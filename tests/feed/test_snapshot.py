@@ -25,7 +25,7 @@ async def test_round_trip_keeps_seqs(tmp_path):
 
 def test_missing_file_is_empty(tmp_path):
     """No snapshot yet: nothing to restore."""
-    assert snapshot.load(tmp_path / "none") == {}
+    assert snapshot.load(tmp_path / "none") == snapshot.Snapshot()
 
 
 def test_non_consecutive_seqs_refused(tmp_path):
@@ -43,4 +43,19 @@ async def test_restore_needs_empty_broker(tmp_path):
     b = MemoryBroker(history=5)
     await b.publish("t", 1)
     with pytest.raises(RuntimeError):
-        b.restore({})
+        b.restore(snapshot.Snapshot())
+
+
+async def test_reclaimed_topics_keep_their_seqs_across_a_restart(tmp_path):
+    """Tombstones and the floor are saved: a reclaimed topic continues, a new one starts above."""
+    a = MemoryBroker(history=5, max_topics=1)
+    for name in ("t", "u", "v"):
+        for _ in range(3):
+            await a.publish(name, 1)  # each new topic reclaims the previous one
+    path = tmp_path / "snap.jsonl"
+    snapshot.save(path, a.export(), *a.last_seqs())
+    b = MemoryBroker(history=5, max_topics=2)
+    b.restore(snapshot.load(path))
+    assert (await b.read("u", 3, 10)).gap is None
+    assert (await b.publish("u", 1)).seq == 4
+    assert (await b.publish("new", 1)).seq == 4  # above the floor: t's 3, folded in by a
