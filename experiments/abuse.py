@@ -458,8 +458,6 @@ def unknown_route(t: Target, f: Form) -> dict[str, Any]:
     return _get(t, "/no-such-route", t.auth())
 
 
-NO_AUTH = "the baseline has no auth: any client is served"
-NO_ORIGIN = "the baseline has no Origin allowlist"
 NOT_SERVED = "the baseline does not serve {}"
 
 PROBES: list[Probe] = [

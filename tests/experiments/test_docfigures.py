@@ -69,3 +69,24 @@ def test_server_env_column_names_the_implementation(tmp_path):
     doc = DOC.replace("cols=transport", "cols=transport,server_env")
     out = render(doc, results, docs)
     assert "| sse | - | 40.0 |" in out and "| sse | sse_impl=pushlab | 13.0 |" in out
+
+
+def test_text_table_without_a_metric(tmp_path):
+    """A marker without ``metric`` shows the named columns of every matching cell as text."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(
+        results,
+        [
+            {"probe": "a", "pushlab": "401", "node": "200 | open"},
+            {"probe": "b", "pushlab": "no answer within 3 s", "node": "n/a"},
+        ],
+        name="20260101T000000Z_abuse",
+    )
+    doc = "<!-- fig run=abuse cols=probe,pushlab,node make=abuse -->\nold\n<!-- /fig -->\n"
+    out = render(doc, results, docs)
+    assert "| probe | pushlab | node |\n|---|---|---|\n" in out
+    assert "| a | 401 | 200 / open |" in out and "| b | no answer within 3 s | n/a |" in out
+    assert render(out, results, docs) == out
+    (results / "REFERENCE").write_text("20260101T000000Z_quick\n")
+    assert "*Not yet measured* in the reference run" in render(doc, results, docs)
