@@ -43,7 +43,6 @@ from experiments.abuse_wire import (
     http_request,
     log_counts,
     server_socket,
-    set_small_rcvbuf,
     stream_body,
 )
 from experiments.children import python_server_command, spawn, stop, wait_healthy
@@ -240,7 +239,6 @@ def _slow(t: Target, f: Form, transport: str) -> dict[str, Any]:
     the server's socket released (kernel state), and what did it get told?"""
     topic = f"slow-{transport}"
     wire = Wire(t.url, 5.0)
-    set_small_rcvbuf(wire.sock)
     try:
         if transport == "ws":
             wire.send(upgrade_request(t.host, f"/ws?topic={topic}", new_ws_key(), t.auth()))
@@ -420,7 +418,6 @@ def ping_flood(t: Target, f: Form) -> dict[str, Any]:
     with wire:
         if out.get("status") != 101:
             return out
-        set_small_rcvbuf(wire.sock)
         ping = encode_frame(PING, b"p" * 125, mask_key=new_mask_key())
         sent = 0
         stopped = ""

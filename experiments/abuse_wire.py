@@ -13,7 +13,6 @@ import json
 import re
 import selectors
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -363,8 +362,3 @@ def log_counts(text: str) -> dict[str, int]:
 
 def _since(t0: float) -> float:
     return round(time.monotonic() - t0, 3)
-
-
-def set_small_rcvbuf(sock: socket.socket, size: int = 4096) -> None:
-    """Shrink the client's receive buffer so a non-reading client fills up quickly."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
