@@ -238,6 +238,10 @@ def _slow(t: Target, f: Form, transport: str) -> dict[str, Any]:
     """A subscriber that stops reading while 60 KB events are published: is it dropped, and is
     the server's socket released (kernel state), and what did it get told?"""
     topic = f"slow-{transport}"
+    # A publisher creates the topic first: where subscribers may not create topics (issue 16,
+    # item 4) the subscription is still admitted and the probe measures the slow consumer.
+    with httpx.Client(trust_env=False, timeout=10.0) as http:
+        http.post(f"{t.url}/publish", params={"topic": topic}, headers=t.auth(), json={})
     wire = Wire(t.url, 5.0)
     try:
         if transport == "ws":
