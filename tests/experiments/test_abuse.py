@@ -16,11 +16,11 @@ import pytest
 
 from clients.explain.wire import Wire
 from experiments import abuse
-from experiments.abuse_wire import ask, await_head, describe, hold
+from experiments.abuse_wire import ask, await_head, describe, hold, server_socket
 from experiments.baseline import node_available
 from experiments.children import ROOT
 from experiments.docfigures import main as docfigures_main
-from tests.support import IN_CI, MS, require, wait_until
+from tests.support import IN_CI, MS, free_port, require, wait_until
 
 pytestmark = pytest.mark.abuse
 
@@ -130,3 +130,16 @@ def test_hardening_doc_is_generated_from_the_reference_run() -> None:
     """docs/hardening.md's comparison table equals what docfigures renders from results/."""
     doc = ROOT / "docs" / "hardening.md"
     assert docfigures_main([str(doc), "--results", str(ROOT / "results"), "--check"]) == 0
+
+
+def test_server_socket_state_is_read_from_the_kernel(mute_listener) -> None:
+    """The server side of a live connection is ESTAB in ``ss``; a port with none is None."""
+    url, accepted = mute_listener
+    port = int(url.rsplit(":", 1)[1])
+    with Wire(url, 5.0) as wire:
+        wait_until(lambda: len(accepted) == 1, 5, "the listener to accept")
+        wire.send(b"x" * 10)
+        seen = server_socket(port, wire.local_port)
+        assert seen is not None and seen["state"] == "ESTAB"
+        wait_until(lambda: server_socket(port, wire.local_port)["recv_q"] == 10, 5, "Recv-Q 10")
+    assert server_socket(port, free_port()) is None
