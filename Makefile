@@ -97,6 +97,10 @@ conformance: venv ## Autobahn|Testsuite: all 517 cases against WS /echo, ~12 min
 	conformance/setup.sh >/dev/null
 	$(BIN)/python conformance/run.py --scope full --ws $(CONFORMANCE_WS)
 
+abuse: install ## adversarial suite, long form (pytest -m abuse), then the probe runner -> results/
+	PUSHLAB_TEST_FULL=1 $(BIN)/pytest -m abuse
+	$(BIN)/python -m experiments.abuse --form long
+
 rtt: venv ## round trip: WebSocket message vs HTTP request, writes results/<stamp>_rtt
 	$(BIN)/pushlab rtt
 
@@ -125,4 +129,4 @@ clean: ## remove caches (keeps .venv and results)
 .PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots \
 	clean notebook notebooks-run \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
-	hotpath cpu-profile
+	hotpath cpu-profile abuse

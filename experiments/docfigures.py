@@ -6,6 +6,8 @@ A marker names a metric and which cells of a results folder's ``summary.json`` t
     (generated: a small table, or "not yet measured")
     <!-- /fig -->
 
+Without ``metric`` the block is a text table: ``cols`` of every matching cell, as written
+(answers such as "401" or "closed after 3 s"), all rows.
 ``where`` conditions are ``key:value``; a list-valued cell field (``tags``) matches by membership.
 Which run: ``results/REFERENCE`` lists the committed reference run folders, one per line; a marker
 takes the first, or the first whose name contains ``run=TEXT``; ``make=TARGET`` names the make
@@ -93,7 +95,10 @@ def _number(cell: dict[str, Any], metric: str) -> bool:
 
 
 def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
-    """The generated Markdown for one marker (``metric=a,b`` gives one column per metric)."""
+    """The generated Markdown for one marker: ``metric=a,b`` gives one column per metric,
+    ``table=envelope`` the 1M-user envelope, and no ``metric`` a text table of ``cols``."""
+    if "metric" not in attrs and "table" not in attrs:
+        return render_text_block(attrs, results, doc_dir)
     run, cells = reference_cells(results, attrs.get("run"))
     if attrs.get("table") == "envelope":
         source = _source(run, results, doc_dir)
@@ -126,6 +131,24 @@ def _source(run: str | None, results: Path, doc_dir: Path) -> str:
     # Links are relative to the Markdown file: ``docs/x.md`` -> ``../results/<run>/...``.
     up = "../" * len(doc_dir.resolve().relative_to(results.resolve().parent).parts)
     return f"Source: [`results/{run}/summary.json`]({up}results/{run}/summary.json)"
+
+
+def render_text_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
+    """``cols`` of every matching cell as they are (answers that are words, not numbers)."""
+    where = attrs.get("where", "")
+    run, cells = reference_cells(results, attrs.get("run"))
+    rows = [c for c in cells if _matches(c, where)]
+    if not rows:
+        source = f"run `{run}`" if run else "the reference run (none committed yet)"
+        make = attrs.get("make", "bench")
+        return f"*Not yet measured* in {source}; produce it with `make {make}`.\n"
+    cols = [c for c in attrs.get("cols", "").split(",") if c]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for c in rows:
+        lines.append("| " + " | ".join(str(c.get(k, "")).replace("|", "/") for k in cols) + " |")
+    up = "../" * len(doc_dir.resolve().relative_to(results.resolve().parent).parts)
+    lines += ["", f"Source: [`results/{run}/summary.json`]({up}results/{run}/summary.json)"]
+    return "\n".join(lines) + "\n"
 
 
 def render(text: str, results: Path, doc_dir: Path) -> str:

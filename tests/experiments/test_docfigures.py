@@ -108,3 +108,24 @@ def test_envelope_table_prices_a_million_users_from_the_run(tmp_path):
     assert "summary.json" in out
     sse = render("<!-- fig table=envelope transport=sse -->\n<!-- /fig -->\n", results, docs)
     assert "*Not yet measured:*" in sse
+
+
+def test_text_table_without_a_metric(tmp_path):
+    """A marker without ``metric`` shows the named columns of every matching cell as text."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(
+        results,
+        [
+            {"probe": "a", "pushlab": "401", "node": "200 | open"},
+            {"probe": "b", "pushlab": "no answer within 3 s", "node": "n/a"},
+        ],
+        name="20260101T000000Z_abuse",
+    )
+    doc = "<!-- fig run=abuse cols=probe,pushlab,node make=abuse -->\nold\n<!-- /fig -->\n"
+    out = render(doc, results, docs)
+    assert "| probe | pushlab | node |\n|---|---|---|\n" in out
+    assert "| a | 401 | 200 / open |" in out and "| b | no answer within 3 s | n/a |" in out
+    assert render(out, results, docs) == out
+    (results / "REFERENCE").write_text("20260101T000000Z_quick\n")
+    assert "*Not yet measured* in the reference run" in render(doc, results, docs)
