@@ -78,8 +78,8 @@ perf: install ## issue-8 fan-out cells vs the Node ws row, with the ratios table
 compression: venv ## measure permessage-deflate on this feed's frames -> results/<UTC>_compression
 	$(BIN)/python -m experiments.compression
 
-docs: venv ## fill the figure blocks of docs/interview-prep.md from results/REFERENCE
-	$(BIN)/python -m experiments.docfigures docs/interview-prep.md README.md
+docs: venv ## fill the figure blocks of the docs and README from results/REFERENCE
+	$(BIN)/python -m experiments.docfigures docs/interview-prep.md docs/hardening.md README.md
 
 notebook: venv ## open notebooks/ in JupyterLab, on the project's .venv kernel (python3)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
