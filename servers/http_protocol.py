@@ -13,7 +13,9 @@ limits (8,192-byte lines, 128 headers) then fail the handshake without an answer
   ``http_max_head_bytes`` get ``431``; a head llhttp cannot parse gets ``400``;
 - at most ``http_max_pending`` connections may be waiting for their head: a new one beyond that
   closes the one that has waited longest (``503``), so a flood of silent sockets cannot lock
-  newcomers out; the flood's oldest sockets go first.
+  newcomers out; the flood's oldest sockets go first;
+- a connection beyond what the open-file limit leaves room for (:func:`connection_cap`) gets
+  ``503`` at once, counted in a WARNING, instead of libuv's silent close at the limit itself.
 
 Every refusal is written with ``connection: close`` and a one-line reason, the socket is closed
 once the client has read it (a lingering close, at most :data:`LINGER_S`), and it is logged at
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from typing import Any, ClassVar
 
@@ -42,6 +45,9 @@ MAX_TARGET_BYTES = 8_000
 MAX_LINE_BYTES = 8_000
 UVICORN_VERSION = "0.54.0"
 LINGER_S = 2.0
+# Descriptors kept for everything but client sockets (listeners, logs, Redis, the snapshot, the
+# event loop's own) when the open-file limit caps connections.
+FD_RESERVE = 32
 
 _LOGGER = logging.getLogger("pushlab.http")
 
@@ -55,6 +61,37 @@ class Refusal(Exception):
         self.reason = reason
 
 
+class Tally:
+    """A count of refusals, logged as one WARNING a second at most: a flood must not flood the
+    log, and the count says how big it was."""
+
+    __slots__ = ("message", "count", "last")
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.count = 0
+        self.last = float("-inf")
+
+    def add(self, cap: int) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.last = now
+            _LOGGER.warning(self.message, cap, self.count)
+
+
+def connection_cap(reserve: int = FD_RESERVE) -> int:
+    """Connections the open-file limit leaves room for (``RLIMIT_NOFILE`` soft, less a reserve).
+
+    At the limit itself libuv (uvloop) accepts and closes new connections silently, to keep its
+    listener from spinning on EMFILE: no answer, no log. Below it they get a 503 and a count.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(1, soft - reserve)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One per connection; the limits and the server's pending table are class attributes set by
     :func:`http_protocol` (one subclass per server)."""
@@ -64,8 +101,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_headers: ClassVar[int]
     max_pending: ClassVar[int]
     # Connections waiting for a head, oldest first (dicts keep insertion order).
+    max_connections: ClassVar[int]
     pending: ClassVar[dict[GuardedHttpToolsProtocol, None]]
-    evicted: ClassVar[list[float]]
+    evicted: ClassVar[Tally]
+    over_fd_limit: ClassVar[Tally]
 
     # The head's deadline; after a refusal, the end of the lingering close.
     _timer: asyncio.TimerHandle | None = None
@@ -79,6 +118,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # uvicorn's set holds every open connection (HTTP, and WebSocket after the upgrade).
+        if len(self.connections) > self.max_connections and self._over_fd_limit():
+            self.over_fd_limit.add(self.max_connections)
+            # Closed at once, not lingering: the point is to give the descriptor back.
+            self.refuse(503, "server at its connection limit", linger=False)
+            return
         # A silent connection is waiting for its head from the first moment.
         self._await_head()
 
@@ -142,13 +187,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = self._head_size = self._header_count = 0
 
+    def _over_fd_limit(self) -> bool:
+        # Read again when the cached cap is reached: the limit may have been raised since
+        # (raise_nofile in a process that built its server first).
+        cls = type(self)
+        cls.max_connections = connection_cap()
+        return len(self.connections) > cls.max_connections
+
     # The head's deadline and the pending table.
     def _await_head(self) -> None:
         pending = self.pending
         if len(pending) >= self.max_pending:
             oldest = next(iter(pending))
             oldest.refuse(503, "too many connections waiting to send a request head")
-            self._log_eviction()
+            self.evicted.add(self.max_pending)
         pending[self] = None
         self._timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
 
@@ -170,20 +222,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self.refuse(408, f"request head not received within {self.header_timeout_s:g} s")
 
-    def _log_eviction(self) -> None:
-        # One WARNING per second at most, with the count: a flood must not flood the log.
-        now = time.monotonic()
-        evicted = self.evicted
-        evicted[0] += 1
-        if now - evicted[1] >= 1.0:
-            evicted[1] = now
-            _LOGGER.warning(
-                "pending request heads at the cap (%d): %d connections closed so far",
-                self.max_pending,
-                int(evicted[0]),
-            )
-
-    def refuse(self, status: int, reason: str) -> None:
+    def refuse(self, status: int, reason: str, linger: bool = True) -> None:
         """Answer ``status`` with ``reason`` and ``connection: close``, then close."""
         self._head_done()
         if self._refused or self.transport.is_closing():
@@ -206,10 +245,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # send RST, and an RST can destroy the answer before the client reads it (it is still
         # sending its head). So: FIN after the answer, discard input until the client closes
         # too (uvicorn then closes on eof_received), at most LINGER_S.
-        if self.transport.can_write_eof():
+        if linger and self.transport.can_write_eof():
             self.transport.write_eof()
             self._timer = self.loop.call_later(LINGER_S, self.transport.close)
-        else:  # pragma: no cover - TCP transports can
+        else:
             self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
@@ -224,8 +263,12 @@ def http_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
         "max_head_bytes": settings.http_max_head_bytes,
         "max_headers": settings.http_max_headers,
         "max_pending": settings.http_max_pending,
+        "max_connections": connection_cap(),
         "pending": {},
-        "evicted": [0.0, float("-inf")],
+        "evicted": Tally("pending request heads at the cap (%d): %d connections closed so far"),
+        "over_fd_limit": Tally(
+            "connections at the open-file limit (%d): %d new connections refused so far"
+        ),
         "__module__": __name__,
     }
     return type("PushlabHttpProtocol", (GuardedHttpToolsProtocol,), attrs)

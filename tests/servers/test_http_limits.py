@@ -9,10 +9,11 @@ import pytest
 import uvicorn
 
 from feed.fdlimit import raise_nofile
+from servers.background import free_port
 from servers.http_protocol import MAX_LINE_BYTES, UVICORN_VERSION, GuardedHttpToolsProtocol
 from servers.runner import build_config
 from tests.servers.socktable import established
-from tests.support import FULL, MS, async_wait_until
+from tests.support import FULL, MS, ServerProcess, async_wait_until, require
 
 UPGRADE = (
     b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -205,3 +206,38 @@ async def test_second_head_on_a_keep_alive_connection_has_a_deadline(serve, sett
     rest = await asyncio.wait_for(reader.read(), 5 * MS)
     assert rest.startswith(b"HTTP/1.1 408 "), rest[:100]
     writer.close()
+
+
+@pytest.mark.abuse
+async def test_connections_at_the_fd_limit_are_answered_and_counted():
+    """Under a 128-descriptor limit, connections beyond it get 503 and a WARNING with a count."""
+    prlimit = require("prlimit", "runs the server under a low open-file limit")
+    server = ServerProcess(
+        free_port(), {"PUSHLAB_HTTP_HEADER_TIMEOUT_S": "60"}, prefix=[prlimit, "--nofile=128"]
+    ).start()
+    try:
+        opened = [await connect(server.port) for _ in range(160)]
+        replies = await asyncio.gather(
+            *[asyncio.wait_for(r.read(), 2 * MS) for r, _ in opened[-40:]],
+            return_exceptions=True,
+        )
+        # The newest are past the cap: answered 503 (only a burst faster than the event loop
+        # can reach libuv's silent close at the limit itself, b"" here).
+        answered = [r for r in replies if isinstance(r, bytes) and r]
+        assert answered and all(r.startswith(b"HTTP/1.1 503 ") for r in answered), replies[:3]
+        for _, writer in opened:
+            writer.close()
+
+        async def served() -> bool:
+            request = b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+            try:
+                return (await answer(server.port, request)).startswith(b"HTTP/1.1 200 ")
+            except ConnectionResetError:  # refused at the cap with the request unread
+                return False
+
+        await async_wait_until(served, 10, "served again once the connections closed")
+    finally:
+        server.stop()
+    log = server.log()
+    assert "connections at the open-file limit" in log and "refused so far" in log, log[-2000:]
+    assert "Traceback" not in log
