@@ -199,6 +199,10 @@ class Session:
         if isinstance(exc, SessionEnd):
             wait = DEAD_PEER_CLOSE_WAIT_S if exc.dead_peer else CLOSE_WAIT_S
             await close(self.ws, self.conn, exc.code, exc.reason, wait)
+            if exc.dead_peer:
+                # No close handshake will come back: uvicorn would hold the socket (and a
+                # buffer that never drains) until TCP gives up. servers/release.py.
+                await release(transport_of(self.send), self.cfg.send_close_timeout_s)
         elif isinstance(exc, TimeoutError):
             self.st.metrics.errors.labels("ws", "send_timeout").inc()
             # 1013 Try Again Later (IANA registry; RFC 6455 7.4.1 leaves it to the registry),

@@ -108,3 +108,24 @@ async def test_reader_back_within_the_grace_gets_the_goodbye(serve, settings, tr
     else:
         assert b'data: {"type":"end","reason":"send_timeout"}' in tail[-200:], tail[-200:]
         assert tail.endswith(b"0\r\n\r\n"), tail[-40:]
+
+
+@pytest.mark.abuse
+async def test_stalled_reader_past_the_heartbeat_is_released(serve, settings):
+    """A missed pong (1011) from a peer that stopped reading also frees its socket."""
+    server = serve(
+        settings.replace(
+            ws_ping_interval_s=0.2,
+            ws_ping_timeout_s=0.3,
+            send_timeout_s=60,
+            send_close_timeout_s=0.2,
+        )
+    )
+    client = await Stalled.open("ws", server.port)
+    await async_wait_until(lambda: subscribed(server.url), 5, "subscribed")
+    await flood(server.url)
+    await async_wait_until(
+        lambda: client.port not in server_side(server.port), 10, "server socket released"
+    )
+    assert await metric(server.url, 'pushlab_closes_total{code="1011",transport="ws"} 1.0')
+    client.close()
