@@ -100,8 +100,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes: ClassVar[int]
     max_headers: ClassVar[int]
     max_pending: ClassVar[int]
-    # Connections waiting for a head, oldest first (dicts keep insertion order).
     max_connections: ClassVar[int]
+    # Connections waiting for a head, oldest first (dicts keep insertion order).
     pending: ClassVar[dict[GuardedHttpToolsProtocol, None]]
     evicted: ClassVar[Tally]
     over_fd_limit: ClassVar[Tally]
@@ -219,13 +219,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timeout(self) -> None:
         self._timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A response is being written (a pipelined head trickles behind it): an error answer
-            # would land in the middle of that response, so the connection just closes.
-            self._head_done()
-            self._refused = True
-            self.transport.close()
-            return
         self.refuse(408, f"request head not received within {self.header_timeout_s:g} s")
 
     def refuse(self, status: int, reason: str, linger: bool = True) -> None:
@@ -236,6 +229,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
         _LOGGER.info("refused request head from %s: %d %s", client, status, reason)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A response is being written (the head is a pipelined one behind it): an answer
+            # would land inside that response, so the connection just closes.
+            self.transport.close()
+            return
         body = reason.encode("ascii", "replace")
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:

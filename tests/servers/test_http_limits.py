@@ -9,6 +9,7 @@ import pytest
 import uvicorn
 
 from feed.fdlimit import raise_nofile
+from feed.settings import SSE_IMPLS
 from servers.background import free_port
 from servers.http_protocol import MAX_LINE_BYTES, UVICORN_VERSION, GuardedHttpToolsProtocol
 from servers.runner import build_config
@@ -243,3 +244,16 @@ async def test_connections_at_the_fd_limit_are_answered_and_counted():
     log = server.log()
     assert "connections at the open-file limit" in log and "refused so far" in log, log[-2000:]
     assert "Traceback" not in log
+
+
+@pytest.mark.abuse
+@pytest.mark.parametrize("sse_impl", SSE_IMPLS)
+async def test_oversized_pipelined_head_during_a_stream_closes_it_cleanly(live):
+    """A bad head pipelined behind an SSE stream ends the connection; no 431 inside the stream."""
+    reader, writer = await connect(live.port)
+    writer.write(b"GET /sse?topic=t HTTP/1.1\r\nHost: a\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"event: ready"), 5 * MS)
+    writer.write(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"x" * (MAX_LINE_BYTES + 10) + b"\r\n\r\n")
+    rest = await asyncio.wait_for(reader.read(), 5 * MS)
+    writer.close()
+    assert b"HTTP/1.1" not in rest, rest[:200]
