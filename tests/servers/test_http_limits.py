@@ -58,14 +58,17 @@ def test_every_server_gets_the_guarded_protocol(settings):
 
 big = b"x" * (MAX_LINE_BYTES + 1)
 CASES = {
-    "100 KB header": (b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 100_000, 431),
+    "100 KB header": (
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 100_000 + b"\r\n\r\n",
+        431,
+    ),
     "head over the cap": (
         b"GET /healthz HTTP/1.1\r\nHost: a\r\n"
         + b"".join(b"X-%d: %s\r\n" % (i, b"y" * 7000) for i in range(3)),
         431,
     ),
     "1,100 headers": (
-        b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(1100)),
+        b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(1100)) + b"\r\n",
         431,
     ),
     "10 KB target": (b"GET /healthz?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
