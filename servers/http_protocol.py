@@ -12,8 +12,8 @@ limits (8,192-byte lines, 128 headers) then fail the handshake without an answer
   :data:`MAX_LINE_BYTES`, more than ``http_max_headers`` headers or a head over
   ``http_max_head_bytes`` get ``431``; a head llhttp cannot parse gets ``400``;
 - at most ``http_max_pending`` connections may be waiting for their head: a new one beyond that
-  closes the one that has waited longest (``503``), so a flood of silent sockets cannot lock
-  newcomers out; the flood's oldest sockets go first;
+  closes the one that has waited longest (``503``) if it has waited :data:`EVICT_AFTER_S`, so a
+  flood of silent sockets cannot lock newcomers out; the flood's oldest sockets go first;
 - a connection beyond what the open-file limit leaves room for (:func:`connection_cap`) gets
   ``503`` at once, counted in a WARNING, instead of libuv's silent close at the limit itself.
 
@@ -45,6 +45,8 @@ MAX_TARGET_BYTES = 8_000
 MAX_LINE_BYTES = 8_000
 UVICORN_VERSION = "0.54.0"
 LINGER_S = 2.0
+# A pending connection is evicted for a newcomer only once it has waited this long.
+EVICT_AFTER_S = 1.0
 # Descriptors kept for everything but client sockets (listeners, logs, Redis, the snapshot, the
 # event loop's own) when the open-file limit caps connections.
 FD_RESERVE = 32
@@ -101,8 +103,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_headers: ClassVar[int]
     max_pending: ClassVar[int]
     max_connections: ClassVar[int]
-    # Connections waiting for a head, oldest first (dicts keep insertion order).
-    pending: ClassVar[dict[GuardedHttpToolsProtocol, None]]
+    # Connections waiting for a head -> since when, oldest first (dicts keep insertion order).
+    pending: ClassVar[dict[GuardedHttpToolsProtocol, float]]
     evicted: ClassVar[Tally]
     over_fd_limit: ClassVar[Tally]
 
@@ -203,11 +205,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # The head's deadline and the pending table.
     def _await_head(self) -> None:
         pending = self.pending
+        now = self.loop.time()
         if len(pending) >= self.max_pending:
-            oldest = next(iter(pending))
-            oldest.refuse(503, "too many connections waiting to send a request head")
-            self.evicted.add(self.max_pending)
-        pending[self] = None
+            oldest, since = next(iter(pending.items()))
+            # Only one that has had its chance: the event loop accepts a whole burst (up to
+            # the listen backlog) before it reads any of it, and a burst is not a flood.
+            if now - since >= EVICT_AFTER_S:
+                oldest.refuse(503, "too many connections waiting to send a request head")
+                self.evicted.add(self.max_pending)
+        pending[self] = now
         self._timer = self.loop.call_later(self.header_timeout_s, self._head_timeout)
 
     def _head_done(self) -> None:

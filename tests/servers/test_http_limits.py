@@ -11,7 +11,12 @@ import uvicorn
 from feed.fdlimit import raise_nofile
 from feed.settings import SSE_IMPLS
 from servers.background import free_port
-from servers.http_protocol import MAX_LINE_BYTES, UVICORN_VERSION, GuardedHttpToolsProtocol
+from servers.http_protocol import (
+    EVICT_AFTER_S,
+    MAX_LINE_BYTES,
+    UVICORN_VERSION,
+    GuardedHttpToolsProtocol,
+)
 from servers.runner import build_config
 from tests.servers.socktable import established
 from tests.support import FULL, MS, ServerProcess, async_wait_until, require
@@ -169,10 +174,12 @@ async def test_slow_and_silent_connections_are_closed_at_the_deadline(serve, set
 
 @pytest.mark.abuse
 async def test_pending_cap_closes_the_oldest_first(serve, settings):
-    """Beyond http_max_pending, the longest-waiting connection is closed 503; newcomers get in."""
+    """Beyond http_max_pending, the longest-waiting connection is closed 503; newcomers get in.
+    A burst is not evicted: connections younger than EVICT_AFTER_S stay over the cap."""
     server = serve(settings.replace(http_max_pending=5, http_header_timeout_s=60))
     first = [await connect(server.port) for _ in range(5)]
     await async_wait_until(lambda: len(established(server.port)) == 5, what="5 accepted")
+    await asyncio.sleep(EVICT_AFTER_S)  # the age a pending connection must reach to be evicted
     reply = await answer(
         server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
     )
@@ -182,6 +189,18 @@ async def test_pending_cap_closes_the_oldest_first(serve, settings):
     assert not first[1][0].at_eof()
     for _, writer in first:
         writer.close()
+
+
+async def test_a_burst_over_the_pending_cap_is_served(serve, settings):
+    """20 connections opened at once under a cap of 5 pending are all served: none waited long."""
+    server = serve(settings.replace(http_max_pending=5))
+    opened = [await connect(server.port) for _ in range(20)]
+    for _, writer in opened:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    replies = await asyncio.gather(*[asyncio.wait_for(r.read(), 5 * MS) for r, _ in opened])
+    for _, writer in opened:
+        writer.close()
+    assert all(r.startswith(b"HTTP/1.1 200 ") for r in replies), {r[:30] for r in replies}
 
 
 async def test_idle_keep_alive_connection_is_closed(serve, settings):
