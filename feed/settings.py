@@ -122,6 +122,22 @@ class Settings:
     # File the in-memory history is saved to at shutdown and restored from at start ("" = off).
     snapshot_path: str = ""
     log_json: bool = True
+    # Limits and timeouts of the HTTP layer (servers/http_protocol.py; docs/protocol.md "Limits
+    # and timeouts"). The head deadline: Node answers 408 after 60 s, nginx after 60 s; a request
+    # head is one packet from any client of this lab, so 10 s leaves room for several TCP
+    # retransmissions (initial RTO 1 s, doubling) and holds a stalled socket 6x less long.
+    http_header_timeout_s: float = 10.0
+    # Node's --max-http-header-size default (16 KiB), answered 431 like Node.
+    http_max_head_bytes: int = 16 * 1024
+    # Below websockets' 128 (the upgrade path), so an upgrade is refused by us, with an answer.
+    http_max_headers: int = 100
+    # Connections still sending their first head (or a later one); beyond it the oldest goes.
+    http_max_pending: int = 1024
+    # uvicorn's timeout_keep_alive: an idle keep-alive connection between requests.
+    http_idle_timeout_s: float = 5.0
+    # Slow consumers: a send blocked this long drops the connection and aborts its socket after
+    # a goodbye bounded by send_close_timeout_s (servers/ws_session.py, servers/sse.py).
+    send_close_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -158,6 +174,12 @@ class Settings:
             raise ValueError("auth_secret must be at least 32 bytes (RFC 7518 3.2)")
         if self.shutdown_timeout_s <= 0 or self.auth_token_ttl_s <= 0:
             raise ValueError("need shutdown_timeout_s > 0 and auth_token_ttl_s > 0")
+        if min(self.http_header_timeout_s, self.http_idle_timeout_s) <= 0:
+            raise ValueError("need http_header_timeout_s > 0 and http_idle_timeout_s > 0")
+        if min(self.http_max_head_bytes, self.http_max_headers, self.http_max_pending) < 1:
+            raise ValueError("need http_max_head_bytes, http_max_headers, http_max_pending >= 1")
+        if self.send_close_timeout_s <= 0:
+            raise ValueError("need send_close_timeout_s > 0")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
             raise ValueError("need 0 < long_poll_timeout_s <= long_poll_max_timeout_s")
         self.trusted_proxy_list  # noqa: B018 (raises on an entry that is not an IP or CIDR)

@@ -39,11 +39,13 @@ from feed.exceptions import SubscriptionClosed, TooManyConnections
 from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
+from servers.connections import Conn
 from servers.deps import AppState, state
 from servers.query import required_str
 from servers.rawsend import RAW_SEND
+from servers.release import transport_of
 from servers.sse_direct import make_sink, uvicorn_cycle
-from servers.sse_stream import TOKEN_EXPIRED, TRANSPORT, preamble
+from servers.sse_stream import SEND_TIMEOUT, TOKEN_EXPIRED, TRANSPORT, preamble, send_timed_out
 from servers.watchdog import SendWatchdog
 
 router = APIRouter()
@@ -55,11 +57,15 @@ async def _stream(
     sub: Subscription,
     principal: Principal | None,
     raw_send: Send | None,
+    conn_out: list[Conn],
 ) -> AsyncIterator[bytes]:
     cfg = st.settings
     with contextlib.ExitStack() as stack:
         try:
             conn = stack.enter_context(st.conns.open(TRANSPORT, client))
+            # The response records a send timeout on it (sse-starlette closes this generator
+            # from outside, where no exception reaches it).
+            conn_out.append(conn)
         except TooManyConnections:
             # Lost a race with another stream from the same IP after the early check: the 200
             # is already out, so the refusal is an immediate end.
@@ -102,9 +108,11 @@ class WatchedEventSourceResponse(EventSourceResponse):
     response — with one shared timer. Overrides a private hook of the pinned sse-starlette.
     """
 
-    def __init__(self, *args: object, watchdog: SendWatchdog, **kwargs: object) -> None:
+    def __init__(self, *args: object, st: AppState, conn: list[Conn], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.watchdog = watchdog
+        self.st = st
+        self.watchdog: SendWatchdog = st.watchdog
+        self.conn = conn
         self.raw_send: Send | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,17 +123,21 @@ class WatchedEventSourceResponse(EventSourceResponse):
         # timeout_graceful_shutdown does anyway; the goodbye (event: end) comes from our drain
         # (servers.runner) before either.
         self.raw_send = scope.get(RAW_SEND)
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
+        try:
+            with collapse_excgroups():
+                async with anyio.create_task_group() as group:
 
-                async def cancel_on_finish(coro: Callable[[], Awaitable[None]]) -> None:
-                    await coro()
-                    group.cancel_scope.cancel()
+                    async def cancel_on_finish(coro: Callable[[], Awaitable[None]]) -> None:
+                        await coro()
+                        group.cancel_scope.cancel()
 
-                group.start_soon(cancel_on_finish, lambda: self._stream_response(send))
-                if self.ping_interval > 0:
-                    group.start_soon(cancel_on_finish, lambda: self._ping(send))
-                group.start_soon(cancel_on_finish, lambda: self._listen_for_disconnect(receive))
+                    group.start_soon(cancel_on_finish, lambda: self._stream_response(send))
+                    if self.ping_interval > 0:
+                        group.start_soon(cancel_on_finish, lambda: self._ping(send))
+                    group.start_soon(cancel_on_finish, lambda: self._listen_for_disconnect(receive))
+        except SendTimeoutError:
+            # A drop, not a server error: no traceback ("Exception in ASGI application").
+            await send_timed_out(self.st, self.conn, transport_of(self.raw_send), receive)
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         # Body chunks skip the two middleware wrappers (see servers.rawsend); the response
@@ -136,6 +148,8 @@ class WatchedEventSourceResponse(EventSourceResponse):
             with self.watchdog:
                 await send(message)
         except TimeoutError:
+            for conn in self.conn:
+                conn.closing(None, SEND_TIMEOUT)
             raise SendTimeoutError() from None
 
 
@@ -187,9 +201,11 @@ class _Endpoint:
         # Subscribed before the response starts, so the topic limit is a plain 503 answer (it
         # was an HTTP 200 cut short, "Expected ASGI message 'http.response.body'").
         async with a.st.broker.subscribe(a.topic, a.cursor, cfg.subscriber_buffer) as sub:
+            conn: list[Conn] = []
             response = WatchedEventSourceResponse(
-                _stream(a.st, a.client, sub, a.principal, raw_send),
-                watchdog=a.st.watchdog,
+                _stream(a.st, a.client, sub, a.principal, raw_send, conn),
+                st=a.st,
+                conn=conn,
                 ping=cfg.keepalive_s,
             )
             await response(scope, receive, send)

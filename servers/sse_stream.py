@@ -30,10 +30,13 @@ from feed.codec import control, dumps, sse_control
 from feed.exceptions import SubscriptionClosed
 from feed.frames import http_chunk
 from servers import sse_direct
+from servers.release import release
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Send
 
+    from servers.connections import Conn
+    from servers.deps import AppState
     from servers.sse import Admitted
 
 # What sse-starlette's EventSourceResponse sends, in the same order.
@@ -47,6 +50,7 @@ PING = b": ping\n\n"
 PING_CHUNK = http_chunk(PING)
 TRANSPORT = "sse"
 TOKEN_EXPIRED = "token_expired"
+SEND_TIMEOUT = "send_timeout"
 
 
 class Stream:
@@ -174,14 +178,11 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                 with st.watchdog:
                     await raw_send({"type": "http.response.body", "body": b"", "more_body": False})
             except TimeoutError:
-                # The send watchdog: the client stopped reading. Its socket cannot take even
-                # the goodbye, so it is cut (as a stalled WebSocket is), and the task waits for
-                # uvicorn to see the connection go, so the response does not end "incomplete".
-                conn.closing(None, "send_timeout")
-                st.metrics.errors.labels(TRANSPORT, "send_timeout").inc()
-                cycle.transport.abort()
-                while (await receive())["type"] != "http.disconnect":
-                    pass
+                # The send watchdog: the client stopped reading. The goodbye gets a bounded
+                # chance, the socket is released (as a stalled WebSocket's is), and the task
+                # waits for uvicorn to see the connection go, so the response does not end
+                # "incomplete".
+                await send_timed_out(st, [conn], cycle.transport, receive)
             finally:
                 conn.closing(None, "client_gone")
                 if stream is not None:
@@ -189,3 +190,25 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                 sub.attach(None)
                 if expiry is not None:
                     expiry.cancel()
+
+
+async def send_timed_out(
+    st: AppState, conn: list[Conn], transport: Any | None, receive: Receive
+) -> None:
+    """A stream whose client stopped reading: ``event: end`` (reason ``send_timeout``) for a
+    client that starts reading again within ``send_close_timeout_s``, then the socket closed or
+    reset (:mod:`servers.release`), and uvicorn's disconnect awaited (else it logs the response
+    as incomplete). Both implementations end this way."""
+    for c in conn:
+        c.closing(None, SEND_TIMEOUT)
+    st.metrics.errors.labels(TRANSPORT, SEND_TIMEOUT).inc()
+    if transport is None:  # not uvicorn's cycle: nothing to release but the task
+        return
+    if not transport.is_closing():
+        # Straight into the transport's buffer: send() would wait for flow control, which
+        # waits for the client. uvicorn writes whole chunks, so this starts a new one.
+        end = sse_control("end", control("end", reason=SEND_TIMEOUT))
+        transport.write(http_chunk(end) + b"0\r\n\r\n")
+    await release(transport, st.settings.send_close_timeout_s)
+    while (await receive())["type"] != "http.disconnect":
+        pass

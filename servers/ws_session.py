@@ -42,6 +42,7 @@ from servers.deps import AppState
 from servers.heartbeat import Beat, Heartbeats
 from servers.logs import log_conn
 from servers.rawsend import RAW_SEND
+from servers.release import release, transport_of
 from servers.ws_direct import DirectSink, direct_sink
 
 CLOSE_GOING_AWAY = 1001
@@ -198,9 +199,22 @@ class Session:
         if isinstance(exc, SessionEnd):
             wait = DEAD_PEER_CLOSE_WAIT_S if exc.dead_peer else CLOSE_WAIT_S
             await close(self.ws, self.conn, exc.code, exc.reason, wait)
+            if exc.dead_peer:
+                # No close handshake will come back: uvicorn would hold the socket (and a
+                # buffer that never drains) until TCP gives up. servers/release.py.
+                await release(transport_of(self.send), self.cfg.send_close_timeout_s)
         elif isinstance(exc, TimeoutError):
             self.st.metrics.errors.labels("ws", "send_timeout").inc()
-            await close(self.ws, self.conn, CLOSE_INTERNAL, "send timeout", DEAD_PEER_CLOSE_WAIT_S)
+            # 1013 Try Again Later (IANA registry; RFC 6455 7.4.1 leaves it to the registry),
+            # as for an overflow: the client fell behind, nothing failed in the server (1011),
+            # and no policy was broken (1008); reconnecting from its cursor is the remedy.
+            loop = asyncio.get_running_loop()
+            budget = self.cfg.send_close_timeout_s
+            start = loop.time()
+            await close(self.ws, self.conn, CLOSE_TRY_AGAIN, "send timeout", budget)
+            # uvicorn keeps a socket whose buffer never drains: close or reset it ourselves.
+            left = max(0.0, budget - (loop.time() - start))
+            await release(transport_of(self.send), left)
         elif exc is not None and not isinstance(exc, WebSocketDisconnect):
             self.st.metrics.errors.labels("ws", type(exc).__name__).inc()
             log_conn("error", logging.ERROR, conn_id=self.conn.id, error=repr(exc))

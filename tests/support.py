@@ -142,6 +142,8 @@ class ServerProcess:
     args: list[str] = field(default_factory=list)
     log_path: str = ""
     proc: Any = None
+    # Runs the server under another command, e.g. ["prlimit", "--nofile=128"].
+    prefix: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -159,6 +161,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHLAB_")}
         env |= {"PUSHLAB_TICKER_RATE": "0"} | self.env
         cmd = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = self.prefix + cmd
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd + self.args, env=env, stderr=log, stdout=log)
 

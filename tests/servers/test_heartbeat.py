@@ -83,9 +83,15 @@ async def test_silent_peer_is_dropped_within_interval_plus_timeout(hb):
 
 
 async def test_peer_with_full_buffers_is_dropped_in_time(serve, settings):
-    """A peer that stopped reading while the feed keeps writing to it is dropped in time."""
+    """A peer that stopped reading while the feed keeps writing to it is dropped in time (the
+    goodbye's send_close_timeout_s included)."""
     server = serve(
-        settings.replace(ws_ping_interval_s=INTERVAL, ws_ping_timeout_s=TIMEOUT, send_timeout_s=30)
+        settings.replace(
+            ws_ping_interval_s=INTERVAL,
+            ws_ping_timeout_s=TIMEOUT,
+            send_timeout_s=30,
+            send_close_timeout_s=0.1,
+        )
     )
     raw = await RawWS.connect(server.port, "/ws?topic=t", rcvbuf=4096)
     t0 = time.monotonic()
@@ -99,7 +105,7 @@ async def test_peer_with_full_buffers_is_dropped_in_time(serve, settings):
             await flooding
     raw.abort()
     print(f"stalled peer detected after {detected:.3f} s")
-    assert detected <= INTERVAL + TIMEOUT + MARGIN
+    assert detected <= INTERVAL + TIMEOUT + 0.1 + MARGIN
 
 
 async def test_suppressed_pongs_close_1011(hb):
@@ -188,8 +194,9 @@ async def _connections(url: str, transport: str, n: int) -> bool:
 
 @pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 async def test_sse_send_timeout_drops_a_reader_that_stopped(serve, settings):
-    """An SSE client that stops reading is dropped once a send stalls past send_timeout_s."""
-    server = serve(settings.replace(send_timeout_s=0.5))
+    """An SSE client that stops reading is dropped once a send stalls past send_timeout_s (and
+    its goodbye has had send_close_timeout_s)."""
+    server = serve(settings.replace(send_timeout_s=0.5, send_close_timeout_s=0.1))
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
@@ -199,7 +206,7 @@ async def test_sse_send_timeout_drops_a_reader_that_stopped(serve, settings):
     t0 = time.monotonic()
     detected = await wait_freed(server.url, "sse") - t0
     sock.close()
-    assert detected <= 0.5 + MARGIN
+    assert detected <= 0.5 + 0.1 + MARGIN
 
 
 async def _silent_server(handshake: bytes | None) -> tuple[asyncio.Server, list[float]]:
