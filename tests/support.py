@@ -86,6 +86,8 @@ class LiveServer:
     uvicorn_options: dict[str, Any] = field(default_factory=dict)
     # Called with the app before it serves (e.g. to add a middleware).
     customize: Callable[[Any], None] | None = None
+    # The app being served (uvicorn may wrap it, e.g. in its proxy-headers middleware).
+    app: Any = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -101,7 +103,7 @@ class LiveServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        app = create_app(self.settings, self.broker)
+        app = self.app = create_app(self.settings, self.broker)
         if self.customize is not None:
             self.customize(app)
         options: dict[str, Any] = {

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 
 def _growth_per_stream(server, n: int) -> dict[str, float]:
     """Python-tracked bytes per idle SSE stream, per package, after 20 warm-up streams."""
-    conns = server._server.config.loaded_app.app.state.pushlab.conns
+    conns = server.app.state.pushlab.conns
 
     def settle(k: int) -> None:
         wait_until(lambda: len(conns.live) == k, what=f"{k} streams registered")

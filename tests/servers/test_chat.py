@@ -215,7 +215,7 @@ async def test_disconnect_cleans_up_rooms_and_users(tabs, live):
         for room in ("r", "s"):
             await bob.expect(of("presence", event="leave", user="ann", room=room))
         await bob.ws.close()
-    hub = live._server.config.loaded_app.app.state.pushlab_chat  # the app's own ChatHub
+    hub = live.app.state.pushlab_chat  # the app's own ChatHub
     await async_wait_until(lambda: hub.rooms.connections() == 0, what="connections gone")
     assert hub.rooms.rooms() == [] and hub.rooms.users() == [] and hub.peers == {}
 

@@ -105,7 +105,7 @@ async def test_flag_blocks_while_clear_and_releases_every_waiter():
 def _idle_bytes_per_socket(serve, settings, n: int) -> float:
     """tracemalloc growth per idle feed WebSocket to an in-thread server, after warm-up."""
     server = serve(settings)
-    conns = server._server.config.loaded_app.app.state.pushlab.conns
+    conns = server.app.state.pushlab.conns
 
     def settle(k: int) -> None:  # upgrade answered and registered
         wait_until(lambda: len(conns.live) == k, what=f"{k} sockets registered")
