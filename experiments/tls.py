@@ -73,6 +73,9 @@ def make_tls(folder: Path, days: int = 7) -> TLSFiles:
             x509.KeyUsage(False, False, False, False, False, True, True, False, False),
             critical=True,
         )
+        # Key identifiers: RFC 5280 4.2.1.1/4.2.1.2 want them, and Python 3.13's default
+        # context (VERIFY_X509_STRICT) refuses a chain without the Authority Key Identifier.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -88,6 +91,10 @@ def make_tls(folder: Path, days: int = 7) -> TLSFiles:
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     files = TLSFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key")
