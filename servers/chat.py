@@ -32,7 +32,8 @@ from feed.chat_messages import ChatInputError, check_name, parse_client_message
 from feed.codec import dumps
 from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
-from servers.deps import JSON, error_body, state
+from servers.deps import state
+from servers.websocket import deny
 
 router = APIRouter()
 
@@ -100,7 +101,7 @@ async def ws_chat(websocket: WebSocket) -> None:
     try:
         user = await identify(websocket)
     except ChatInputError as exc:
-        await websocket.send_denial_response(JSON(error_body(exc.code, exc.detail), 400))
+        await deny(websocket, exc, transport="chat")
         return
     chat = hub(websocket)
     timeout_s = chat.settings.send_timeout_s

@@ -162,7 +162,7 @@ async def board_ws(websocket: WebSocket) -> None:
     try:
         board, user, since = _target(hub, websocket.query_params)
     except (BadInput, CapacityError) as exc:
-        await deny(websocket, exc)
+        await deny(websocket, exc, transport="whiteboard")
         return
     await websocket.accept()
     out = hub.join(board, user, since)
