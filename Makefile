@@ -1,6 +1,6 @@
 # pushlab — `make help` lists the targets.
 PYTHON ?= python3.11
-CONFORMANCE_WS ?= wsproto
+CONFORMANCE_WS ?= pushlab-sansio
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
