@@ -6,7 +6,7 @@ PYTHON := $(shell scripts/pythons.sh | head -n 1)
 endif
 VERSION_OF := -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 PYVER  := $(shell $(PYTHON) $(VERSION_OF) 2>/dev/null)
-CONFORMANCE_WS ?= wsproto
+CONFORMANCE_WS ?= pushlab-sansio
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

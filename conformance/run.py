@@ -3,12 +3,14 @@
 Usage::
 
     python conformance/run.py --scope quick                    # cases 1-7 and 10, ~10-20 s
+    python conformance/run.py --scope close                    # section 7 (closing), ~7 s
     python conformance/run.py --ws websockets-sansio --scope full   # all 517 cases, ~12 min
     WEBSOCKETS_MAX_FRAGMENTS=100000 python conformance/run.py --ws websockets \
         --scope fragmented --suffix -max-fragments-100000          # the 9.3/9.4 experiment
 
-Starts the pushlab app as a uvicorn child (``experiments.server_process``) with the chosen
-``--ws`` implementation on a free port, writes ``spec.json``, runs ``wstest -m fuzzingclient``
+``--ws`` defaults to what ``pushlab serve`` uses. Starts ``python -m servers`` (what ``pushlab
+serve`` runs: ``servers.runner.build_config`` and ``PushlabServer``; the bench's command line)
+with that implementation on a free port, writes ``spec.json``, runs ``wstest -m fuzzingclient``
 under a hard timeout, parses the report's ``index.json`` and writes
 ``<out>/<ws>-<scope>.json``: counts per verdict, per verdict and section, and every case that is
 not plain OK with what Autobahn said about it. The HTML/JSON report itself goes to
@@ -18,26 +20,32 @@ not plain OK with what Autobahn said about it. The HTML/JSON report itself goes 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
+from experiments.children import python_server_command, stop, wait_healthy  # noqa: E402
 from experiments.machine import machine_info  # noqa: E402
-from experiments.server_process import DEFAULT_WS, ServerProcess  # noqa: E402
-from feed.settings import WS_IMPLS  # noqa: E402
+from experiments.processes import inherited_env  # noqa: E402
+from feed.settings import WS_IMPLS, Settings  # noqa: E402
+from servers.background import free_port  # noqa: E402
 
 # Sections 9 (big/fragmented messages) and 12-13 (permessage-deflate) take almost all the time.
 SCOPES: dict[str, tuple[list[str], list[str]]] = {
     "quick": (["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"], []),
+    # Closing handshake (the section of 7.1.5), ~5 s.
+    "close": (["7.*"], []),
     "full": (["*"], []),
     # Everything but permessage-deflate (12-13), which takes most of a full run's time.
     "no-compression": (["*"], ["12.*", "13.*"]),
@@ -47,6 +55,27 @@ SCOPES: dict[str, tuple[list[str], list[str]]] = {
 # 9.x sends messages up to 16 MiB: the echo must accept them for the cases to mean anything.
 CONFORMANCE_MAX_SIZE = 16 * 1024 * 1024
 VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
+# What `pushlab serve` uses unless told otherwise.
+DEFAULT_WS = Settings().ws_impl
+
+
+@contextlib.contextmanager
+def echo_server(ws: str, log: IO[bytes]) -> Iterator[str]:
+    """``python -m servers`` on a free loopback port, as ``pushlab serve`` would run it, with
+    ``ws_impl=ws``, permessage-deflate offered (sections 12-13) and messages up to 16 MiB; yields
+    its ``ws://`` base URL and stops it (by its process group) afterwards."""
+    port = free_port()
+    argv = python_server_command(port, rate=0, size=64, topic="ticks")
+    argv += ["--ws-impl", ws, "--compression"]
+    env = {**inherited_env(), "PUSHLAB_WS_MAX_MESSAGE_BYTES": str(CONFORMANCE_MAX_SIZE)}
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=log, text=True, start_new_session=True
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        stop(proc, timeout=10)
 
 
 def wstest_path() -> Path:
@@ -115,16 +144,11 @@ def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> d
     wstest = wstest_path()
     log = open(raw / "server.log", "wb")
     started = time.time()
-    with (
-        log,
-        ServerProcess(
-            ws=ws, ws_max_size=CONFORMANCE_MAX_SIZE, per_message_deflate=True, log=log
-        ) as server,
-    ):
+    with log, echo_server(ws, log) as ws_url:
         agent = f"pushlab-uvicorn-{ws}"
         spec = {
             "outdir": str(raw / "report"),
-            "servers": [{"agent": agent, "url": f"{server.ws_url}/echo"}],
+            "servers": [{"agent": agent, "url": f"{ws_url}/echo"}],
             "cases": cases,
             "exclude-cases": excluded,
             "exclude-agent-cases": {},
@@ -150,6 +174,7 @@ def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> d
         "exclude_cases": excluded,
         "ws_max_size": CONFORMANCE_MAX_SIZE,
         "per_message_deflate": True,
+        "server": "python -m servers (pushlab serve)",
         # Library knobs read from the environment (e.g. WEBSOCKETS_MAX_FRAGMENTS) shape verdicts.
         "env": {k: v for k, v in os.environ.items() if k.startswith(("WEBSOCKETS_", "PUSHLAB_"))},
         "duration_s": round(time.time() - started, 1),

@@ -99,10 +99,9 @@ class Settings:
     ws_rate_burst: int = DEFAULT_WS_RATE_BURST
     ws_compression: bool = False
     # uvicorn's WebSocket implementation (WS_IMPLS). pushlab-sansio, the default, is uvicorn's
-    # websockets-sansio protocol with lean per-socket state (servers/ws_protocol.py): sansio
-    # because fan-out costs ~15% less server CPU than wsproto, lean for memory per idle socket.
-    # wsproto is the one with 0 FAILED in Autobahn (sansio answers a close inside a fragmented
-    # message with 1002: case 7.1.5). docs/conformance.md.
+    # websockets-sansio protocol with lean per-socket state and RFC 6455 answers where uvicorn's
+    # differ (servers/ws_protocol.py): sansio for server CPU per event, lean for memory per idle
+    # socket (docs/performance.md), 0 FAILED in Autobahn like wsproto (docs/conformance.md).
     ws_impl: str = "pushlab-sansio"
     # Feed events written by the publisher straight to uvicorn's transport while a socket is
     # idle and clean (servers/ws_direct.py); off: every event goes through the writer task.

@@ -34,7 +34,7 @@ from feed.codec import dumps
 from feed.exceptions import Refused
 from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
-from servers.deps import JSON, error_body, state
+from servers.deps import state
 from servers.policy import identity
 from servers.websocket import deny, json_subprotocol
 
@@ -105,7 +105,7 @@ async def ws_chat(websocket: WebSocket) -> None:
     try:
         user = identify(websocket)
     except ChatInputError as exc:
-        await websocket.send_denial_response(JSON(error_body(exc.code, exc.detail), 400))
+        await deny(websocket, exc, transport="chat")
         return
     except Refused as exc:
         await deny(websocket, exc, transport="chat")

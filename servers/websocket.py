@@ -184,20 +184,22 @@ async def deny(
     client: tuple[str, int] | None = None,
     transport: str = TRANSPORT,
 ) -> None:
-    """Refuse the upgrade with an HTTP error and a JSON body (never a 101)."""
+    """Refuse the upgrade with an HTTP error and a JSON body (never a 101), logged at INFO with
+    its reason: a refusal is the server working as documented, not an error."""
     code = getattr(exc, "code", "unavailable")
     status = status_for(exc)
     state(ws).metrics.rejected.labels(transport, str(status)).inc()
-    if client is not None:
-        log_conn(
-            "reject",
-            logging.INFO,
-            transport=transport,
-            remote=f"{client[0]}:{client[1]}",
-            status=status,
-            error=code,
-            detail=str(exc),
-        )
+    if client is None and ws.client is not None:
+        client = (ws.client.host, ws.client.port)
+    log_conn(
+        "reject",
+        logging.INFO,
+        transport=transport,
+        remote=f"{client[0]}:{client[1]}" if client else "unknown",
+        status=status,
+        error=code,
+        detail=str(exc),
+    )
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     await ws.send_denial_response(
         JSON(error_body(code, str(exc)), status_code=status, headers=headers)

@@ -165,7 +165,7 @@ async def board_ws(websocket: WebSocket) -> None:
     try:
         board, user, since = _target(hub, websocket)
     except (BadInput, CapacityError, Refused) as exc:
-        await deny(websocket, exc)
+        await deny(websocket, exc, transport="whiteboard")
         return
     await websocket.accept(subprotocol=json_subprotocol(websocket))
     out = hub.join(board, user, since)

@@ -15,6 +15,24 @@ changes is what an open socket keeps (tracemalloc over 1,000 idle feed sockets,
 - the upgrade request (its headers) and the prepared response are dropped once the handshake is
   answered.
 
+And some answers differ, each to what the RFC asks or the log should say (docs/conformance.md,
+docs/protocol.md):
+
+- a close frame between the fragments of a message gets the ordinary closing handshake (the close
+  echoed) instead of close 1002 (:class:`PushlabServerProtocol`; Autobahn case 7.1.5);
+- ``Sec-WebSocket-Version`` other than 13 gets 426 with ``Sec-WebSocket-Version: 13`` (RFC 6455
+  §4.2.2), not a bare 400;
+- while the socket's write buffer is over its high-water mark (the peer does not read), only the
+  most recent ping is answered, once the buffer drains (RFC 6455 §5.5.3 allows it): a peer that
+  sends pings and never reads cannot grow the server by one pong per ping;
+- a text message that is not UTF-8 is closed 1007 as before, logged as the peer's error (INFO, no
+  traceback), and a refusal through the denial-response extension is no "ASGI callable returned
+  without completing handshake" ERROR.
+
+Everything here that depends on the pinned websockets' and uvicorn's internals (attribute and
+method names, the code of the uvicorn methods it replaces or compensates for) is pinned by
+tests/servers/test_ws_protocol.py, which fails on an upgrade that changes them.
+
 Autobahn (``make conformance``) runs against this class like the other implementations.
 """
 
@@ -22,13 +40,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from operator import attrgetter
 from typing import Any
 
 from uvicorn.config import Config
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import InvalidHeader, InvalidHeaderValue
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 NAME = "pushlab-sansio"
@@ -124,6 +148,62 @@ class Flag:
         return True
 
 
+def _reason(exc: Exception) -> str:
+    """Why a handshake failed, for the log: a header's name but not its value, which can carry a
+    token (``Sec-WebSocket-Protocol: bearer.<jwt>``)."""
+    if isinstance(exc, InvalidHeader) and exc.name != "Sec-WebSocket-Version":
+        return f"{'missing' if exc.value is None else 'invalid'} {exc.name} header"
+    return str(exc)
+
+
+class PushlabServerProtocol(ServerProtocol):
+    """websockets' sans-I/O server protocol with two answers of RFC 6455 and pong coalescing."""
+
+    # Pong coalescing (see the module docstring): set by LeanSansIOProtocol from the transport's
+    # flow control. Class defaults, so a socket that never needs them keeps no per-socket state.
+    hold_pongs = False
+    held_pong: bytes | None = None
+
+    def accept(self, request: Request) -> Response:
+        response = super().accept(request)
+        exc = self.handshake_exc
+        if isinstance(exc, InvalidHeaderValue) and exc.name == "Sec-WebSocket-Version":
+            # RFC 6455 §4.2.2: a version the server does not speak gets "an appropriate HTTP
+            # error code (such as 426 Upgrade Required) and a |Sec-WebSocket-Version| header
+            # field indicating the version(s) the server is capable of understanding".
+            response = self.reject(
+                HTTPStatus.UPGRADE_REQUIRED, f"Failed to open a WebSocket connection: {exc}.\n"
+            )
+            response.headers["Sec-WebSocket-Version"] = "13"
+        if exc is not None:
+            _LOGGER.info("WebSocket upgrade refused (%d): %s", response.status_code, _reason(exc))
+        return response
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            # websockets answers a close that arrives while a fragmented message is incomplete
+            # with 1002 "incomplete fragmented message". RFC 6455 §5.4 lets control frames
+            # arrive between fragments, and a close ends the connection: the unfinished message
+            # is abandoned (§1.4, "discards any further data") and the close is answered like
+            # any other (§5.5.1, echoing its code). Forgetting the open message first makes
+            # websockets do exactly that.
+            self.current_size = None
+        elif frame.opcode is Opcode.PING and self.hold_pongs:
+            # §5.5.3: an endpoint that has not yet answered earlier pings "MAY elect to send a
+            # Pong frame for only the most recently processed Ping frame".
+            self.held_pong = bytes(frame.data)
+            self.events.append(frame)
+            return
+        super().recv_frame(frame)
+
+    def release_pong(self) -> None:
+        """Stop holding pongs; answer the most recent ping held, if the connection is open."""
+        self.hold_pongs = False
+        pong, self.held_pong = self.held_pong, None
+        if pong is not None and self.state is State.OPEN:
+            self.send_pong(pong)
+
+
 class LeanSansIOProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol; only per-connection state differs (see module)."""
 
@@ -147,6 +227,7 @@ class LeanSansIOProtocol(WebSocketsSansIOProtocol):
     last_ping_rtt = 0.0
     curr_msg_data_type: Any = "bytes"
     logger = _LOGGER
+    conn: PushlabServerProtocol
 
     def __init__(  # noqa: PLR0913 - uvicorn's signature
         self,
@@ -177,12 +258,11 @@ class LeanSansIOProtocol(WebSocketsSansIOProtocol):
                     compress_settings={"memLevel": 5},
                 )
             ]
-        self.conn = ServerProtocol(
+        self.conn = PushlabServerProtocol(
             extensions=extensions, max_size=config.ws_max_size, logger=_LOGGER
         )
 
     # Per-server values, read through the config and server state rather than copied per socket.
-    app = property(attrgetter("config.loaded_app"))
     root_path = property(attrgetter("config.root_path"))
     asgi_version = property(attrgetter("config.asgi_version"))
     ping_interval = property(attrgetter("config.ws_ping_interval"))
@@ -204,3 +284,55 @@ class LeanSansIOProtocol(WebSocketsSansIOProtocol):
         # response (and its headers) is not needed any more.
         self.response = None  # type: ignore[assignment]
         super().start_keepalive()
+
+    async def app(self, scope: Any, receive: Any, send: Any) -> None:
+        """The ASGI app (uvicorn's ``run_asgi`` calls ``self.app``), then one fix-up of state."""
+        await self.config.loaded_app(scope, receive, send)
+        if self.initial_response is not None and self.close_sent:
+            # A refusal through the denial-response extension (``send_denial_response``) is
+            # complete: uvicorn 0.54 wrote it and closed the transport, but leaves
+            # handshake_complete unset, so run_asgi would log ERROR "ASGI callable returned
+            # without completing handshake" for every refused upgrade (uvicorn PR #3138, open).
+            self.handshake_complete = True
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn's (0.54), but for a text message that is not UTF-8: the same close 1007, logged
+        # as what it is, the peer's bad input (INFO with the reason), where uvicorn logs an ERROR
+        # with the UnicodeDecodeError traceback.
+        frames = self.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames = []
+        if self.close_sent:
+            # The app is past `websocket.close`: discard the message rather than queueing
+            # it, so reads stay active until the peer's close reply arrives.
+            return
+        if self.curr_msg_data_type == "text":
+            try:
+                text = data.decode()
+            except UnicodeDecodeError as exc:
+                self.logger.info(
+                    '%s - "WebSocket %s" closed 1007: invalid UTF-8 in a text message (%s)',
+                    get_client_addr(self.scope),
+                    get_path_with_query_string(self.scope),
+                    exc.reason,
+                )
+                self.conn.send_close(1007, "invalid UTF-8")
+                self.handle_parser_exception()
+                return
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.conn.hold_pongs = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.conn.release_pong()
+        output = self.conn.data_to_send()
+        if output:
+            self.transport.write(b"".join(output))

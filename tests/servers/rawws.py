@@ -7,9 +7,10 @@ or hostile client would, so the server's answers to it can be tested.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import struct
+
+from clients.explain.http import new_ws_key, upgrade_request
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
@@ -51,16 +52,8 @@ class RawWS:
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock)
         self = cls(reader, writer)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: 127.0.0.1:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key}",
-            "Sec-WebSocket-Version: 13",
-        ] + [f"{k}: {v}" for k, v in (headers or {}).items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        # ``headers`` are added to the handshake's, or replace one (e.g. Sec-WebSocket-Version).
+        writer.write(upgrade_request(f"127.0.0.1:{port}", path, new_ws_key(), headers))
         head = await reader.readuntil(b"\r\n\r\n")
         status_line, *rest = head.decode("latin-1").split("\r\n")
         self.status = int(status_line.split()[1])
