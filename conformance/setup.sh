@@ -33,7 +33,9 @@ if [ ! -x "$dir/tools/bin/virtualenv" ]; then
   "$dir/tools/bin/python" -m pip install -q 'virtualenv<20.22'
 fi
 rm -rf "$dir/py27"
-"$dir/tools/bin/virtualenv" -q -p "$py27" "$dir/py27" >&2
+# Its own app-data folder: virtualenv's shared cache (~/.local/share/virtualenv) is not safe
+# for two setups at once (a venv without pip came out of a concurrent run).
+"$dir/tools/bin/virtualenv" -q --app-data "$dir/app-data" -p "$py27" "$dir/py27" >&2
 "$dir/py27/bin/pip" install -q --disable-pip-version-check autobahntestsuite==0.8.2 >&2
 "$dir/py27/bin/python" -c 'import autobahntestsuite' >&2
 echo "$wstest"

@@ -1,7 +1,7 @@
 """What permessage-deflate does to this feed's frames: bytes on the wire and server CPU.
 
-``python -m experiments.compression`` (or ``make compression``) spawns a server that allows
-permessage-deflate (``pushlab serve`` turns it off: see ``servers/cli.py``), and for each
+``python -m experiments.compression`` (or ``make compression``) runs the lab's server with
+permessage-deflate allowed (``PUSHLAB_WS_COMPRESSION=1``; off by default), and for each
 payload kind x size x deflate on/off: opens a raw WebSocket (offering ``permessage-deflate`` or
 not), publishes ``--events`` events over HTTP and counts the bytes of the event frames that arrive,
 with the server's CPU time over the same span. Writes ``results/<UTC>_compression/``.
@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from clients.explain.frames import TEXT, FrameReader
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
 from experiments.cpuclock import process_cpu_s
 from experiments.results import ResultsDir
-from feed.settings import Settings
+from experiments.server_process import ServerProcess
 from feed.ticker import make_payload
-from servers.app import create_app
 
 SIZES = (64, 512, 4096)
 KINDS = ("tick", "quotes")
@@ -48,40 +44,6 @@ def payload(kind: str, i: int, size: int, rng: random.Random) -> Any:
         bid = round(rng.uniform(10, 500), 4)
         quotes.append({"sym": sym, "bid": bid, "ask": round(bid + rng.uniform(0, 0.1), 4)})
     return {"i": i, "quotes": quotes}
-
-
-def serve(fd: int) -> None:
-    """The server under test: the lab's app under uvicorn with permessage-deflate allowed."""
-    settings = Settings.from_env(ticker_rate=0)
-    uvicorn.run(
-        create_app(settings),
-        fd=fd,
-        log_level="warning",
-        ws_max_size=settings.ws_max_message_bytes,
-        ws_ping_interval=None,
-        ws_per_message_deflate=True,  # whether it is used is the client's offer, per connection
-    )
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], int]:
-    """``(process, port)``. The parent binds the socket and hands it over, so no other process
-    on this busy machine can take the port between choosing it and listening on it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    port = int(sock.getsockname()[1])
-    argv = [sys.executable, "-m", "experiments.compression", "--serve-fd", str(sock.fileno())]
-    proc = subprocess.Popen(argv, pass_fds=[sock.fileno()])
-    sock.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False).is_success:
-                return proc, port
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.terminate()
-    raise RuntimeError("server did not start")
 
 
 def measure(url: str, pid: int, kind: str, size: int, deflate: bool, events: int) -> dict[str, Any]:
@@ -123,16 +85,12 @@ def run(events: int, sizes: tuple[int, ...], kinds: tuple[str, ...], root: Path)
     out = ResultsDir.create("compression", root)
     params = {"events": events, "sizes": list(sizes), "kinds": list(kinds), "server_deflate": True}
     out.write_meta(params, started_at=time.time())
-    server, port = start_server()
-    try:
+    with ServerProcess(per_message_deflate=True) as server:
+        assert server.proc is not None
         for kind in kinds:
             for size in sizes:
                 for deflate in (False, True):
-                    url = f"http://127.0.0.1:{port}"
-                    out.add_cell(measure(url, server.pid, kind, size, deflate, events))
-    finally:
-        server.terminate()
-        server.wait(10)
+                    out.add_cell(measure(server.url, server.proc.pid, kind, size, deflate, events))
     out.write_meta(params, ended_at=time.time())
     return out.path
 
@@ -143,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--serve-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_fd is not None:
-        serve(args.serve_fd)
-        return 0
     sizes = tuple(int(s) for s in args.sizes.split(","))
     path = run(args.events, sizes, tuple(args.kinds.split(",")), args.results)
     print(path)

@@ -1,6 +1,7 @@
 """``pushlab rtt``: round-trip time of a WebSocket message vs an HTTP request.
 
-Three modes against ``/echo`` of a real uvicorn child process (``experiments.server_process``):
+Four modes against ``/echo`` of the lab's server in a child process (``python -m servers``,
+what ``pushlab serve`` runs; ``experiments.server_process``):
 
 - ``ws``: one WebSocket connection; send a binary message, wait for the echo, repeat.
 - ``http-keepalive``: ``POST /echo`` over one kept-alive HTTP/1.1 connection (httpx).

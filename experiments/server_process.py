@@ -1,14 +1,15 @@
-"""The pushlab app under uvicorn in a child process, on a free loopback port.
+"""The pushlab server in a child process, on a free loopback port: what `pushlab serve` runs.
 
-Experiments and the conformance runner measure a real server in its own process (its own event
-loop and CPU), not a thread of the measuring process. ``python -m experiments.server_process``
-is the child's entry point; :class:`ServerProcess` starts it, waits until the port accepts
-connections and stops it by PID.
+Experiments measure a real server in its own process (its own event loop and CPU), not a thread
+of the measuring process. :class:`ServerProcess` runs ``python -m servers`` (the same
+``build_config`` and ``PushlabServer`` as ``pushlab serve``: WebSocket protocol class, limits,
+drain), with its options as ``PUSHLAB_*`` settings, waits until the port accepts connections and
+stops it by PID. The child's environment is this process's, minus ``PUSHLAB_*`` names that are
+not settings (``processes.inherited_env``), plus the options.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import socket
 import subprocess
@@ -19,21 +20,22 @@ from types import TracebackType
 from typing import IO, Any
 
 from experiments.processes import inherited_env
-from feed.settings import WS_IMPLS, Settings
+from feed.settings import Settings
 from servers.background import free_port
 
-# What `pushlab serve` uses (one source of truth: Settings.ws_impl, chosen in
-# docs/conformance.md), so `pushlab rtt` measures the implementation the lab serves with.
+# What `pushlab serve` uses (one source of truth: Settings.ws_impl), so `pushlab rtt` measures
+# the implementation the lab serves with.
 DEFAULT_WS = Settings().ws_impl
 
 
 @dataclass
 class ServerProcess:
-    """``with ServerProcess(ws="wsproto") as srv: srv.url`` — a uvicorn child on 127.0.0.1."""
+    """``with ServerProcess(ws="wsproto") as srv: srv.url`` — ``python -m servers`` on 127.0.0.1."""
 
     ws: str = DEFAULT_WS
     ws_max_size: int | None = None
-    # Off like `pushlab serve`; the conformance run turns it on to exercise sections 12-13.
+    # Off like `pushlab serve`; compression measurements turn it on (the client still decides
+    # per connection whether to offer it).
     per_message_deflate: bool = False
     env: dict[str, str] = field(default_factory=dict)
     log: IO[Any] | None = None
@@ -49,16 +51,23 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    def settings_env(self) -> dict[str, str]:
+        """The options as the ``PUSHLAB_*`` settings the child reads."""
+        env = {
+            "PUSHLAB_TICKER_RATE": "0",
+            "PUSHLAB_WS_IMPL": self.ws,
+            "PUSHLAB_WS_COMPRESSION": "1" if self.per_message_deflate else "0",
+            "PUSHLAB_LOG_LEVEL": "warning",
+        }
+        if self.ws_max_size is not None:
+            env["PUSHLAB_WS_MAX_MESSAGE_BYTES"] = str(self.ws_max_size)
+        return env | self.env
+
     def start(self) -> ServerProcess:
         """Spawn the child and wait (bounded) until its port accepts a connection."""
         self.port = self.port or free_port()
-        cmd = [sys.executable, "-m", "experiments.server_process", "--port", str(self.port)]
-        cmd += ["--ws", self.ws]
-        if self.ws_max_size is not None:
-            cmd += ["--ws-max-size", str(self.ws_max_size)]
-        if self.per_message_deflate:
-            cmd.append("--per-message-deflate")
-        env = {**inherited_env(), "PUSHLAB_TICKER_RATE": "0", **self.env}
+        cmd = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.port)]
+        env = inherited_env() | self.settings_env()
         out = self.log if self.log is not None else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + self.start_timeout_s
@@ -94,38 +103,3 @@ class ServerProcess:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Child entry point: the app from ``PUSHLAB_*`` settings, uvicorn options from flags."""
-    import uvicorn
-
-    from feed.settings import Settings
-    from servers.app import create_app
-    from servers.ws_protocol import uvicorn_ws
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ws", choices=WS_IMPLS, default=DEFAULT_WS)
-    parser.add_argument("--ws-max-size", type=int, help="default: PUSHLAB_WS_MAX_MESSAGE_BYTES")
-    parser.add_argument("--per-message-deflate", action="store_true", help="offer compression")
-    args = parser.parse_args(argv)
-    # POST /echo's body cap is the same setting as the WebSocket message cap.
-    settings = Settings.from_env(
-        host="127.0.0.1", port=args.port, ws_max_message_bytes=args.ws_max_size
-    )
-    uvicorn.run(
-        create_app(settings),
-        host="127.0.0.1",
-        port=args.port,
-        ws=uvicorn_ws(args.ws),
-        ws_max_size=args.ws_max_size or settings.ws_max_message_bytes,
-        ws_ping_interval=None,
-        ws_per_message_deflate=args.per_message_deflate,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
-
-
-if __name__ == "__main__":
-    main()
