@@ -24,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from feed.codec import control, parse_cursor
 from feed.events import check_topic
-from feed.exceptions import BadInput, CapacityError, Refused, Unauthorized
+from feed.exceptions import BadInput, CapacityError, Refused, TooManyConnections, Unauthorized
 from feed.messages import Auth, MessageError, parse_message
 from servers.admission import check_open
 from servers.auth import Principal, subprotocol_token, verify
@@ -191,15 +191,16 @@ async def deny(
     state(ws).metrics.rejected.labels(transport, str(status)).inc()
     if client is None and ws.client is not None:
         client = (ws.client.host, ws.client.port)
-    log_conn(
-        "reject",
-        logging.INFO,
-        transport=transport,
-        remote=f"{client[0]}:{client[1]}" if client else "unknown",
-        status=status,
-        error=code,
-        detail=str(exc),
-    )
+    if not isinstance(exc, TooManyConnections):  # the cap logged that one (connections.py)
+        log_conn(
+            "reject",
+            logging.INFO,
+            transport=transport,
+            remote=f"{client[0]}:{client[1]}" if client else "unknown",
+            status=status,
+            error=code,
+            detail=str(exc),
+        )
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     await ws.send_denial_response(
         JSON(error_body(code, str(exc)), status_code=status, headers=headers)

@@ -255,7 +255,9 @@ async def test_per_ip_cap_refusal_is_info_with_its_reason(serve, settings, caplo
     async with connect(ws_url(server, "/ws?topic=t")) as ws:
         await ws.recv()
         assert await upgrade_status(ws_url(server, "/ws?topic=t")) == 429
-    reject = next(r for r in caplog.records if getattr(r, "pushlab", {}).get("status") == 429)
+    rejects = [r for r in caplog.records if getattr(r, "pushlab", {}).get("status") == 429]
+    assert len(rejects) == 1, rejects  # one refusal, one record (not the cap's and deny's)
+    reject = rejects[0]
     assert reject.levelno == logging.INFO
     assert (
         reject.pushlab["error"] == "too_many_connections"
