@@ -12,8 +12,6 @@ import contextlib
 import json
 import re
 import selectors
-import shutil
-import subprocess
 import threading
 import time
 from typing import Any
@@ -24,11 +22,11 @@ from clients.explain.frames import CLOSE, FrameReader
 from clients.explain.http import Head, split_head
 from clients.explain.wire import Wire
 from experiments.children import rss_bytes
+from experiments.sockstats import ss
 
 # Response headers worth keeping in a record (the rest are the same on every answer).
 KEY_HEADERS = ("sec-websocket-version", "www-authenticate", "retry-after", "connection")
 MAX_BODY_KEPT = 4096
-_SS = shutil.which("ss") or "/usr/bin/ss"
 
 
 def http_request(
@@ -300,13 +298,7 @@ def stream_body(
 
 def server_socket(server_port: int, client_port: int) -> dict[str, Any] | None:
     """The server side of one loopback connection in the kernel's table: state and queues."""
-    out = subprocess.run(
-        [_SS, "-tnH", "state", "all", f"( sport = :{server_port} and dport = :{client_port} )"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout.split()
+    out = ss("state", "all", f"( sport = :{server_port} and dport = :{client_port} )").split()
     if len(out) < 3:
         return None
     state, recv_q, send_q = out[0], out[1], out[2]

@@ -58,16 +58,16 @@ def available() -> bool:
     return out.returncode == 0
 
 
+def ss(*args: str) -> str:
+    """``ss`` with ``args`` (TCP, numeric, no header): its output; the one way the lab asks it."""
+    return subprocess.run(
+        [_SS, "-tnH", *args], capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+
+
 def snapshot(server_port: int) -> Snapshot:
     """Byte counters of every established client socket connected to ``server_port``."""
-    out = subprocess.run(
-        [_SS, "-tinH", "state", "established", f"( dport = :{server_port} )"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
-    return parse(out, server_port)
+    return parse(ss("-i", "state", "established", f"( dport = :{server_port} )"), server_port)
 
 
 def parse(text: str, server_port: int) -> Snapshot:
