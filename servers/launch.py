@@ -92,18 +92,30 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def child_env(
-    overrides: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+    overrides: Mapping[str, str] | None = None,
+    *,
+    settings: Settings | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of every child the lab starts (servers, load generators, instances):
-    ``environ`` (default: this process's) minus ``PUSHLAB_*`` names that are not settings, plus
-    ``overrides``. An override with a ``PUSHLAB_`` name that is not a setting is refused here,
-    where the typo is, rather than by the child after it started."""
+    """The environment of every child the lab starts (servers, load generators, instances).
+
+    From ``environ`` (default: this process's) every variable passes except ``PUSHLAB_*`` names
+    that are not settings. Given ``settings``, they are the child's whole configuration: the
+    inherited ``PUSHLAB_*`` settings are replaced by :func:`settings_env` of them (an inherited
+    ``PUSHLAB_WS_COMPRESSION=1`` must not turn on what ``settings`` left at its default). Then
+    ``overrides``; one with a ``PUSHLAB_`` name that is not a setting is refused here, where the
+    typo is, rather than by the child after it started.
+    """
     base = os.environ if environ is None else environ
     extra = dict(overrides or {})
     unknown = sorted(k for k in extra if k.startswith(ENV_PREFIX) and k not in SETTING_NAMES)
     if unknown:
         raise ValueError(f"unknown setting {', '.join(unknown)}")
-    kept = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX) or k in SETTING_NAMES}
+    if settings is None:
+        kept = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX) or k in SETTING_NAMES}
+    else:
+        kept = {k: v for k, v in base.items() if not k.startswith(ENV_PREFIX)}
+        kept |= settings_env(settings)
     return kept | extra
 
 
@@ -144,7 +156,8 @@ class ServerThread:
     stop_timeout_s: float = 10.0
     # The app being served (uvicorn may wrap it, e.g. in its proxy-headers middleware).
     app: Any = None
-    _uvicorn: Any = field(default=None, repr=False)
+    # The running uvicorn server (its server_state: live connections); None under hypercorn.
+    uvicorn: Any = field(default=None, repr=False)
     _stop: Callable[[], None] | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _error: BaseException | None = field(default=None, repr=False)
@@ -200,7 +213,7 @@ class ServerThread:
             "log_config": None,
         }
         config = build_config(self.settings, app, **(options | self.uvicorn_options))
-        server = self._uvicorn = PushlabServer(config, app)
+        server = self.uvicorn = PushlabServer(config, app)
 
         def stop() -> None:
             server.should_exit = True
@@ -211,8 +224,7 @@ class ServerThread:
     def _hyper_run(self, sock: socket.socket) -> Callable[[], None]:
         import asyncio
 
-        from hypercorn.asyncio import serve
-        from hypercorn.config import Config
+        from servers.h2c import serve_h2c
 
         sock.listen(128)
         started = threading.Event()
@@ -222,11 +234,7 @@ class ServerThread:
             stop = asyncio.Event()
             box.append((asyncio.get_running_loop(), stop))
             started.set()
-            config = Config()
-            # hypercorn owns (closes) the dup; this socket is closed when the thread ends.
-            config.bind = [f"fd://{os.dup(sock.fileno())}"]
-            config.loglevel = "WARNING"
-            await serve(self.app, config, shutdown_trigger=stop.wait)
+            await serve_h2c(self.app, sock, stop)
 
         def stop() -> None:
             if started.wait(self.stop_timeout_s) and box:
@@ -239,7 +247,7 @@ class ServerThread:
 
     def _ready(self) -> bool:
         if self.server == "uvicorn":
-            return bool(self._uvicorn is not None and self._uvicorn.started)
+            return bool(self.uvicorn is not None and self.uvicorn.started)
         return healthy(self.url, timeout=0.5)
 
     def stop(self) -> None:
@@ -249,7 +257,7 @@ class ServerThread:
             self._thread.join(self.stop_timeout_s)
             if self._thread.is_alive():
                 raise RuntimeError(f"{self.server} did not stop in {self.stop_timeout_s} s")
-        self._thread = self._stop = self._uvicorn = None
+        self._thread = self._stop = self.uvicorn = None
 
     def restart(self) -> None:
         """Stop and start again on the same port (same broker if one was injected)."""
@@ -269,8 +277,8 @@ class ServerThread:
 class ServerProcess:
     """``python -m servers --fd N`` in a child process: real signals, its own CPU and memory.
 
-    The child's environment is :func:`child_env` with the ticker off, then ``settings`` (as
-    :func:`settings_env`), then ``env``; ``args`` are flags (they win over the environment).
+    The child's environment is :func:`child_env`: this process's settings with the ticker off,
+    or exactly ``settings`` when given; then ``env``. ``args`` are flags (they win over both).
     stdout and stderr go to ``log_path`` (a temporary file unless given), read by :meth:`log`.
     """
 
@@ -301,9 +309,11 @@ class ServerProcess:
         return self.proc.pid
 
     def child_env(self) -> dict[str, str]:
-        """What the child runs with (recorded by runs that save their server's settings)."""
-        own = settings_env(self.settings) if self.settings is not None else {}
-        return child_env({f"{ENV_PREFIX}TICKER_RATE": "0"} | own | dict(self.env))
+        """What the child runs with: :func:`child_env`, the ticker off unless ``settings`` or
+        ``env`` say otherwise."""
+        if self.settings is not None:
+            return child_env(self.env, settings=self.settings)
+        return child_env({f"{ENV_PREFIX}TICKER_RATE": "0"} | dict(self.env))
 
     def start(self) -> ServerProcess:
         """Spawn the child on a socket bound here and wait until ``/healthz`` answers 200."""
@@ -364,6 +374,15 @@ class ServerProcess:
             code = proc.wait(5)
         self.proc = None
         return code
+
+    def kill(self) -> int | None:
+        """SIGKILL, as in a crash (no drain, no goodbye); returns the exit code."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(5)
 
     def restart(self) -> None:
         """Stop and start again on the same port."""

@@ -46,7 +46,8 @@ def test_settings_env_round_trips_through_the_child_reading():
 
 def test_child_env_keeps_settings_drops_other_pushlab_names_refuses_typos():
     """One policy: non-PUSHLAB variables and real settings pass, the suite's and the runs' own
-    PUSHLAB_* names do not (the child would refuse them), an override that is a typo fails here."""
+    PUSHLAB_* names do not (the child would refuse them), an override that is a typo fails here,
+    and explicit settings are the child's whole configuration."""
     parent = {
         "PATH": "/bin",
         "PUSHLAB_SSE_IMPL": "pushlab",
@@ -58,6 +59,9 @@ def test_child_env_keeps_settings_drops_other_pushlab_names_refuses_typos():
     Settings.from_env(env)  # the child accepts every name it gets
     with pytest.raises(ValueError, match="PUSHLAB_HISTROY"):
         child_env({"PUSHLAB_HISTROY": "5"}, environ=parent)
+    # Given settings, they replace the inherited ones: the default sse_impl stays the default.
+    given = child_env(settings=Settings(history=9), environ=parent)
+    assert given == {"PATH": "/bin", "PUSHLAB_HISTORY": "9"}
 
 
 def test_thread_serves_with_the_config_pushlab_serve_uses(settings):
@@ -65,8 +69,8 @@ def test_thread_serves_with_the_config_pushlab_serve_uses(settings):
     ends it and frees the port, restart() serves again on the same port."""
     server = ServerThread(settings).start()
     try:
-        assert isinstance(server._uvicorn, PushlabServer)
-        config = server._uvicorn.config
+        assert isinstance(server.uvicorn, PushlabServer)
+        config = server.uvicorn.config
         assert config.ws is uvicorn_ws(settings.ws_impl) and config.lifespan == "on"
         assert httpx.get(server.url + "/healthz", trust_env=False).status_code == 200
         port = server.port
@@ -101,7 +105,10 @@ def test_process_serves_on_the_bound_socket_and_stops_cleanly(tmp_path):
     environment; SIGTERM drains it to exit 0 with no traceback in its log."""
     log = tmp_path / "server.log"
     server = ServerProcess(
-        Settings(history=3), env={"PUSHLAB_ADMIN": "1"}, args=["--log-level", "info"], log_path=log
+        Settings(history=3, ticker_rate=0),
+        env={"PUSHLAB_ADMIN": "1"},
+        args=["--log-level", "info"],
+        log_path=log,
     ).start()
     try:
         assert server.port != 0 and server.ws_url == f"ws://127.0.0.1:{server.port}"
