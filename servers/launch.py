@@ -293,6 +293,8 @@ class ServerProcess:
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 10.0
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # The command of the last start (runs record it in their metadata).
+    argv: list[str] = field(default_factory=list, init=False)
 
     @property
     def url(self) -> str:
@@ -326,6 +328,7 @@ class ServerProcess:
         self.port = int(sock.getsockname()[1])
         fd = sock.fileno()
         cmd = [*self.prefix, sys.executable, "-m", "servers", "--fd", str(fd), *self.args]
+        self.argv = cmd
         try:
             with open(self.log_path, "ab") as log:
                 # Its own session: a Ctrl-C meant for this process does not reach it directly,
