@@ -329,6 +329,11 @@ class ServerProcess:
         fd = sock.fileno()
         cmd = [*self.prefix, sys.executable, "-m", "servers", "--fd", str(fd), *self.args]
         self.argv = cmd
+        # Ctrl-C is held back until self.proc is set: a KeyboardInterrupt raised inside Popen
+        # (after the fork) would leave a running child that nobody knows to stop.
+        pending: list[int] = []
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *_: pending.append(1)) if main else None
         try:
             with open(self.log_path, "ab") as log:
                 # Its own session: a Ctrl-C meant for this process does not reach it directly,
@@ -340,6 +345,11 @@ class ServerProcess:
             # The child has its copy; keeping ours would hold the port (and queue connections
             # nobody accepts) after the child is gone.
             sock.close()
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        if pending:
+            self.stop()
+            raise KeyboardInterrupt
         deadline = time.monotonic() + self.start_timeout_s
         while not healthy(self.url):
             if self.proc.poll() is not None:
