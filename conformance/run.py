@@ -9,9 +9,9 @@ Usage::
         --scope fragmented --suffix -max-fragments-100000          # the 9.3/9.4 experiment
 
 ``--ws`` defaults to what ``pushlab serve`` uses. Starts ``python -m servers`` (what ``pushlab
-serve`` runs: ``servers.runner.build_config`` and ``PushlabServer``; the bench's command line)
-with that implementation on a free port, writes ``spec.json``, runs ``wstest -m fuzzingclient``
-under a hard timeout, parses the report's ``index.json`` and writes
+serve`` runs: ``servers.runner.build_config`` and ``PushlabServer``) through ``servers.launch``,
+the bench's launcher, with that implementation on a free port, writes ``spec.json``, runs
+``wstest -m fuzzingclient`` under a hard timeout, parses the report's ``index.json`` and writes
 ``<out>/<ws>-<scope>.json``: counts per verdict, per verdict and section, and every case that is
 not plain OK with what Autobahn said about it. The HTML/JSON report itself goes to
 ``<out>/raw/`` (git-ignored). Exit status 1 when any case FAILED.
@@ -29,17 +29,16 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
-from experiments.children import python_server_command, stop, wait_healthy  # noqa: E402
+from experiments.children import python_server_args  # noqa: E402
 from experiments.machine import machine_info  # noqa: E402
-from experiments.processes import inherited_env  # noqa: E402
 from feed.settings import WS_IMPLS, Settings  # noqa: E402
-from servers.background import free_port  # noqa: E402
+from servers.launch import ServerProcess  # noqa: E402
 
 # Sections 9 (big/fragmented messages) and 12-13 (permessage-deflate) take almost all the time.
 SCOPES: dict[str, tuple[list[str], list[str]]] = {
@@ -60,22 +59,14 @@ DEFAULT_WS = Settings().ws_impl
 
 
 @contextlib.contextmanager
-def echo_server(ws: str, log: IO[bytes]) -> Iterator[str]:
+def echo_server(ws: str, log: Path) -> Iterator[str]:
     """``python -m servers`` on a free loopback port, as ``pushlab serve`` would run it, with
     ``ws_impl=ws``, permessage-deflate offered (sections 12-13) and messages up to 16 MiB; yields
     its ``ws://`` base URL and stops it (by its process group) afterwards."""
-    port = free_port()
-    argv = python_server_command(port, rate=0, size=64, topic="ticks")
-    argv += ["--ws-impl", ws, "--compression"]
-    env = {**inherited_env(), "PUSHLAB_WS_MAX_MESSAGE_BYTES": str(CONFORMANCE_MAX_SIZE)}
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=log, stderr=log, text=True, start_new_session=True
-    )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield f"ws://127.0.0.1:{port}"
-    finally:
-        stop(proc, timeout=10)
+    args = python_server_args(rate=0, size=64, topic="ticks") + ["--ws-impl", ws, "--compression"]
+    env = {"PUSHLAB_WS_MAX_MESSAGE_BYTES": str(CONFORMANCE_MAX_SIZE)}
+    with ServerProcess(env=env, args=args, log_path=log) as server:
+        yield server.ws_url
 
 
 def wstest_path() -> Path:
@@ -142,9 +133,10 @@ def run(ws: str, scope: str, out: Path, timeout_s: float, suffix: str = "") -> d
     raw = out / "raw" / f"{ws}-{scope}{suffix}"
     raw.mkdir(parents=True, exist_ok=True)
     wstest = wstest_path()
-    log = open(raw / "server.log", "wb")
+    log = raw / "server.log"
+    log.unlink(missing_ok=True)  # this run's log only (ServerProcess appends)
     started = time.time()
-    with log, echo_server(ws, log) as ws_url:
+    with echo_server(ws, log) as ws_url:
         agent = f"pushlab-uvicorn-{ws}"
         spec = {
             "outdir": str(raw / "report"),

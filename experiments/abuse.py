@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -45,9 +44,9 @@ from experiments.abuse_wire import (
     server_socket,
     stream_body,
 )
-from experiments.children import python_server_command, spawn, stop, wait_healthy
+from experiments.children import python_server_args
 from experiments.results import ResultsDir
-from servers.background import free_port
+from servers.launch import ServerProcess
 
 ORIGIN = "https://app.example"
 EVIL = "https://evil.example"
@@ -546,27 +545,17 @@ class RunSettings:
 
 @contextlib.contextmanager
 def serve(kind: str, settings: RunSettings, log: Path) -> Iterator[Target]:
-    """A fresh server of ``kind`` on a free port, healthy; stopped (by pid) on exit."""
-    port = free_port()
+    """A fresh server of ``kind``, healthy; stopped (by its process group) on exit."""
     if kind == "node":
-        baseline.ensure_node_modules()
-        argv = baseline.node_server_command(port, settings.ticker_rate, 64, TICKER_TOPIC, 10_000)
-        argv += list(settings.node_flags)
-        env: dict[str, str] = {}
-    else:
-        argv = python_server_command(port, settings.ticker_rate, 64, TICKER_TOPIC)
-        argv += list(settings.pushlab_flags)
-        env = dict(settings.pushlab_env)
-    started: list[subprocess.Popen[str]] = []
-    try:
-        proc = spawn(argv, into=started, env=env, log=log)
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc)
-        token = _login(url) if kind == "pushlab" else None
-        yield Target(kind, url, port, proc.pid, token)
-    finally:
-        for p in started:
-            stop(p)
+        node = baseline.NodeServer(
+            settings.ticker_rate, 64, TICKER_TOPIC, flags=settings.node_flags, log_path=log
+        )
+        with node:
+            yield Target(kind, node.url, node.port, node.pid, None)
+        return
+    args = python_server_args(settings.ticker_rate, 64, TICKER_TOPIC) + list(settings.pushlab_flags)
+    with ServerProcess(env=dict(settings.pushlab_env), args=args, log_path=log) as server:
+        yield Target(kind, server.url, server.port, server.pid, _login(server.url))
 
 
 def _login(url: str) -> str | None:

@@ -7,15 +7,24 @@ of the same payload shape as ``feed/ticker.py``; its dependencies are pinned in 
 
     ok, why = node_available()
     if ok:
-        ensure_node_modules()
-        argv = node_server_command(port, rate=1000, size=64, topic="ticks", history=10_000)
+        with NodeServer(rate=1000, size=64) as node:
+            ...  # node.url, node.pid
+
+:class:`NodeServer` is the one way the lab starts it (bench, abuse runs, tests). Node binds its
+own port, so it gets one from ``servers.launch.free_port``.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+
+from experiments.children import spawn, stop, wait_healthy
+from servers.launch import free_port
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "baseline" / "node"
 MIN_NODE_MAJOR = 18
@@ -83,3 +92,63 @@ def node_server_command(port: int, rate: float, size: int, topic: str, history: 
         "--history",
         str(history),
     ]
+
+
+@dataclass
+class NodeServer:
+    """``baseline/node/server.js`` on 127.0.0.1 with its ticker, healthy; stopped by its group."""
+
+    rate: float = 0.0
+    size: int = 64
+    topic: str = "ticks"
+    history: int = 10_000
+    flags: Sequence[str] = ()
+    log_path: Path | None = None
+    port: int = 0
+    start_timeout_s: float = 30.0
+    proc: subprocess.Popen[str] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the Node server is not running")
+        return self.proc.pid
+
+    @property
+    def argv(self) -> list[str]:
+        cmd = node_server_command(self.port, self.rate, self.size, self.topic, self.history)
+        return cmd + list(self.flags)
+
+    def start(self) -> NodeServer:
+        ensure_node_modules()
+        self.port = self.port or free_port()
+        started: list[subprocess.Popen[str]] = []
+        try:
+            self.proc = spawn(self.argv, into=started, log=self.log_path)
+            wait_healthy(self.url, self.proc, self.start_timeout_s)
+        except BaseException:
+            for p in started:
+                stop(p)
+            self.proc = None
+            raise
+        return self
+
+    def stop(self) -> int | None:
+        """SIGTERM its process group, SIGKILL after 5 s; returns the exit code."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        stop(proc)
+        return proc.returncode
+
+    def __enter__(self) -> NodeServer:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -17,7 +17,7 @@ from clients.browser import launch
 from experiments.metrics import summarize
 from experiments.results import ResultsDir
 from feed.settings import Settings
-from servers.background import BackgroundServer, free_port
+from servers.launch import ServerThread
 
 START = """() => {
   window.bench = {};
@@ -118,10 +118,12 @@ def run(args: argparse.Namespace) -> int:
     """Measure, write the results folder, print a short table."""
     from playwright.sync_api import sync_playwright
 
-    settings = Settings.from_env(port=free_port(), ticker_rate=args.rate, ticker_size=args.size)
+    settings = Settings.from_env(ticker_rate=args.rate, ticker_size=args.size)
     out = ResultsDir.create(args.name, args.root)
     params = {k: v for k, v in vars(args).items() if k != "func"}
-    with BackgroundServer(settings) as url, sync_playwright() as p:
+    with ServerThread(settings) as server, sync_playwright() as p:
+        url = server.url
+        settings = settings.replace(port=server.port)  # recorded as served
         browser = launch(p)
         try:
             out.write_meta(params, settings=settings.as_dict(), browser=browser.version)

@@ -21,7 +21,7 @@ import httpx
 import psutil
 
 from experiments.cpuclock import tree_cpu_s
-from experiments.processes import inherited_env
+from servers.launch import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +47,7 @@ def spawn(
         proc = subprocess.Popen(
             list(argv),
             cwd=ROOT,
-            env={**inherited_env(), **(env or {})},
+            env=child_env(env),
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipes else out,
             stderr=out,
@@ -90,7 +90,8 @@ def _stop(proc: subprocess.Popen[str], timeout: float) -> None:
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
-    """Poll ``/healthz`` until it answers 200; fail early if the process died."""
+    """Poll ``/healthz`` of a foreign server (Node, Granian) until it answers 200; fail early if
+    the process died. The lab's own server waits in ``servers.launch.ServerProcess``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -104,10 +105,9 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -
     raise TimeoutError(f"{url}/healthz did not answer within {timeout:.0f} s")
 
 
-def python_server_command(port: int, rate: float, size: int, topic: str) -> list[str]:
-    """The lab's server as a real uvicorn process."""
+def python_server_args(rate: float, size: int, topic: str) -> list[str]:
+    """Flags of the lab's server (``servers.launch.ServerProcess(args=...)``) in a bench run."""
     return [
-        sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(port),
         "--rate", f"{rate:g}", "--size", str(size), "--topic", topic, "--log-level", "warning",
         "--admin",  # the bench pauses and restarts the ticker (experiments/cells.py)
     ]  # fmt: skip

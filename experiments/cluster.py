@@ -2,7 +2,8 @@
 
 ``Cluster(...).start()`` renders deploy/nginx/pushlab.conf.template into a private prefix, makes a
 local CA and certificate (experiments/tls.py), starts the instances as ``python -m servers``
-subprocesses on free ports (shared Redis broker, one key prefix per run), then nginx with
+subprocesses (``servers.launch.ServerProcess``: each on a socket bound here; shared Redis broker,
+one key prefix per run), then nginx with
 ``-g 'daemon off;'``. Every process id is written to ``<root>/pids/`` so ``pushlab cluster down``
 can stop them by pid; :meth:`Cluster.stop` also deletes the run's Redis keys. Faults for tests and
 runs: :meth:`kill` (SIGKILL an instance), :meth:`restart`, :meth:`rolling_restart`.
@@ -15,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,13 +23,9 @@ from pathlib import Path
 
 import httpx
 
-from experiments.processes import (
-    delete_prefix,
-    inherited_env,
-    wait_port,
-)
+from experiments.processes import delete_prefix, wait_port
 from experiments.tls import TLSFiles, make_tls
-from servers.background import free_port
+from servers.launch import ServerProcess, child_env, free_port
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "pushlab.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -97,7 +93,9 @@ class Cluster:
     http_port: int = 0
     https_port: int = 0
     tls: TLSFiles | None = None
+    # nginx (a foreign program: it binds its own ports) and the instances, by name.
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    apps: dict[int, ServerProcess] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -116,12 +114,10 @@ class Cluster:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.prefix = self.prefix or f"pushlab-cluster-{os.getpid()}-{time.time_ns()}"
         self.tls = make_tls(self.root / "tls")
-        self.ports = [free_port() for _ in range(self.instances)]
+        self.ports = [0] * self.instances
         try:
             for i in range(self.instances):
                 self.start_instance(i)
-            for i in range(self.instances):
-                self.wait_instance(i)
             self._start_nginx()
         except BaseException:
             self.stop()
@@ -149,7 +145,8 @@ class Cluster:
         wait_port(self.https_port, self.procs["nginx"], "nginx")
 
     def start_instance(self, i: int) -> None:
-        """Start (or restart) instance ``i`` on its port."""
+        """Start (or restart) instance ``i`` on its port (any free one the first time) and wait
+        until it answers /healthz."""
         env = {
             "PUSHLAB_BROKER": self.broker,
             "PUSHLAB_REDIS_PREFIX": self.prefix,
@@ -157,22 +154,11 @@ class Cluster:
             "PUSHLAB_LOG_LEVEL": "warning",
             "PUSHLAB_TRUSTED_PROXIES": NGINX_ADDRESS,
         } | self.env
-        cmd = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.ports[i])]
-        self._spawn(f"app-{i}", cmd, env)
-
-    def wait_instance(self, i: int, timeout: float = 20.0) -> None:
-        """Until instance ``i`` answers /healthz."""
-        deadline = time.monotonic() + timeout
-        proc = self.procs[f"app-{i}"]
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app-{i} exited with {proc.returncode}; see {self.root}/logs")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.instance_urls[i]}/healthz", timeout=1).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"app-{i} did not become healthy")
-            time.sleep(0.05)
+        log = self.root / "logs" / f"app-{i}.log"
+        app = self.apps[i] = ServerProcess(env=env, port=self.ports[i], log_path=log)
+        app.start()
+        self.ports[i] = app.port
+        (self.root / "pids" / f"app-{i}.pid").write_text(str(app.pid))
 
     def busiest(self) -> int:
         """Index of the instance holding the most live subscriptions (the fault that hurts most)."""
@@ -193,16 +179,18 @@ class Cluster:
 
     def kill(self, i: int) -> None:
         """SIGKILL instance ``i``: no goodbye to its clients, as in a crash."""
-        self._signal(f"app-{i}", signal.SIGKILL)
+        self.apps[i].kill()
+        (self.root / "pids" / f"app-{i}.pid").unlink(missing_ok=True)
 
     def stop_instance(self, i: int, timeout: float = 15.0) -> None:
         """SIGTERM instance ``i`` (graceful: streams end, clients reconnect) and wait."""
-        self._signal(f"app-{i}", signal.SIGTERM, timeout)
+        self.apps[i].stop_timeout_s = timeout
+        self.apps[i].stop()
+        (self.root / "pids" / f"app-{i}.pid").unlink(missing_ok=True)
 
     def restart(self, i: int) -> None:
         """Start instance ``i`` again on its port and wait until healthy."""
         self.start_instance(i)
-        self.wait_instance(i)
 
     def rolling_restart(self, pause_s: float = 0.0) -> None:
         """Restart every instance in turn; the others keep serving meanwhile."""
@@ -213,9 +201,9 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop nginx and every instance, then delete this run's Redis keys."""
-        for name in ["nginx", *sorted(n for n in self.procs if n != "nginx")]:
-            if name in self.procs:
-                self._signal(name, signal.SIGTERM, 10.0)
+        self._signal("nginx", signal.SIGTERM, 10.0)
+        for i in sorted(self.apps):
+            self.stop_instance(i, 10.0)
         if self.broker.startswith("redis") and self.prefix:
             delete_prefix(self.broker, self.prefix)
 
@@ -223,7 +211,7 @@ class Cluster:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
         proc = subprocess.Popen(
             cmd,
-            env=inherited_env() | env,
+            env=child_env(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=TEMPLATE.parent.parent.parent,

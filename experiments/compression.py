@@ -27,8 +27,9 @@ from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
 from experiments.cpuclock import process_cpu_s
 from experiments.results import ResultsDir
-from experiments.server_process import ServerProcess
+from feed.settings import Settings
 from feed.ticker import make_payload
+from servers.launch import ServerProcess
 
 SIZES = (64, 512, 4096)
 KINDS = ("tick", "quotes")
@@ -84,14 +85,15 @@ def run(events: int, sizes: tuple[int, ...], kinds: tuple[str, ...], root: Path)
     """All cells into a new results folder; returns its path."""
     out = ResultsDir.create("compression", root)
     params = {"events": events, "sizes": list(sizes), "kinds": list(kinds), "server_deflate": True}
-    out.write_meta(params, started_at=time.time())
-    with ServerProcess(per_message_deflate=True) as server:
-        assert server.proc is not None
+    # The lab's server as `pushlab serve` runs it, with permessage-deflate allowed.
+    settings = Settings.from_env(ticker_rate=0, log_level="warning", ws_compression=True)
+    out.write_meta(params, settings=settings.as_dict(), started_at=time.time())
+    with ServerProcess(settings) as server:
         for kind in kinds:
             for size in sizes:
                 for deflate in (False, True):
-                    out.add_cell(measure(server.url, server.proc.pid, kind, size, deflate, events))
-    out.write_meta(params, ended_at=time.time())
+                    out.add_cell(measure(server.url, server.pid, kind, size, deflate, events))
+    out.write_meta(params, settings=settings.as_dict(), ended_at=time.time())
     return out.path
 
 

@@ -32,9 +32,9 @@ import httpx
 from websockets.asyncio.client import connect
 
 from experiments.children import rss_bytes
-from experiments.server_process import ServerProcess
 from feed.broker import Subscription
 from feed.memory import MemoryBroker
+from servers.launch import ServerProcess
 
 LIFTED = str(1 << 30)
 
@@ -60,15 +60,14 @@ async def _sse_reader(client: httpx.AsyncClient, count: int) -> None:
 async def measure(
     count: int, size: int, subscribers: bool, default_budgets: bool
 ) -> dict[str, Any]:
-    env = {"PUSHLAB_HISTORY": str(max(count, 1))}
+    env = {"PUSHLAB_HISTORY": str(max(count, 1)), "PUSHLAB_LOG_LEVEL": "warning"}
     if not default_budgets:
         env |= {"PUSHLAB_HISTORY_BYTES": LIFTED, "PUSHLAB_HISTORY_TOTAL_BYTES": LIFTED}
     with ServerProcess(env=env) as srv:
-        assert srv.proc is not None
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as c:
             await c.post("/publish", params={"topic": "warm"}, json="x" * size)
             held_before = (await c.get("/healthz")).json()["broker"]["history_bytes"]
-            before = rss_bytes(srv.proc.pid)
+            before = rss_bytes(srv.pid)
             readers = []
             if subscribers:
                 readers = [
@@ -84,7 +83,7 @@ async def measure(
                 uploaded += len(r.request.content)
             await asyncio.wait_for(asyncio.gather(*readers), 120)
             broker = (await c.get("/healthz")).json()["broker"]
-            after = rss_bytes(srv.proc.pid)
+            after = rss_bytes(srv.pid)
     held = broker["history_bytes"] - held_before
     grown = after - before
     return {

@@ -26,7 +26,7 @@ from clients.explain import http
 from clients.explain.handshake import ws_target
 from feed.fdlimit import raise_nofile
 from feed.settings import Settings
-from servers.background import BackgroundServer, free_port
+from servers.launch import ServerThread
 
 
 def upgrade_request(transport: str, topic: str = "ticks") -> bytes:
@@ -127,12 +127,12 @@ def main() -> int:
     parser.add_argument("--by", choices=("site", "package"), default="site")
     args = parser.parse_args()
     raise_nofile()
-    settings = Settings.from_env(port=free_port(), log_level="warning", ticker_rate=0)
+    settings = Settings.from_env(log_level="warning", ticker_rate=0)
     req, ok = upgrade_request(args.transport), b" 101 " if args.transport == "ws" else b" 200 "
-    with BackgroundServer(settings):
+    with ServerThread(settings) as server:
         # No registry to ask from out here: give the server time to settle each batch.
         diff = idle_growth(
-            settings.port, req, ok, args.n, lambda k: time.sleep(1 + k / 1000), warmup=50
+            server.port, req, ok, args.n, lambda k: time.sleep(1 + k / 1000), warmup=50
         )
     total = sum(d.size_diff for d in diff)
     print(f"{args.transport}: {total / args.n / 1024:.1f} KiB Python-tracked per idle socket")

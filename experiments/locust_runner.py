@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.tree_cpu import cpu_figures, sample_tree_until_exit
-from servers.background import free_port
+from servers.launch import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES_DIR = Path(__file__).resolve().parent / "locustfiles"

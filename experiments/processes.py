@@ -1,4 +1,4 @@
-"""Process plumbing for the cluster: free ports, pid files, environments, readiness, Redis keys."""
+"""Process plumbing for the cluster: pid files, nginx readiness, Redis keys (servers: launch)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import fields
 from pathlib import Path
-
-from feed.settings import ENV_PREFIX, Settings
 
 
 def delete_prefix(url: str, prefix: str) -> int:
@@ -50,13 +47,6 @@ def stop_by_pidfiles(root: Path, timeout: float = 30.0) -> list[int]:
             stopped.append(pid)
         pidfile.unlink(missing_ok=True)
     return stopped
-
-
-def inherited_env() -> dict[str, str]:
-    """This process's environment minus ``PUSHLAB_*`` names that are not settings (e.g. the test
-    suite's ``PUSHLAB_TEST_FULL``), which the instances would refuse as typos."""
-    known = {f"{ENV_PREFIX}{f.name.upper()}" for f in fields(Settings)}
-    return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) or k in known}
 
 
 def _running(pid: int) -> bool:

@@ -1,7 +1,7 @@
 """``pushlab rtt``: round-trip time of a WebSocket message vs an HTTP request.
 
 Four modes against ``/echo`` of the lab's server in a child process (``python -m servers``,
-what ``pushlab serve`` runs; ``experiments.server_process``):
+what ``pushlab serve`` runs; ``servers.launch.ServerProcess``):
 
 - ``ws``: one WebSocket connection; send a binary message, wait for the echo, repeat.
 - ``http-keepalive``: ``POST /echo`` over one kept-alive HTTP/1.1 connection (httpx).
@@ -40,8 +40,8 @@ from websockets.asyncio.client import connect
 from experiments.cpuclock import process_cpu_s
 from experiments.metrics import summarize
 from experiments.results import ResultsDir
-from experiments.server_process import DEFAULT_WS, ServerProcess
 from feed.settings import WS_IMPLS, Settings
+from servers.launch import ServerProcess
 
 MODES = ("ws", "http-keepalive", "http-new", "http-raw")
 RoundTrip = Callable[[], Awaitable[None]]
@@ -55,7 +55,7 @@ class RttParams:
     warmup: int = 200
     sizes: tuple[int, ...] = (16, 1024, 16384, 65536)
     modes: tuple[str, ...] = MODES
-    ws: str = DEFAULT_WS
+    ws: str = Settings().ws_impl  # what `pushlab serve` uses
     max_seconds: float = 60.0
     profile: str = "default"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -141,7 +141,7 @@ async def measure_cell(
 ) -> tuple[dict[str, Any], list[float]]:
     """One cell: its summary and raw samples."""
     payload = os.urandom(size)
-    pid = server.proc.pid if server.proc else os.getpid()
+    pid = server.pid
     cpu0, own0, t0 = process_cpu_s(pid), time.process_time(), time.perf_counter()
     if mode == "ws":
         samples, truncated = await _ws_cell(server.ws_url, payload, params)
@@ -169,15 +169,23 @@ async def run_rtt(params: RttParams, root: Path | str = "results") -> ResultsDir
     """Start the server, measure every cell, write the results folder and the figure."""
     from experiments.rtt_plot import plot_rtt
 
-    settings = Settings.from_env(ticker_rate=0)
+    # The server's whole configuration, recorded as served: this process's PUSHLAB_* settings,
+    # then what the run needs (echoes up to the largest size, deflate off like `pushlab serve`).
+    settings = Settings.from_env(
+        ticker_rate=0,
+        log_level="warning",
+        ws_impl=params.ws,
+        ws_max_message_bytes=max(params.sizes),
+        ws_compression=False,
+    )
     rd = ResultsDir.create("rtt", root)
     meta_params = asdict(params)
     started = time.time()
-    proc = ServerProcess(ws=params.ws, ws_max_size=max(params.sizes))
+    proc = ServerProcess(settings)
     server_opts = {
-        "ws": proc.ws,
-        "ws_max_size": proc.ws_max_size,
-        "deflate": proc.per_message_deflate,
+        "ws": settings.ws_impl,
+        "ws_max_size": settings.ws_max_message_bytes,
+        "deflate": settings.ws_compression,
     }
     rd.write_meta(meta_params, settings=settings.as_dict(), server=server_opts, started_at=started)
     with proc as server:
@@ -188,7 +196,11 @@ async def run_rtt(params: RttParams, root: Path | str = "results") -> ResultsDir
                 raw.write_text("".join(f"{s:.1f}\n" for s in samples))
                 rd.add_cell(cell)
     rd.write_meta(
-        meta_params, settings=settings.as_dict(), started_at=started, ended_at=time.time()
+        meta_params,
+        settings=settings.as_dict(),
+        server=server_opts,
+        started_at=started,
+        ended_at=time.time(),
     )
     plot_rtt(rd.path)
     return rd

@@ -22,16 +22,15 @@ from typing import Any
 from experiments import cells as run_cells, sockstats
 from experiments.children import (
     granian_server_command,
-    python_server_command,
+    python_server_args,
     spawn,
     stop,
     wait_healthy,
 )
 from experiments.matrix import Cell, available, profile
-from experiments.processes import inherited_env
 from experiments.results import ResultsDir
 from feed.settings import Settings
-from servers.background import free_port
+from servers.launch import ServerProcess, child_env, free_port
 
 CellFn = Callable[[Cell, run_cells.Target, Path], dict[str, Any]]
 _KINDS: dict[str, CellFn] = {
@@ -55,14 +54,14 @@ def _groups(cells: list[Cell]) -> list[list[Cell]]:
 
 def _settings(cell: Cell, port: int) -> Settings:
     """What the server process will build from the same environment and flags."""
-    env = {**_pushlab_env(), **cell.server_env}
     return Settings.from_env(
-        env, port=port, ticker_rate=cell.rate, ticker_size=cell.size, admin=True
+        child_env(cell.server_env),
+        port=port,
+        ticker_rate=cell.rate,
+        ticker_size=cell.size,
+        admin=True,
+        log_level="warning",
     )
-
-
-def _pushlab_env() -> dict[str, str]:
-    return {k: v for k, v in inherited_env().items() if k.startswith("PUSHLAB_")}
 
 
 def node_problem() -> str | None:
@@ -100,31 +99,44 @@ def server_problem(kind: str) -> str | None:
 @contextmanager
 def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
     """A server process for ``cell``'s group, up and healthy; stopped on exit."""
-    port = free_port()
-    topic = Settings.from_env(_pushlab_env()).ticker_topic
-    history = Settings.from_env(_pushlab_env()).history
+    base = Settings.from_env(child_env())
+    topic, history = base.ticker_topic, base.history
     env = dict(cell.server_env)
     if cell.server == "node":
-        from experiments import baseline  # type: ignore[attr-defined,unused-ignore]
+        from experiments.baseline import NodeServer
 
-        argv = baseline.node_server_command(port, cell.rate, cell.size, topic, history)
-        info: dict[str, Any] = {"kind": "node", "argv": argv}
-    elif cell.server == "granian":
-        from importlib.metadata import version
+        with NodeServer(cell.rate, cell.size, topic, history, log_path=log) as node:
+            info: dict[str, Any] = {"kind": "node", "argv": node.argv}
+            yield run_cells.Target(node.url, node.port, node.pid, topic), info
+        return
+    if cell.server == "granian":
+        yield from _granian(cell, env, topic, log)
+        return
+    python = ServerProcess(
+        env=env, args=python_server_args(cell.rate, cell.size, topic), log_path=log
+    )
+    with python:
+        settings = _settings(cell, python.port).as_dict()
+        info = {"kind": "python", "argv": python.argv, "settings": settings}
+        yield run_cells.Target(python.url, python.port, python.pid, topic), info
 
-        argv = granian_server_command(port)
-        # No flags reach the app under Granian: the same values go in as PUSHLAB_* variables.
-        env |= {
-            "PUSHLAB_HOST": "127.0.0.1", "PUSHLAB_PORT": str(port), "PUSHLAB_LOG_LEVEL": "warning",
-            "PUSHLAB_TICKER_RATE": f"{cell.rate:g}", "PUSHLAB_TICKER_SIZE": str(cell.size),
-            "PUSHLAB_TICKER_TOPIC": topic, "PUSHLAB_ADMIN": "1",
-        }  # fmt: skip
-        settings = _settings(cell, port).as_dict()
-        info = {"kind": "granian", "argv": argv, "granian": version("granian"),
-                "settings": settings}  # fmt: skip
-    else:
-        argv = python_server_command(port, cell.rate, cell.size, topic)
-        info = {"kind": "python", "argv": argv, "settings": _settings(cell, port).as_dict()}
+
+def _granian(
+    cell: Cell, env: dict[str, str], topic: str, log: Path
+) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
+    """The app under Granian: a foreign server that binds its own port (free_port)."""
+    from importlib.metadata import version
+
+    port = free_port()
+    argv = granian_server_command(port)
+    # No flags reach the app under Granian: the same values go in as PUSHLAB_* variables.
+    env |= {
+        "PUSHLAB_HOST": "127.0.0.1", "PUSHLAB_PORT": str(port), "PUSHLAB_LOG_LEVEL": "warning",
+        "PUSHLAB_TICKER_RATE": f"{cell.rate:g}", "PUSHLAB_TICKER_SIZE": str(cell.size),
+        "PUSHLAB_TICKER_TOPIC": topic, "PUSHLAB_ADMIN": "1",
+    }  # fmt: skip
+    settings = _settings(cell, port).as_dict()
+    info = {"kind": "granian", "argv": argv, "granian": version("granian"), "settings": settings}
     started: list[subprocess.Popen[str]] = []
     try:
         proc = spawn(argv, into=started, env=env, log=log)

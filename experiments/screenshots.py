@@ -13,7 +13,7 @@ from typing import Any
 
 from clients.browser import launch
 from feed.settings import Settings
-from servers.background import BackgroundServer, free_port
+from servers.launch import ServerThread
 
 EVERY = "Object.values(window.pushlab.clients).every"
 
@@ -95,11 +95,10 @@ def run(args: argparse.Namespace) -> int:
     from playwright.sync_api import sync_playwright
 
     # admin: the pictures show the dashboard's ticker control, which is an admin route.
-    settings = Settings.from_env(
-        port=free_port(), ticker_rate=args.rate, ticker_size=args.size, admin=True
-    )
+    settings = Settings.from_env(ticker_rate=args.rate, ticker_size=args.size, admin=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    with BackgroundServer(settings) as url, sync_playwright() as p:
+    with ServerThread(settings) as server, sync_playwright() as p:
+        url = server.url
         browser = launch(p)
         try:
             timeout_ms = args.timeout * 1000

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,18 +32,21 @@ from websockets.asyncio.client import connect
 
 from experiments.cpuclock import process_cpu_s
 from experiments.machine import machine_info
-from servers.background import free_port
+from servers.launch import child_env, free_port
 
 
 def start_server(
     repo: Path, port: int, events: int, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
-    """The repo's own server, ticker off, history large enough for the whole run."""
+    """The repo's own server, ticker off, history large enough for the whole run.
+
+    ``repo`` may be another checkout (an A/B across commits) whose server has no ``--fd``: it
+    binds the port itself, like a foreign program, so this is not ``servers.launch``.
+    """
     python = repo / ".venv" / "bin" / "python"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PUSHLAB_")}
     cmd = [str(python), "-m", "servers", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--rate", "0", "--history", str(events), "--log-level", "warning"]
-    return subprocess.Popen(cmd, cwd=repo, env=base | env, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, cwd=repo, env=child_env(env), stdout=subprocess.DEVNULL)
 
 
 async def wait_up(url: str, deadline_s: float = 30.0) -> None:

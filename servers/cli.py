@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 from feed.fdlimit import raise_nofile
 from feed.settings import SSE_IMPLS, WS_IMPLS, Settings
@@ -39,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags; each overrides the matching ``PUSHLAB_*`` variable."""
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
+    parser.add_argument(
+        "--fd",
+        type=int,
+        help="serve on this inherited, bound socket (servers/launch.py); host and port are its own",
+    )
     parser.add_argument("--rate", type=float, dest="ticker_rate", help="ticker events/s (0: off)")
     parser.add_argument("--size", type=int, dest="ticker_size", help="ticker payload bytes")
     parser.add_argument("--topic", dest="ticker_topic", help="ticker topic")
@@ -94,8 +100,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, then drain (see :mod:`servers.runner`)."""
+    sock = None
+    if getattr(args, "fd", None) is not None:
+        # The parent bound it (port 0: no race for a free port). socket(fileno=) reads the family
+        # from the descriptor; uvicorn's own --fd path would treat it as a Unix socket.
+        sock = socket.socket(fileno=args.fd)
+        args.host, args.port = sock.getsockname()[:2]
     settings = settings_from_args(args)
     raise_nofile()  # one socket per connection: 10k idle connections need > 1,024 descriptors
     app = create_app(settings)
-    PushlabServer(build_config(settings, app), app).run()
+    PushlabServer(build_config(settings, app), app).run(sockets=None if sock is None else [sock])
     return 0

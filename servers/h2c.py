@@ -2,9 +2,10 @@
 
 uvicorn speaks HTTP/1.1 only. hypercorn serves the same ``create_app(settings)`` over HTTP/2 and
 announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL``, so a WebSocket can ride an HTTP/2 stream.
-:class:`HypercornThread` runs it in a thread (tests); ``python -m servers.h2c --port P`` runs it
-as a process and prints ``listening on 127.0.0.1:PORT`` once it accepts (``pushlab explain h2``
-starts it that way: a client starts a server process, it never imports one).
+:class:`servers.launch.ServerThread` runs it in a thread (``server="hypercorn"``: tests);
+``python -m servers.h2c --port P`` runs it as a process and prints ``listening on 127.0.0.1:PORT``
+once it accepts (``pushlab explain h2`` starts it that way: a client starts a server process,
+it never imports one).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import os
 import signal
 import socket
 import sys
-import threading
-import time
 
+from fastapi import FastAPI
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -32,46 +32,14 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-async def _serve(settings: Settings, sock: socket.socket, stop: asyncio.Event) -> None:
+async def serve_h2c(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve ``app`` under hypercorn on ``sock`` (bound, maybe listening) until ``stop`` is set."""
     config = Config()
     # Bound by the caller and handed over (fd://): nobody can take the port before hypercorn
     # listens. hypercorn owns (closes) the dup.
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.loglevel = "WARNING"
-    await serve(create_app(settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-
-
-class HypercornThread:
-    """The lab's app under hypercorn on ``127.0.0.1:port``, in a daemon thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._sock = _listen(0)
-        self.port = int(self._sock.getsockname()[1])
-        self._settings = settings
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        await _serve(self._settings, self._sock, self._stop)
-
-    def __enter__(self) -> HypercornThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise ConnectionError("hypercorn did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        self._sock.close()
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
 async def _main(settings: Settings, port: int) -> None:
@@ -82,7 +50,7 @@ async def _main(settings: Settings, port: int) -> None:
     sock = _listen(port)
     print(f"listening on 127.0.0.1:{sock.getsockname()[1]}", flush=True)
     try:
-        await _serve(settings, sock, stop)
+        await serve_h2c(create_app(settings), sock, stop)
     finally:
         sock.close()
 

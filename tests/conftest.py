@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from feed.settings import Settings
+from servers.launch import ServerThread
 from tests.redis_support import own_redis, redis_prefix  # noqa: F401 (fixtures)
-from tests.support import LiveServer
 
-# The suite's own knobs (PUSHLAB_TEST_MS, _FULL, _REDIS_URL) were read by the imports above. The
-# lab code under test builds Settings from every PUSHLAB_* variable and refuses the names it does
-# not know, so with PUSHLAB_TEST_MS=3 exported, rtt, compression and bench servers failed to start.
-for _knob in [k for k in os.environ if k.startswith("PUSHLAB_TEST_")]:
+# The suite's own knobs (PUSHLAB_TEST_MS, _FULL, _REDIS_URL) were read by the imports above. Every
+# PUSHLAB_* variable goes now: the servers the tests start inherit settings from this environment
+# (servers.launch.child_env, the lab's one policy), and a developer's exported PUSHLAB_SSE_IMPL
+# must not change what a test checks. Tests that want a setting pass it.
+for _knob in [k for k in os.environ if k.startswith("PUSHLAB_")]:
     del os.environ[_knob]
 
 
@@ -34,12 +35,12 @@ def settings(sse_impl: str) -> Settings:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., LiveServer]]:
+def serve() -> Iterator[Callable[..., ServerThread]]:
     """Start real servers; every one is stopped at teardown."""
-    started: list[LiveServer] = []
+    started: list[ServerThread] = []
 
-    def start(settings: Settings, **kwargs: Any) -> LiveServer:
-        server = LiveServer(settings, **kwargs).start()
+    def start(settings: Settings, **kwargs: Any) -> ServerThread:
+        server = ServerThread(settings, **kwargs).start()
         started.append(server)
         return server
 
@@ -49,7 +50,7 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture
-def live(serve: Callable[..., LiveServer], settings: Settings) -> LiveServer:
+def live(serve: Callable[..., ServerThread], settings: Settings) -> ServerThread:
     """One server with default settings and no ticker."""
     return serve(settings)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import pytest
 
 from pushlab.cli import main
 from servers.auth import issue, verify
+from servers.launch import child_env
 
 
 @pytest.fixture
@@ -20,8 +20,6 @@ def auth_server(serve, settings):
 
 def test_token_command_signs_an_admin_token(auth_server, capsys, monkeypatch):
     """``pushlab token root --admin`` prints a token the admin routes accept."""
-    for name in [k for k in os.environ if k.startswith("PUSHLAB_")]:  # e.g. PUSHLAB_TEST_MS
-        monkeypatch.delenv(name)
     monkeypatch.setenv("PUSHLAB_AUTH_SECRET", auth_server.settings.auth_secret)
     assert main(["token", "root", "--admin"]) == 0
     token = capsys.readouterr().out.strip()
@@ -47,7 +45,7 @@ def test_publish_command_sends_its_token(auth_server, capsys):
 def test_chat_command_logs_in_as_its_token_user(auth_server):
     """``pushlab chat --token`` is welcomed as the token's user; without a token it is refused."""
     chat = [sys.executable, "-m", "pushlab", "chat", "--url", auth_server.url]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHLAB_")}
+    env = child_env()  # the lab's one policy (the suite runs with no PUSHLAB_* of its own)
     token, _ = issue(auth_server.settings, "ann")
     done = subprocess.run(
         [*chat, "--token", token],

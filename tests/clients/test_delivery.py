@@ -13,14 +13,15 @@ import pytest
 from clients import CLIENTS, FeedClient, Received, RetryPolicy
 from feed.events import Gap
 from feed.memory import MemoryBroker
-from tests.support import MS, LiveServer, async_wait_until, each_sse_impl
+from servers.launch import ServerThread
+from tests.support import MS, async_wait_until, each_sse_impl
 
 # "sse-stream": the SSE client on the lean wire the perf generators use (clients/sse_wire.py).
 TRANSPORTS = [*sorted(CLIENTS), "sse-stream"]
 FAST_RETRY = RetryPolicy(base_s=0.02, cap_s=0.2)
 
 
-def make(transport: str, server: LiveServer, topic: str, **kwargs: Any) -> FeedClient:
+def make(transport: str, server: ServerThread, topic: str, **kwargs: Any) -> FeedClient:
     extra: dict[str, Any] = {"retry": FAST_RETRY}
     if transport == "poll":
         extra["interval_s"] = 0.02

@@ -24,6 +24,7 @@ from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
+from servers.launch import ServerThread
 from tests.docs.nodejs import node_script
 from tests.support import async_wait_until, free_port, require, wait_until
 
@@ -101,9 +102,7 @@ async def publish(http: httpx.AsyncClient, url: str, n: int) -> None:
 
 def test_e6_websocket_over_http2_rfc8441(settings):
     """E6: the lab's app under hypercorn serves a WebSocket over HTTP/2 (RFC 8441), no 101 (Q10)."""
-    from servers.h2c import HypercornThread
-
-    with HypercornThread(settings) as server:
+    with ServerThread(settings, server="hypercorn") as server:
         report = h2ws.explain(topic="h2", port=server.port)
     assert report["enable_connect_protocol"] == 1
     request = dict(report["request_headers"])

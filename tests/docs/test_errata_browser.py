@@ -11,8 +11,9 @@ import pytest
 from websockets.sync.server import ServerConnection, serve
 
 from clients.explain.handshake import open_ws
+from servers.launch import ServerThread
 from tests.docs.nodejs import node_script
-from tests.support import LiveServer, require, wait_until
+from tests.support import require, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -29,7 +30,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser, live: LiveServer) -> Iterator[Any]:
+def page(browser, live: ServerThread) -> Iterator[Any]:
     """A page on the live server's origin (so EventSource needs no CORS)."""
     pg = browser.new_page()
     pg.goto(f"{live.url}/healthz")

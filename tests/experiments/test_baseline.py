@@ -17,16 +17,10 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import SSEClient, WebSocketClient
 from clients.base import Received
-from experiments.baseline import (
-    NODE_DIR,
-    ensure_node_modules,
-    node_available,
-    node_server_command,
-)
+from experiments.baseline import NODE_DIR, NodeServer, node_available
 from feed.events import Gap
 from feed.ticker import make_payload
 from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
-from tests.experiments.procs import ServerProcess
 from tests.support import IN_CI, require
 
 pytestmark = pytest.mark.load
@@ -34,17 +28,16 @@ pytestmark = pytest.mark.load
 CLIENTS = {"ws": WebSocketClient, "sse": SSEClient}
 
 
-def node_server(rate: float = 0, size: int = 64, history: int = 10_000) -> ServerProcess:
+def node_server(rate: float = 0, size: int = 64, history: int = 10_000) -> NodeServer:
     require("node", "the Node.js baseline row")
     ok, why = node_available()
     if not ok:
         (pytest.fail if IN_CI else pytest.skip)(why)
-    ensure_node_modules()
-    return ServerProcess(node_server_command(0, rate, size, "ticks", history)).start_with_port()
+    return NodeServer(rate, size, history=history).start()
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[ServerProcess]:
+def node() -> Iterator[NodeServer]:
     srv = node_server()
     yield srv
     srv.stop()
@@ -56,7 +49,7 @@ async def http() -> AsyncGenerator[httpx.AsyncClient, None]:
         yield client
 
 
-def make(transport: str, srv: ServerProcess, topic: str, **kwargs) -> WebSocketClient | SSEClient:
+def make(transport: str, srv: NodeServer, topic: str, **kwargs) -> WebSocketClient | SSEClient:
     return CLIENTS[transport](srv.url, topic, retry=FAST_RETRY, **kwargs)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from experiments.cluster import render
 from experiments.tls import make_tls
+from servers.launch import child_env
 from tests.redis_support import require_redis
 from tests.support import MS, free_port, require
 
@@ -55,7 +56,7 @@ def test_cluster_up_then_down(tmp_path: Path, how: str):
     require("nginx", "the cluster")
     require_redis()
     root = tmp_path / "c"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHLAB_")}
+    env = child_env()
     up = subprocess.Popen(
         [sys.executable, "-m", "pushlab", "cluster", "up", "--instances", "2", "--dir", str(root)],
         stdout=subprocess.PIPE,

@@ -21,7 +21,8 @@ from experiments.countwire import (
 )
 from feed.codec import encode_event
 from feed.settings import Settings
-from tests.support import LiveServer, async_wait_until, each_sse_impl
+from servers.launch import ServerThread
+from tests.support import async_wait_until, each_sse_impl
 
 URL = "http://127.0.0.1:9"
 
@@ -210,7 +211,7 @@ async def test_counts_every_event_a_real_server_sends(transport: str, serve: Any
     settings = Settings.from_env(
         {}, ticker_rate=0, sse_impl=sse_impl, ws_ping_interval_s=0.02, ws_ping_timeout_s=0.5
     )
-    live: LiveServer = serve(settings)
+    live: ServerThread = serve(settings)
     win = Window(0, Batcher(0.03))
     win.t0, win.t1, win.open = 0, 2**62, True
     tallies = [Tally() for _ in range(3)]

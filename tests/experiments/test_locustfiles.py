@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from experiments.locust_runner import LocustRunError, locust_bin, locustfile, run_locust
-from tests.experiments.procs import pushlab_server
+from servers.launch import ServerProcess
 from tests.support import FULL, free_port, wait_until
 
 pytestmark = pytest.mark.load
@@ -29,9 +29,16 @@ USERS = 20 if FULL else 5
 SECONDS = 10.0 if FULL else 3.0
 
 
+def pushlab_server(rate: float, *extra: str) -> ServerProcess:
+    """``python -m servers`` with the ticker at ``rate`` events/s, started."""
+    # --admin: tests kick streams and steer the ticker, as the bench does.
+    args = ["--rate", str(rate), "--admin", "--log-level", "warning", *extra]
+    return ServerProcess(args=args).start()
+
+
 @pytest.fixture(scope="module")
 def server():
-    srv = pushlab_server(RATE).start()
+    srv = pushlab_server(RATE)
     yield srv
     srv.stop()
 
@@ -144,7 +151,7 @@ class BlockingSSEUser(sse_mod.SSEUser):
 def test_clients_are_cooperative_under_gevent(tmp_path):
     """No user blocks the gevent hub (gevent's monitor says so); an unpatched socket would."""
     users = 8
-    slow = pushlab_server(4).start()  # 250 ms between events: a blocking read holds the hub
+    slow = pushlab_server(4)  # 250 ms between events: a blocking read holds the hub
     env = {"LOCUST_FEED_MONITOR_HUB_MS": "100"}
     try:
         for transport in ("ws", "sse"):
@@ -234,7 +241,7 @@ def test_hard_timeout_kills_a_stuck_run(server, tmp_path):
 
 def test_separate_master_and_worker_share_options(tmp_path):
     """A worker started on its own gets the master's feed options (here: the topic)."""
-    srv = pushlab_server(RATE, "--topic", "elsewhere").start()
+    srv = pushlab_server(RATE, "--topic", "elsewhere")
     port = free_port()
     summary = tmp_path / "summary.json"
     common = [str(locust_bin()), "-f", str(locustfile("ws"))]
@@ -268,7 +275,7 @@ def test_separate_master_and_worker_share_options(tmp_path):
 
 def test_ws_users_answer_the_heartbeat(tmp_path):
     """With a fast server heartbeat, Locust's WebSocket users answer every ping: nothing cut."""
-    srv = pushlab_server(RATE, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.5").start()
+    srv = pushlab_server(RATE, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.5")
     try:
         r = run_locust("ws", srv.url, USERS, SECONDS, out_dir=tmp_path)
         metrics = httpx.get(f"{srv.url}/metrics", trust_env=False).text

@@ -55,13 +55,10 @@ def test_sse_choices_from_env_and_flags(monkeypatch):
     """PUSHLAB_SSE_DIRECT / PUSHLAB_SSE_IMPL and `pushlab serve` flags reach Settings; an unknown
     implementation is refused."""
     import argparse
-    import os
 
     from servers.cli import add_arguments, settings_from_args
 
-    for key in [k for k in os.environ if k.startswith("PUSHLAB_")]:
-        monkeypatch.delenv(key)  # the tests' own PUSHLAB_* settings must not leak in here
-
+    # No PUSHLAB_* of the environment leaks in: tests/conftest.py drops them all.
     s = Settings.from_env({"PUSHLAB_SSE_DIRECT": "off", "PUSHLAB_SSE_IMPL": "pushlab"})
     assert (s.sse_direct, s.sse_impl) == (False, "pushlab")
     assert (Settings().sse_direct, Settings().sse_impl) == (True, "sse-starlette")

@@ -12,7 +12,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import MS, LiveServer, async_wait_until
+from servers.launch import ServerThread
+from tests.support import MS, async_wait_until
 
 TIMEOUT = 5 * MS
 
@@ -53,13 +54,13 @@ def ws_impl(request) -> str:
 
 
 @pytest.fixture
-def live(serve, settings, ws_impl) -> LiveServer:
+def live(serve, settings, ws_impl) -> ServerThread:
     """This module's server runs on each WebSocket implementation in turn."""
     return serve(settings.replace(ws_impl=ws_impl))
 
 
 @pytest.fixture
-def tabs(live: LiveServer):
+def tabs(live: ServerThread):
     """Open chat connections as ``await open_tab(user)``; all closed at teardown."""
 
     @contextlib.asynccontextmanager

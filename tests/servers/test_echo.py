@@ -17,7 +17,7 @@ WS_IMPLS = ["pushlab-sansio", "websockets-sansio", "wsproto"]
 @pytest.mark.parametrize("ws", WS_IMPLS)
 async def test_text_binary_and_fragmented_come_back_unchanged(serve, settings, ws):
     """Text stays text, binary stays binary, a fragmented message comes back whole."""
-    # LiveServer applies ws_max_message_bytes (64 KiB) like `pushlab serve`; 70 kB needs more.
+    # ServerThread applies ws_max_message_bytes (64 KiB) like `pushlab serve`; 70 kB needs more.
     server = serve(settings.replace(ws_max_message_bytes=1 << 20, ws_impl=ws))
     async with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=5 * MS) as sock:
         for message in ("héllo ✓", "", b"\x00\xff" * 1000, b"", os.urandom(70_000)):

@@ -10,16 +10,16 @@ import uvicorn
 
 from feed.fdlimit import raise_nofile
 from feed.settings import SSE_IMPLS
-from servers.background import free_port
 from servers.http_protocol import (
     EVICT_AFTER_S,
     MAX_LINE_BYTES,
     UVICORN_VERSION,
     GuardedHttpToolsProtocol,
 )
+from servers.launch import ServerProcess
 from servers.runner import build_config
 from tests.servers.socktable import established
-from tests.support import FULL, MS, ServerProcess, async_wait_until, require
+from tests.support import FULL, MS, async_wait_until, require
 
 UPGRADE = (
     b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -238,7 +238,7 @@ async def test_connections_at_the_fd_limit_are_answered_and_counted():
     """Under a 128-descriptor limit, connections beyond it get 503 and a WARNING with a count."""
     prlimit = require("prlimit", "runs the server under a low open-file limit")
     server = ServerProcess(
-        free_port(), {"PUSHLAB_HTTP_HEADER_TIMEOUT_S": "60"}, prefix=[prlimit, "--nofile=128"]
+        env={"PUSHLAB_HTTP_HEADER_TIMEOUT_S": "60"}, prefix=[prlimit, "--nofile=128"]
     ).start()
     try:
         opened = [await connect(server.port) for _ in range(160)]

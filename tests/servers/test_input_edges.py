@@ -12,7 +12,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from feed.names import is_name
-from tests.support import MS, LiveServer
+from servers.launch import ServerThread
+from tests.support import MS
 
 pytestmark = pytest.mark.abuse
 
@@ -70,7 +71,7 @@ async def test_sockets_refuse_a_name_with_a_trailing_newline(live, path, error):
     assert error.encode() in info.value.response.body
 
 
-def raw_request(server: LiveServer, head: str) -> bytes:
+def raw_request(server: ServerThread, head: str) -> bytes:
     """Send request headers only (no body) and return what the server answers first."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5 * MS) as sock:
         sock.sendall(head.encode())

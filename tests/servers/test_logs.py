@@ -12,8 +12,9 @@ from websockets.asyncio.client import connect
 
 from feed.settings import SSE_IMPLS
 from servers.auth import issue
+from servers.launch import ServerProcess
 from servers.logs import JSONFormatter, RedactTokens, redact
-from tests.support import MS, ServerProcess, async_wait_until, free_port, wait_until
+from tests.support import MS, async_wait_until, wait_until
 
 
 def test_redact_rewrites_every_token_form():
@@ -80,8 +81,7 @@ async def test_rejections_are_logged_without_the_token(serve, settings, caplog):
 async def test_real_server_log_never_contains_a_token(tmp_path, sse_impl):
     """A subprocess server at log level info: uvicorn's access log shows token=[REDACTED]."""
     proc = ServerProcess(
-        free_port(),
-        {"PUSHLAB_AUTH": "1", "PUSHLAB_LOG_LEVEL": "info", "PUSHLAB_SSE_IMPL": sse_impl},
+        env={"PUSHLAB_AUTH": "1", "PUSHLAB_LOG_LEVEL": "info", "PUSHLAB_SSE_IMPL": sse_impl},
         log_path=str(tmp_path / "s.log"),
     ).start()
     try:

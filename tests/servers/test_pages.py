@@ -5,11 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import LiveServer, wait_until
+from servers.launch import ServerThread
+from tests.support import wait_until
 
 
 @pytest.fixture
-def ticking(serve, settings) -> LiveServer:
+def ticking(serve, settings) -> ServerThread:
     return serve(settings.replace(ticker_rate=50, ticker_size=32, admin=True))
 
 

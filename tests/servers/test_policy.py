@@ -20,7 +20,7 @@ from feed.settings import Settings
 from servers import policy
 from servers.app import create_app
 from servers.auth import issue
-from tests.support import LiveServer
+from servers.launch import ServerThread
 
 pytestmark = pytest.mark.abuse
 
@@ -45,7 +45,7 @@ ADMIN_HTTP = [
 ]
 
 
-def ws_url(server: LiveServer, path: str) -> str:
+def ws_url(server: ServerThread, path: str) -> str:
     return server.url.replace("http", "ws", 1) + path
 
 
@@ -58,7 +58,7 @@ async def upgrade_status(url: str, **kwargs: Any) -> int:
         return exc.response.status_code
 
 
-async def call(server: LiveServer, method: str, path: str, body: bytes | None, **headers: str):
+async def call(server: ServerThread, method: str, path: str, body: bytes | None, **headers: str):
     async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=10) as http:
         return await http.request(method, path, content=body, headers=headers)
 
@@ -69,12 +69,12 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.fixture
-def auth_server(serve, settings) -> LiveServer:
+def auth_server(serve, settings) -> ServerThread:
     return serve(settings.replace(auth=True, admin=True, ticker_rate=1))
 
 
 @pytest.fixture
-def origin_server(serve, settings) -> LiveServer:
+def origin_server(serve, settings) -> ServerThread:
     return serve(settings.replace(origins=ALLOWED, admin=True))
 
 

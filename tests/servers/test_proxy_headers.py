@@ -15,13 +15,13 @@ from websockets.exceptions import InvalidStatus
 
 from feed.settings import Settings
 from servers.app import create_app
+from servers.launch import ServerThread
 from servers.runner import build_config
-from tests.support import LiveServer
 
 PROXY = "127.0.0.5"
 
 
-async def open_ws(server: LiveServer, source: str, xff: str | None) -> ClientConnection:
+async def open_ws(server: ServerThread, source: str, xff: str | None) -> ClientConnection:
     """A feed WebSocket from ``source``, carrying ``X-Forwarded-For: xff`` when given."""
     headers = {"X-Forwarded-For": xff} if xff is not None else None
     url = server.url.replace("http", "ws") + "/ws?topic=t"
@@ -30,7 +30,7 @@ async def open_ws(server: LiveServer, source: str, xff: str | None) -> ClientCon
     return ws
 
 
-async def refused_status(server: LiveServer, source: str, xff: str | None) -> int:
+async def refused_status(server: ServerThread, source: str, xff: str | None) -> int:
     with pytest.raises(InvalidStatus) as info:
         await open_ws(server, source, xff)
     return info.value.response.status_code

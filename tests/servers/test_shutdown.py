@@ -22,9 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from clients import CLIENTS, Received
 from feed.events import Gap
 from feed.settings import SSE_IMPLS
+from servers.launch import ServerProcess
 from tests.clients.test_delivery import FAST_RETRY, Collector
 from tests.servers.rawws import RawWS
-from tests.support import MS, ServerProcess, async_wait_until, free_port
+from tests.support import MS, async_wait_until
 
 TRANSPORTS = sorted(CLIENTS)
 
@@ -46,7 +47,7 @@ async def exited(proc: ServerProcess, timeout: float) -> float:
 async def test_sigterm_says_goodbye_on_every_transport(tmp_path, sse_impl):
     """WS gets 1001, SSE ends with event: end (shutdown), a long poll answers 204 at once."""
     env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "5", "PUSHLAB_SSE_IMPL": sse_impl}
-    proc = ServerProcess(free_port(), env).start()
+    proc = ServerProcess(env=env).start()
     try:
         ws = await connect(proc.url.replace("http", "ws") + "/ws?topic=t")
         await ws.recv()
@@ -93,7 +94,7 @@ async def test_exit_is_bounded_when_a_peer_never_leaves(sse_impl):
     """New connections are refused at once; an SSE reader that stopped reading (its goodbye
     cannot be written) cannot hold the process past shutdown_timeout_s."""
     env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "1", "PUSHLAB_SSE_IMPL": sse_impl}
-    proc = ServerProcess(free_port(), env).start()
+    proc = ServerProcess(env=env).start()
     sock = socket.socket()
     try:
         raw = await RawWS.connect(proc.port, "/ws?topic=t")
@@ -135,8 +136,7 @@ async def test_clients_resume_across_sigterm_and_restart(tmp_path, snapshot, sse
     env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "3", "PUSHLAB_SSE_IMPL": sse_impl}
     if snapshot:
         env["PUSHLAB_SNAPSHOT_PATH"] = str(tmp_path / "history.jsonl")
-    port = free_port()
-    proc = ServerProcess(port, env, log_path=str(tmp_path / "server.log")).start()
+    proc = ServerProcess(env=env, log_path=tmp_path / "server.log").start()
     collectors = []
     try:
         for transport in TRANSPORTS:

@@ -8,6 +8,7 @@ import pytest
 
 from feed.settings import SSE_IMPLS
 from servers.connections import Conn
+from servers.launch import ServerThread
 from servers.sse_direct import make_sink
 from tests.servers.rawsse import RawSSE
 from tests.servers.test_metrics import scrape
@@ -102,9 +103,7 @@ def test_no_sink_for_a_send_that_is_not_uvicorns():
 async def test_another_server_gets_the_buffered_path(settings, impl):
     """Under hypercorn (not uvicorn's cycle) there is no sink and the pushlab implementation
     falls back to sse-starlette's response: the stream still works, nothing goes direct."""
-    from servers.h2c import HypercornThread
-
-    with HypercornThread(settings.replace(sse_impl=impl)) as server:
+    with ServerThread(settings.replace(sse_impl=impl), server="hypercorn") as server:
         url = f"http://127.0.0.1:{server.port}"
         sse = await RawSSE.open(server.port, "topic=t")
         try:

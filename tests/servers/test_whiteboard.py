@@ -12,13 +12,14 @@ from httpx_sse import aconnect_sse
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import MS, LiveServer
+from servers.launch import ServerThread
+from tests.support import MS
 
 STROKE = {"type": "stroke", "color": "#ff0000", "width": 2, "points": [[1, 2], [30, 40]]}
 TIMEOUT = 5 * MS
 
 
-def ws_url(server: LiveServer, board: str, user: str, since: int | None = None) -> str:
+def ws_url(server: ServerThread, board: str, user: str, since: int | None = None) -> str:
     url = f"ws://127.0.0.1:{server.port}/whiteboard/ws?board={board}&user={user}"
     return url if since is None else f"{url}&since={since}"
 
@@ -45,7 +46,7 @@ def board_settings(settings):
 
 
 @pytest.fixture
-def server(serve, board_settings) -> LiveServer:
+def server(serve, board_settings) -> ServerThread:
     return serve(board_settings)
 
 

@@ -10,9 +10,10 @@ import logging
 import orjson
 import pytest
 
+from servers.launch import ServerProcess
 from servers.ws_protocol import LeanSansIOProtocol
 from tests.servers.rawws import OP_CLOSE, OP_PING, OP_TEXT, RawWS, frame
-from tests.support import FULL, MS, ServerProcess, async_wait_until, free_port, wait_until
+from tests.support import FULL, MS, async_wait_until, wait_until
 
 pytestmark = pytest.mark.abuse
 
@@ -74,8 +75,8 @@ async def _backlog_after_pings(live, raw: RawWS, pings: int) -> tuple[LeanSansIO
         await raw.writer.drain()
     raw.send(OP_CLOSE, b"\x03\xe8")  # queued behind the pings: read means all pings read
     port = raw.writer.get_extra_info("sockname")[1]
-    assert live._server is not None
-    conns = live._server.server_state.connections
+    assert live.uvicorn is not None
+    conns = live.uvicorn.server_state.connections
 
     def closing() -> LeanSansIOProtocol | None:
         for proto in list(conns):
@@ -98,8 +99,7 @@ def test_refused_upgrades_are_info_with_their_reason_never_an_error(tmp_path):
     """Every kind of refused upgrade against ``python -m servers`` (uvicorn used to add ERROR
     "ASGI callable returned without completing handshake" to each)."""
     proc = ServerProcess(
-        free_port(),
-        {"PUSHLAB_LOG_LEVEL": "info", "PUSHLAB_ORIGINS": "https://app.example"},
+        env={"PUSHLAB_LOG_LEVEL": "info", "PUSHLAB_ORIGINS": "https://app.example"},
         log_path=str(tmp_path / "server.log"),
     ).start()
     refusals = {  # path, extra headers -> status

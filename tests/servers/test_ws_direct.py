@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 
 import httpx
 import msgpack
@@ -258,8 +257,6 @@ def test_ws_direct_setting_from_env_flag_and_in_metadata(monkeypatch):
     """PUSHLAB_WS_DIRECT and --ws-direct/--no-ws-direct set it; result metadata records it."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    for key in [k for k in os.environ if k.startswith("PUSHLAB_")]:
-        monkeypatch.delenv(key)
     assert settings_from_args(parser.parse_args([])).ws_direct is True
     monkeypatch.setenv("PUSHLAB_WS_DIRECT", "0")
     off = settings_from_args(parser.parse_args([]))

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from clients.browser import launch
-from tests.support import MS, LiveServer, free_port, require, wait_until
+from servers.launch import ServerThread
+from tests.support import MS, free_port, require, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +42,7 @@ OPEN_SOURCES = """([url, n]) => {
 OPEN_COUNT = "() => window.streams.filter(s => s.open).length"
 
 
-def subscribers(server: LiveServer) -> int:
+def subscribers(server: ServerThread) -> int:
     """Live subscriptions as the server counts them (asked from Python, not the browser)."""
     r = httpx.get(f"{server.url}/healthz", trust_env=False)
     return int(r.json()["broker"]["subscribers"])
@@ -131,7 +132,7 @@ http {{
 
 
 @pytest.fixture
-def h2_proxy(live: LiveServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def h2_proxy(live: ServerThread, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """nginx on a free port: TLS + HTTP/2 in front of ``live``; yields (origin, SPKI hash)."""
     nginx = require("nginx", "the HTTP/2 test proxies through Debian's nginx")
     cert, key, spki = _self_signed(tmp_path)

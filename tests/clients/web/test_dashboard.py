@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from feed.memory import MemoryBroker
-from tests.support import LiveServer
+from servers.launch import ServerThread
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +15,7 @@ EVERY = "Object.values(window.pushlab.clients).every"
 
 
 @pytest.fixture
-def ticking(serve, settings) -> LiveServer:
+def ticking(serve, settings) -> ServerThread:
     """A server whose ticker publishes 20 events/s into a broker that survives restarts."""
     broker = MemoryBroker(settings.history, settings.max_topics)
     return serve(settings.replace(ticker_rate=20, sse_retry_ms=200, admin=True), broker=broker)
