@@ -28,8 +28,6 @@ from urllib.parse import quote
 
 import httpx
 
-from clients.explain.frames import PING, TEXT, encode_frame, new_mask_key
-from clients.explain.http import get_request, new_ws_key, upgrade_request
 from clients.explain.wire import Wire
 from experiments import baseline
 from experiments.abuse_wire import (
@@ -47,6 +45,8 @@ from experiments.abuse_wire import (
 )
 from experiments.children import python_server_command, spawn, stop, wait_healthy
 from experiments.results import ResultsDir
+from feed.wire.http1 import get_request
+from feed.wire.ws import PING, TEXT, encode_frame, new_mask_key, new_ws_key, upgrade_request
 from servers.background import free_port
 
 ORIGIN = "https://app.example"

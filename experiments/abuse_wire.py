@@ -1,7 +1,7 @@
 """What an attacker sees on the wire: answers read from raw sockets, for ``experiments.abuse``.
 
 Connections are :class:`clients.explain.wire.Wire` (a loopback socket that counts bytes), request
-heads come from :mod:`clients.explain.http` and frames from :mod:`clients.explain.frames`. This
+heads and frames from the core's codecs (:mod:`feed.wire.http1`, :mod:`feed.wire.ws`). This
 module only adds the observing: read until a response head, the server's close, a reset or a
 deadline, and say which, after how long. Nothing here judges an answer.
 """
@@ -18,11 +18,11 @@ from typing import Any
 
 import psutil
 
-from clients.explain.frames import CLOSE, FrameReader
-from clients.explain.http import Head, split_head
 from clients.explain.wire import Wire
 from experiments.children import rss_bytes
 from experiments.sockstats import ss
+from feed.wire.http1 import Head, split_head
+from feed.wire.ws import CLOSE, FrameReader
 
 # Response headers worth keeping in a record (the rest are the same on every answer).
 KEY_HEADERS = ("sec-websocket-version", "www-authenticate", "retry-after", "connection")

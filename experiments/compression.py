@@ -22,13 +22,13 @@ from typing import Any
 
 import httpx
 
-from clients.explain.frames import TEXT, FrameReader
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
 from experiments.cpuclock import process_cpu_s
 from experiments.results import ResultsDir
 from experiments.server_process import ServerProcess
 from feed.ticker import make_payload
+from feed.wire.ws import TEXT, FrameReader
 
 SIZES = (64, 512, 4096)
 KINDS = ("tick", "quotes")

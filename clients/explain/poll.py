@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import orjson
 
-from clients.explain.http import get_request
 from clients.explain.wire import Wire
+from feed.wire.http1 import get_request
 
 
 def _exchange(wire: Wire, target: str) -> dict[str, Any]:

@@ -20,10 +20,9 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import ShortPollClient
 from clients.explain import h2ws, handshake
-from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
-from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
+from feed.wire.ws import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY, TEXT, FrameReader, encode_frame
 from tests.docs.nodejs import node_script
 from tests.support import async_wait_until, free_port, require, wait_until
 
