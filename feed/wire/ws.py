@@ -20,6 +20,9 @@ from feed.wire.http1 import request_head
 OPCODES = {0x0: "continuation", 0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 MAX_CONTROL_PAYLOAD = 125
+_HEAD7 = struct.Struct("!BB").pack
+_HEAD16 = struct.Struct("!BBH").pack
+_HEAD64 = struct.Struct("!BBQ").pack
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 RFC6455_SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -55,21 +58,26 @@ def encode_frame(
     """One frame. Clients must pass ``mask_key`` (4 random bytes, see :func:`new_mask_key`);
     servers pass none (RFC 6455 §5.1). ``check=False`` lets a test build a frame the protocol
     forbids (reserved opcode, oversized or fragmented control frame) to see the peer refuse it."""
-    if check and opcode not in OPCODES:
-        raise ValueError(f"unknown opcode {opcode:#x}")
-    if check and opcode >= 0x8 and (len(payload) > MAX_CONTROL_PAYLOAD or not fin):
-        raise ValueError("control frames carry at most 125 bytes and cannot be fragmented")
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    mask_bit = 0x80 if mask_key is not None else 0
     n = len(payload)
-    if n <= 125:
-        head = bytes((first, mask_bit | n))
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", first, mask_bit | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, mask_bit | 127, n)
+    # The server's event frames (data opcode, FIN, unmasked) pass the checks in one comparison.
+    if opcode > BINARY and check:
+        if opcode not in OPCODES:
+            raise ValueError(f"unknown opcode {opcode:#x}")
+        if opcode >= CLOSE and (n > MAX_CONTROL_PAYLOAD or not fin):
+            raise ValueError("control frames carry at most 125 bytes and cannot be fragmented")
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     if mask_key is None:
-        return head + payload
+        if n <= 125:
+            return _HEAD7(first, n) + payload
+        if n <= 0xFFFF:
+            return _HEAD16(first, 126, n) + payload
+        return _HEAD64(first, 127, n) + payload
+    if n <= 125:
+        head = _HEAD7(first, 0x80 | n)
+    elif n <= 0xFFFF:
+        head = _HEAD16(first, 0x80 | 126, n)
+    else:
+        head = _HEAD64(first, 0x80 | 127, n)
     return head + mask_key + mask_bytes(payload, mask_key)
 
 
