@@ -8,8 +8,7 @@ from typing import Any
 from clients._http import make_http
 from clients.base import RawItem, Ready
 from clients.short_poll import ShortPollClient, answer_items
-
-CURSOR_HEADER = "pushlab-cursor"
+from feed.wire.contract import CURSOR_HEADER
 
 
 class LongPollClient(ShortPollClient):

@@ -21,10 +21,9 @@ from websockets.typing import Subprotocol
 
 from clients.base import FeedClient, RawItem, Ready, tls_context
 from feed.codec import control, decode_event, decode_msgpack_event, gap_from_dict, loads
+from feed.wire.contract import BEARER_PREFIX, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 
 AuthMode = Literal["subprotocol", "header", "query", "message"]
-SUBPROTOCOL_JSON = "pushlab.v1"
-SUBPROTOCOL_MSGPACK = "pushlab.msgpack.v1"
 
 
 class WebSocketClient(FeedClient):
@@ -73,7 +72,7 @@ class WebSocketClient(FeedClient):
         headers = self.headers
         protocols = [Subprotocol(SUBPROTOCOL_MSGPACK if self.binary else SUBPROTOCOL_JSON)]
         if self.token is not None and self.auth == "subprotocol":
-            protocols.append(Subprotocol(f"bearer.{self.token}"))
+            protocols.append(Subprotocol(f"{BEARER_PREFIX}{self.token}"))
         if self.token is not None and self.auth == "header":
             headers = self.auth_headers()
         return headers, protocols

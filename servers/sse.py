@@ -36,6 +36,7 @@ from feed.broker import Subscription
 from feed.codec import control, parse_cursor
 from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
+from feed.wire.contract import TOKEN_EXPIRED
 from feed.wire.sse import named_block, retry_block
 from servers import sse_stream
 from servers.admission import admit
@@ -46,7 +47,7 @@ from servers.query import required_str
 from servers.rawsend import RAW_SEND
 from servers.release import transport_of
 from servers.sse_direct import make_sink, uvicorn_cycle
-from servers.sse_stream import SEND_TIMEOUT, TOKEN_EXPIRED, TRANSPORT, preamble, send_timed_out
+from servers.sse_stream import SEND_TIMEOUT, TRANSPORT, preamble, send_timed_out
 from servers.watchdog import SendWatchdog
 
 router = APIRouter()

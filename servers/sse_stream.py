@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from feed.broker import Subscription
 from feed.codec import control, dumps
 from feed.exceptions import SubscriptionClosed
+from feed.wire.contract import TOKEN_EXPIRED
 from feed.wire.http1 import LAST_CHUNK, encode_chunk
 from feed.wire.sse import comment, named_block, retry_block
 from servers import sse_direct
@@ -50,7 +51,6 @@ HEADERS = [
 PING = comment(b"ping")
 PING_CHUNK = encode_chunk(PING)
 TRANSPORT = "sse"
-TOKEN_EXPIRED = "token_expired"
 SEND_TIMEOUT = "send_timeout"
 
 

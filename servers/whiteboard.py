@@ -34,6 +34,7 @@ from feed.codec import control, dumps, parse_cursor
 from feed.exceptions import BadInput, CapacityError, Refused
 from feed.ratelimit import TokenBucket
 from feed.settings import Settings
+from feed.wire.contract import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN
 from feed.wire.sse import event_block, named_block, retry_block
 from servers.deps import JSON, error_body, read_limited, state
 from servers.policy import identity
@@ -41,9 +42,6 @@ from servers.websocket import deny, json_subprotocol
 
 router = APIRouter()
 
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
 CONFLICTS = {"nothing_to_undo", "duplicate_stroke", "board_full"}
 _SEQUENCED = ("stroke", "undo", "clear", "snapshot")
 

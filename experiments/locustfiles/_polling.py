@@ -10,8 +10,9 @@ import orjson
 
 from experiments.locustfiles._httpclient import last_socket
 from experiments.locustfiles.base import TALLY, FeedUser, http_status_error
+from feed.wire.contract import CURSOR_HEADER
 
-CURSOR_HEADER = "Pushlab-Cursor"
+__all__ = ["CURSOR_HEADER", "PollingUser"]
 
 
 class PollingUser(FeedUser):
