@@ -184,6 +184,7 @@ def _bad_origin_upgrade(path: str) -> Callable[[Target, Form], dict[str, Any]]:
 
 
 def trickled_headers(t: Target, f: Form) -> dict[str, Any]:
+    # Hand-written on purpose: a head that never ends, which no builder produces.
     first = f"GET /healthz HTTP/1.1\r\nHost: {t.host}\r\nX-Slow: ".encode()
     return hold(t.url, f.trickle, first, b"a", f.hold_s)
 
@@ -211,6 +212,7 @@ def _streamed(t: Target, head: bytes, total: int) -> dict[str, Any]:
 
 
 def unterminated_header(t: Target, f: Form) -> dict[str, Any]:
+    # Hand-written on purpose: a head that never ends, which no builder produces.
     head = f"GET /healthz HTTP/1.1\r\nHost: {t.host}\r\nX-Big: ".encode()
     return _streamed(t, head, f.unterminated)
 

@@ -21,7 +21,7 @@ import psutil
 from clients.explain.wire import Wire
 from experiments.children import rss_bytes
 from experiments.sockstats import ss
-from feed.wire.http1 import Head, split_head
+from feed.wire.http1 import Head, request_head, split_head
 from feed.wire.ws import CLOSE, FrameReader
 
 # Response headers worth keeping in a record (the rest are the same on every answer).
@@ -38,11 +38,10 @@ def http_request(
     length: int | None = None,
 ) -> bytes:
     """A request head (+ body); ``length`` declares a Content-Length larger than ``body``."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    fields = dict(headers or {})
     if method in ("POST", "PUT") or body:
-        lines.append(f"Content-Length: {len(body) if length is None else length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        fields["Content-Length"] = str(len(body) if length is None else length)
+    return request_head(method, target, host, fields) + body
 
 
 def await_head(wire: Wire, seconds: float) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from experiments.countwire import (
 )
 from feed.codec import encode_event
 from feed.settings import Settings
-from feed.wire.http1 import response_head
+from feed.wire.http1 import LAST_CHUNK, encode_chunk, response_head
 from feed.wire.ws import BINARY, CLOSE, PING, TEXT, accept_key, decode_frame, encode_frame
 from tests.support import LiveServer, async_wait_until, each_sse_impl
 
@@ -148,11 +148,11 @@ async def test_ws_protocol_errors_end_the_connection_with_a_reason(body: bytes, 
 async def test_ws_handshake_is_checked():
     tally, win = Tally(), open_window()
     counter, rec = ws_counter(tally, win)
-    counter.data_received(b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: nope\r\n\r\n")
+    counter.data_received(response_head(101, "OK", {"Sec-WebSocket-Accept": "nope"}))
     assert rec.aborted and "bad Sec-WebSocket-Accept" in tally.errors[0]
     tally = Tally()
     counter, rec = ws_counter(tally, open_window())
-    counter.data_received(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+    counter.data_received(response_head(403, "Forbidden", {"content-length": "0"}))
     assert rec.aborted and "HTTP 403" in tally.errors[0]
 
 
@@ -165,14 +165,13 @@ def sse_stream(sep: bytes) -> bytes:
     ]
     msgs += [b"id: %d%sdata: %s%s%s" % (s, sep, event(s), sep, sep) for s in (1, 2, 3, 4)]
     msgs.append(b": ping" + sep + sep)
-    return b"".join(b"%x\r\n%s\r\n" % (len(m), m) for m in msgs)
+    return b"".join(map(encode_chunk, msgs))
 
 
 @pytest.mark.parametrize("sep", [b"\n", b"\r\n"])
 async def test_sse_counts_the_same_however_the_reads_split(sep: bytes):
-    head = (
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-    )
+    fields = {"content-type": "text/event-stream", "transfer-encoding": "chunked"}
+    head = response_head(200, "OK", fields)
     stream = sse_stream(sep)
     for cuts in [[i] for i in range(1, len(stream))] + [list(range(1, len(stream), 3))]:
         tally, win = Tally(), open_window()
@@ -187,7 +186,7 @@ async def test_sse_end_of_stream_is_an_error():
     tally = Tally()
     counter = SSECounter(URL, "t", tally, open_window())
     counter.connection_made(Recorder())  # type: ignore[arg-type]
-    counter.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n")
+    counter.data_received(response_head(200, "OK", {"transfer-encoding": "chunked"}) + LAST_CHUNK)
     assert "the server ended the stream" in tally.errors[0]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,13 @@ def test_clients_and_servers_use_the_contract_values() -> None:
     assert servers.websocket.SUBPROTOCOL_MSGPACK is contract.SUBPROTOCOL_MSGPACK
     assert clients.long_poll.CURSOR_HEADER is servers.long_poll.CURSOR_HEADER
     assert servers.ws_session.TOKEN_EXPIRED is contract.TOKEN_EXPIRED
+
+
+def test_the_locustfiles_copy_of_the_cursor_header_agrees() -> None:
+    """The gevent drivers keep feed (and its asyncio broker) out, so they spell the header again:
+    read from source, since importing a locustfile would bring Locust into the test process."""
+
+    source = (Path(__file__).parents[2] / "experiments/locustfiles/_polling.py").read_text()
+    found = re.search(r'^CURSOR_HEADER = "([^"]+)"$', source, re.MULTILINE)
+    assert found is not None and found.group(1) == contract.CURSOR_HEADER
+    assert "from feed" not in source

@@ -9,6 +9,7 @@ import socket
 import httpx
 import pytest
 
+from feed.wire.http1 import sse_request
 from tests.servers.rawws import RawWS
 from tests.servers.socktable import open_fds, server_side
 from tests.servers.test_heartbeat import flood
@@ -33,7 +34,7 @@ class Stalled:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        sock.send(b"GET /sse?topic=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.send(sse_request("x", {"topic": "t"}))
         return cls(sock)
 
     async def read_all(self) -> bytes:
