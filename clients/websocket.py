@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from clients.base import FeedClient, RawItem, Ready, tls_context
 from feed.codec import control, decode_event, decode_msgpack_event, gap_from_dict, loads
-from feed.wire.contract import BEARER_PREFIX, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
+from feed.wire.contract import BEARER_PREFIX, PATHS, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 
 AuthMode = Literal["subprotocol", "header", "query", "message"]
 
@@ -66,7 +66,7 @@ class WebSocketClient(FeedClient):
         if self.token is not None and self.auth == "query":
             query["token"] = self.token
         base = "ws" + self.url.removeprefix("http")
-        return f"{base}/ws?{urlencode(query)}"
+        return f"{base}{PATHS['ws']}?{urlencode(query)}"
 
     def _handshake(self) -> tuple[dict[str, str], list[Subprotocol]]:
         headers = self.headers

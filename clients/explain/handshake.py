@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from clients.explain.wire import Wire
+from feed.wire.contract import PATHS
 from feed.wire.ws import (
     RFC6455_SAMPLE_ACCEPT,
     RFC6455_SAMPLE_KEY,
@@ -17,7 +18,7 @@ from feed.wire.ws import (
 
 def ws_target(topic: str, since: int | None = None) -> str:
     query = {"topic": topic} | ({} if since is None else {"since": str(since)})
-    return f"/ws?{urlencode(query)}"
+    return f"{PATHS['ws']}?{urlencode(query)}"
 
 
 def open_ws(

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from clients.explain.wire import Wire
+from feed.wire.contract import PATHS
 from feed.wire.http1 import ChunkedDecoder, get_request
 
 SSE_FIELDS = {
@@ -52,7 +53,7 @@ def explain(
     if last_event_id is not None:
         extra["Last-Event-ID"] = str(last_event_id)
     with Wire(url) as wire:
-        request = get_request(wire.authority, f"/sse?{urlencode(query)}", extra)
+        request = get_request(wire.authority, f"{PATHS['sse']}?{urlencode(query)}", extra)
         wire.send(request)
         head = wire.read_head()
         body = wire.read_for(seconds, enough=max_bytes)
