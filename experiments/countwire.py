@@ -3,7 +3,8 @@
 Flat out, a process of the lab's clients (``clients/``: one decoded event object, one async
 generator step and one bookkeeping call per event) spends 3.3-4.0x the server's CPU per event
 (docs/performance.md), so on a 2-core machine the generators, not the server, set the figure.
-These subscribers work per read: WebSocket frame headers are walked in one short loop, event
+These subscribers work per read: WebSocket frame headers are walked in one short loop (not
+:func:`feed.wire.ws.decode_frame`: an object per frame would cost more than the count), event
 fields are pulled out of the whole read by one regex, and the seqs are checked against the
 expected run by one list comparison. With ``hold_ms`` each socket is read at most once per hold
 (:class:`Batcher`), so a read carries many events instead of one. They keep every figure
