@@ -8,8 +8,7 @@ from typing import Any
 from clients._http import make_http
 from clients.base import RawItem, Ready
 from clients.short_poll import ShortPollClient, answer_items
-
-CURSOR_HEADER = "pushlab-cursor"
+from feed.wire.contract import CURSOR_HEADER, PATHS
 
 
 class LongPollClient(ShortPollClient):
@@ -25,7 +24,7 @@ class LongPollClient(ShortPollClient):
         async with make_http(self.wait_s + 10.0, self.verify) as http:
             while True:
                 params = self.params() | {"timeout": str(self.wait_s)}
-                response = await self.fetch(http, "/long-poll", params)
+                response = await self.fetch(http, PATHS["long-poll"], params)
                 if response.status_code == 204:
                     self.counters.empty_responses += 1
                     yield Ready(int(response.headers[CURSOR_HEADER]))

@@ -11,6 +11,7 @@ import httpx
 from clients._http import SocketTracker, make_http, parse_events, raise_for_status
 from clients.base import Counters, Cuttable, FeedClient, RawItem, Ready
 from feed.codec import gap_from_dict, loads
+from feed.wire.contract import PATHS
 
 
 def answer_items(body: bytes, counters: Counters) -> tuple[list[RawItem], bool]:
@@ -66,7 +67,7 @@ class ShortPollClient(FeedClient):
     async def _session(self) -> AsyncGenerator[RawItem, None]:
         async with make_http(30.0, self.verify) as http:
             while True:
-                response = await self.fetch(http, "/poll", self.params())
+                response = await self.fetch(http, PATHS["poll"], self.params())
                 items, more = answer_items(response.content, self.counters)
                 for item in items:
                     yield item

@@ -21,6 +21,7 @@ from clients._http import make_http, raise_for_status
 from clients.base import FeedClient, RawItem, Ready, tls_context
 from clients.sse_wire import stream_messages
 from feed.codec import decode_event, gap_from_dict, loads
+from feed.wire.contract import PATHS
 
 
 class _End(enum.Enum):
@@ -93,7 +94,9 @@ class SSEClient(FeedClient):
         params, headers = self._request()
         async with (
             make_http(self.read_timeout_s, self.verify) as http,
-            aconnect_sse(http, "GET", self.url + "/sse", params=params, headers=headers) as source,
+            aconnect_sse(
+                http, "GET", self.url + PATHS["sse"], params=params, headers=headers
+            ) as source,
         ):
             stream = source.response.extensions.get("network_stream")
             self._sock = stream.get_extra_info("socket") if stream is not None else None

@@ -21,10 +21,9 @@ from websockets.typing import Subprotocol
 
 from clients.base import FeedClient, RawItem, Ready, tls_context
 from feed.codec import control, decode_event, decode_msgpack_event, gap_from_dict, loads
+from feed.wire.contract import BEARER_PREFIX, PATHS, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
 
 AuthMode = Literal["subprotocol", "header", "query", "message"]
-SUBPROTOCOL_JSON = "pushlab.v1"
-SUBPROTOCOL_MSGPACK = "pushlab.msgpack.v1"
 
 
 class WebSocketClient(FeedClient):
@@ -67,13 +66,13 @@ class WebSocketClient(FeedClient):
         if self.token is not None and self.auth == "query":
             query["token"] = self.token
         base = "ws" + self.url.removeprefix("http")
-        return f"{base}/ws?{urlencode(query)}"
+        return f"{base}{PATHS['ws']}?{urlencode(query)}"
 
     def _handshake(self) -> tuple[dict[str, str], list[Subprotocol]]:
         headers = self.headers
         protocols = [Subprotocol(SUBPROTOCOL_MSGPACK if self.binary else SUBPROTOCOL_JSON)]
         if self.token is not None and self.auth == "subprotocol":
-            protocols.append(Subprotocol(f"bearer.{self.token}"))
+            protocols.append(Subprotocol(f"{BEARER_PREFIX}{self.token}"))
         if self.token is not None and self.auth == "header":
             headers = self.auth_headers()
         return headers, protocols

@@ -27,8 +27,6 @@ from urllib.parse import quote
 
 import httpx
 
-from clients.explain.frames import PING, TEXT, encode_frame, new_mask_key
-from clients.explain.http import get_request, new_ws_key, upgrade_request
 from clients.explain.wire import Wire
 from experiments import baseline
 from experiments.abuse_wire import (
@@ -46,6 +44,8 @@ from experiments.abuse_wire import (
 )
 from experiments.children import python_server_args
 from experiments.results import ResultsDir
+from feed.wire.http1 import get_request
+from feed.wire.ws import PING, TEXT, encode_frame, new_mask_key, new_ws_key, upgrade_request
 from servers.launch import ServerProcess
 
 ORIGIN = "https://app.example"
@@ -183,6 +183,7 @@ def _bad_origin_upgrade(path: str) -> Callable[[Target, Form], dict[str, Any]]:
 
 
 def trickled_headers(t: Target, f: Form) -> dict[str, Any]:
+    # Hand-written on purpose: a head that never ends, which no builder produces.
     first = f"GET /healthz HTTP/1.1\r\nHost: {t.host}\r\nX-Slow: ".encode()
     return hold(t.url, f.trickle, first, b"a", f.hold_s)
 
@@ -210,6 +211,7 @@ def _streamed(t: Target, head: bytes, total: int) -> dict[str, Any]:
 
 
 def unterminated_header(t: Target, f: Form) -> dict[str, Any]:
+    # Hand-written on purpose: a head that never ends, which no builder produces.
     head = f"GET /healthz HTTP/1.1\r\nHost: {t.host}\r\nX-Big: ".encode()
     return _streamed(t, head, f.unterminated)
 

@@ -1,7 +1,7 @@
 """What an attacker sees on the wire: answers read from raw sockets, for ``experiments.abuse``.
 
 Connections are :class:`clients.explain.wire.Wire` (a loopback socket that counts bytes), request
-heads come from :mod:`clients.explain.http` and frames from :mod:`clients.explain.frames`. This
+heads and frames from the core's codecs (:mod:`feed.wire.http1`, :mod:`feed.wire.ws`). This
 module only adds the observing: read until a response head, the server's close, a reset or a
 deadline, and say which, after how long. Nothing here judges an answer.
 """
@@ -18,11 +18,11 @@ from typing import Any
 
 import psutil
 
-from clients.explain.frames import CLOSE, FrameReader
-from clients.explain.http import Head, split_head
 from clients.explain.wire import Wire
 from experiments.children import rss_bytes
 from experiments.sockstats import ss
+from feed.wire.http1 import Head, request_head, split_head
+from feed.wire.ws import CLOSE, FrameReader
 
 # Response headers worth keeping in a record (the rest are the same on every answer).
 KEY_HEADERS = ("sec-websocket-version", "www-authenticate", "retry-after", "connection")
@@ -38,11 +38,10 @@ def http_request(
     length: int | None = None,
 ) -> bytes:
     """A request head (+ body); ``length`` declares a Content-Length larger than ``body``."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    fields = dict(headers or {})
     if method in ("POST", "PUT") or body:
-        lines.append(f"Content-Length: {len(body) if length is None else length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        fields["Content-Length"] = str(len(body) if length is None else length)
+    return request_head(method, target, host, fields) + body
 
 
 def await_head(wire: Wire, seconds: float) -> dict[str, Any]:

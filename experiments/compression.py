@@ -22,13 +22,13 @@ from typing import Any
 
 import httpx
 
-from clients.explain.frames import TEXT, FrameReader
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
 from experiments.cpuclock import process_cpu_s
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from feed.ticker import make_payload
+from feed.wire.ws import TEXT, FrameReader
 from servers.launch import ServerProcess
 
 SIZES = (64, 512, 4096)

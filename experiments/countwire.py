@@ -3,7 +3,8 @@
 Flat out, a process of the lab's clients (``clients/``: one decoded event object, one async
 generator step and one bookkeeping call per event) spends 3.3-4.0x the server's CPU per event
 (docs/performance.md), so on a 2-core machine the generators, not the server, set the figure.
-These subscribers work per read: WebSocket frame headers are walked in one short loop, event
+These subscribers work per read: WebSocket frame headers are walked in one short loop (not
+:func:`feed.wire.ws.decode_frame`: an object per frame would cost more than the count), event
 fields are pulled out of the whole read by one regex, and the seqs are checked against the
 expected run by one list comparison. With ``hold_ms`` each socket is read at most once per hold
 (:class:`Batcher`), so a read carries many events instead of one. They keep every figure
@@ -27,12 +28,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from clients.explain.frames import encode_frame, new_mask_key
 from clients.explain.handshake import ws_target
-from clients.explain.http import accept_steps, new_ws_key, upgrade_request
-from clients.sse_wire import MAX_HEAD, ChunkedDecoder, parse_head, request_bytes
-from clients.websocket import SUBPROTOCOL_JSON
 from feed.codec import control
+from feed.wire.contract import SUBPROTOCOL_JSON
+from feed.wire.http1 import ChunkedDecoder, Head, split_head, sse_request_for
+from feed.wire.ws import accept_key, client_frame, new_ws_key, upgrade_request
 
 MAX_FRAME = 1 << 20
 # An event is {"topic":..,"seq":N,"ts_ns":T,"data":..} (feed/codec.py; the Node baseline writes
@@ -165,13 +165,12 @@ class _Counter(asyncio.Protocol):
         try:
             if self.head is not None:
                 self.head += data
-                end = self.head.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(self.head) > MAX_HEAD:
-                        raise ValueError("response head too long")
+                got = split_head(self.head)
+                if got is None:
                     return
-                raw, data, self.head = self.head[: end + 4], self.head[end + 4 :], None
-                self._opened(raw)
+                head, data = got
+                self.head = None
+                self._opened(head)
                 self.tally.connections += 1
             if data:
                 self._body(data)
@@ -194,7 +193,7 @@ class _Counter(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _opened(self, raw: bytes) -> None:
+    def _opened(self, head: Head) -> None:
         raise NotImplementedError
 
     def _body(self, data: bytes) -> None:
@@ -211,11 +210,10 @@ class WSCounter(_Counter):
         super().__init__(request, tally, win)
         self.buf = b""
 
-    def _opened(self, raw: bytes) -> None:
-        head = parse_head(raw)
+    def _opened(self, head: Head) -> None:
         if head.status != 101:
             raise ConnectionError(f"HTTP {head.status} instead of 101")
-        if head.headers.get("sec-websocket-accept") != accept_steps(self.key)["accept"]:
+        if head.headers.get("sec-websocket-accept") != accept_key(self.key):
             raise ConnectionError("bad Sec-WebSocket-Accept")
 
     def _body(self, data: bytes) -> None:
@@ -293,19 +291,18 @@ class WSCounter(_Counter):
         if len(payload) > 125:
             raise ValueError("control reply too long")
         assert self.transport is not None
-        self.transport.write(encode_frame(opcode, payload, mask_key=new_mask_key()))
+        self.transport.write(client_frame(opcode, payload))
 
 
 class SSECounter(_Counter):
     """``GET /sse``: chunked body, messages split at blank lines (LF or CRLF)."""
 
     def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
-        super().__init__(request_bytes(url, {"topic": topic}, {}), tally, win)
+        super().__init__(sse_request_for(url, {"topic": topic}, {}), tally, win)
         self.decoder: ChunkedDecoder | None = None
         self.buf = b""
 
-    def _opened(self, raw: bytes) -> None:
-        head = parse_head(raw)
+    def _opened(self, head: Head) -> None:
         if head.status != 200:
             raise ConnectionError(f"HTTP {head.status}")
         if head.headers.get("transfer-encoding", "").lower() == "chunked":

@@ -19,8 +19,7 @@ from typing import Any
 
 from experiments.fleet import Fleet, Member, account, publish_paced
 from experiments.metrics import summarize
-
-TRANSPORTS = ["poll", "long-poll", "sse", "ws"]
+from feed.wire.contract import TRANSPORTS
 
 
 async def fault_run(
@@ -40,7 +39,7 @@ async def fault_run(
 
     Returns ``{"cells": {transport: {...}}, "publisher": {...}, "caught_up": bool}``.
     """
-    transports = transports or TRANSPORTS
+    transports = transports or list(TRANSPORTS)
     fleet = await Fleet.start([url], topic, transports, per_transport, verify)
     fault_ns: list[int] = []
 

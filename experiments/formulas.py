@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from feed.wire.http1 import request_head
+
 # uvicorn's fixed response headers; the date is always 29 characters (RFC 7231 IMF-fixdate).
 _DATE = "date: Wed, 25 Nov 2026 18:00:00 GMT\r\n"
 _SERVER = "server: uvicorn\r\n"
@@ -59,8 +61,8 @@ def httpx_request_len(path: str, query: str, port: int) -> int:
     import httpx  # local import: pure callers of this module should not pay for httpx
 
     with httpx.Client(trust_env=False) as client:
-        defaults = "".join(f"{k}: {v}\r\n" for k, v in client.headers.items())
-    return len(f"GET {path}?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{defaults}\r\n")
+        defaults = dict(client.headers.items())
+    return len(request_head("GET", f"{path}?{query}", f"127.0.0.1:{port}", defaults))
 
 
 def poll_200_len(body_len: float) -> float:

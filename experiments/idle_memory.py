@@ -22,20 +22,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from clients.explain import http
 from clients.explain.handshake import ws_target
 from feed.fdlimit import raise_nofile
 from feed.settings import Settings
+from feed.wire import ws
+from feed.wire.http1 import sse_request
 from servers.launch import ServerThread
 
 
 def upgrade_request(transport: str, topic: str = "ticks") -> bytes:
     """The bytes that open one idle feed socket: a WebSocket upgrade or an SSE GET."""
     if transport == "ws":
-        return http.upgrade_request("x", ws_target(topic), http.new_ws_key())
-    return (
-        f"GET /sse?topic={topic} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode()
-    )
+        return ws.upgrade_request("x", ws_target(topic), ws.new_ws_key())
+    return sse_request("x", {"topic": topic})
 
 
 def open_idle(port: int, request: bytes, n: int, expect: bytes = b" 101 ") -> list[socket.socket]:

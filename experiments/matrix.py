@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feed.settings import ENV_PREFIX, Settings
+from feed.wire.contract import TRANSPORTS
 
-TRANSPORTS = ("poll", "long-poll", "sse", "ws")
 NODE_TRANSPORTS = ("sse", "ws")
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0

@@ -20,6 +20,7 @@ import uvloop
 from websockets.asyncio.client import connect
 
 from feed.codec import dumps
+from feed.wire.http1 import sse_request
 
 TS_NS = re.compile(rb'"ts_ns":(\d+)')
 WARMUP_S = 1.0
@@ -60,7 +61,7 @@ async def _ws(port: int, stop: asyncio.Event, lat: Latencies) -> int:
 async def _sse(port: int, stop: asyncio.Event, lat: Latencies) -> int:
     n = 0
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /sse?topic=ticks HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    writer.write(sse_request("x", {"topic": "ticks"}))
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1):

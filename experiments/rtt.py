@@ -41,6 +41,7 @@ from experiments.cpuclock import process_cpu_s
 from experiments.metrics import summarize
 from experiments.results import ResultsDir
 from feed.settings import WS_IMPLS, Settings
+from feed.wire.http1 import END_OF_HEAD, parse_response_head, request_head
 from servers.launch import ServerProcess
 
 MODES = ("ws", "http-keepalive", "http-new", "http-raw")
@@ -112,22 +113,15 @@ async def _http_cell(
 async def _raw_http_cell(url: str, payload: bytes, params: RttParams) -> tuple[list[float], bool]:
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    head = (
-        f"POST /echo HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/octet-stream\r\nContent-Length: {len(payload)}\r\n\r\n"
-    ).encode()
+    fields = {"Content-Type": "application/octet-stream", "Content-Length": str(len(payload))}
+    head = request_head("POST", "/echo", f"{host}:{port}", fields)
 
     async def rt() -> None:
         writer.write(head + payload)
-        status, _, headers = (await reader.readuntil(b"\r\n\r\n")).partition(b"\r\n")
-        if not status.startswith(b"HTTP/1.1 200"):
-            raise AssertionError(f"unexpected answer {status!r}")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in headers.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        _check(payload, await reader.readexactly(length))
+        answer = parse_response_head(await reader.readuntil(END_OF_HEAD))
+        if answer.status != 200:
+            raise AssertionError(f"unexpected answer {answer.status} {answer.reason}")
+        _check(payload, await reader.readexactly(int(answer.headers["content-length"])))
 
     try:
         return await _measure(rt, params)

@@ -15,6 +15,7 @@ import orjson
 
 from feed.events import EncodedEvent, FeedEvent, Gap
 from feed.exceptions import BadCursor
+from feed.wire.sse import event_block
 
 MAX_SAFE_SEQ = 2**63 - 1
 
@@ -46,7 +47,7 @@ def encoded_from_json(topic: str, seq: int, ts_ns: int, body: bytes) -> EncodedE
         ts_ns=ts_ns,
         json=body,
         text=body.decode(),
-        sse=b"id: %d\ndata: %s\n\n" % (seq, body),
+        sse=event_block(seq, body),
     )
 
 
@@ -99,12 +100,6 @@ def gap_from_dict(obj: dict[str, Any]) -> Gap:
 def control(kind: str, **fields: Any) -> bytes:
     """A control message (``ready``, ``gap``, ``error``, ``pong``...) as JSON bytes."""
     return orjson.dumps({"type": kind, **fields})
-
-
-def sse_control(kind: str, payload: bytes, event_id: int | None = None) -> bytes:
-    """A named SSE event carrying a control payload; ``id`` only when it moves the cursor."""
-    head = b"id: %d\n" % event_id if event_id is not None else b""
-    return head + b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
 
 
 def parse_cursor(value: str | None, *, name: str = "since") -> int | None:

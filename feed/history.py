@@ -23,6 +23,26 @@ class Batch:
     gap: Gap | None = None
 
 
+def resolve(topic: str, since: int | None, oldest: int | None, last: int) -> tuple[int, Gap | None]:
+    """The cursor rule, for every broker: the point served for a requested ``since``, and the gap.
+
+    ``since=None`` means "from now" (``last``). A cursor ahead of ``last`` or older than the oldest
+    retained event (``oldest``; None when nothing is retained) is not honoured: the stream resumes
+    just before the first available event and the :class:`Gap` says why (``ahead``/``expired``).
+    """
+    if since is None:
+        return last, None
+    first_available = oldest if oldest is not None else last + 1
+    if since > last:
+        reason = "ahead"
+    elif since + 1 < first_available:
+        reason = "expired"
+    else:
+        return since, None
+    resume = first_available - 1
+    return resume, Gap(topic, since, oldest, last, reason, resume)
+
+
 # What retaining one event costs beyond its three wire forms (JSON bytes, str, SSE frame): the
 # EncodedEvent object, its seq and ts_ns ints, the object headers, the history's list slot and
 # allocator rounding. sys.getsizeof adds up to ~290 B; the RSS of 20,000 retained 10-byte events
@@ -117,18 +137,7 @@ class History:
 
     def resolve(self, since: int | None) -> tuple[int, Gap | None]:
         """Turn a requested resume point into the point actually served, and the gap if any."""
-        if since is None:
-            return self._last, None
-        oldest = self.oldest_seq
-        first_available = oldest if oldest is not None else self._last + 1
-        if since > self._last:
-            reason = "ahead"
-        elif since + 1 < first_available:
-            reason = "expired"
-        else:
-            return since, None
-        resume = first_available - 1
-        return resume, Gap(self.topic, since, oldest, self._last, reason, resume)
+        return resolve(self.topic, since, self.oldest_seq, self._last)
 
     def read(self, since: int | None, limit: int) -> Batch:
         """Events with seq > ``since`` (at most ``limit``); ``since=None`` means "from now"."""

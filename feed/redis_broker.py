@@ -28,7 +28,7 @@ from feed.broker import KICKED, SHUTDOWN, Subscription
 from feed.codec import encoded_from_json
 from feed.events import EncodedEvent, Gap, check_topic
 from feed.exceptions import TopicLimit
-from feed.history import EVENT_OVERHEAD, Batch
+from feed.history import EVENT_OVERHEAD, Batch, resolve
 from feed.redis_streams import (
     CLAIM_LUA,
     PUBLISH_LUA,
@@ -37,7 +37,6 @@ from feed.redis_streams import (
     TopicState,
     entry_event,
     new_token,
-    resolve,
     split_body,
 )
 from feed.settings import DEFAULT_HISTORY_BYTES

@@ -17,7 +17,7 @@ import orjson
 
 from feed.broker import Subscription
 from feed.codec import encoded_from_json
-from feed.events import EncodedEvent, Gap
+from feed.events import EncodedEvent
 from feed.exceptions import CapacityError
 
 # INCR + XADD in one script: the seq is global and gapless across every instance, and an event is
@@ -120,18 +120,3 @@ def seq_of(entry_id: bytes | str) -> int:
 def entry_event(topic: str, entry_id: bytes, fields: dict[bytes, bytes]) -> EncodedEvent:
     """Wrap a stream entry as an event, reusing its JSON bytes (decoded once per process)."""
     return encoded_from_json(topic, seq_of(entry_id), int(fields[FIELD_TS]), fields[FIELD_BODY])
-
-
-def resolve(topic: str, since: int | None, oldest: int | None, last: int) -> tuple[int, Gap | None]:
-    """The point actually served for a requested ``since`` (same rules as ``History.resolve``)."""
-    if since is None:
-        return last, None
-    first_available = oldest if oldest is not None else last + 1
-    if since > last:
-        reason = "ahead"
-    elif since + 1 < first_available:
-        reason = "expired"
-    else:
-        return since, None
-    resume = first_available - 1
-    return resume, Gap(topic, since, oldest, last, reason, resume)

@@ -32,10 +32,10 @@ from starlette.requests import HTTPConnection
 from feed.exceptions import Unauthorized
 from feed.names import is_name, rule
 from feed.settings import Settings
+from feed.wire.contract import BEARER_PREFIX
 from servers.deps import JSON, read_limited, state
 
 ALGORITHM = "HS256"
-BEARER_PREFIX = "bearer."
 # A {"user": name} body is ~80 bytes; anything much larger is refused before it is read.
 MAX_TOKEN_REQUEST_BYTES = 1024
 

@@ -34,14 +34,12 @@ from feed.codec import dumps
 from feed.exceptions import Refused
 from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
+from feed.wire.contract import CLOSE_POLICY, CLOSE_TRY_AGAIN
 from servers.deps import state
 from servers.policy import identity
 from servers.websocket import deny, json_subprotocol
 
 router = APIRouter()
-
-CLOSE_POLICY = 1008
-CLOSE_TRY_AGAIN = 1013
 
 
 @dataclass(slots=True)

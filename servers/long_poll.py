@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from feed.codec import parse_cursor
 from feed.events import check_topic
+from feed.wire.contract import CURSOR_HEADER
 from servers.admission import admit
 from servers.bare import BareEndpoint
 from servers.deps import state
@@ -26,7 +27,6 @@ from servers.short_poll import answer
 
 router = APIRouter()
 
-CURSOR_HEADER = "Pushlab-Cursor"
 TRANSPORT = "long-poll"
 
 

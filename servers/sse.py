@@ -33,9 +33,11 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from feed.broker import Subscription
-from feed.codec import control, parse_cursor, sse_control
+from feed.codec import control, parse_cursor
 from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
+from feed.wire.contract import TOKEN_EXPIRED
+from feed.wire.sse import named_block, retry_block
 from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
@@ -45,7 +47,7 @@ from servers.query import required_str
 from servers.rawsend import RAW_SEND
 from servers.release import transport_of
 from servers.sse_direct import make_sink, uvicorn_cycle
-from servers.sse_stream import SEND_TIMEOUT, TOKEN_EXPIRED, TRANSPORT, preamble, send_timed_out
+from servers.sse_stream import SEND_TIMEOUT, TRANSPORT, preamble, send_timed_out
 from servers.watchdog import SendWatchdog
 
 router = APIRouter()
@@ -69,7 +71,7 @@ async def _stream(
         except TooManyConnections:
             # Lost a race with another stream from the same IP after the early check: the 200
             # is already out, so the refusal is an immediate end.
-            yield sse_control("end", control("end", reason="too_many_connections"))
+            yield named_block("end", control("end", reason="too_many_connections"))
             return
         conn.user = principal.user if principal else None
         expiry = None
@@ -77,7 +79,7 @@ async def _stream(
             expiry = asyncio.get_running_loop().call_later(
                 max(0.0, principal.remaining()), sub.close, TOKEN_EXPIRED
             )
-        yield b"retry: %d\n\n" % cfg.sse_retry_ms + preamble(sub)
+        yield retry_block(cfg.sse_retry_ms) + preamble(sub)
         # Resumed only once sse-starlette has sent the preamble: the response has started.
         if cfg.sse_direct:
             sub.attach(make_sink(raw_send, conn))
@@ -91,7 +93,7 @@ async def _stream(
                 yield chunk
         except SubscriptionClosed as closed:
             conn.closing(None, closed.reason)
-            yield sse_control("end", control("end", reason=closed.reason))
+            yield named_block("end", control("end", reason=closed.reason))
         finally:
             sub.attach(None)
             conn.closing(None, "client_gone")

@@ -26,9 +26,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from feed.broker import Subscription
-from feed.codec import control, dumps, sse_control
+from feed.codec import control, dumps
 from feed.exceptions import SubscriptionClosed
-from feed.frames import http_chunk
+from feed.wire.contract import TOKEN_EXPIRED
+from feed.wire.http1 import LAST_CHUNK, encode_chunk
+from feed.wire.sse import comment, named_block, retry_block
 from servers import sse_direct
 from servers.release import release
 
@@ -46,10 +48,9 @@ HEADERS = [
     (b"x-accel-buffering", b"no"),
     (b"content-type", b"text/event-stream; charset=utf-8"),
 ]
-PING = b": ping\n\n"
-PING_CHUNK = http_chunk(PING)
+PING = comment(b"ping")
+PING_CHUNK = encode_chunk(PING)
 TRANSPORT = "sse"
-TOKEN_EXPIRED = "token_expired"
 SEND_TIMEOUT = "send_timeout"
 
 
@@ -112,8 +113,8 @@ class KeepAlive:
 
 def preamble(sub: Subscription) -> bytes:
     """``event: gap`` when the cursor was not honoured, then ``event: ready`` with the cursor."""
-    gap = sse_control("gap", dumps(sub.gap.as_dict())) if sub.gap else b""
-    ready = sse_control("ready", control("ready", topic=sub.topic, cursor=sub.cursor), sub.cursor)
+    gap = named_block("gap", dumps(sub.gap.as_dict())) if sub.gap else b""
+    ready = named_block("ready", control("ready", topic=sub.topic, cursor=sub.cursor), sub.cursor)
     return gap + ready
 
 
@@ -140,7 +141,7 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
             stream: Stream | None = None
             try:
                 with st.watchdog:
-                    await raw_send(body(b"retry: %d\n\n" % cfg.sse_retry_ms + preamble(sub)))
+                    await raw_send(body(retry_block(cfg.sse_retry_ms) + preamble(sub)))
                 sink = sse_direct.make_sink(raw_send, conn) if cfg.sse_direct else None
                 sub.attach(sink)
                 stream = Stream(cycle, direct=sink is not None)
@@ -172,7 +173,7 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                             return
                 except SubscriptionClosed as closed:
                     conn.closing(None, closed.reason)
-                    end = sse_control("end", control("end", reason=closed.reason))
+                    end = named_block("end", control("end", reason=closed.reason))
                     with st.watchdog:
                         await raw_send(body(end))
                 with st.watchdog:
@@ -207,8 +208,8 @@ async def send_timed_out(
     if not transport.is_closing():
         # Straight into the transport's buffer: send() would wait for flow control, which
         # waits for the client. uvicorn writes whole chunks, so this starts a new one.
-        end = sse_control("end", control("end", reason=SEND_TIMEOUT))
-        transport.write(http_chunk(end) + b"0\r\n\r\n")
+        end = named_block("end", control("end", reason=SEND_TIMEOUT))
+        transport.write(encode_chunk(end) + LAST_CHUNK)
     await release(transport, st.settings.send_close_timeout_s)
     while (await receive())["type"] != "http.disconnect":
         pass

@@ -26,26 +26,27 @@ from feed.codec import control, parse_cursor
 from feed.events import check_topic
 from feed.exceptions import BadInput, CapacityError, Refused, TooManyConnections, Unauthorized
 from feed.messages import Auth, MessageError, parse_message
+from feed.wire.contract import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    PATHS,
+    SUBPROTOCOL_JSON,
+    SUBPROTOCOL_MSGPACK,
+    SUBPROTOCOLS,
+)
 from servers.admission import check_open
 from servers.auth import Principal, subprotocol_token, verify
 from servers.connections import Conn
 from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
 from servers.policy import principal_of
-from servers.ws_session import (
-    CLOSE_GOING_AWAY,
-    CLOSE_POLICY,
-    CLOSE_TRY_AGAIN,
-    Session,
-    close,
-)
+from servers.ws_session import Session, close
 
 router = APIRouter()
 
 TRANSPORT = "ws"
-PATH = "/ws"
-SUBPROTOCOL_JSON = "pushlab.v1"
-SUBPROTOCOL_MSGPACK = "pushlab.msgpack.v1"
+PATH = PATHS[TRANSPORT]
 FORMATS = ("json", "msgpack")
 
 
@@ -74,7 +75,7 @@ def parse_handshake(ws: WebSocket) -> Handshake:
     fmt = params.get("format", "json")
     if fmt not in FORMATS:
         raise BadHandshake(f"format must be one of {FORMATS}")
-    subprotocol = next((p for p in offered if p in (SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON)), None)
+    subprotocol = next((p for p in offered if p in SUBPROTOCOLS), None)
     if subprotocol_token(offered) is not None and subprotocol is None:
         # The server must echo one offered subprotocol (browsers fail the connection otherwise)
         # and must never echo the token: a bearer subprotocol needs a pushlab one beside it.

@@ -30,19 +30,18 @@ from sse_starlette import EventSourceResponse
 from starlette.websockets import WebSocketDisconnect
 
 from feed.board import Board, BoardError, Boards, check_name, parse_message
-from feed.codec import dumps, parse_cursor
+from feed.codec import control, dumps, parse_cursor
 from feed.exceptions import BadInput, CapacityError, Refused
 from feed.ratelimit import TokenBucket
 from feed.settings import Settings
+from feed.wire.contract import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN
+from feed.wire.sse import event_block, named_block, retry_block
 from servers.deps import JSON, error_body, read_limited, state
 from servers.policy import identity
 from servers.websocket import deny, json_subprotocol
 
 router = APIRouter()
 
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_TRY_AGAIN = 1013
 CONFLICTS = {"nothing_to_undo", "duplicate_stroke", "board_full"}
 _SEQUENCED = ("stroke", "undo", "clear", "snapshot")
 
@@ -240,12 +239,11 @@ async def _sse_stream(
 ) -> AsyncIterator[bytes]:
     out = hub.join(board, user, since)
     try:
-        yield b"retry: %d\n\n" % retry_ms
+        yield retry_block(retry_ms)
         while (item := await out.get()) is not None:
             seq, text = item
-            head = b"id: %d\n" % seq if seq is not None else b""
-            yield head + b"data: " + text.encode() + b"\n\n"
-        yield b'event: end\ndata: {"type":"end","reason":"overflow"}\n\n'
+            yield event_block(seq, text.encode())
+        yield named_block("end", control("end", reason="overflow"))
     finally:
         hub.leave(board, out)
 

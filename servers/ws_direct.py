@@ -31,7 +31,8 @@ from wsproto.connection import ConnectionState
 
 from feed.codec import msgpack_frame
 from feed.events import EncodedEvent
-from feed.frames import OP_TEXT, ws_binary_frame, ws_frame, ws_text_frame
+from feed.frames import ws_binary_frame, ws_text_frame
+from feed.wire.ws import TEXT, encode_frame
 from servers.connections import Conn
 from servers.ws_protocol import Flag, LeanSansIOProtocol
 
@@ -89,7 +90,7 @@ class DirectSink:
 
     def write_control(self, payload: bytes) -> bool:
         """A control message (JSON text frame) when the socket is ready, else False."""
-        return self.write(ws_frame(OP_TEXT, payload))
+        return self.write(encode_frame(TEXT, payload))
 
 
 class _SansIOSink(DirectSink):

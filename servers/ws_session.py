@@ -36,6 +36,15 @@ from feed.codec import control, dumps, msgpack_frame
 from feed.exceptions import SubscriptionClosed, Unauthorized
 from feed.messages import Auth, MessageError, Ping, Pong, Publish, parse_message
 from feed.ratelimit import TokenBucket
+from feed.wire.contract import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_RATE_LIMITED,
+    CLOSE_RESTART,
+    CLOSE_TRY_AGAIN,
+    TOKEN_EXPIRED,
+)
 from servers.auth import Principal, verify
 from servers.connections import Conn
 from servers.deps import AppState
@@ -45,15 +54,6 @@ from servers.rawsend import RAW_SEND
 from servers.release import release, transport_of
 from servers.ws_direct import DirectSink, direct_sink
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_INVALID_DATA = 1007
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_RESTART = 1012
-CLOSE_TRY_AGAIN = 1013
-CLOSE_RATE_LIMITED = 4029
-TOKEN_EXPIRED = "token_expired"
 CLOSE_FOR_REASON = {
     SHUTDOWN: CLOSE_GOING_AWAY,
     KICKED: CLOSE_RESTART,

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from feed.wire.contract import TRANSPORTS
 from tests.support import MS, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-TRANSPORTS = ("poll", "long-poll", "sse", "ws")
 
 
 def _pins(specs: list[str]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """``pushlab explain``: the protocols' real bytes, captured on raw loopback sockets and decoded.
 
-Pure parts (no sockets): :mod:`clients.explain.frames` (RFC 6455 frame encoder/decoder),
-:mod:`clients.explain.http` (handshake maths, HTTP heads, chunked bodies, SSE fields).
+The bytes are built and decoded by the core's codecs (:mod:`feed.wire`: RFC 6455 frames and
+handshake maths, HTTP heads and chunked bodies, SSE); this package adds the showing.
 I/O parts: :mod:`clients.explain.wire` (a blocking socket with a byte log) and one module per
 subcommand (:mod:`~clients.explain.handshake`, :mod:`~clients.explain.ws_frames`,
 :mod:`~clients.explain.sse`, :mod:`~clients.explain.poll`), each returning a JSON-able report.

@@ -23,7 +23,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-from clients.explain.frames import TEXT, FrameReader, decode_frame, encode_frame, new_mask_key
+from feed.wire.ws import TEXT, FrameReader, decode_frame, encode_frame, new_mask_key
 
 NO_EXTENDED_CONNECT = (
     "the server did not announce SETTINGS_ENABLE_CONNECT_PROTOCOL = 1: no WebSocket over this "

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from clients.explain.http import (
+from clients.explain.wire import Wire
+from feed.wire.contract import PATHS
+from feed.wire.ws import (
     RFC6455_SAMPLE_ACCEPT,
     RFC6455_SAMPLE_KEY,
     accept_steps,
     new_ws_key,
     upgrade_request,
 )
-from clients.explain.wire import Wire
 
 
 def ws_target(topic: str, since: int | None = None) -> str:
     query = {"topic": topic} | ({} if since is None else {"since": str(since)})
-    return f"/ws?{urlencode(query)}"
+    return f"{PATHS['ws']}?{urlencode(query)}"
 
 
 def open_ws(

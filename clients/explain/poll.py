@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 
 import orjson
 
-from clients.explain.http import get_request
 from clients.explain.wire import Wire
+from feed.wire.contract import CURSOR_HEADER, PATHS
+from feed.wire.http1 import get_request
 
 
 def _exchange(wire: Wire, target: str) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def _exchange(wire: Wire, target: str) -> dict[str, Any]:
         "status": head.status,
         "events": len(events),
         "cursor": orjson.loads(payload).get("cursor") if head.status == 200 else None,
-        "header_cursor": head.headers.get("pushlab-cursor"),
+        "header_cursor": head.headers.get(CURSOR_HEADER.lower()),
         "bytes": {
             "request": len(request),
             "response_head": len(head.raw),
@@ -52,10 +53,10 @@ def explain(
     """Poll once, then long-poll from one event back (or wait ``timeout`` s for a 204)."""
     with Wire(url, timeout=timeout + 5) as wire:
         q = {"topic": topic} | ({} if since is None else {"since": str(since)})
-        poll = _exchange(wire, f"/poll?{urlencode(q)}")
+        poll = _exchange(wire, f"{PATHS['poll']}?{urlencode(q)}")
         cursor = int(poll["cursor"] or 0)
         lp_query = {"topic": topic, "since": str(max(cursor - 1, 0)), "timeout": str(timeout)}
-        long_poll = _exchange(wire, f"/long-poll?{urlencode(lp_query)}")
+        long_poll = _exchange(wire, f"{PATHS['long-poll']}?{urlencode(lp_query)}")
         sent, received = wire.sent, wire.received
     return {
         "url": url,

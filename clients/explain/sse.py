@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
-from clients.explain.http import annotate_sse, dechunk, get_request
 from clients.explain.wire import Wire
+from feed.wire.contract import PATHS
+from feed.wire.http1 import ChunkedDecoder, get_request
+
+SSE_FIELDS = {
+    "id": "sets the last event ID (sent back as Last-Event-ID on reconnect)",
+    "event": "event type (addEventListener name; default 'message')",
+    "data": "one line of the event's data (several data lines join with \\n)",
+    "retry": "reconnection delay in ms for EventSource",
+}
+
+
+def annotate_sse(text: str) -> list[dict[str, str]]:
+    """Each line of an event stream with what it means (WHATWG HTML §9.2.6 parsing rules)."""
+    out = []
+    for line in re.split(r"\r\n|\r|\n", text):  # CRLF, lone CR and LF all end a line
+        if line == "":
+            out.append({"line": "", "kind": "blank", "meaning": "dispatch the event built so far"})
+        elif line.startswith(":"):
+            out.append(
+                {"line": line, "kind": "comment", "meaning": "ignored by clients: keep-alive"}
+            )
+        else:
+            name, _, value = line.partition(":")
+            meaning = SSE_FIELDS.get(name, "unknown field: ignored")
+            # Exactly one space after the colon is dropped; any further spaces are data.
+            value = value.removeprefix(" ")
+            out.append({"line": line, "kind": name, "meaning": meaning, "value": value})
+    if out and out[-1]["kind"] == "blank":
+        out.pop()  # the split after the final "\n\n" adds one empty string too many
+    return out
 
 
 def explain(
@@ -23,12 +53,16 @@ def explain(
     if last_event_id is not None:
         extra["Last-Event-ID"] = str(last_event_id)
     with Wire(url) as wire:
-        request = get_request(wire.authority, f"/sse?{urlencode(query)}", extra)
+        request = get_request(wire.authority, f"{PATHS['sse']}?{urlencode(query)}", extra)
         wire.send(request)
         head = wire.read_head()
         body = wire.read_for(seconds, enough=max_bytes)
     chunked = head.headers.get("transfer-encoding") == "chunked"
-    payload, framing, _ = dechunk(body, partial=True) if chunked else (body, 0, False)
+    payload, framing = body, 0
+    if chunked:  # a stream cut off mid-chunk: the decoder passes on the bytes so far
+        decoder = ChunkedDecoder()
+        payload = decoder.feed(body)
+        framing = decoder.framing
     text = payload.decode("utf-8", "replace")
     lines = annotate_sse(text)
     data_bytes = sum(len(x["value"].encode()) for x in lines if x["kind"] == "data")

@@ -6,8 +6,8 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from clients.explain.frames import Decoded, FrameReader
-from clients.explain.http import Head, dechunk, split_head
+from feed.wire.http1 import ChunkedDecoder, Head, split_head
+from feed.wire.ws import Decoded, FrameReader
 
 LOOPBACK = ("127.", "localhost", "::1", "[::1]")
 
@@ -74,13 +74,16 @@ class Wire:
             raw, self.buf = self.buf[:n], self.buf[n:]
             return raw, raw
         if head.headers.get("transfer-encoding") == "chunked":
-            while not dechunk(self.buf)[2]:
+            decoder = ChunkedDecoder()
+            raw, parts = self.buf, [decoder.feed(self.buf)]
+            while not decoder.done:
+                self.buf = b""
                 if not self._recv(deadline):
                     raise ConnectionError("chunked body did not finish")
-            payload, framing, _ = dechunk(self.buf)
-            used = len(payload) + framing
-            raw, self.buf = self.buf[:used], self.buf[used:]
-            return raw, payload
+                raw += self.buf
+                parts.append(decoder.feed(self.buf))
+            self.buf = decoder.rest
+            return raw[: len(raw) - len(decoder.rest)], b"".join(parts)
         return b"", b""
 
     def read_for(self, seconds: float, enough: int | None = None) -> bytes:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from clients.explain.frames import (
+from clients.explain.handshake import open_ws, ws_target
+from clients.explain.wire import Wire
+from feed.wire.ws import (
     BINARY,
     CLOSE,
     CONTINUATION,
@@ -23,8 +25,6 @@ from clients.explain.frames import (
     encode_frame,
     new_mask_key,
 )
-from clients.explain.handshake import open_ws, ws_target
-from clients.explain.wire import Wire
 
 # (description, frames to send as (opcode, payload, fin), frames expected back)
 STEPS: list[tuple[str, list[tuple[int, bytes, bool]], int]] = [

@@ -11,6 +11,9 @@ import orjson
 from experiments.locustfiles._httpclient import last_socket
 from experiments.locustfiles.base import TALLY, FeedUser, http_status_error
 
+# feed.wire.contract.CURSOR_HEADER, spelled again on purpose: importing feed would bring the core's
+# asyncio broker into the gevent process, which the locustfiles keep out (test_locustfiles checks
+# the two agree).
 CURSOR_HEADER = "Pushlab-Cursor"
 
 

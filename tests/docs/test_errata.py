@@ -20,10 +20,10 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import ShortPollClient
 from clients.explain import h2ws, handshake
-from clients.explain.frames import TEXT, FrameReader, encode_frame
 from clients.explain.handshake import open_ws, ws_target
-from clients.explain.http import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY
 from feed.memory import MemoryBroker
+from feed.wire.http1 import END_OF_HEAD, request_head
+from feed.wire.ws import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY, TEXT, FrameReader, encode_frame
 from servers.launch import ServerThread
 from tests.docs.nodejs import node_script
 from tests.support import async_wait_until, free_port, require, wait_until
@@ -255,11 +255,11 @@ def get_from(source_ip: str, port: int) -> str:
     with socket.socket() as s:
         s.bind((source_ip, 0))
         s.connect(("127.0.0.1", port))
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(request_head("GET", "/", "x", {"Connection": "close"}))
         data = b""
         while chunk := s.recv(4096):
             data += chunk
-    return data.split(b"\r\n\r\n", 1)[1].decode()
+    return data.split(END_OF_HEAD, 1)[1].decode()
 
 
 def listening(port: int) -> bool:

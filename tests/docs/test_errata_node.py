@@ -10,8 +10,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from clients.explain.frames import TEXT, encode_frame, new_mask_key
 from clients.explain.handshake import open_ws
+from feed.wire.ws import TEXT, encode_frame, new_mask_key
 from tests.docs.nodejs import NodeScript, node_script
 from tests.support import wait_until
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import time
 from collections.abc import AsyncGenerator, Iterator
@@ -20,6 +18,7 @@ from clients.base import Received
 from experiments.baseline import NODE_DIR, NodeServer, node_available
 from feed.events import Gap
 from feed.ticker import make_payload
+from feed.wire.ws import TEXT, encode_frame, new_ws_key, upgrade_request
 from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
 from tests.support import IN_CI, require
 
@@ -207,15 +206,10 @@ async def test_ws_frames_and_refusals(node):
 
 def test_survives_a_protocol_violating_frame(node):
     """An unmasked client frame (RFC 6455 violation) closes that socket, not the server."""
-    key = base64.b64encode(os.urandom(16)).decode()
     with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
-        s.sendall(
-            f"GET /ws?topic=bad HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
+        s.sendall(upgrade_request("x", "/ws?topic=bad", new_ws_key()))
         assert s.recv(4096).startswith(b"HTTP/1.1 101")
-        s.sendall(b"\x81\x05hello")  # text frame without the mask bit
+        s.sendall(encode_frame(TEXT, b"hello"))  # no mask_key: unmasked, as a client must not
         while s.recv(4096):
             pass
     assert node.proc is not None and node.proc.poll() is None

@@ -15,10 +15,10 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
-from experiments.matrix import TRANSPORTS
 from experiments.report import render
 from experiments.results import load
 from experiments.run import run_bench
+from feed.wire.contract import TRANSPORTS
 from tests.support import IN_CI, wait_until
 
 pytestmark = pytest.mark.load

@@ -15,11 +15,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from experiments.cluster import Cluster
-from experiments.failover import TRANSPORTS, with_fault
+from experiments.failover import with_fault
 from experiments.fleet import Fleet, publish_paced
 from experiments.metrics import summarize
 from experiments.proxy_buffering import sse_latency
 from experiments.results import ResultsDir
+from feed.wire.contract import TRANSPORTS
 from tests.redis_support import OwnRedis, require_redis, unique_prefix
 from tests.support import FULL, MS, require
 

@@ -8,8 +8,6 @@ import httpx
 import orjson
 import pytest
 
-from clients.explain.frames import mask_bytes
-from clients.explain.http import accept_steps
 from experiments.countwire import (
     Batcher,
     SSECounter,
@@ -21,6 +19,8 @@ from experiments.countwire import (
 )
 from feed.codec import encode_event
 from feed.settings import Settings
+from feed.wire.http1 import LAST_CHUNK, encode_chunk, response_head
+from feed.wire.ws import BINARY, CLOSE, PING, TEXT, accept_key, decode_frame, encode_frame
 from servers.launch import ServerThread
 from tests.support import async_wait_until, each_sse_impl
 
@@ -57,11 +57,9 @@ def open_window() -> Window:
     return win
 
 
-def frame(payload: bytes, first: int = 0x81) -> bytes:
-    """A server frame (unmasked), with the 16-bit length form past 125 bytes."""
-    n = len(payload)
-    head = bytes([first, n]) if n < 126 else bytes([first, 126]) + n.to_bytes(2)
-    return head + payload
+def frame(payload: bytes, opcode: int = TEXT, fin: bool = True) -> bytes:
+    """A server frame (unmasked)."""
+    return encode_frame(opcode, payload, fin=fin)
 
 
 def event(seq: int, size: int = 20) -> bytes:
@@ -76,16 +74,15 @@ def ws_counter(tally: Tally, win: Window) -> tuple[WSCounter, Recorder]:
 
 
 def ws_head(counter: WSCounter) -> bytes:
-    accept = accept_steps(counter.key)["accept"].encode()
-    return b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + (
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-    )
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    accept = {"Sec-WebSocket-Accept": accept_key(counter.key)}
+    return response_head(101, "Switching Protocols", headers | accept)
 
 
 def unmask(data: bytes) -> tuple[int, bytes]:
-    assert data[1] & 0x80, "client frames are masked"
-    mask, body = data[2:6], data[6:]
-    return data[0], mask_bytes(body, mask)
+    got = decode_frame(data)
+    assert got is not None and got[0].masked, "client frames are masked"
+    return got[0].raw[0], got[0].payload
 
 
 def feed(counter: Any, data: bytes, cuts: list[int]) -> None:
@@ -98,7 +95,7 @@ def ws_stream() -> bytes:
     """Ready, events 1-3 (3 above 125 bytes), an app ping, a protocol ping, events 4-5."""
     parts = [frame(b'{"type":"ready","topic":"t","cursor":0}')]
     parts += [frame(event(1)), frame(event(2)), frame(event(3, size=300))]
-    parts += [frame(b'{"type":"ping","id":7}'), frame(b"hb", first=0x89)]
+    parts += [frame(b'{"type":"ping","id":7}'), frame(b"hb", PING)]
     parts += [frame(event(4)), frame(event(5))]
     return b"".join(parts)
 
@@ -133,11 +130,12 @@ async def test_duplicates_and_gaps_are_counted_not_hidden():
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        (frame(b"\x03\xf5overflow", first=0x88), "closed by the server: 1013 overflow"),
-        (b"\x81\x85abcd" + b"hello", "masked frame from the server"),
-        (frame(b'{"topic":', first=0x01), "fragmented frame"),
-        (frame(b"\x00\x01", first=0x82), "unexpected opcode 2"),
+        (frame(b"\x03\xf5overflow", CLOSE), "closed by the server: 1013 overflow"),
+        (encode_frame(TEXT, b"hello", mask_key=b"abcd"), "masked frame from the server"),
+        (frame(b'{"topic":', fin=False), "fragmented frame"),
+        (frame(b"\x00\x01", BINARY), "unexpected opcode 2"),
         (frame(b'{"weird":1}'), "unexpected text frame"),
+        # Only the header of a 1 TiB frame, by hand: no encoder should be asked for the payload.
         (b"\x81\x7f" + (1 << 40).to_bytes(8), "frame of 1099511627776 bytes"),
     ],
 )
@@ -152,11 +150,11 @@ async def test_ws_protocol_errors_end_the_connection_with_a_reason(body: bytes, 
 async def test_ws_handshake_is_checked():
     tally, win = Tally(), open_window()
     counter, rec = ws_counter(tally, win)
-    counter.data_received(b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: nope\r\n\r\n")
+    counter.data_received(response_head(101, "OK", {"Sec-WebSocket-Accept": "nope"}))
     assert rec.aborted and "bad Sec-WebSocket-Accept" in tally.errors[0]
     tally = Tally()
     counter, rec = ws_counter(tally, open_window())
-    counter.data_received(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+    counter.data_received(response_head(403, "Forbidden", {"content-length": "0"}))
     assert rec.aborted and "HTTP 403" in tally.errors[0]
 
 
@@ -169,14 +167,13 @@ def sse_stream(sep: bytes) -> bytes:
     ]
     msgs += [b"id: %d%sdata: %s%s%s" % (s, sep, event(s), sep, sep) for s in (1, 2, 3, 4)]
     msgs.append(b": ping" + sep + sep)
-    return b"".join(b"%x\r\n%s\r\n" % (len(m), m) for m in msgs)
+    return b"".join(map(encode_chunk, msgs))
 
 
 @pytest.mark.parametrize("sep", [b"\n", b"\r\n"])
 async def test_sse_counts_the_same_however_the_reads_split(sep: bytes):
-    head = (
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-    )
+    fields = {"content-type": "text/event-stream", "transfer-encoding": "chunked"}
+    head = response_head(200, "OK", fields)
     stream = sse_stream(sep)
     for cuts in [[i] for i in range(1, len(stream))] + [list(range(1, len(stream), 3))]:
         tally, win = Tally(), open_window()
@@ -191,7 +188,7 @@ async def test_sse_end_of_stream_is_an_error():
     tally = Tally()
     counter = SSECounter(URL, "t", tally, open_window())
     counter.connection_made(Recorder())  # type: ignore[arg-type]
-    counter.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n")
+    counter.data_received(response_head(200, "OK", {"transfer-encoding": "chunked"}) + LAST_CHUNK)
     assert "the server ended the stream" in tally.errors[0]
 
 

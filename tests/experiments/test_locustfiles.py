@@ -124,6 +124,7 @@ import time
 import orjson
 
 import experiments.locustfiles.sse as sse_mod
+from feed.wire.http1 import sse_request
 
 RawSocket = monkey.get_original("socket", "socket")
 
@@ -133,7 +134,7 @@ class BlockingSSEUser(sse_mod.SSEUser):
         host, port = self.host.removeprefix("http://").split(":")
         s = RawSocket()
         s.connect((host, int(port)))
-        s.sendall(b"GET /sse?topic=ticks HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        s.sendall(sse_request("x", {"topic": "ticks"}))
         try:
             f = s.makefile("rb")
             yield "ready", 0

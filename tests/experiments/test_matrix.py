@@ -2,8 +2,9 @@
 
 import pytest
 
-from experiments.matrix import TRANSPORTS, Cell, available, merge, profile
+from experiments.matrix import Cell, available, merge, profile
 from experiments.run import _estimate
+from feed.wire.contract import TRANSPORTS
 
 
 @pytest.mark.parametrize("name", ["tiny", "quick", "full"])

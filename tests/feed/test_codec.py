@@ -2,9 +2,10 @@
 
 import pytest
 
-from feed.codec import decode_event, encode_event, gap_from_dict, parse_cursor, sse_control
+from feed.codec import decode_event, encode_event, gap_from_dict, parse_cursor
 from feed.events import Gap, check_topic
 from feed.exceptions import BadCursor, BadTopic
+from feed.wire.sse import named_block
 
 
 def test_event_forms_agree():
@@ -62,8 +63,8 @@ def test_gap_roundtrip():
 
 def test_sse_control_frames():
     """Named control events carry an id only when they move the cursor."""
-    assert sse_control("end", b"{}") == b"event: end\ndata: {}\n\n"
-    assert sse_control("ready", b"{}", 4) == b"id: 4\nevent: ready\ndata: {}\n\n"
+    assert named_block("end", b"{}") == b"event: end\ndata: {}\n\n"
+    assert named_block("ready", b"{}", 4) == b"id: 4\nevent: ready\ndata: {}\n\n"
 
 
 @pytest.mark.parametrize("topic", ["", "a b", "x" * 129, "é", "a/b"])

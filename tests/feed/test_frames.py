@@ -6,7 +6,8 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from feed.codec import encode_event, loads, msgpack_frame
-from feed.frames import sse_chunk, ws_binary_frame, ws_frame, ws_text_frame
+from feed.frames import sse_chunk, ws_binary_frame, ws_text_frame
+from feed.wire.ws import TEXT, encode_frame
 
 
 def _parse(raw: bytes) -> Frame:
@@ -25,7 +26,7 @@ def _parse(raw: bytes) -> Frame:
 def test_ws_frame_lengths_parse_with_websockets(size: int) -> None:
     """Each length encoding (7-bit, 16-bit, 64-bit) round-trips through websockets' parser."""
     payload = b"x" * size
-    frame = _parse(ws_frame(0x1, payload))
+    frame = _parse(encode_frame(TEXT, payload))
     assert frame.opcode is Opcode.TEXT and frame.fin and frame.data == payload
     assert not (frame.rsv1 or frame.rsv2 or frame.rsv3)
 

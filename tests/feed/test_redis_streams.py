@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from feed.codec import encode_event
-from feed.history import History
-from feed.redis_streams import Keys, entry_event, resolve, seq_of, split_body
+from feed.history import History, resolve
+from feed.redis_streams import Keys, entry_event, seq_of, split_body
 
 
 def test_split_body_is_orjson_compact_form():
@@ -24,13 +24,19 @@ def test_entry_event_reuses_the_stored_bytes():
     assert seq_of("0-123") == 123
 
 
-def test_resolve_matches_history_rules():
-    """Same answers as the in-memory History for every kind of cursor."""
+def test_resolve_is_the_one_cursor_rule():
+    """Redis answers cursors with the History's rule (one function, not a copy), whose answers
+    are: served as asked, ``expired`` (resume before the oldest) or ``ahead`` (resume at last)."""
+    import feed.redis_broker
+
+    assert feed.redis_broker.resolve is resolve
     h = History("t", 10)
     for seq in range(1, 31):
         h.append(encode_event("t", seq, 0, None))
-    for since in (None, 0, 5, 19, 20, 25, 30, 31, 99):
-        assert resolve("t", since, h.oldest_seq, h.last_seq) == h.resolve(since), since
+    got = {since: resolve("t", since, h.oldest_seq, h.last_seq) for since in (None, 5, 20, 30, 31)}
+    assert got[None] == (30, None) and got[20] == (20, None) and got[30] == (30, None)
+    assert got[5][0] == 20 and got[5][1] is not None and got[5][1].reason == "expired"
+    assert got[31][0] == 20 and got[31][1] is not None and got[31][1].reason == "ahead"
     assert resolve("t", 3, None, 0)[1] is not None  # ahead of an empty topic
 
 

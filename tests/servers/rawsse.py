@@ -11,6 +11,7 @@ import asyncio
 import re
 import socket
 
+from feed.wire.http1 import END_OF_HEAD, parse_response_head, request_head
 from tests.support import MS
 
 EVENT_ID = re.compile(rb"^id: (\d+)\ndata: ", re.MULTILINE)
@@ -37,14 +38,13 @@ class RawSSE:
         # A small StreamReader limit, so that "not reading" soon stops reading the socket too.
         reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
         self = cls(reader, writer)
-        head = f"{method} /sse?{query} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
-        writer.write(head.encode())
-        self.head = await reader.readuntil(b"\r\n\r\n")
+        writer.write(request_head(method, f"/sse?{query}", "x", {"Accept": "text/event-stream"}))
+        self.head = await reader.readuntil(END_OF_HEAD)
         return self
 
     @property
     def status(self) -> int:
-        return int(self.head.split(b" ", 2)[1])
+        return parse_response_head(self.head).status
 
     async def read_chunk(self) -> bytes:
         """One chunk's body; asserts the ``<hex>\\r\\n<body>\\r\\n`` framing."""

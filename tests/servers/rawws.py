@@ -7,26 +7,29 @@ or hostile client would, so the server's answers to it can be tested.
 from __future__ import annotations
 
 import asyncio
-import os
-import struct
+from collections import deque
 
-from clients.explain.http import new_ws_key, upgrade_request
+from feed.wire.http1 import END_OF_HEAD, parse_response_head
+from feed.wire.ws import (
+    BINARY as OP_BINARY,
+    CLOSE as OP_CLOSE,
+    CONTINUATION as OP_CONT,
+    PING as OP_PING,
+    PONG as OP_PONG,
+    TEXT as OP_TEXT,
+    Decoded,
+    FrameReader,
+    client_frame,
+    new_ws_key,
+    upgrade_request,
+)
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+__all__ = ["OP_BINARY", "OP_CLOSE", "OP_CONT", "OP_PING", "OP_PONG", "OP_TEXT", "RawWS", "frame"]
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
-    """One masked client frame."""
-    head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 1 << 16:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    """One masked client frame, unchecked: a hostile peer sends what the protocol forbids too."""
+    return client_frame(opcode, payload, fin=fin, rsv1=rsv1, check=False)
 
 
 class RawWS:
@@ -37,6 +40,8 @@ class RawWS:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = b""
+        self._reader = FrameReader()
+        self._frames: deque[Decoded] = deque()
 
     @classmethod
     async def connect(
@@ -54,13 +59,8 @@ class RawWS:
         self = cls(reader, writer)
         # ``headers`` are added to the handshake's, or replace one (e.g. Sec-WebSocket-Version).
         writer.write(upgrade_request(f"127.0.0.1:{port}", path, new_ws_key(), headers))
-        head = await reader.readuntil(b"\r\n\r\n")
-        status_line, *rest = head.decode("latin-1").split("\r\n")
-        self.status = int(status_line.split()[1])
-        for line in rest:
-            if ":" in line:
-                k, _, v = line.partition(":")
-                self.headers[k.strip().lower()] = v.strip()
+        head = parse_response_head(await reader.readuntil(END_OF_HEAD))
+        self.status, self.headers = head.status, head.headers
         if self.status != 101 and "content-length" in self.headers:
             self.body = await reader.readexactly(int(self.headers["content-length"]))
         return self
@@ -70,13 +70,19 @@ class RawWS:
 
     async def recv(self) -> tuple[int, bytes]:
         """The next server frame (servers do not mask)."""
-        b0, b1 = await self.reader.readexactly(2)
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-        return b0 & 0x0F, await self.reader.readexactly(n)
+        while not self._frames:
+            data = await self.reader.read(65536)
+            if not data:
+                raise asyncio.IncompleteReadError(b"", None)
+            self._reader.feed(data)
+            self._frames.extend(self._reader.frames())
+        got = self._frames.popleft()
+        return got.opcode, got.payload
+
+    @property
+    def buffered(self) -> int:
+        """Frames read off the socket but not yet returned by :meth:`recv`, plus partial bytes."""
+        return len(self._frames) + self._reader.pending
 
     async def close_code(self, timeout: float) -> int | None:
         """Read frames until the server's close frame; its code (None: connection just ended)."""
@@ -87,7 +93,7 @@ class RawWS:
                 except asyncio.IncompleteReadError:
                     return None
                 if opcode == OP_CLOSE:
-                    return int(struct.unpack("!H", payload[:2])[0]) if len(payload) >= 2 else 1005
+                    return int.from_bytes(payload[:2]) if len(payload) >= 2 else 1005
 
     def abort(self) -> None:
         self.writer.transport.abort()

@@ -8,9 +8,7 @@ client's own protocol pings (WebSocket).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import socket
 import time
 
@@ -22,6 +20,15 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import RetryPolicy, SSEClient, WebSocketClient
 from feed.settings import SSE_IMPLS
+from feed.wire.http1 import (
+    END_OF_HEAD,
+    get_request,
+    parse_request_head,
+    response_head,
+    sse_request,
+)
+from feed.wire.sse import retry_block
+from feed.wire.ws import accept_key
 from servers.heartbeat import Beat, Heartbeats
 from tests.servers.rawws import RawWS
 from tests.support import MS, async_wait_until
@@ -161,7 +168,7 @@ async def test_stale_or_unsolicited_pongs_do_not_keep_a_peer_alive(hb):
 async def test_sse_client_leaving_frees_at_once(live, how):
     """An SSE client that closes (FIN) or resets (RST) is noticed at once, not at keep-alive."""
     reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
-    writer.write(b"GET /sse?topic=t HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    writer.write(sse_request("x", {"topic": "t"}))
     await reader.readuntil(b"event: ready")
     assert (await health(live.url))["connections"] == {"sse": 1}
     t0 = time.monotonic()
@@ -177,7 +184,7 @@ async def test_sse_client_leaving_frees_at_once(live, how):
 async def test_long_poll_client_leaving_frees_at_once(live, how):
     """A long poll whose client leaves mid-wait is abandoned at once (not at its timeout)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
-    writer.write(b"GET /long-poll?topic=t&timeout=25 HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(get_request("x", "/long-poll?topic=t&timeout=25"))
     await async_wait_until(lambda: _connections(live.url, "long-poll", 1), 5, "long poll waiting")
     t0 = time.monotonic()
     if how == "close":
@@ -200,7 +207,7 @@ async def test_sse_send_timeout_drops_a_reader_that_stopped(serve, settings):
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
-    sock.sendall(b"GET /sse?topic=t HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(sse_request("x", {"topic": "t"}))
     await async_wait_until(lambda: _connections(server.url, "sse", 1), 5, "stream open")
     await flood(server.url)
     t0 = time.monotonic()
@@ -217,18 +224,12 @@ async def _silent_server(handshake: bytes | None) -> tuple[asyncio.Server, list[
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(time.monotonic())
         writers.append(writer)
-        head = await reader.readuntil(b"\r\n\r\n")
+        head = parse_request_head(await reader.readuntil(END_OF_HEAD))
         if handshake is None:  # WebSocket: compute the accept key
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key")
-            )
-            guid = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-            accept = base64.b64encode(hashlib.sha1(key + guid).digest())
+            accept = accept_key(head.headers["sec-websocket-key"])
+            fields = {"Upgrade": "websocket", "Connection": "Upgrade"}
             writer.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                response_head(101, "Switching Protocols", fields | {"Sec-WebSocket-Accept": accept})
             )
         else:
             writer.write(handshake)
@@ -248,7 +249,7 @@ async def _shut(server: asyncio.Server) -> None:
 
 async def test_sse_client_detects_silent_server_by_read_timeout():
     """SSEClient reconnects after read_timeout_s of silence (a dead server or path)."""
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nretry: 10\n\n"
+    head = response_head(200, "OK", {"Content-Type": "text/event-stream"}) + retry_block(10)
     server, accepted = await _silent_server(head)
     port = server.sockets[0].getsockname()[1]
     client = SSEClient(f"http://127.0.0.1:{port}", "t", read_timeout_s=0.3, retry=RetryPolicy(0.01))

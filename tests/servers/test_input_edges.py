@@ -82,6 +82,7 @@ def raw_request(server: ServerThread, head: str) -> bytes:
 def test_a_declared_oversized_body_is_refused_before_it_is_sent(live, path, declared):
     """A Content-Length over the limit gets 413 at once: the server does not wait to read it."""
     head = (
+        # Hand-written on purpose: the declared length is a lie the server must refuse.
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {declared}\r\n\r\n"
     )

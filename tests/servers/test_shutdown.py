@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from clients import CLIENTS, Received
 from feed.events import Gap
 from feed.settings import SSE_IMPLS
+from feed.wire.http1 import sse_request
 from servers.launch import ServerProcess
 from tests.clients.test_delivery import FAST_RETRY, Collector
 from tests.servers.rawws import RawWS
@@ -101,7 +102,7 @@ async def test_exit_is_bounded_when_a_peer_never_leaves(sse_impl):
         assert raw.status == 101
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", proc.port))
-        sock.sendall(b"GET /sse?topic=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(sse_request("x", {"topic": "t"}))
         async with httpx.AsyncClient(trust_env=False) as http:
             for _ in range(140):  # ~8 MB: the stream's writes block
                 await http.post(f"{proc.url}/publish", params={"topic": "t"}, json="x" * 60_000)

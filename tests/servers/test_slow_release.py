@@ -9,6 +9,8 @@ import socket
 import httpx
 import pytest
 
+from feed.wire.http1 import sse_request
+from feed.wire.ws import CLOSE, close_payload, encode_frame
 from tests.servers.rawws import RawWS
 from tests.servers.socktable import open_fds, server_side
 from tests.servers.test_heartbeat import flood
@@ -33,7 +35,7 @@ class Stalled:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        sock.send(b"GET /sse?topic=t HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.send(sse_request("x", {"topic": "t"}))
         return cls(sock)
 
     async def read_all(self) -> bytes:
@@ -104,7 +106,7 @@ async def test_reader_back_within_the_grace_gets_the_goodbye(serve, settings, tr
     client.close()
     if transport == "ws":
         # The close frame: FIN + opcode 8, length 14, code 1013, reason.
-        assert tail.endswith(b"\x88\x0e\x03\xf5send timeout"), tail[-40:]
+        assert tail.endswith(encode_frame(CLOSE, close_payload(1013, "send timeout"))), tail[-40:]
     else:
         assert b'data: {"type":"end","reason":"send_timeout"}' in tail[-200:], tail[-200:]
         assert tail.endswith(b"0\r\n\r\n"), tail[-40:]

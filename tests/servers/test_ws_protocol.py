@@ -20,8 +20,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.server import ServerProtocol
 
-from clients.explain import http
-from clients.explain.frames import (
+from experiments.idle_memory import idle_growth, upgrade_request
+from feed.wire import ws
+from feed.wire.ws import (
     CLOSE,
     CONTINUATION,
     PING,
@@ -33,7 +34,6 @@ from clients.explain.frames import (
     encode_frame,
     new_mask_key,
 )
-from experiments.idle_memory import idle_growth, upgrade_request
 from servers.ws_protocol import Flag, Inbox, LeanSansIOProtocol, PushlabServerProtocol, uvicorn_ws
 from tests.servers.rawws import OP_CLOSE, OP_CONT, OP_TEXT, RawWS
 from tests.support import MS, wait_until
@@ -165,7 +165,7 @@ def test_uvicorn_code_the_class_depends_on_is_the_pinned_one(name):
 def _open(cls: type[ServerProtocol]) -> ServerProtocol:
     """A sans-I/O server protocol past a valid opening handshake, its output drained."""
     proto = cls()
-    proto.receive_data(http.upgrade_request("x", "/echo", http.new_ws_key()))
+    proto.receive_data(ws.upgrade_request("x", "/echo", ws.new_ws_key()))
     (request,) = proto.events_received()
     proto.send_response(proto.accept(request))
     proto.data_to_send()
@@ -211,7 +211,7 @@ def test_unsupported_version(cls, status):
     """websockets answers a bare 400; pushlab's protocol 426 and the version it speaks (§4.2.2)."""
     proto = cls()
     proto.receive_data(
-        http.upgrade_request("x", "/echo", http.new_ws_key(), {"Sec-WebSocket-Version": "12"})
+        ws.upgrade_request("x", "/echo", ws.new_ws_key(), {"Sec-WebSocket-Version": "12"})
     )
     (request,) = proto.events_received()
     response = proto.accept(request)
@@ -243,5 +243,6 @@ async def test_close_between_fragments_gets_a_normal_closing_handshake(live):
     raw.send(OP_CLOSE, close_payload(1000, "bye"))
     raw.send(OP_CONT, b"ment")
     assert await raw.close_code(5 * MS) == 1000
+    assert raw.buffered == 0  # nothing came after the close frame
     assert await asyncio.wait_for(raw.reader.read(), 5 * MS) == b""  # then EOF, nothing else
     raw.abort()

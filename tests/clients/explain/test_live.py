@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from clients.explain import handshake, poll, sse, ws_frames
-from clients.explain.frames import TEXT
+from feed.wire.ws import TEXT
 from pushlab.cli import main
 
 

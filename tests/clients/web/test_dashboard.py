@@ -6,11 +6,11 @@ import httpx
 import pytest
 
 from feed.memory import MemoryBroker
+from feed.wire.contract import TRANSPORTS
 from servers.launch import ServerThread
 
 pytestmark = pytest.mark.browser
 
-TRANSPORTS = ("poll", "long-poll", "sse", "ws")
 EVERY = "Object.values(window.pushlab.clients).every"
 
 
