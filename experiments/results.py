@@ -16,12 +16,27 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from experiments.machine import machine_info
+from experiments.records import (
+    CELL_KINDS,
+    BenchCell,
+    BenchMeta,
+    R,
+    RecordError,
+    RttCell,
+    RunMeta,
+    check,
+)
+
+# ``ResultsDir.create`` adds ``-N`` when two runs of one name start in the same second.
+_SUFFIX = re.compile(r"-\d+$")
 
 
 def _utc_stamp() -> str:
@@ -74,16 +89,47 @@ class ResultsDir:
         return self.path / "figures" / name
 
 
-def load(path: Path | str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``(meta, cells)`` of a saved results folder."""
+def load(path: Path | str) -> tuple[BenchMeta, list[BenchCell]]:
+    """``(meta, cells)`` of a saved bench run (``pushlab bench``), keys checked."""
+    return _meta(Path(path), BenchMeta), load_cells(path, BenchCell)
+
+
+def load_rtt(path: Path | str) -> tuple[RunMeta, list[RttCell]]:
+    """``(meta, cells)`` of a saved ``pushlab rtt`` run, keys checked."""
+    return load_as(path, RttCell)
+
+
+def load_as(path: Path | str, cell: type[R]) -> tuple[RunMeta, list[R]]:
+    """``(meta, cells)`` of a saved run of another experiment, each cell checked as ``cell``."""
+    return _meta(Path(path), RunMeta), load_cells(path, cell)
+
+
+def load_cells(path: Path | str, cell: type[R]) -> list[R]:
+    """The cells of ``summary.json`` (none when it is not written yet), checked as ``cell``."""
+    summary = Path(path) / "summary.json"
+    if not summary.exists():
+        return []
+    raw = json.loads(summary.read_text())
+    if not isinstance(raw, dict) or set(raw) != {"cells"}:
+        raise RecordError(f'{summary}: expected {{"cells": [...]}}')
+    return [check(cell, c, f"{summary}: cell {i}") for i, c in enumerate(raw["cells"])]
+
+
+def load_checked(path: Path | str) -> tuple[Mapping[str, object], Sequence[Mapping[str, object]]]:
+    """Any saved run, checked as the record its folder name says (:data:`records.CELL_KINDS`)."""
     p = Path(path)
-    meta = json.loads((p / "meta.json").read_text())
-    cells = (
-        json.loads((p / "summary.json").read_text())["cells"]
-        if (p / "summary.json").exists()
-        else []
-    )
-    return meta, cells
+    cell = CELL_KINDS.get(run_name(p))
+    return load(p) if cell is None else load_as(p, cell)
+
+
+def run_name(path: Path) -> str:
+    """``quick`` of ``results/20261126T104925Z_quick-2``."""
+    return _SUFFIX.sub("", path.name.split("_", 1)[-1])
+
+
+def _meta(folder: Path, meta: type[R]) -> R:
+    path = folder / "meta.json"
+    return check(meta, json.loads(path.read_text()), str(path))
 
 
 def latest(root: Path | str = "results", name: str | None = None) -> Path | None:
