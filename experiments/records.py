@@ -454,9 +454,9 @@ def check(record: type[R], value: object, where: str) -> R:
     if not isinstance(value, dict):
         raise RecordError(f"{where}: expected an object ({record.__name__}), got {value!r:.60}")
     required: frozenset[str] = getattr(record, "__required_keys__")  # noqa: B009
-    optional: frozenset[str] = getattr(record, "__optional_keys__")  # noqa: B009
+    known = record_keys(record)
     missing = [k for k in required if k not in value]
-    unknown = [k for k in value if k not in required and k not in optional]
+    unknown = [k for k in value if k not in known]
     if missing:
         raise RecordError(f"{where}: missing key {sorted(missing)[0]!r} ({record.__name__})")
     if unknown:
@@ -480,9 +480,8 @@ def _check_nested(hint: object, value: object, where: str) -> None:
                 _check_nested(item, v, f"{where}[{i}]")
 
 
-def number(record: Mapping[str, object], key: str) -> float | None:
-    """A figure named at run time (a docs marker, a plot axis): the number, or None."""
-    value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def record_keys(record: type[Mapping[str, object]]) -> frozenset[str]:
+    """Every key a record declares, required or not (to check keys named at run time)."""
+    required: frozenset[str] = getattr(record, "__required_keys__")  # noqa: B009
+    optional: frozenset[str] = getattr(record, "__optional_keys__")  # noqa: B009
+    return required | optional

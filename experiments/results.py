@@ -116,10 +116,15 @@ def load_cells(path: Path | str, cell: type[R]) -> list[R]:
 
 
 def load_checked(path: Path | str) -> tuple[Mapping[str, object], Sequence[Mapping[str, object]]]:
-    """Any saved run, checked as the record its folder name says (:data:`records.CELL_KINDS`)."""
+    """Any saved run, checked as the record its folder name says (:func:`cell_record`)."""
     p = Path(path)
     cell = CELL_KINDS.get(run_name(p))
     return load(p) if cell is None else load_as(p, cell)
+
+
+def cell_record(path: Path | str) -> type[Mapping[str, object]]:
+    """The record of a folder's cells: by its name (:data:`records.CELL_KINDS`), else a bench."""
+    return CELL_KINDS.get(run_name(Path(path)), BenchCell)
 
 
 def run_name(path: Path) -> str:
