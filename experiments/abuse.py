@@ -20,7 +20,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,8 @@ from experiments.abuse_wire import (
     stream_body,
 )
 from experiments.children import python_server_command, spawn, stop, wait_healthy
-from experiments.results import ResultsDir
+from experiments.records import AbuseCell
+from experiments.results import ResultsDir, load_as
 from servers.background import free_port
 
 ORIGIN = "https://app.example"
@@ -668,8 +669,7 @@ def _versions(targets: list[str]) -> dict[str, Any]:
 
 def report(path: Path) -> str:
     """report.md: the comparison table, from summary.json and meta.json."""
-    meta = json.loads((path / "meta.json").read_text())
-    cells = json.loads((path / "summary.json").read_text())["cells"]
+    meta, cells = load_as(path, AbuseCell)
     targets = meta["params"]["targets"]
     form = meta["params"]["form"]
     lines = [
@@ -686,7 +686,13 @@ def report(path: Path) -> str:
         "|---|---|---|" + "---|" * len(targets),
     ]
     for c in cells:
-        row = [str(c["item"]), f"`{c['probe']}`", c["expected"], *(c[k] for k in targets)]
+        answers: Mapping[str, object] = c  # one key per target, named in meta.json
+        row = [
+            str(c["item"]),
+            f"`{c['probe']}`",
+            c["expected"],
+            *(str(answers[k]) for k in targets),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -48,7 +48,7 @@ class ResultsDir:
     """A results folder being written."""
 
     path: Path
-    cells: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[Mapping[str, object]] = field(default_factory=list)
 
     @classmethod
     def create(cls, name: str, root: Path | str = "results") -> ResultsDir:
@@ -67,8 +67,8 @@ class ResultsDir:
         meta = {"params": params, "machine": machine_info(), "written_at": time.time(), **extra}
         _write_json(self.path / "meta.json", meta)
 
-    def add_cell(self, cell: dict[str, Any]) -> None:
-        """Record one finished cell (flat dict of parameters and figures)."""
+    def add_cell(self, cell: Mapping[str, object]) -> None:
+        """Record one finished cell (flat dict of parameters and figures; see records.py)."""
         self.cells.append(cell)
         _write_json(self.path / "summary.json", {"cells": self.cells})
         keys: list[str] = []
@@ -145,7 +145,7 @@ def latest(root: Path | str = "results", name: str | None = None) -> Path | None
     return dirs[-1] if dirs else None
 
 
-def _flat(value: Any) -> Any:
+def _flat(value: object) -> object:
     return json.dumps(value) if isinstance(value, dict | list | tuple) else value
 
 

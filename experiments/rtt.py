@@ -39,6 +39,7 @@ from websockets.asyncio.client import connect
 
 from experiments.cpuclock import process_cpu_s
 from experiments.metrics import summarize
+from experiments.records import RttCell, check
 from experiments.results import ResultsDir
 from experiments.server_process import DEFAULT_WS, ServerProcess
 from feed.settings import WS_IMPLS, Settings
@@ -138,7 +139,7 @@ async def _raw_http_cell(url: str, payload: bytes, params: RttParams) -> tuple[l
 
 async def measure_cell(
     server: ServerProcess, mode: str, size: int, params: RttParams
-) -> tuple[dict[str, Any], list[float]]:
+) -> tuple[RttCell, list[float]]:
     """One cell: its summary and raw samples."""
     payload = os.urandom(size)
     pid = server.proc.pid if server.proc else os.getpid()
@@ -152,7 +153,7 @@ async def measure_cell(
     else:
         raise ValueError(f"unknown mode {mode!r}")
     total = params.warmup + len(samples)
-    cell: dict[str, Any] = {
+    raw = {
         "mode": mode,
         "size": size,
         "ws_impl": params.ws,
@@ -162,7 +163,7 @@ async def measure_cell(
         "client_cpu_us_per_rt": (time.process_time() - own0) / total * 1e6,
         **summarize(samples, "rtt_us_"),
     }
-    return cell, samples
+    return check(RttCell, raw, f"rtt cell {mode} {size}"), samples
 
 
 async def run_rtt(params: RttParams, root: Path | str = "results") -> ResultsDir:
