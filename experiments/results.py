@@ -62,7 +62,7 @@ class ResultsDir:
         (path / "figures").mkdir()
         return cls(path)
 
-    def write_meta(self, params: dict[str, Any], **extra: Any) -> None:
+    def write_meta(self, params: Mapping[str, object], **extra: object) -> None:
         """Parameters of the run plus machine facts; call again to update (e.g. end time)."""
         meta = {"params": params, "machine": machine_info(), "written_at": time.time(), **extra}
         _write_json(self.path / "meta.json", meta)

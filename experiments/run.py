@@ -29,6 +29,7 @@ from experiments.children import (
 )
 from experiments.matrix import Cell, available, profile
 from experiments.processes import inherited_env
+from experiments.records import BenchCell, BenchParams, ServerInfo, check
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from servers.background import free_port
@@ -98,7 +99,7 @@ def server_problem(kind: str) -> str | None:
 
 
 @contextmanager
-def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
+def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, ServerInfo]]:
     """A server process for ``cell``'s group, up and healthy; stopped on exit."""
     port = free_port()
     topic = Settings.from_env(_pushlab_env()).ticker_topic
@@ -108,7 +109,7 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, 
         from experiments import baseline  # type: ignore[attr-defined,unused-ignore]
 
         argv = baseline.node_server_command(port, cell.rate, cell.size, topic, history)
-        info: dict[str, Any] = {"kind": "node", "argv": argv}
+        info: ServerInfo = {"kind": "node", "argv": argv}
     elif cell.server == "granian":
         from importlib.metadata import version
 
@@ -152,14 +153,15 @@ class Progress:
                 flush=True,
             )
 
-    def done(self, cell: Cell, row: dict[str, Any]) -> None:
+    def done(self, cell: Cell, row: BenchCell) -> None:
         self.left = max(0.0, self.left - _estimate(cell))
         if self.enabled:
-            bits = [
-                f"{k}={row[k]:.4g}"
-                for k in ("events_per_s", "latency_ms_p99", "memory_per_connection_kb")
-                if isinstance(row.get(k), float)
-            ]
+            figures = (
+                ("events_per_s", row.get("events_per_s")),
+                ("latency_ms_p99", row.get("latency_ms_p99")),
+                ("memory_per_connection_kb", row.get("memory_per_connection_kb")),
+            )
+            bits = [f"{k}={v:.4g}" for k, v in figures if isinstance(v, float)]
             print(
                 f"      {row.get('status', 'ok')} {' '.join(bits)} {row.get('reason', '')}",
                 file=sys.stderr,
@@ -183,8 +185,10 @@ def run_bench(
     rd = ResultsDir.create(name, root)
     if not sockstats.available():
         raise RuntimeError("`ss` (iproute2) is needed to count bytes on the wire")
-    params = {"profile": name, "cells": [c.params() for c in chosen], "dropped": dropped}
-    servers: list[dict[str, Any]] = []
+    params: BenchParams = {
+        "profile": name, "cells": [c.params() for c in chosen], "dropped": dropped,
+    }  # fmt: skip
+    servers: list[ServerInfo] = []
     started = time.time()
     rd.write_meta(params, servers=servers, started_at=started)
     bar = Progress(chosen, progress)
@@ -196,7 +200,7 @@ def run_bench(
             if reason:
                 for c in group:
                     bar.start(c)
-                    row = {**c.params(), "status": "skipped", "reason": reason}
+                    row = _row({**c.params(), "status": "skipped", "reason": reason}, c)
                     rd.add_cell(row)
                     bar.done(c, row)
                 continue
@@ -215,9 +219,7 @@ def run_bench(
     return rd.path
 
 
-def _run_group(
-    group: list[Cell], rd: ResultsDir, servers: list[dict[str, Any]], bar: Progress
-) -> None:
+def _run_group(group: list[Cell], rd: ResultsDir, servers: list[ServerInfo], bar: Progress) -> None:
     log = rd.raw(f"server{len(servers)}.log")
     try:
         ctx = server(group[0], log)
@@ -225,7 +227,9 @@ def _run_group(
     except Exception as exc:  # a server that will not start fails its cells, not the run
         for c in group:
             bar.start(c)
-            row = {**c.params(), "status": "failed", "reason": f"server did not start: {exc}"}
+            row = _row(
+                {**c.params(), "status": "failed", "reason": f"server did not start: {exc}"}, c
+            )
             rd.add_cell(row)
             bar.done(c, row)
         return
@@ -237,13 +241,20 @@ def _run_group(
             try:
                 figures = _KINDS[c.kind](c, target, rd.path / "raw")
                 figures["cell_wall_s"] = time.perf_counter() - began
-                row = {**c.params(), "server_index": len(servers) - 1, "status": "ok", **figures}
+                ok = {**c.params(), "server_index": len(servers) - 1, "status": "ok", **figures}
+                # A key records.py does not declare fails this cell now, not the report later.
+                row = _row(ok, c)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
                 traceback.print_exc(file=sys.stderr)
-                row = {**c.params(), "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                why = f"{type(exc).__name__}: {exc}"
+                row = _row({**c.params(), "status": "failed", "reason": why}, c)
             rd.add_cell(row)
             bar.done(c, row)
     finally:
         ctx.__exit__(None, None, None)
+
+
+def _row(row: dict[str, Any], cell: Cell) -> BenchCell:
+    return check(BenchCell, row, f"cell {cell.name}")
