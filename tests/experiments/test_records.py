@@ -79,3 +79,15 @@ def test_not_an_object_is_an_error():
     """A cell that is not a JSON object says what it is."""
     with pytest.raises(RecordError, match=r"here: expected an object \(BenchCell\)"):
         check(BenchCell, [1, 2], "here")
+
+
+def test_runner_rows_are_checked_before_they_are_written():
+    """A figure records.py does not declare fails the row the runner builds, naming the key."""
+    from experiments.matrix import Cell
+    from experiments.run import _row
+
+    cell = Cell("ws", 10, 1.0, 64)
+    ok = _row({**cell.params(), "status": "ok", "events_per_s": 10.0}, cell)
+    assert ok["events_per_s"] == 10.0 and ok["cell"] == cell.name
+    with pytest.raises(RecordError, match=r"unknown key 'events_per_min'"):
+        _row({**cell.params(), "status": "ok", "events_per_min": 600.0}, cell)
