@@ -309,13 +309,18 @@ class CpuProfileCell(Delivery, total=False):
     top_symbols: list[Any]
 
 
-class ClusterBenchCell(TypedDict):
-    """experiments.cluster_bench: direct vs nginx, memory vs Redis, 1 vs 3 instances."""
+class ClusterSetup(TypedDict):
+    """One cluster-bench configuration (experiments.cluster_bench.CELLS)."""
 
     name: str
-    via: str
+    via: str  # direct | nginx
     instances: int
-    broker: str
+    broker: str  # memory:// | redis
+
+
+class ClusterBenchCell(ClusterSetup):
+    """experiments.cluster_bench: direct vs nginx, memory vs Redis, 1 vs 3 instances."""
+
     subscribers: int
     events: int
     rate: float
@@ -378,6 +383,7 @@ class ClusterFaultCell(TypedDict, total=False):
     reconnect_ms_p90: float
     reconnect_ms_p99: float
     reconnect_ms_p99_9: float
+    unannounced_loss_clients: int  # only after a Redis data loss (a new seq epoch)
     published: int
     errors_retried: int
     last_seq: int
