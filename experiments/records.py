@@ -24,10 +24,8 @@ class RecordError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared pieces
-
-# Latency-like summaries (experiments.metrics.summarize) write these suffixes after a prefix.
-STAT_SUFFIXES = ("count", "mean", "min", "max", "p50", "p90", "p99", "p99_9")
+# Shared pieces. A ``<prefix>_{count,mean,min,max,p50,p90,p99,p99_9}`` group is what
+# experiments.metrics.summarize writes; each prefix a record uses is spelt out key by key.
 
 
 class Machine(TypedDict):
@@ -434,7 +432,10 @@ class BrowserCell(TypedDict, total=False):
 
 
 # Which cell record a results folder holds, by the name after its timestamp
-# (``<UTC>_<name>``, ``-N`` suffix dropped); any other name is a bench profile.
+# (``<UTC>_<name>``, ``-N`` suffix dropped); any other name is a bench profile. A new experiment
+# declares its cell TypedDict above (in its own section) and its folder name here; new figures
+# of the bench go into the mixin that writes them (Delivery, LocustFigures, IdleFigures) or a
+# new mixin added to BenchCell's bases.
 CELL_KINDS: dict[str, type[Mapping[str, object]]] = {
     "rtt": RttCell,
     "compression": CompressionCell,
