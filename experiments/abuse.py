@@ -19,7 +19,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ from experiments.abuse_wire import (
     stream_body,
 )
 from experiments.children import python_server_args
-from experiments.results import ResultsDir
+from experiments.records import AbuseCell
+from experiments.results import ResultsDir, load_as
 from feed.wire.http1 import get_request
 from feed.wire.ws import PING, TEXT, encode_frame, new_mask_key, new_ws_key, upgrade_request
 from servers.launch import ServerProcess
@@ -659,8 +660,7 @@ def _versions(targets: list[str]) -> dict[str, Any]:
 
 def report(path: Path) -> str:
     """report.md: the comparison table, from summary.json and meta.json."""
-    meta = json.loads((path / "meta.json").read_text())
-    cells = json.loads((path / "summary.json").read_text())["cells"]
+    meta, cells = load_as(path, AbuseCell)
     targets = meta["params"]["targets"]
     form = meta["params"]["form"]
     lines = [
@@ -677,7 +677,13 @@ def report(path: Path) -> str:
         "|---|---|---|" + "---|" * len(targets),
     ]
     for c in cells:
-        row = [str(c["item"]), f"`{c['probe']}`", c["expected"], *(c[k] for k in targets)]
+        answers: Mapping[str, object] = c  # one key per target, named in meta.json
+        row = [
+            str(c["item"]),
+            f"`{c['probe']}`",
+            c["expected"],
+            *(str(answers[k]) for k in targets),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from clients.browser import launch
 from experiments.metrics import summarize
+from experiments.records import BrowserCell, check
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from servers.launch import ServerThread
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="browser", help="results folder name suffix")
 
 
-def transport_cell(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+def transport_cell(name: str, raw: dict[str, Any]) -> BrowserCell:
     """Figures of one transport from what the page recorded."""
     delta = raw["delta"]
     events = max(1, delta["events"])
@@ -81,10 +82,10 @@ def transport_cell(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     if name in ("poll", "long-poll"):
         cell["wire_bytes_per_event"] = delta["wireBytes"] / events
     cell.update(summarize(sorted(raw["lat"]), prefix="latency_ms_"))
-    return cell
+    return check(BrowserCell, cell, f"browser cell {name}")
 
 
-def _feed(browser: Any, url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _feed(browser: Any, url: str, args: argparse.Namespace) -> list[BrowserCell]:
     page = browser.new_page()
     page.set_default_timeout((args.seconds + args.warmup + 30) * 1000)
     page.goto(f"{url}/")
@@ -102,7 +103,7 @@ def _feed(browser: Any, url: str, args: argparse.Namespace) -> list[dict[str, An
     return [transport_cell(name, r) for name, r in raw.items()]
 
 
-def _whiteboard(browser: Any, url: str, transport: str, n: int) -> dict[str, Any]:
+def _whiteboard(browser: Any, url: str, transport: str, n: int) -> BrowserCell:
     page = browser.new_page()
     page.goto(f"{url}/whiteboard?board=bench-{transport}&user=bench&transport={transport}")
     page.wait_for_function("() => window.whiteboard.client.state === 'open'")
@@ -111,7 +112,7 @@ def _whiteboard(browser: Any, url: str, transport: str, n: int) -> dict[str, Any
     cell: dict[str, Any] = {"kind": "whiteboard_ack"}
     cell["transport"] = "sse+post" if transport == "sse" else "ws"
     cell.update(summarize(sorted(acks), prefix="ack_ms_"))
-    return cell
+    return check(BrowserCell, cell, f"whiteboard cell {transport}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,8 +19,9 @@ import httpx
 from experiments.cluster import Cluster
 from experiments.fleet import Fleet, publish_paced
 from experiments.metrics import summarize
+from experiments.records import ClusterBenchCell, ClusterSetup, check
 
-CELLS: list[dict[str, Any]] = [
+CELLS: list[ClusterSetup] = [
     {"name": "direct-1-memory", "via": "direct", "instances": 1, "broker": "memory://"},
     {"name": "direct-1-redis", "via": "direct", "instances": 1, "broker": "redis"},
     {"name": "nginx-1-redis", "via": "nginx", "instances": 1, "broker": "redis"},
@@ -46,14 +47,14 @@ async def _burst(url: str, topic: str, count: int, verify: Any, concurrency: int
 
 
 async def measure_cell(
-    cell: dict[str, Any],
+    cell: ClusterSetup,
     root: Path,
     redis_url: str,
     subscribers: int = 10,
     events: int = 200,
     rate: float = 100.0,
     burst: int = 2000,
-) -> dict[str, Any]:
+) -> ClusterBenchCell:
     """Run one cell; returns its figures (parameters included)."""
     broker = redis_url if cell["broker"] == "redis" else cell["broker"]
     cluster = Cluster(root / cell["name"], instances=cell["instances"], broker=broker).start()
@@ -84,4 +85,4 @@ async def measure_cell(
         "deliveries_per_s": round(delivered / deliver_s, 1),
         "burst_complete": complete,
     }
-    return out
+    return check(ClusterBenchCell, out, f"cluster bench cell {cell['name']}")

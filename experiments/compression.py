@@ -25,6 +25,7 @@ import httpx
 from clients.explain.handshake import open_ws, ws_target
 from clients.explain.ws_frames import Inflater
 from experiments.cpuclock import process_cpu_s
+from experiments.records import CompressionCell
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from feed.ticker import make_payload
@@ -47,7 +48,9 @@ def payload(kind: str, i: int, size: int, rng: random.Random) -> Any:
     return {"i": i, "quotes": quotes}
 
 
-def measure(url: str, pid: int, kind: str, size: int, deflate: bool, events: int) -> dict[str, Any]:
+def measure(
+    url: str, pid: int, kind: str, size: int, deflate: bool, events: int
+) -> CompressionCell:
     """One cell: publish ``events`` events and count the event frames' bytes as received."""
     topic = f"cmp-{kind}-{size}-{int(deflate)}"
     extra = {"Sec-WebSocket-Extensions": "permessage-deflate"} if deflate else None

@@ -29,6 +29,7 @@ from typing import Any
 
 from experiments import cells as run_cells
 from experiments.matrix import PERF_CLIENT, Cell, paced_generators
+from experiments.records import CpuProfileCell, check
 from experiments.results import ResultsDir
 from experiments.run import server, server_problem
 
@@ -118,7 +119,7 @@ class _Recorder:
             self.thread.join(60)
 
 
-def profile_row(row: str, p: ProfileParams, rd: ResultsDir, perf: str) -> dict[str, Any]:
+def profile_row(row: str, p: ProfileParams, rd: ResultsDir, perf: str) -> CpuProfileCell:
     """One row: run its paced cell with ``perf`` on the server over the window."""
     kind, _, transport = row.partition(":")
     cell = Cell(transport, p.subscribers, p.rate, 64, server=kind, preconnect=True,
@@ -137,8 +138,10 @@ def profile_row(row: str, p: ProfileParams, rd: ResultsDir, perf: str) -> dict[s
            "subscribers": p.subscribers, "rate": p.rate, "server_info": info,
            **figures}  # fmt: skip
     if rec.error or not data.exists():
-        return out | {"status": "failed", "reason": f"perf record: {rec.error or 'no output'}"}
-    return out | summarize_perf(perf, data, p.top)
+        out |= {"status": "failed", "reason": f"perf record: {rec.error or 'no output'}"}
+    else:
+        out |= summarize_perf(perf, data, p.top)
+    return check(CpuProfileCell, out, f"cell {cell.name}")
 
 
 def run(p: ProfileParams, root: Path | str = "results") -> Path:

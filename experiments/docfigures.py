@@ -12,7 +12,8 @@ Without ``metric`` the block is a text table: ``cols`` of every matching cell, a
 Which run: ``results/REFERENCE`` lists the committed reference run folders, one per line; a marker
 takes the first, or the first whose name contains ``run=TEXT``; ``make=TARGET`` names the make
 target that produces the figure (default ``bench``). No REFERENCE file, no matching
-run or no matching cell: the block says "not yet measured" and how to produce it.
+run or no matching cell: the block says "not yet measured" and how to produce it. A key the
+run's cell record does not declare (:mod:`experiments.records`) is a typo and an error.
 
 ``<!-- fig table=envelope transport=ws -->`` renders :mod:`experiments.envelope`'s arithmetic
 for one transport from the same reference run instead of a metric table.
@@ -24,17 +25,22 @@ for one transport from the same reference run instead of a metric table.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from experiments import envelope
+from experiments.records import BenchCell, record_keys
+from experiments.results import cell_record, load_cells
 
 MARKER = re.compile(r"(<!-- fig (?P<attrs>[^>]*?) -->\n)(?P<body>.*?)(<!-- /fig -->)", re.DOTALL)
 MAX_ROWS = 12
+
+
+class DocFigureError(ValueError):
+    """A marker that cannot be rendered as written (a key its run does not have)."""
 
 
 def parse_attrs(text: str) -> dict[str, str]:
@@ -51,17 +57,44 @@ def reference_runs(results: Path) -> list[str]:
 
 def reference_cells(
     results: Path, run_hint: str | None = None
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """``(run name, cells)`` of the first reference run (containing ``run_hint``), or no cells."""
-    run = next((r for r in reference_runs(results) if run_hint is None or run_hint in r), None)
-    summary = results / run / "summary.json" if run else None
-    if summary is None or not summary.is_file():
+) -> tuple[str | None, list[Mapping[str, object]]]:
+    """``(run name, cells)`` of the first reference run (containing ``run_hint``), or no cells.
+
+    The cells are checked against the record their folder name selects
+    (:func:`experiments.results.cell_record`).
+    """
+    run = _reference_run(results, run_hint)
+    if run is None or not (results / run / "summary.json").is_file():
         return run, []
-    cells: list[dict[str, Any]] = json.loads(summary.read_text()).get("cells", [])
-    return run, cells
+    return run, list(load_cells(results / run, cell_record(results / run)))
 
 
-def _matches(cell: dict[str, Any], where: str) -> bool:
+def _reference_run(results: Path, run_hint: str | None) -> str | None:
+    return next((r for r in reference_runs(results) if run_hint is None or run_hint in r), None)
+
+
+def _check_keys(results: Path, run: str | None, keys: list[str]) -> None:
+    """A marker naming a key its run's record does not declare is a typo: say which."""
+    if run is None:
+        return
+    record = cell_record(results / run)
+    known = record_keys(record)
+    for key in keys:
+        if key not in known:
+            raise DocFigureError(
+                f"a fig marker on run {run} names {key!r}, which {record.__name__} does not "
+                "declare (experiments/records.py)"
+            )
+
+
+def _marker_keys(attrs: dict[str, str]) -> list[str]:
+    keys = [k for k in attrs.get("metric", "").split(",") if k]
+    keys += [k for k in attrs.get("cols", "").split(",") if k]
+    keys += [cond.partition(":")[0] for cond in attrs.get("where", "").split(",") if cond]
+    return keys
+
+
+def _matches(cell: Mapping[str, object], where: str) -> bool:
     for cond in filter(None, where.split(",")):
         key, _, want = cond.partition(":")
         have = cell.get(key)
@@ -73,7 +106,7 @@ def _matches(cell: dict[str, Any], where: str) -> bool:
     return True
 
 
-def _fmt(value: Any, digits: int) -> str:
+def _fmt(value: object, digits: int) -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     if isinstance(value, dict):
@@ -89,7 +122,7 @@ def _per_metric(attrs: dict[str, str], key: str, n: int, default: str) -> list[s
     return values * n if len(values) == 1 else values
 
 
-def _number(cell: dict[str, Any], metric: str) -> bool:
+def _number(cell: Mapping[str, object], metric: str) -> bool:
     value = cell.get(metric)
     return isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value))
 
@@ -99,10 +132,13 @@ def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
     ``table=envelope`` the 1M-user envelope, and no ``metric`` a text table of ``cols``."""
     if "metric" not in attrs and "table" not in attrs:
         return render_text_block(attrs, results, doc_dir)
-    run, cells = reference_cells(results, attrs.get("run"))
     if attrs.get("table") == "envelope":
+        run = _reference_run(results, attrs.get("run"))
+        bench = load_cells(results / run, BenchCell) if run is not None else []
         source = _source(run, results, doc_dir)
-        return envelope.render_markdown(cells, attrs.get("transport", "ws"), source)
+        return envelope.render_markdown(bench, attrs.get("transport", "ws"), source)
+    run, cells = reference_cells(results, attrs.get("run"))
+    _check_keys(results, run, _marker_keys(attrs))
     metrics = attrs["metric"].split(",")
     where = attrs.get("where", "")
     rows = [c for c in cells if _matches(c, where) and all(_number(c, m) for m in metrics)]
@@ -137,6 +173,7 @@ def render_text_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> st
     """``cols`` of every matching cell as they are (answers that are words, not numbers)."""
     where = attrs.get("where", "")
     run, cells = reference_cells(results, attrs.get("run"))
+    _check_keys(results, run, _marker_keys(attrs))
     rows = [c for c in cells if _matches(c, where)]
     if not rows:
         source = f"run `{run}`" if run else "the reference run (none committed yet)"

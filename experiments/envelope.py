@@ -15,9 +15,10 @@ which is why the answer is a number of cores, i.e. processes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from experiments.records import BenchCell
 from feed.settings import DEFAULT_WS_PING_INTERVAL_S
 
 LINUX_EPHEMERAL_PORTS = 60999 - 32768 + 1  # net.ipv4.ip_local_port_range default: 32768-60999
@@ -44,7 +45,7 @@ class Measured:
     latency_ms_p99: float
 
 
-def measured(cells: list[dict[str, Any]], transport: str) -> Measured | None:
+def measured(cells: Sequence[BenchCell], transport: str) -> Measured | None:
     """The idle and headline cells of ``transport``; ``None`` when the run lacks either."""
     idle = next(
         (c for c in cells
@@ -116,7 +117,7 @@ def rows(m: Measured, a: Assumptions = Assumptions()) -> list[tuple[str, str, st
     ]
 
 
-def render_markdown(cells: list[dict[str, Any]], transport: str, source: str) -> str:
+def render_markdown(cells: Sequence[BenchCell], transport: str, source: str) -> str:
     """The rows as a Markdown table, or a "not yet measured" line."""
     m = measured(cells, transport)
     if m is None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.records import CellParams, check
 from feed.settings import ENV_PREFIX, Settings
 from feed.wire.contract import TRANSPORTS
 
@@ -92,12 +93,12 @@ class Cell:
             opts["wait_s"] = DEFAULT_LONG_POLL_WAIT_S
         return opts | self.client
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> CellParams:
         """The cell's parameters as saved in summary rows."""
         d = dataclasses.asdict(self)
         d["tags"] = list(self.tags)
         d["client"] = self.client_options()
-        return {"cell": self.name, **d}
+        return check(CellParams, {"cell": self.name, **d}, f"cell {self.name}")
 
 
 def merge(cells: Iterable[Cell]) -> list[Cell]:

@@ -12,20 +12,20 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from experiments import ratios
+from experiments.records import RatioRow
 from experiments.report_base import f
 from experiments.results import load
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, float]:
-    server = row.get("server", "python")
+def _key(row: RatioRow) -> tuple[str, str, float]:
+    server = row["server"]
     transport = row["transport"] if server == "python" else f"{row['transport']} ({server})"
     return (row["figure"].split(" (")[0], transport, float(row["rate"]))
 
 
-def _num(x: Any) -> float:
+def _num(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
@@ -41,7 +41,7 @@ def _spread(values: list[float]) -> str:
 def table(runs: list[tuple[str, Path]]) -> str:
     """The markdown table for ``(label, folder)`` pairs."""
     labels = list(dict.fromkeys(label for label, _ in runs))
-    data: dict[tuple[str, str, float], dict[str, list[dict[str, Any]]]] = defaultdict(
+    data: dict[tuple[str, str, float], dict[str, list[RatioRow]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for label, folder in runs:

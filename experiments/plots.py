@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import matplotlib
 
@@ -19,13 +19,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments.matrix import variant  # noqa: E402
+from experiments.records import BenchCell  # noqa: E402
 
-Cells = list[dict[str, Any]]
+Cells = list[BenchCell]
 COLORS = {"poll": "tab:red", "long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
 ORDER = ("poll", "long-poll", "sse", "ws")
 
 
-def ok(cells: Iterable[dict[str, Any]], tag: str | None = None, kind: str = "asyncio") -> Cells:
+def ok(cells: Iterable[BenchCell], tag: str | None = None, kind: str = "asyncio") -> Cells:
     """Cells that measured something, of one ``kind``, optionally with ``tag``."""
     return [
         c
@@ -36,7 +37,7 @@ def ok(cells: Iterable[dict[str, Any]], tag: str | None = None, kind: str = "asy
     ]
 
 
-def label(c: dict[str, Any]) -> str:
+def label(c: BenchCell) -> str:
     """``ws``, ``node ws``, ``ws deflate``, ``sse sse_impl=pushlab``: what tells rows apart."""
     name = c["transport"] if c.get("server") == "python" else f"{c['server']} {c['transport']}"
     if c["transport"] == "ws" and c.get("client", {}).get("compression"):
@@ -53,7 +54,13 @@ def _by_label(cells: Cells) -> dict[str, Cells]:
     return dict(out)
 
 
-def _style(lab: str) -> dict[str, Any]:
+class _Style(TypedDict):
+    color: str
+    linestyle: str
+    marker: str
+
+
+def _style(lab: str) -> _Style:
     transport = next(word for word in lab.split() if word in COLORS)
     node = lab.startswith("node")
     return {
@@ -247,7 +254,7 @@ def memory(cells: Cells, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: object) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 

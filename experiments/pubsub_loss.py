@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from experiments.records import PubsubLossCell
 from feed.codec import loads
 from feed.redis_broker import RedisBroker
 
@@ -31,7 +32,7 @@ async def _paced(count: int, rate: float, send: Any) -> None:
 
 async def plain_pubsub(
     url: str, channel: str, count: int, rate: float, drop_after: int, down_ms: float
-) -> dict[str, Any]:
+) -> PubsubLossCell:
     """Received and lost counts over plain pub/sub."""
     received: list[int] = []
     pub = Redis.from_url(url)
@@ -70,7 +71,7 @@ async def plain_pubsub(
 
 async def pushlab_streams(
     url: str, prefix: str, count: int, rate: float, drop_after: int, down_ms: float
-) -> dict[str, Any]:
+) -> PubsubLossCell:
     """Received and lost counts over pushlab's Redis broker, resuming by seq."""
     publisher = RedisBroker(url, prefix, history=max(count, 1000))
     await publisher.start()
@@ -108,7 +109,7 @@ async def pushlab_streams(
     return _cell("pushlab-streams", count, received, down_ms)
 
 
-def _cell(design: str, count: int, received: list[int], down_ms: float) -> dict[str, Any]:
+def _cell(design: str, count: int, received: list[int], down_ms: float) -> PubsubLossCell:
     return {
         "design": design,
         "down_ms": down_ms,

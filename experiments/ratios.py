@@ -18,13 +18,15 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from experiments.cells import SERVER_BOUND_PCT
 from experiments.matrix import variant
-from experiments.report_base import Section, f
+from experiments.records import BenchCell, RatioRow
+from experiments.report_base import Cells, Section, f
 
-Cells = list[dict[str, Any]]
+# The cell figures a ratio row compares.
+Figure = Literal["server_cpu_s_per_1k_events", "latency_ms_p99", "events_per_s"]
 
 # (figure, transport, bound, direction): ratio <= bound ("max") or >= bound ("min").
 CPU_TARGETS = {"ws": 1.0, "sse": 1.0, "long-poll": 2.0}
@@ -48,23 +50,23 @@ def _perf(cells: Cells, tag: str) -> Cells:
     ]
 
 
-def _node(cells: Cells, rate: float) -> dict[str, Any] | None:
+def _node(cells: Cells, rate: float) -> BenchCell | None:
     return next(
         (c for c in cells if c.get("server") == "node" and c["transport"] == "ws"
          and c["rate"] == rate), None,
     )  # fmt: skip
 
 
-def server_label(c: dict[str, Any]) -> str:
+def server_label(c: BenchCell) -> str:
     """``python``, ``node`` or ``granian``, plus implementation settings (``sse_impl=pushlab``)."""
     return " ".join([str(c.get("server", "python")), *variant(c.get("server_env"))])
 
 
-def _who(c: dict[str, Any]) -> str:
+def _who(c: BenchCell) -> str:
     return f"{server_label(c)} {c['transport']}"
 
 
-def _why_not(*cells: dict[str, Any]) -> str:
+def _why_not(*cells: BenchCell) -> str:
     bad = []
     for c in cells:
         if c.get("generator_bound"):
@@ -76,15 +78,15 @@ def _why_not(*cells: dict[str, Any]) -> str:
     return "; ".join(bad)
 
 
-def _server_pct(c: dict[str, Any]) -> float:
+def _server_pct(c: BenchCell) -> float:
     return float(c.get("server_cpu_pct", math.nan))
 
 
-def _saturated(c: dict[str, Any]) -> bool:
+def _saturated(c: BenchCell) -> bool:
     return bool(c.get("server_bound", _server_pct(c) >= SERVER_BOUND_PCT))
 
 
-def _client_cost(c: dict[str, Any]) -> str:
+def _client_cost(c: BenchCell) -> str:
     """How many cores a saturated server would need for its load generators, from this cell."""
     gen, server = c.get("generator_cpu_s_per_1k_events"), c.get("server_cpu_s_per_1k_events")
     if not gen or not server or not (math.isfinite(gen) and math.isfinite(server)):
@@ -93,7 +95,7 @@ def _client_cost(c: dict[str, Any]) -> str:
     return f"; generators {r:.1f}x its CPU per event: a saturated server needs {r:.1f} cores more"
 
 
-def _capacity(row: dict[str, Any], c: dict[str, Any], node: dict[str, Any] | None) -> None:
+def _capacity(row: RatioRow, c: BenchCell, node: BenchCell | None) -> None:
     """Flat-out rules on top of :func:`_row`'s: which side was the limit, and what that means."""
     if node is None:
         return
@@ -127,8 +129,8 @@ def _capacity(row: dict[str, Any], c: dict[str, Any], node: dict[str, Any] | Non
 
 
 def _row(
-    figure: str, c: dict[str, Any], node: dict[str, Any] | None, key: str, target: float, up: bool
-) -> dict[str, Any]:
+    figure: str, c: BenchCell, node: BenchCell | None, key: Figure, target: float, up: bool
+) -> RatioRow:
     value = float(c.get(key, math.nan))
     base = float(node.get(key, math.nan)) if node else math.nan
     ratio = value / base if base and math.isfinite(base) else math.nan
@@ -142,16 +144,16 @@ def _row(
     }  # fmt: skip
 
 
-def compute(cells: Cells) -> list[dict[str, Any]]:
+def compute(cells: Cells) -> list[RatioRow]:
     """One row per target figure (empty when the run has no perf cells)."""
-    rows: list[dict[str, Any]] = []
+    rows: list[RatioRow] = []
     for c in _perf(cells, "paced"):
         if c.get("server") == "node":
             continue
         node = _node(_perf(cells, "paced"), c["rate"])
         t = c["transport"]
         if t in CPU_TARGETS:
-            key = "server_cpu_s_per_1k_events"
+            key: Figure = "server_cpu_s_per_1k_events"
             rows.append(_row("CPU s / 1k events", c, node, key, CPU_TARGETS[t], False))
         if t in P99_TARGETS:
             rows.append(_row("p99 latency ms", c, node, "latency_ms_p99", P99_TARGETS[t], False))
@@ -188,7 +190,7 @@ def compute(cells: Cells) -> list[dict[str, Any]]:
     return rows
 
 
-def write(folder: Path, rows: list[dict[str, Any]]) -> None:
+def write(folder: Path, rows: list[RatioRow]) -> None:
     """``ratios.json`` and ``ratios.csv`` next to ``summary.json``."""
     clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
               for k, v in r.items()} for r in rows]  # fmt: skip

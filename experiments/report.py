@@ -6,10 +6,10 @@ Every number and every comparison in the text is computed here from ``summary.js
 
 import html
 from pathlib import Path
-from typing import Any
 
 from experiments import ratios, results
 from experiments.plots import draw_all
+from experiments.records import BenchMeta
 from experiments.report_base import Cells, Section
 from experiments.report_costs import bytes_section, cpu_section, interval_section, memory_section
 from experiments.report_delivery import (
@@ -23,7 +23,7 @@ from experiments.report_delivery import (
 __all__ = ["Cells", "Section", "render", "sections"]
 
 
-def sections(meta: dict[str, Any], cells: Cells) -> list[Section]:
+def sections(meta: BenchMeta, cells: Cells) -> list[Section]:
     """The report's sections, in order (the issue-8 ratios only for runs with perf cells)."""
     makers = (
         headline_section,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
-Cells = list[dict[str, Any]]
+from experiments.records import BenchCell
+
+Cells = list[BenchCell]
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Section:
     text: list[str] = field(default_factory=list)
 
 
-def f(x: Any, digits: int = 3) -> str:
+def f(x: object, digits: int = 3) -> str:
     """A number for a table: 3 significant digits, '-' when missing."""
     if isinstance(x, bool):
         return "yes" if x else "no"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from experiments.plots import label, ok
+from experiments.records import BenchCell
 from experiments.report_base import Cells, Section, f, source
 
 
@@ -76,7 +76,7 @@ def bytes_section(cells: Cells) -> Section:
     return s
 
 
-def _why(c: dict[str, Any]) -> str:
+def _why(c: BenchCell) -> str:
     """A generated explanation for a cell whose measurement is off the formula by > 2%."""
     d = c["wire_vs_formula_pct"]
     if abs(d) <= 2:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from experiments.matrix import variant
 from experiments.plots import label, ok
+from experiments.records import BenchMeta
 from experiments.report_base import Cells, Section, f, source
 
 
-def run_section(meta: dict[str, Any], cells: Cells) -> Section:
+def run_section(meta: BenchMeta, cells: Cells) -> Section:
     m = meta.get("machine", {})
     load = m.get("load_avg", [math.nan])[0]
     gens = sorted({c.get("generator", "-") for c in cells if c.get("status") == "ok"})
@@ -20,9 +20,10 @@ def run_section(meta: dict[str, Any], cells: Cells) -> Section:
         f"{' (dirty)' if m.get('git_dirty') else ''}; {m.get('cpu')}, {m.get('cores')} cores, "
         f"Python {m.get('python')}; load average {f(load)} when the run started."
     )
-    if isinstance(load, float) and m.get("cores") and load > 0.5 * m["cores"]:
+    cores = m.get("cores")
+    if isinstance(load, float) and cores and load > 0.5 * cores:
         s.text.append(
-            f"The machine was busy (load {f(load)} on {m['cores']} cores): absolute figures are "
+            f"The machine was busy (load {f(load)} on {cores} cores): absolute figures are "
             "noisy; compare transports within this run only."
         )
     s.text.append(
@@ -45,7 +46,7 @@ def run_section(meta: dict[str, Any], cells: Cells) -> Section:
     return s
 
 
-def sse_impls(meta: dict[str, Any], cells: Cells) -> list[str]:
+def sse_impls(meta: BenchMeta, cells: Cells) -> list[str]:
     """The SSE implementations behind the Python ``sse`` rows that name none (the default's)."""
     servers = meta.get("servers", [])
     found = {

@@ -16,12 +16,27 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from experiments.machine import machine_info
+from experiments.records import (
+    CELL_KINDS,
+    BenchCell,
+    BenchMeta,
+    R,
+    RecordError,
+    RttCell,
+    RunMeta,
+    check,
+)
+
+# ``ResultsDir.create`` adds ``-N`` when two runs of one name start in the same second.
+_SUFFIX = re.compile(r"-\d+$")
 
 
 def _utc_stamp() -> str:
@@ -33,7 +48,7 @@ class ResultsDir:
     """A results folder being written."""
 
     path: Path
-    cells: list[dict[str, Any]] = field(default_factory=list)
+    cells: list[Mapping[str, object]] = field(default_factory=list)
 
     @classmethod
     def create(cls, name: str, root: Path | str = "results") -> ResultsDir:
@@ -47,13 +62,13 @@ class ResultsDir:
         (path / "figures").mkdir()
         return cls(path)
 
-    def write_meta(self, params: dict[str, Any], **extra: Any) -> None:
+    def write_meta(self, params: Mapping[str, object], **extra: object) -> None:
         """Parameters of the run plus machine facts; call again to update (e.g. end time)."""
         meta = {"params": params, "machine": machine_info(), "written_at": time.time(), **extra}
         _write_json(self.path / "meta.json", meta)
 
-    def add_cell(self, cell: dict[str, Any]) -> None:
-        """Record one finished cell (flat dict of parameters and figures)."""
+    def add_cell(self, cell: Mapping[str, object]) -> None:
+        """Record one finished cell (flat dict of parameters and figures; see records.py)."""
         self.cells.append(cell)
         _write_json(self.path / "summary.json", {"cells": self.cells})
         keys: list[str] = []
@@ -74,16 +89,52 @@ class ResultsDir:
         return self.path / "figures" / name
 
 
-def load(path: Path | str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``(meta, cells)`` of a saved results folder."""
+def load(path: Path | str) -> tuple[BenchMeta, list[BenchCell]]:
+    """``(meta, cells)`` of a saved bench run (``pushlab bench``), keys checked."""
+    return _meta(Path(path), BenchMeta), load_cells(path, BenchCell)
+
+
+def load_rtt(path: Path | str) -> tuple[RunMeta, list[RttCell]]:
+    """``(meta, cells)`` of a saved ``pushlab rtt`` run, keys checked."""
+    return load_as(path, RttCell)
+
+
+def load_as(path: Path | str, cell: type[R]) -> tuple[RunMeta, list[R]]:
+    """``(meta, cells)`` of a saved run of another experiment, each cell checked as ``cell``."""
+    return _meta(Path(path), RunMeta), load_cells(path, cell)
+
+
+def load_cells(path: Path | str, cell: type[R]) -> list[R]:
+    """The cells of ``summary.json`` (none when it is not written yet), checked as ``cell``."""
+    summary = Path(path) / "summary.json"
+    if not summary.exists():
+        return []
+    raw = json.loads(summary.read_text())
+    if not isinstance(raw, dict) or set(raw) != {"cells"}:
+        raise RecordError(f'{summary}: expected {{"cells": [...]}}')
+    return [check(cell, c, f"{summary}: cell {i}") for i, c in enumerate(raw["cells"])]
+
+
+def load_checked(path: Path | str) -> tuple[Mapping[str, object], Sequence[Mapping[str, object]]]:
+    """Any saved run, checked as the record its folder name says (:func:`cell_record`)."""
     p = Path(path)
-    meta = json.loads((p / "meta.json").read_text())
-    cells = (
-        json.loads((p / "summary.json").read_text())["cells"]
-        if (p / "summary.json").exists()
-        else []
-    )
-    return meta, cells
+    cell = CELL_KINDS.get(run_name(p))
+    return load(p) if cell is None else load_as(p, cell)
+
+
+def cell_record(path: Path | str) -> type[Mapping[str, object]]:
+    """The record of a folder's cells: by its name (:data:`records.CELL_KINDS`), else a bench."""
+    return CELL_KINDS.get(run_name(Path(path)), BenchCell)
+
+
+def run_name(path: Path) -> str:
+    """``quick`` of ``results/20261126T104925Z_quick-2``."""
+    return _SUFFIX.sub("", path.name.split("_", 1)[-1])
+
+
+def _meta(folder: Path, meta: type[R]) -> R:
+    path = folder / "meta.json"
+    return check(meta, json.loads(path.read_text()), str(path))
 
 
 def latest(root: Path | str = "results", name: str | None = None) -> Path | None:
@@ -94,7 +145,7 @@ def latest(root: Path | str = "results", name: str | None = None) -> Path | None
     return dirs[-1] if dirs else None
 
 
-def _flat(value: Any) -> Any:
+def _flat(value: object) -> object:
     return json.dumps(value) if isinstance(value, dict | list | tuple) else value
 
 

@@ -39,6 +39,7 @@ from websockets.asyncio.client import connect
 
 from experiments.cpuclock import process_cpu_s
 from experiments.metrics import summarize
+from experiments.records import RttCell, check
 from experiments.results import ResultsDir
 from feed.settings import WS_IMPLS, Settings
 from feed.wire.http1 import END_OF_HEAD, parse_response_head, request_head
@@ -132,7 +133,7 @@ async def _raw_http_cell(url: str, payload: bytes, params: RttParams) -> tuple[l
 
 async def measure_cell(
     server: ServerProcess, mode: str, size: int, params: RttParams
-) -> tuple[dict[str, Any], list[float]]:
+) -> tuple[RttCell, list[float]]:
     """One cell: its summary and raw samples."""
     payload = os.urandom(size)
     pid = server.pid
@@ -146,7 +147,7 @@ async def measure_cell(
     else:
         raise ValueError(f"unknown mode {mode!r}")
     total = params.warmup + len(samples)
-    cell: dict[str, Any] = {
+    raw = {
         "mode": mode,
         "size": size,
         "ws_impl": params.ws,
@@ -156,7 +157,7 @@ async def measure_cell(
         "client_cpu_us_per_rt": (time.process_time() - own0) / total * 1e6,
         **summarize(samples, "rtt_us_"),
     }
-    return cell, samples
+    return check(RttCell, raw, f"rtt cell {mode} {size}"), samples
 
 
 async def run_rtt(params: RttParams, root: Path | str = "results") -> ResultsDir:

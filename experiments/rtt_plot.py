@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.results import load
+from experiments.results import load_rtt
 
 
 def plot_rtt(path: Path | str) -> Path:
@@ -14,7 +14,7 @@ def plot_rtt(path: Path | str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    meta, cells = load(path)
+    meta, cells = load_rtt(path)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for mode in meta["params"]["modes"]:
         rows = sorted((c for c in cells if c["mode"] == mode), key=lambda c: c["size"])

@@ -28,6 +28,7 @@ from experiments.children import (
     wait_healthy,
 )
 from experiments.matrix import Cell, available, profile
+from experiments.records import BenchCell, BenchParams, ServerInfo, check
 from experiments.results import ResultsDir
 from feed.settings import Settings
 from servers.launch import ServerProcess, child_env, free_port
@@ -97,7 +98,7 @@ def server_problem(kind: str) -> str | None:
 
 
 @contextmanager
-def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
+def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, ServerInfo]]:
     """A server process for ``cell``'s group, up and healthy; stopped on exit."""
     base = Settings.from_env(child_env())
     topic, history = base.ticker_topic, base.history
@@ -106,7 +107,7 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, 
         from experiments.baseline import NodeServer
 
         with NodeServer(cell.rate, cell.size, topic, history, log_path=log) as node:
-            info: dict[str, Any] = {"kind": "node", "argv": node.argv}
+            info: ServerInfo = {"kind": "node", "argv": node.argv}
             yield run_cells.Target(node.url, node.port, node.pid, topic), info
         return
     if cell.server == "granian":
@@ -123,7 +124,7 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, dict[str, 
 
 def _granian(
     cell: Cell, env: dict[str, str], topic: str, log: Path
-) -> Iterator[tuple[run_cells.Target, dict[str, Any]]]:
+) -> Iterator[tuple[run_cells.Target, ServerInfo]]:
     """The app under Granian: a foreign server that binds its own port (free_port)."""
     from importlib.metadata import version
 
@@ -136,7 +137,12 @@ def _granian(
         "PUSHLAB_TICKER_TOPIC": topic, "PUSHLAB_ADMIN": "1",
     }  # fmt: skip
     settings = _settings(cell, port).as_dict()
-    info = {"kind": "granian", "argv": argv, "granian": version("granian"), "settings": settings}
+    info: ServerInfo = {
+        "kind": "granian",
+        "argv": argv,
+        "granian": version("granian"),
+        "settings": settings,
+    }
     started: list[subprocess.Popen[str]] = []
     try:
         proc = spawn(argv, into=started, env=env, log=log)
@@ -164,14 +170,15 @@ class Progress:
                 flush=True,
             )
 
-    def done(self, cell: Cell, row: dict[str, Any]) -> None:
+    def done(self, cell: Cell, row: BenchCell) -> None:
         self.left = max(0.0, self.left - _estimate(cell))
         if self.enabled:
-            bits = [
-                f"{k}={row[k]:.4g}"
-                for k in ("events_per_s", "latency_ms_p99", "memory_per_connection_kb")
-                if isinstance(row.get(k), float)
-            ]
+            figures = (
+                ("events_per_s", row.get("events_per_s")),
+                ("latency_ms_p99", row.get("latency_ms_p99")),
+                ("memory_per_connection_kb", row.get("memory_per_connection_kb")),
+            )
+            bits = [f"{k}={v:.4g}" for k, v in figures if isinstance(v, float)]
             print(
                 f"      {row.get('status', 'ok')} {' '.join(bits)} {row.get('reason', '')}",
                 file=sys.stderr,
@@ -195,8 +202,10 @@ def run_bench(
     rd = ResultsDir.create(name, root)
     if not sockstats.available():
         raise RuntimeError("`ss` (iproute2) is needed to count bytes on the wire")
-    params = {"profile": name, "cells": [c.params() for c in chosen], "dropped": dropped}
-    servers: list[dict[str, Any]] = []
+    params: BenchParams = {
+        "profile": name, "cells": [c.params() for c in chosen], "dropped": dropped,
+    }  # fmt: skip
+    servers: list[ServerInfo] = []
     started = time.time()
     rd.write_meta(params, servers=servers, started_at=started)
     bar = Progress(chosen, progress)
@@ -208,7 +217,7 @@ def run_bench(
             if reason:
                 for c in group:
                     bar.start(c)
-                    row = {**c.params(), "status": "skipped", "reason": reason}
+                    row = _row({**c.params(), "status": "skipped", "reason": reason}, c)
                     rd.add_cell(row)
                     bar.done(c, row)
                 continue
@@ -227,9 +236,7 @@ def run_bench(
     return rd.path
 
 
-def _run_group(
-    group: list[Cell], rd: ResultsDir, servers: list[dict[str, Any]], bar: Progress
-) -> None:
+def _run_group(group: list[Cell], rd: ResultsDir, servers: list[ServerInfo], bar: Progress) -> None:
     log = rd.raw(f"server{len(servers)}.log")
     try:
         ctx = server(group[0], log)
@@ -237,7 +244,9 @@ def _run_group(
     except Exception as exc:  # a server that will not start fails its cells, not the run
         for c in group:
             bar.start(c)
-            row = {**c.params(), "status": "failed", "reason": f"server did not start: {exc}"}
+            row = _row(
+                {**c.params(), "status": "failed", "reason": f"server did not start: {exc}"}, c
+            )
             rd.add_cell(row)
             bar.done(c, row)
         return
@@ -249,13 +258,20 @@ def _run_group(
             try:
                 figures = _KINDS[c.kind](c, target, rd.path / "raw")
                 figures["cell_wall_s"] = time.perf_counter() - began
-                row = {**c.params(), "server_index": len(servers) - 1, "status": "ok", **figures}
+                ok = {**c.params(), "server_index": len(servers) - 1, "status": "ok", **figures}
+                # A key records.py does not declare fails this cell now, not the report later.
+                row = _row(ok, c)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:
                 traceback.print_exc(file=sys.stderr)
-                row = {**c.params(), "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+                why = f"{type(exc).__name__}: {exc}"
+                row = _row({**c.params(), "status": "failed", "reason": why}, c)
             rd.add_cell(row)
             bar.done(c, row)
     finally:
         ctx.__exit__(None, None, None)
+
+
+def _row(row: dict[str, Any], cell: Cell) -> BenchCell:
+    return check(BenchCell, row, f"cell {cell.name}")

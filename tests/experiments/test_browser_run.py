@@ -8,7 +8,8 @@ import math
 import pytest
 
 from experiments import browser_run
-from experiments.results import load
+from experiments.records import BrowserCell
+from experiments.results import load_as
 from tests.support import require
 
 pytestmark = pytest.mark.browser
@@ -24,7 +25,7 @@ def test_short_run_writes_a_cell_per_transport(tmp_path, capsys):
     )
     assert browser_run.run(args) == 0
     (folder,) = tmp_path.iterdir()
-    meta, cells = load(folder)
+    meta, cells = load_as(folder, BrowserCell)
     assert meta["params"]["seconds"] == 1 and meta["settings"]["ticker_rate"] == 20
     feed = {c["transport"]: c for c in cells if c["kind"] == "feed"}
     assert sorted(feed) == ["long-poll", "poll", "sse", "ws"]

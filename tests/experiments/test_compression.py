@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from experiments.compression import run
-from experiments.results import load
+from experiments.records import CompressionCell
+from experiments.results import load_as
 
 
 def test_small_compression_run(tmp_path):
     """Deflate on: negotiated and smaller than the app bytes; off: a few header bytes larger."""
     path = run(20, (512,), ("tick",), tmp_path)
-    meta, cells = load(path)
+    meta, cells = load_as(path, CompressionCell)
     assert meta["params"]["events"] == 20 and meta["params"]["sizes"] == [512]
     off, on = sorted(cells, key=lambda c: c["deflate"])
     assert off["events"] == on["events"] == 20

@@ -5,11 +5,24 @@ from __future__ import annotations
 import json
 import math
 
-from experiments.docfigures import main, render
+import pytest
+
+from experiments.docfigures import DocFigureError, main, render
 
 DOC = (
-    "x\n<!-- fig metric=lat where=tags:headline cols=transport unit=ms -->\nold\n<!-- /fig -->\ny\n"
+    "x\n<!-- fig metric=latency_ms_p99 where=tags:headline cols=transport unit=ms -->\n"
+    "old\n<!-- /fig -->\ny\n"
 )
+
+
+def bench(**figures):
+    """A bench cell (experiments.records.BenchCell) with its required keys and ``figures``."""
+    params = {
+        "cell": "c", "transport": "ws", "subscribers": 10, "rate": 1.0, "size": 64,
+        "kind": "asyncio", "server": "python", "server_env": {}, "client": {}, "warmup_s": 1.0,
+        "duration_s": 3.0, "generators": 1, "tags": [], "status": "ok",
+    }  # fmt: skip
+    return params | figures
 
 
 def make_run(root, cells, name="20260101T000000Z_quick"):
@@ -25,9 +38,9 @@ def test_table_from_the_reference_run(tmp_path):
     make_run(
         results,
         [
-            {"transport": "ws", "tags": ["headline"], "lat": 1.25},
-            {"transport": "sse", "tags": ["headline"], "lat": math.nan},
-            {"transport": "poll", "tags": ["rate"], "lat": 9.0},
+            bench(transport="ws", tags=["headline"], latency_ms_p99=1.25),
+            bench(transport="sse", tags=["headline"], latency_ms_p99=math.nan),
+            bench(transport="poll", tags=["rate"], latency_ms_p99=9.0),
         ],
     )
     out = render(DOC, results, docs)
@@ -41,7 +54,7 @@ def test_table_from_the_reference_run(tmp_path):
 def test_not_yet_measured_without_reference(tmp_path):
     """No REFERENCE file: the block says so instead of showing numbers."""
     out = render(DOC, tmp_path / "results", tmp_path)
-    assert "*Not yet measured:* `lat`" in out and "make bench" in out
+    assert "*Not yet measured:* `latency_ms_p99`" in out and "make bench" in out
 
 
 def test_check_mode_reports_stale_files(tmp_path, capsys):
@@ -61,9 +74,9 @@ def test_server_env_column_names_the_implementation(tmp_path):
     make_run(
         results,
         [
-            {"transport": "sse", "tags": ["headline"], "lat": 40.0, "server_env": {}},
-            {"transport": "sse", "tags": ["headline"], "lat": 13.0,
-             "server_env": {"PUSHLAB_SSE_IMPL": "pushlab"}},
+            bench(transport="sse", tags=["headline"], latency_ms_p99=40.0, server_env={}),
+            bench(transport="sse", tags=["headline"], latency_ms_p99=13.0,
+                  server_env={"PUSHLAB_SSE_IMPL": "pushlab"}),
         ],
     )  # fmt: skip
     doc = DOC.replace("cols=transport", "cols=transport,server_env")
@@ -78,13 +91,16 @@ def test_several_metrics_give_one_column_each(tmp_path):
     make_run(
         results,
         [
-            {"transport": "ws", "bytes": 132.4, "p99": 4.284},
-            {"transport": "sse", "bytes": 151.0},  # no p99: not a row
+            bench(transport="ws", wire_bytes_per_event=132.4, latency_ms_p99=4.284),
+            bench(transport="sse", wire_bytes_per_event=151.0),  # no p99: not a row
         ],
     )
-    doc = "<!-- fig metric=bytes,p99 cols=transport unit=B,ms digits=0,2 -->\n<!-- /fig -->\n"
+    doc = (
+        "<!-- fig metric=wire_bytes_per_event,latency_ms_p99 cols=transport unit=B,ms "
+        "digits=0,2 -->\n<!-- /fig -->\n"
+    )
     out = render(doc, results, docs)
-    assert "| transport | bytes (B) | p99 (ms) |" in out
+    assert "| transport | wire_bytes_per_event (B) | latency_ms_p99 (ms) |" in out
     assert "| ws | 132 | 4.28 |" in out and "sse" not in out
 
 
@@ -95,10 +111,10 @@ def test_envelope_table_prices_a_million_users_from_the_run(tmp_path):
     make_run(
         results,
         [
-            {"transport": "ws", "kind": "idle", "server_env": {}, "memory_per_connection_kb": 16.0},
-            {"transport": "ws", "tags": ["headline"], "server": "python",
-             "server_cpu_s_per_1k_events": 0.01, "wire_bytes_per_event": 100.0,
-             "latency_ms_p99": 4.0},
+            bench(transport="ws", kind="idle", server_env={}, memory_per_connection_kb=16.0),
+            bench(transport="ws", tags=["headline"], server="python",
+                  server_cpu_s_per_1k_events=0.01, wire_bytes_per_event=100.0,
+                  latency_ms_p99=4.0),
         ],
     )  # fmt: skip
     out = render("<!-- fig table=envelope transport=ws -->\n<!-- /fig -->\n", results, docs)
@@ -117,8 +133,22 @@ def test_text_table_without_a_metric(tmp_path):
     make_run(
         results,
         [
-            {"probe": "a", "pushlab": "401", "node": "200 | open"},
-            {"probe": "b", "pushlab": "no answer within 3 s", "node": "n/a"},
+            {
+                "probe": "a",
+                "item": 1,
+                "attack": "x",
+                "expected": "401",
+                "pushlab": "401",
+                "node": "200 | open",
+            },
+            {
+                "probe": "b",
+                "item": 1,
+                "attack": "y",
+                "expected": "408",
+                "pushlab": "no answer within 3 s",
+                "node": "n/a",
+            },
         ],
         name="20260101T000000Z_abuse",
     )
@@ -129,3 +159,29 @@ def test_text_table_without_a_metric(tmp_path):
     assert render(out, results, docs) == out
     (results / "REFERENCE").write_text("20260101T000000Z_quick\n")
     assert "*Not yet measured* in the reference run" in render(doc, results, docs)
+
+
+def test_a_key_the_run_does_not_declare_is_an_error(tmp_path):
+    """A misspelt metric, column or condition names the key and the record, not "not measured"."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(results, [bench(latency_ms_p99=1.0)])
+    typos = [
+        "metric=latency_ms_p999",
+        "metric=latency_ms_p99 cols=transprot",
+        "metric=latency_ms_p99 where=tag:headline",
+        "cols=transport,statsu",
+    ]
+    for marker in typos:
+        doc = f"<!-- fig {marker} -->\n<!-- /fig -->\n"
+        with pytest.raises(DocFigureError, match="which BenchCell does not declare"):
+            render(doc, results, docs)
+
+
+def test_a_run_that_does_not_match_its_record_is_an_error(tmp_path):
+    """A reference run with an undeclared key fails loudly (the file and the key)."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    make_run(results, [bench(latency_ms_p99=1.0, latency_ms_p98=1.0)])
+    with pytest.raises(ValueError, match=r"summary\.json: cell 0: unknown key 'latency_ms_p98'"):
+        render(DOC, results, docs)
