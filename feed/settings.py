@@ -135,7 +135,7 @@ class Settings:
     # uvicorn's timeout_keep_alive: an idle keep-alive connection between requests.
     http_idle_timeout_s: float = 5.0
     # Slow consumers: a send blocked this long drops the connection and aborts its socket after
-    # a goodbye bounded by send_close_timeout_s (servers/ws_session.py, servers/sse.py).
+    # a goodbye bounded by send_close_timeout_s (servers/websocket/session.py, servers/sse.py).
     send_close_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:

@@ -32,11 +32,11 @@ from servers import (
     publish,
     short_poll,
     sse,
-    websocket,
     whiteboard,
 )
 from servers.deps import AppState, on_pushlab_error, on_validation_error
 from servers.rawsend import RAW_SEND, RawSend
+from servers.websocket import endpoint as websocket
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
 

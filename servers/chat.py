@@ -36,7 +36,7 @@ from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
 from servers.deps import state
 from servers.policy import identity
-from servers.websocket import deny, json_subprotocol
+from servers.websocket.endpoint import deny, json_subprotocol
 
 router = APIRouter()
 

@@ -41,7 +41,7 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         "timeout_keep_alive": settings.http_idle_timeout_s,
         "ws": uvicorn_ws(settings.ws_impl),
         "ws_max_size": settings.ws_max_message_bytes,
-        # The app runs its own heartbeat (servers/ws_session.py); see the docstring there.
+        # The app runs its own heartbeat (servers/websocket/session.py); see the docstring there.
         "ws_ping_interval": None,
         "ws_ping_timeout": None,
         # uvicorn negotiates permessage-deflate unless told not to. In the reference bench run

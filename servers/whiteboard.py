@@ -36,7 +36,7 @@ from feed.ratelimit import TokenBucket
 from feed.settings import Settings
 from servers.deps import JSON, error_body, read_limited, state
 from servers.policy import identity
-from servers.websocket import deny, json_subprotocol
+from servers.websocket.endpoint import deny, json_subprotocol
 
 router = APIRouter()
 

@@ -32,7 +32,7 @@ from servers.connections import Conn
 from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
 from servers.policy import principal_of
-from servers.ws_session import (
+from servers.websocket.session import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     CLOSE_TRY_AGAIN,
