@@ -23,17 +23,14 @@ from feed.settings import Settings
 from feed.ticker import TickerControl, run_controlled
 from servers import (
     auth,
-    chat,
-    echo,
     long_poll,
     metrics,
-    pages,
     policy,
     publish,
     short_poll,
     sse,
-    whiteboard,
 )
+from servers.demos import chat, echo, pages, whiteboard
 from servers.deps import AppState, on_pushlab_error, on_validation_error
 from servers.rawsend import RAW_SEND, RawSend
 from servers.websocket import endpoint as websocket

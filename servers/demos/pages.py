@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from servers.deps import JSON, error_body, state
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "clients" / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "clients" / "web"
 MAX_TICKER_RATE = 10_000.0
 
 router = APIRouter()
