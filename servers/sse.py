@@ -43,10 +43,10 @@ from servers.connections import Conn
 from servers.deps import AppState, state
 from servers.query import required_str
 from servers.rawsend import RAW_SEND
-from servers.release import transport_of
 from servers.sse_direct import make_sink, uvicorn_cycle
 from servers.sse_stream import SEND_TIMEOUT, TOKEN_EXPIRED, TRANSPORT, preamble, send_timed_out
-from servers.watchdog import SendWatchdog
+from servers.timers.release import transport_of
+from servers.timers.watchdog import SendWatchdog
 
 router = APIRouter()
 
@@ -103,7 +103,7 @@ class WatchedEventSourceResponse(EventSourceResponse):
     """sse-starlette's response with its per-send timeout enforced by the app's watchdog.
 
     sse-starlette wraps every chunk in ``anyio.move_on_after(send_timeout)`` (~10% of server CPU
-    at 200 subscribers x 200 events/s); :class:`servers.watchdog.SendWatchdog` keeps the same
+    at 200 subscribers x 200 events/s); :class:`servers.timers.watchdog.SendWatchdog` keeps the same
     behaviour — a send stalled past ``send_timeout_s`` raises ``SendTimeoutError`` and ends the
     response — with one shared timer. Overrides a private hook of the pinned sse-starlette.
     """

@@ -13,7 +13,8 @@ already runs for the request does everything:
   ``message_event``, so ``receive()`` also returns when the stream has something to send that
   did not go direct (a slow reader's backlog, the close) — the task then writes it through
   ``send`` under the app's send watchdog, exactly as the sse-starlette path does;
-- keep-alive comments come from one app-wide timer (:class:`KeepAlive`), not a task per stream.
+- keep-alive comments come from one app-wide timer (:class:`servers.timers.keepalive.KeepAlive`),
+  not a task per stream.
 
 This relies on uvicorn's HTTP/1.1 cycle (its ``message_event`` and transport), so the endpoint
 only takes this path when :func:`servers.sse_direct.uvicorn_cycle` recognises the server's
@@ -30,7 +31,7 @@ from feed.codec import control, dumps, sse_control
 from feed.exceptions import SubscriptionClosed
 from feed.frames import http_chunk
 from servers import sse_direct
-from servers.release import release
+from servers.timers.release import release
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Send
@@ -54,7 +55,7 @@ SEND_TIMEOUT = "send_timeout"
 
 
 class Stream:
-    """The state :class:`KeepAlive` needs about one stream."""
+    """The state :class:`servers.timers.keepalive.KeepAlive` needs about one stream."""
 
     __slots__ = ("cycle", "direct", "parked", "ping_due", "wake")
 
@@ -71,43 +72,6 @@ class Stream:
             return
         self.ping_due = True
         self.wake()
-
-
-class KeepAlive:
-    """One timer per app: every ``interval_s`` each open stream gets a comment keep-alive.
-
-    Armed only while streams are open. The first comment of a stream comes within
-    ``interval_s`` of its start (sse-starlette's: exactly ``interval_s`` after); what matters to
-    proxies and clients is that an idle stream is never silent for longer than ``interval_s``.
-    """
-
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-        self._streams: set[Stream] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, stream: Stream) -> None:
-        self._streams.add(stream)
-        if self._timer is None and self.interval_s > 0:
-            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
-
-    def discard(self, stream: Stream) -> None:
-        self._streams.discard(stream)
-        if not self._streams:
-            self.close()
-
-    def _tick(self) -> None:
-        self._timer = None
-        for stream in list(self._streams):
-            stream.keepalive()
-        if self._streams:
-            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
-
-    def close(self) -> None:
-        """Stop the timer (last stream gone, or lifespan end)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def preamble(sub: Subscription) -> bytes:
@@ -197,8 +161,8 @@ async def send_timed_out(
 ) -> None:
     """A stream whose client stopped reading: ``event: end`` (reason ``send_timeout``) for a
     client that starts reading again within ``send_close_timeout_s``, then the socket closed or
-    reset (:mod:`servers.release`), and uvicorn's disconnect awaited (else it logs the response
-    as incomplete). Both implementations end this way."""
+    reset (:mod:`servers.timers.release`), and uvicorn's disconnect awaited (else it logs the
+    response as incomplete). Both implementations end this way."""
     for c in conn:
         c.closing(None, SEND_TIMEOUT)
     st.metrics.errors.labels(TRANSPORT, SEND_TIMEOUT).inc()

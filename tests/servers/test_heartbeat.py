@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import RetryPolicy, SSEClient, WebSocketClient
 from feed.settings import SSE_IMPLS
-from servers.heartbeat import Beat, Heartbeats
+from servers.timers.heartbeat import Beat, Heartbeats
 from tests.servers.rawws import RawWS
 from tests.support import MS, async_wait_until
 
