@@ -31,8 +31,8 @@ from servers import (
     sse,
 )
 from servers.demos import chat, echo, pages, whiteboard
-from servers.deps import AppState, on_pushlab_error, on_validation_error
 from servers.rawsend import RAW_SEND, RawSend
+from servers.state import AppState, on_pushlab_error, on_validation_error
 from servers.websocket import endpoint as websocket
 
 TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)

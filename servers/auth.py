@@ -32,7 +32,7 @@ from starlette.requests import HTTPConnection
 from feed.exceptions import Unauthorized
 from feed.names import is_name, rule
 from feed.settings import Settings
-from servers.deps import JSON, read_limited, state
+from servers.state import JSON, read_limited, state
 
 ALGORITHM = "HS256"
 BEARER_PREFIX = "bearer."

@@ -20,9 +20,9 @@ from feed.codec import parse_cursor
 from feed.events import check_topic
 from servers.admission import admit
 from servers.bare import BareEndpoint
-from servers.deps import state
 from servers.query import optional_positive_float, required_str
 from servers.short_poll import answer
+from servers.state import state
 
 router = APIRouter()
 

@@ -40,8 +40,8 @@ from feed.exceptions import (
     UserMismatch,
 )
 from servers.auth import Principal, header_or_query_token, subprotocol_token, verify
-from servers.deps import JSON, AppState, error_body
 from servers.logs import log_conn
+from servers.state import JSON, AppState, error_body
 
 WS = "WS"
 PRINCIPAL = "pushlab.principal"

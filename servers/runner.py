@@ -21,9 +21,9 @@ from fastapi import FastAPI
 
 from feed.broker import SHUTDOWN
 from feed.settings import Settings
-from servers.deps import AppState
 from servers.http_protocol import http_protocol
 from servers.logs import install_redaction, log_config
+from servers.state import AppState
 from servers.ws_protocol import uvicorn_ws
 
 logger = logging.getLogger("pushlab.server")

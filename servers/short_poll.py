@@ -11,8 +11,8 @@ from feed.events import check_topic
 from feed.history import Batch
 from servers.admission import admit
 from servers.bare import BareEndpoint
-from servers.deps import JSON, AppState, state
 from servers.query import optional_int, required_str
+from servers.state import JSON, AppState, state
 
 router = APIRouter()
 

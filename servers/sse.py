@@ -40,11 +40,11 @@ from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
 from servers.connections import Conn
-from servers.deps import AppState, state
 from servers.query import required_str
 from servers.rawsend import RAW_SEND
 from servers.sse_direct import make_sink, uvicorn_cycle
 from servers.sse_stream import SEND_TIMEOUT, TOKEN_EXPIRED, TRANSPORT, preamble, send_timed_out
+from servers.state import AppState, state
 from servers.timers.release import transport_of
 from servers.timers.watchdog import SendWatchdog
 

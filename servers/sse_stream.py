@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from starlette.types import Receive, Send
 
     from servers.connections import Conn
-    from servers.deps import AppState
     from servers.sse import Admitted
+    from servers.state import AppState
 
 # What sse-starlette's EventSourceResponse sends, in the same order.
 HEADERS = [

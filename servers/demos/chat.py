@@ -34,8 +34,8 @@ from feed.codec import dumps
 from feed.exceptions import Refused
 from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
-from servers.deps import state
 from servers.policy import identity
+from servers.state import state
 from servers.websocket.endpoint import deny, json_subprotocol
 
 router = APIRouter()

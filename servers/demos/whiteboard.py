@@ -34,8 +34,8 @@ from feed.codec import dumps, parse_cursor
 from feed.exceptions import BadInput, CapacityError, Refused
 from feed.ratelimit import TokenBucket
 from feed.settings import Settings
-from servers.deps import JSON, error_body, read_limited, state
 from servers.policy import identity
+from servers.state import JSON, error_body, read_limited, state
 from servers.websocket.endpoint import deny, json_subprotocol
 
 router = APIRouter()

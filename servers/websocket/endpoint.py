@@ -29,9 +29,9 @@ from feed.messages import Auth, MessageError, parse_message
 from servers.admission import check_open
 from servers.auth import Principal, subprotocol_token, verify
 from servers.connections import Conn
-from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
 from servers.policy import principal_of
+from servers.state import JSON, AppState, error_body, state, status_for
 from servers.websocket.session import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,

@@ -38,9 +38,9 @@ from feed.messages import Auth, MessageError, Ping, Pong, Publish, parse_message
 from feed.ratelimit import TokenBucket
 from servers.auth import Principal, verify
 from servers.connections import Conn
-from servers.deps import AppState
 from servers.logs import log_conn
 from servers.rawsend import RAW_SEND
+from servers.state import AppState
 from servers.timers.heartbeat import Beat, Heartbeats
 from servers.timers.release import release, transport_of
 from servers.ws_direct import DirectSink, direct_sink
