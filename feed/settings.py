@@ -110,7 +110,7 @@ class Settings:
     # HTTP/1.1 cycle allows it (servers/sse_direct.py); off = every event through the stream task.
     sse_direct: bool = True
     # Who runs an SSE stream: sse-starlette's EventSourceResponse, or pushlab's one-task response
-    # (servers/sse_stream.py). docs/performance.md compares them.
+    # (servers/sse/stream.py). docs/performance.md compares them.
     sse_impl: str = "sse-starlette"
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     # Memory bounds (docs/protocol.md "Memory bounds"): history bytes per topic and over all
@@ -135,7 +135,8 @@ class Settings:
     # uvicorn's timeout_keep_alive: an idle keep-alive connection between requests.
     http_idle_timeout_s: float = 5.0
     # Slow consumers: a send blocked this long drops the connection and aborts its socket after
-    # a goodbye bounded by send_close_timeout_s (servers/websocket/session.py, servers/sse.py).
+    # a goodbye bounded by send_close_timeout_s (servers/websocket/session.py,
+    # servers/sse/stream.py).
     send_close_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:

@@ -28,10 +28,10 @@ from servers import (
     policy,
     publish,
     short_poll,
-    sse,
 )
 from servers.demos import chat, echo, pages, whiteboard
 from servers.rawsend import RAW_SEND, RawSend
+from servers.sse import endpoint as sse
 from servers.state import AppState, on_pushlab_error, on_validation_error
 from servers.websocket import endpoint as websocket
 

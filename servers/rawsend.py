@@ -14,8 +14,8 @@ class RawSend:
     Starlette's ``WebSocket.send`` checks the state machine and the error and exception
     middlewares wrap ``send`` (they only watch for the response start); for WebSocket frames
     after ``accept`` and SSE body chunks after the response start none of that can change the
-    outcome, so :mod:`servers.websocket.session` and :mod:`servers.sse` send events through the raw
-    callable. Everything else (accept, close, denials, response start) keeps the checked path.
+    outcome, so :mod:`servers.websocket.session` and :mod:`servers.sse` send events through the
+    raw callable. Everything else (accept, close, denials, response start) keeps the checked path.
     """
 
     def __init__(self, app: ASGIApp) -> None:

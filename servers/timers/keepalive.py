@@ -11,7 +11,7 @@ from typing import Protocol
 
 
 class Stream(Protocol):
-    """What the timer needs of a stream (:class:`servers.sse_stream.Stream`)."""
+    """What the timer needs of a stream (:class:`servers.sse.stream.Stream`)."""
 
     def keepalive(self) -> None:
         """Send a comment now, or have the stream's task send it."""

@@ -24,6 +24,7 @@ only takes this path when :func:`servers.sse_direct.uvicorn_cycle` recognises th
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from feed.broker import Subscription
@@ -36,8 +37,8 @@ from servers.timers.release import release
 if TYPE_CHECKING:
     from starlette.types import Receive, Send
 
+    from servers.auth import Principal
     from servers.connections import Conn
-    from servers.sse import Admitted
     from servers.state import AppState
 
 # What sse-starlette's EventSourceResponse sends, in the same order.
@@ -52,6 +53,17 @@ PING_CHUNK = http_chunk(PING)
 TRANSPORT = "sse"
 TOKEN_EXPIRED = "token_expired"
 SEND_TIMEOUT = "send_timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the checks before the response found; all a stream needs from the request."""
+
+    st: AppState
+    client: tuple[str, int] | None
+    topic: str
+    cursor: int | None
+    principal: Principal | None
 
 
 class Stream:

@@ -13,7 +13,7 @@ are plain HTTP answers. At shutdown our own drain (:mod:`servers.runner`) sends 
 ``event: end``; uvicorn cancels whatever is left after ``shutdown_timeout_s``.
 
 Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (below, trimmed) and
-pushlab's one-task response (:mod:`servers.sse_stream`). Both use direct delivery
+pushlab's one-task response (:mod:`servers.sse.stream`). Both use direct delivery
 (:mod:`servers.sse_direct`) when ``sse_direct`` is on.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 import anyio
 from fastapi import APIRouter, HTTPException, Request
@@ -36,14 +35,21 @@ from feed.broker import Subscription
 from feed.codec import control, parse_cursor, sse_control
 from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
-from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
 from servers.connections import Conn
 from servers.query import required_str
 from servers.rawsend import RAW_SEND
+from servers.sse.stream import (
+    SEND_TIMEOUT,
+    TOKEN_EXPIRED,
+    TRANSPORT,
+    Admitted,
+    preamble,
+    send_timed_out,
+    serve,
+)
 from servers.sse_direct import make_sink, uvicorn_cycle
-from servers.sse_stream import SEND_TIMEOUT, TOKEN_EXPIRED, TRANSPORT, preamble, send_timed_out
 from servers.state import AppState, state
 from servers.timers.release import transport_of
 from servers.timers.watchdog import SendWatchdog
@@ -153,17 +159,6 @@ class WatchedEventSourceResponse(EventSourceResponse):
             raise SendTimeoutError() from None
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    """What the checks before the response found; all a stream needs from the request."""
-
-    st: AppState
-    client: tuple[str, int] | None
-    topic: str
-    cursor: int | None
-    principal: Principal | None
-
-
 def admit_stream(scope: Scope, receive: Receive) -> Admitted:
     """Every refusal, before the response starts (so each is a plain HTTP answer)."""
     if scope["method"] != "GET":
@@ -196,7 +191,7 @@ class _Endpoint:
         raw_send = scope.get(RAW_SEND)
         cycle = uvicorn_cycle(raw_send) if cfg.sse_impl == "pushlab" else None
         if cycle is not None:
-            await sse_stream.serve(a, cycle, receive, send)
+            await serve(a, cycle, receive, send)
             return
         # Subscribed before the response starts, so the topic limit is a plain 503 answer (it
         # was an HTTP 200 cut short, "Expected ASGI message 'http.response.body'").
