@@ -30,7 +30,7 @@ from servers import (
     short_poll,
 )
 from servers.demos import chat, echo, pages, whiteboard
-from servers.rawsend import RAW_SEND, RawSend
+from servers.fastpath.rawsend import RAW_SEND, RawSend
 from servers.sse import endpoint as sse
 from servers.state import AppState, on_pushlab_error, on_validation_error
 from servers.websocket import endpoint as websocket
@@ -65,8 +65,8 @@ class PushlabApp(FastAPI):
     """FastAPI with :class:`RawSend` outside every middleware, and bare routes for open streams.
 
     RawSend sits outside ServerErrorMiddleware (which wraps ``send`` for HTTP), so the scope holds
-    the server's own ``send``: direct delivery needs to recognise it (servers/ws_direct.py,
-    servers/sse_direct.py).
+    the server's own ``send``: direct delivery needs to recognise it (servers/fastpath/ws_direct.py,
+    servers/fastpath/sse_direct.py).
 
     An open stream keeps every layer it was dispatched through suspended for its whole life:
     Starlette's error and exception middlewares and their send wrappers, FastAPI's telemetry,

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from feed.codec import parse_cursor
 from feed.events import check_topic
 from servers.admission import admit
-from servers.bare import BareEndpoint
+from servers.fastpath.bare import BareEndpoint
 from servers.query import optional_positive_float, required_str
 from servers.short_poll import answer
 from servers.state import state

@@ -24,8 +24,6 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fastapi.routing import RouteContext, iter_route_contexts
-from starlette._utils import get_route_path  # what the router matches on (root_path removed)
 from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -40,6 +38,7 @@ from feed.exceptions import (
     UserMismatch,
 )
 from servers.auth import Principal, header_or_query_token, subprotocol_token, verify
+from servers.fastpath.routing import RouteContext, get_route_path, iter_route_contexts
 from servers.logs import log_conn
 from servers.state import JSON, AppState, error_body
 

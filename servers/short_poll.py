@@ -10,7 +10,7 @@ from feed.codec import dumps, parse_cursor
 from feed.events import check_topic
 from feed.history import Batch
 from servers.admission import admit
-from servers.bare import BareEndpoint
+from servers.fastpath.bare import BareEndpoint
 from servers.query import optional_int, required_str
 from servers.state import JSON, AppState, state
 

@@ -7,8 +7,8 @@ already runs for the request does everything:
 
 - it starts the response and writes ``retry:`` and the preamble;
 - it parks in ``receive()`` (which is how a disconnect is noticed at once) with the
-  subscription's direct sink attached (:mod:`servers.sse_direct`), so live events are written by
-  the publisher and the task sleeps;
+  subscription's direct sink attached (:mod:`servers.fastpath.sse_direct`), so live events are
+  written by the publisher and the task sleeps;
 - the subscription's waker (:meth:`feed.broker.Subscription.park`) sets uvicorn's
   ``message_event``, so ``receive()`` also returns when the stream has something to send that
   did not go direct (a slow reader's backlog, the close) — the task then writes it through
@@ -17,7 +17,7 @@ already runs for the request does everything:
   not a task per stream.
 
 This relies on uvicorn's HTTP/1.1 cycle (its ``message_event`` and transport), so the endpoint
-only takes this path when :func:`servers.sse_direct.uvicorn_cycle` recognises the server's
+only takes this path when :func:`servers.fastpath.sse_direct.uvicorn_cycle` recognises the server's
 ``send``; any other server gets the sse-starlette response.
 """
 
@@ -31,7 +31,8 @@ from feed.broker import Subscription
 from feed.codec import control, dumps, sse_control
 from feed.exceptions import SubscriptionClosed
 from feed.frames import http_chunk
-from servers import sse_direct
+from servers.fastpath import sse_direct
+from servers.fastpath.rawsend import transport_of
 from servers.timers.release import release
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Stream:
         self.direct = direct
         self.parked = False
         self.ping_due = False
-        self.wake = cycle.message_event.set
+        self.wake = sse_direct.waker(cycle)
 
     def keepalive(self) -> None:
         """Write a comment now if the stream is parked and writable, else have its task send it."""
@@ -158,7 +159,7 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                 # chance, the socket is released (as a stalled WebSocket's is), and the task
                 # waits for uvicorn to see the connection go, so the response does not end
                 # "incomplete".
-                await send_timed_out(st, [conn], cycle.transport, receive)
+                await send_timed_out(st, [conn], transport_of(raw_send), receive)
             finally:
                 conn.closing(None, "client_gone")
                 if stream is not None:

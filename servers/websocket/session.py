@@ -3,10 +3,10 @@
 The endpoint's own task (uvicorn's, for the whole connection) reads client frames: they are
 rate-limited, validated (:mod:`feed.messages`) and answered. Events reach the socket one of two
 ways: written by the publisher itself while the socket is idle and clean
-(:mod:`servers.ws_direct`), or by a writer task that exists only while events are buffered — or
-always, when the socket has no direct sink (``ws_direct`` off, permessage-deflate agreed, a
-server whose protocol :mod:`servers.ws_direct` does not know). The heartbeat runs on the app's
-one timer (:mod:`servers.timers.heartbeat`): ``{"type": "ping", "id": n}`` every
+(:mod:`servers.fastpath.ws_direct`), or by a writer task that exists only while events are
+buffered — or always, when the socket has no direct sink (``ws_direct`` off, permessage-deflate
+agreed, a server whose protocol :mod:`servers.fastpath.ws_direct` does not know). The heartbeat
+runs on the app's one timer (:mod:`servers.timers.heartbeat`): ``{"type": "ping", "id": n}`` every
 ``ws_ping_interval_s`` after the last pong, and close 1011 when the matching ``pong`` does not
 come within ``ws_ping_timeout_s`` — so a silent peer (half-open TCP, a client that stopped
 reading) is gone within interval + timeout and its subscription freed.
@@ -38,12 +38,12 @@ from feed.messages import Auth, MessageError, Ping, Pong, Publish, parse_message
 from feed.ratelimit import TokenBucket
 from servers.auth import Principal, verify
 from servers.connections import Conn
+from servers.fastpath.rawsend import RAW_SEND, transport_of
+from servers.fastpath.ws_direct import DirectSink, direct_sink
 from servers.logs import log_conn
-from servers.rawsend import RAW_SEND
 from servers.state import AppState
 from servers.timers.heartbeat import Beat, Heartbeats
-from servers.timers.release import release, transport_of
-from servers.ws_direct import DirectSink, direct_sink
+from servers.timers.release import release
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_INVALID_DATA = 1007

@@ -8,7 +8,7 @@ import pytest
 
 from feed.settings import SSE_IMPLS
 from servers.connections import Conn
-from servers.sse_direct import make_sink
+from servers.fastpath.sse_direct import make_sink
 from tests.servers.rawsse import RawSSE
 from tests.servers.test_metrics import scrape
 from tests.support import async_wait_until

@@ -10,7 +10,7 @@ import logging
 import orjson
 import pytest
 
-from servers.ws_protocol import LeanSansIOProtocol
+from servers.fastpath.ws_protocol import LeanSansIOProtocol
 from tests.servers.rawws import OP_CLOSE, OP_PING, OP_TEXT, RawWS, frame
 from tests.support import FULL, MS, ServerProcess, async_wait_until, free_port, wait_until
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 RAW_SEND = "pushlab.raw_send"
@@ -25,3 +27,8 @@ class RawSend:
         if scope["type"] in ("websocket", "http"):
             scope[RAW_SEND] = send
         await self.app(scope, receive, send)
+
+
+def transport_of(send: object) -> Any | None:
+    """The transport behind uvicorn's ``send`` (a WebSocket protocol's or an HTTP cycle's)."""
+    return getattr(getattr(send, "__self__", None), "transport", None)
