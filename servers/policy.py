@@ -125,10 +125,10 @@ def route_keys(ctx: RouteContext) -> list[tuple[str, str]]:
     return [("?", repr(route))]
 
 
-def check_routes(routes: list[BaseRoute], bare: list[str]) -> None:
-    """Raise ``LookupError`` naming every route (or bare path) without a policy entry."""
+def check_routes(routes: list[BaseRoute]) -> None:
+    """Raise ``LookupError`` naming every route without a policy entry (the bare routes are
+    routes too: :func:`servers.routes.install`)."""
     keys = [k for ctx in iter_route_contexts(routes) for k in route_keys(ctx)]
-    keys += [("GET", p) for p in bare]
     missing = sorted({k for k in keys if k not in POLICY})
     if missing:
         raise LookupError(f"routes without an entry in servers.policy.POLICY: {missing}")

@@ -23,8 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, HTTPException, Request
-from starlette.routing import Route
+from fastapi import HTTPException, Request
 from starlette.types import Receive, Scope, Send
 
 from feed.broker import Subscription
@@ -46,8 +45,6 @@ from servers.sse.stream import (
     serve,
 )
 from servers.state import AppState, state
-
-router = APIRouter()
 
 
 async def _stream(
@@ -145,5 +142,4 @@ class _Endpoint:
             await response(scope, receive, send)
 
 
-endpoint = _Endpoint()
-router.routes.append(Route("/sse", endpoint, include_in_schema=False))
+endpoint = _Endpoint()  # routed and served bare by servers.routes
