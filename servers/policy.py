@@ -11,8 +11,8 @@
 ``origin`` marks the routes a browser can reach cross-site with its credentials (every WebSocket
 upgrade, every state-changing POST, the streams): their ``Origin`` must be in ``PUSHLAB_ORIGINS``.
 
-:meth:`servers.app.PushlabApp.__call__` runs :func:`enforce` before any dispatch — routed, bare
-(``/sse``, ``/poll``...) and direct (``/ws``) alike — so a refusal is a plain HTTP answer (a
+:meth:`servers.fastpath.bare.PushlabApp.__call__` runs :func:`enforce` before any dispatch — routed,
+bare (``/sse``, ``/poll``...) and direct (``/ws``) alike — so a refusal is a plain HTTP answer (a
 WebSocket upgrade is refused with ``send_denial_response``, never a 101) and endpoints read the
 verified caller with :func:`principal_of`. :func:`check_routes` refuses to build an app with a
 route the table does not name: a new route cannot be added unprotected.

@@ -10,8 +10,8 @@ RAW_SEND = "pushlab.raw_send"
 
 
 class RawSend:
-    """Outermost wrapper (:class:`servers.app.PushlabApp`): stores uvicorn's ``send`` in the scope
-    under ``RAW_SEND``.
+    """Outermost wrapper (:class:`servers.fastpath.bare.PushlabApp`): stores uvicorn's ``send`` in
+    the scope under ``RAW_SEND``.
 
     Starlette's ``WebSocket.send`` checks the state machine and the error and exception
     middlewares wrap ``send`` (they only watch for the response start); for WebSocket frames

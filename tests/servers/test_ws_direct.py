@@ -308,7 +308,7 @@ class _Seen:
 
 
 async def test_feed_goes_through_any_other_middleware(serve, settings):
-    """/ws skips the middleware stack only while RawSend is alone in it (servers.app)."""
+    """/ws skips the middleware stack only while RawSend is alone in it (servers.fastpath.bare)."""
     _Seen.seen = []
     server = serve(settings, customize=lambda app: app.add_middleware(_Seen))
     async with connect(ws_url(server)) as ws:
