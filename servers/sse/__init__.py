@@ -1,1 +1,1 @@
-"""Server-Sent Events: the endpoint (admission, sse-starlette's response) and pushlab's stream."""
+"""Server-Sent Events: the endpoint (admission, the sse-starlette path) and pushlab's stream."""

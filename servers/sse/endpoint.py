@@ -12,8 +12,9 @@ Admission (Origin, token, per-IP cap, draining) happens before the response star
 are plain HTTP answers. At shutdown our own drain (:mod:`servers.runner`) sends the final
 ``event: end``; uvicorn cancels whatever is left after ``shutdown_timeout_s``.
 
-Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (below, trimmed) and
-pushlab's one-task response (:mod:`servers.sse.stream`). Both use direct delivery
+Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (the body generator
+below; the response, trimmed, in :mod:`servers.fastpath.eventsource`) and pushlab's one-task
+response (:mod:`servers.sse.stream`). Both use direct delivery
 (:mod:`servers.fastpath.sse_direct`) when ``sse_direct`` is on.
 """
 
