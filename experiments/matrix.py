@@ -27,7 +27,7 @@ NODE_TRANSPORTS = ("sse", "ws")
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0
 # The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
-# one-task response (servers/sse_stream.py), so the cost of the choice is in every perf run and
+# one-task response (servers/sse/stream.py), so the cost of the choice is in every perf run and
 # in every bench's idle-memory figure.
 VARIANTS: dict[tuple[str, str], tuple[dict[str, str], ...]] = {
     ("python", "sse"): ({}, {"PUSHLAB_SSE_IMPL": "pushlab"}),

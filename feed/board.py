@@ -5,7 +5,7 @@ A board is a log of operations, each with the next ``seq``: ``stroke`` (a finish
 gives the picture, so a client that reconnects with ``since=N`` gets the operations after N
 (:meth:`Board.replay`) and a newcomer, or one whose cursor fell out of the retained log, gets a
 :meth:`Board.snapshot` of the visible strokes instead. Cursor moves are ephemeral: relayed, never
-sequenced or stored. The server adds sockets, fan-out and rate limits (servers/whiteboard.py).
+sequenced or stored. The server adds sockets, fan-out and rate limits (servers/demos/whiteboard.py).
 See docs/protocol.md, "Whiteboard".
 """
 

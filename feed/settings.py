@@ -41,7 +41,7 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 DEFAULT_REDIS_PREFIX = "pushlab"
 SSE_IMPLS = ("sse-starlette", "pushlab")
 # uvicorn's three, and pushlab-sansio: uvicorn's websockets-sansio with lean per-socket state
-# (servers/ws_protocol.py).
+# (servers/fastpath/ws_protocol.py).
 WS_IMPLS = ("websockets-sansio", "pushlab-sansio", "wsproto", "websockets")
 
 
@@ -100,17 +100,19 @@ class Settings:
     ws_compression: bool = False
     # uvicorn's WebSocket implementation (WS_IMPLS). pushlab-sansio, the default, is uvicorn's
     # websockets-sansio protocol with lean per-socket state and RFC 6455 answers where uvicorn's
-    # differ (servers/ws_protocol.py): sansio for server CPU per event, lean for memory per idle
-    # socket (docs/performance.md), 0 FAILED in Autobahn like wsproto (docs/conformance.md).
+    # differ (servers/fastpath/ws_protocol.py): sansio for server CPU per event, lean for memory
+    # per idle socket (docs/performance.md), 0 FAILED in Autobahn like wsproto
+    # (docs/conformance.md).
     ws_impl: str = "pushlab-sansio"
     # Feed events written by the publisher straight to uvicorn's transport while a socket is
-    # idle and clean (servers/ws_direct.py); off: every event goes through the writer task.
+    # idle and clean (servers/fastpath/ws_direct.py); off: every event goes through the writer task.
     ws_direct: bool = True
     # SSE: the publisher writes each live event straight to a parked stream's socket when uvicorn's
-    # HTTP/1.1 cycle allows it (servers/sse_direct.py); off = every event through the stream task.
+    # HTTP/1.1 cycle allows it (servers/fastpath/sse_direct.py); off = every event through the
+    # stream task.
     sse_direct: bool = True
     # Who runs an SSE stream: sse-starlette's EventSourceResponse, or pushlab's one-task response
-    # (servers/sse_stream.py). docs/performance.md compares them.
+    # (servers/sse/stream.py). docs/performance.md compares them.
     sse_impl: str = "sse-starlette"
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
     # Memory bounds (docs/protocol.md "Memory bounds"): history bytes per topic and over all
@@ -121,9 +123,9 @@ class Settings:
     # File the in-memory history is saved to at shutdown and restored from at start ("" = off).
     snapshot_path: str = ""
     log_json: bool = True
-    # Limits and timeouts of the HTTP layer (servers/http_protocol.py; docs/protocol.md "Limits
-    # and timeouts"). The head deadline: Node answers 408 after 60 s, nginx after 60 s; a request
-    # head is one packet from any client of this lab, so 10 s leaves room for several TCP
+    # Limits and timeouts of the HTTP layer (servers/fastpath/http_protocol.py; docs/protocol.md
+    # "Limits and timeouts"). The head deadline: Node answers 408 after 60 s, nginx after 60 s; a
+    # request head is one packet from any client of this lab, so 10 s leaves room for several TCP
     # retransmissions (initial RTO 1 s, doubling) and holds a stalled socket 6x less long.
     http_header_timeout_s: float = 10.0
     # Node's --max-http-header-size default (16 KiB), answered 431 like Node.
@@ -135,7 +137,8 @@ class Settings:
     # uvicorn's timeout_keep_alive: an idle keep-alive connection between requests.
     http_idle_timeout_s: float = 5.0
     # Slow consumers: a send blocked this long drops the connection and aborts its socket after
-    # a goodbye bounded by send_close_timeout_s (servers/ws_session.py, servers/sse.py).
+    # a goodbye bounded by send_close_timeout_s (servers/websocket/session.py,
+    # servers/sse/stream.py).
     send_close_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:

@@ -14,9 +14,9 @@ from starlette.requests import HTTPConnection
 
 from feed.exceptions import CapacityError
 from servers.auth import Principal
-from servers.deps import AppState, state
 from servers.logs import log_conn
 from servers.policy import principal_of
+from servers.state import AppState, state
 
 
 def check_open(st: AppState) -> None:

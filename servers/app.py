@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.telemetry import TelemetryConfig
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from feed import snapshot
 from feed.broker import Broker
@@ -21,24 +16,10 @@ from feed.exceptions import CapacityError, PushlabError
 from feed.memory import MemoryBroker
 from feed.settings import Settings
 from feed.ticker import TickerControl, run_controlled
-from servers import (
-    auth,
-    chat,
-    echo,
-    long_poll,
-    metrics,
-    pages,
-    policy,
-    publish,
-    short_poll,
-    sse,
-    websocket,
-    whiteboard,
-)
-from servers.deps import AppState, on_pushlab_error, on_validation_error
-from servers.rawsend import RAW_SEND, RawSend
-
-TRANSPORT_ROUTERS = (short_poll.router, long_poll.router, sse.router, websocket.router)
+from servers import auth, metrics, policy, publish, routes
+from servers.demos import chat, echo, pages, whiteboard
+from servers.fastpath.bare import PushlabApp
+from servers.state import AppState, on_pushlab_error, on_validation_error
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -62,77 +43,6 @@ def make_broker(settings: Settings) -> Broker:
             settings.history_bytes,
         )
     raise ValueError(f"unsupported broker URL {settings.broker!r}")
-
-
-class PushlabApp(FastAPI):
-    """FastAPI with :class:`RawSend` outside every middleware, and bare routes for open streams.
-
-    RawSend sits outside ServerErrorMiddleware (which wraps ``send`` for HTTP), so the scope holds
-    the server's own ``send``: direct delivery needs to recognise it (servers/ws_direct.py,
-    servers/sse_direct.py).
-
-    An open stream keeps every layer it was dispatched through suspended for its whole life:
-    Starlette's error and exception middlewares and their send wrappers, FastAPI's telemetry,
-    body-limit and exit-stack middlewares, the router and the route's session wrapper — ~6.5-9 KiB
-    of coroutine frames and closures per idle socket (``python -m experiments.idle_memory ws|sse
-    1000``), more than the endpoint's own state. So ``/ws`` and the *bare routes* (exact path ->
-    ASGI app: ``/sse``, ``/poll``, ``/long-poll``) are dispatched here directly, doing what the
-    stack would: the app's exception handlers answer an HTTP exception raised before the response
-    starts; ``ws_feed`` answers every refusal itself. Only while no middleware has been added:
-    any other (CORS, auth, ...) must see the streams too, and then the normal path is taken.
-
-    Whichever path a request takes, the access policy (:mod:`servers.policy`) is enforced here
-    first, once, for every HTTP request and WebSocket upgrade.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bare_routes: dict[str, ASGIApp] = {}
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return RawSend(super().build_middleware_stack())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind not in ("http", "websocket"):
-            await super().__call__(scope, receive, send)
-            return
-        if not await policy.enforce(self.state.pushlab, scope, receive, send):
-            return
-        if self.user_middleware:
-            await super().__call__(scope, receive, send)
-            return
-        if kind == "websocket":
-            if scope["path"] != websocket.PATH:
-                await super().__call__(scope, receive, send)
-                return
-            scope["app"] = self
-            scope[RAW_SEND] = send
-            await websocket.ws_feed(WebSocket(scope, receive, send))
-            return
-        bare = self.bare_routes.get(scope["path"])
-        if bare is None:
-            await super().__call__(scope, receive, send)
-            return
-        scope["app"] = self
-        scope[RAW_SEND] = send
-        try:
-            await bare(scope, receive, send)
-        except Exception as exc:
-            handler = next(
-                (
-                    self.exception_handlers[c]
-                    for c in type(exc).__mro__
-                    if c in self.exception_handlers
-                ),
-                None,
-            )
-            if handler is None:
-                raise
-            response = handler(Request(scope, receive), exc)
-            if inspect.isawaitable(response):
-                response = await response
-            await response(scope, receive, send)
 
 
 def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
@@ -183,19 +93,15 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.add_exception_handler(PushlabError, on_pushlab_error)
     app.add_exception_handler(CapacityError, on_pushlab_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    # The transports first: routes are matched in order, and poll answers are the hot path.
-    for router in TRANSPORT_ROUTERS:
-        app.include_router(router)
+    # The transports first: routes are matched in order (once middleware is added), and poll
+    # answers are the hot path.
+    routes.install(app)
     app.include_router(publish.router)
     app.include_router(auth.router)
     app.include_router(metrics.router)
     app.include_router(echo.router)
     app.include_router(chat.router)
-    app.bare_routes["/poll"] = short_poll.endpoint
-    app.bare_routes["/long-poll"] = long_poll.endpoint
-    # Idle streams are most of a server's connections (see PushlabApp), whichever implementation.
-    app.bare_routes["/sse"] = sse.endpoint
     app.include_router(whiteboard.router)
     pages.install(app)
-    policy.check_routes(app.routes, list(app.bare_routes))
+    policy.check_routes(app.routes)
     return app

@@ -33,7 +33,7 @@ from feed.exceptions import Unauthorized
 from feed.names import is_name, rule
 from feed.settings import Settings
 from feed.wire.contract import BEARER_PREFIX
-from servers.deps import JSON, read_limited, state
+from servers.state import JSON, read_limited, state
 
 ALGORITHM = "HS256"
 # A {"user": name} body is ~80 bytes; anything much larger is refused before it is read.

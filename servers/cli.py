@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=on_off,
         dest="ws_direct",
         default=None,
-        help="write feed frames straight to the socket when it is idle (servers/ws_direct.py)",
+        help="write feed frames straight to the socket when it is idle (servers/fastpath/)",
     )
     parser.add_argument(
         "--sse-direct",

@@ -39,8 +39,8 @@ class Conn:
     reason: str = ""
     events: int = 0
     bytes: int = 0
-    # Of ``events``, those the publisher wrote to the socket itself (servers/ws_direct.py,
-    # servers/sse_direct.py).
+    # Of ``events``, those the publisher wrote to the socket itself (servers/fastpath/ws_direct.py,
+    # servers/fastpath/sse_direct.py).
     direct_events: int = 0
     # What of events/bytes/direct the Prometheus counters already have (see flush_counts).
     flushed_events: int = 0

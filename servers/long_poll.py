@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from feed.codec import parse_cursor
 from feed.events import check_topic
 from feed.wire.contract import CURSOR_HEADER
 from servers.admission import admit
-from servers.bare import BareEndpoint
-from servers.deps import state
+from servers.fastpath.bare import BareEndpoint
 from servers.query import optional_positive_float, required_str
 from servers.short_poll import answer
-
-router = APIRouter()
+from servers.state import state
 
 TRANSPORT = "long-poll"
 
@@ -83,5 +79,4 @@ async def long_poll(request: Request) -> Response:
 
 # A plain Starlette route: FastAPI's dependency solving per request cost more than the rest of
 # the handler (see servers/query.py); the answers are the same.
-endpoint = BareEndpoint(long_poll)
-router.routes.append(Route("/long-poll", endpoint, include_in_schema=False))
+endpoint = BareEndpoint(long_poll)  # routed and served bare by servers.routes

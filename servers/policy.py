@@ -11,8 +11,8 @@
 ``origin`` marks the routes a browser can reach cross-site with its credentials (every WebSocket
 upgrade, every state-changing POST, the streams): their ``Origin`` must be in ``PUSHLAB_ORIGINS``.
 
-:meth:`servers.app.PushlabApp.__call__` runs :func:`enforce` before any dispatch — routed, bare
-(``/sse``, ``/poll``...) and direct (``/ws``) alike — so a refusal is a plain HTTP answer (a
+:meth:`servers.fastpath.bare.PushlabApp.__call__` runs :func:`enforce` before any dispatch — routed,
+bare (``/sse``, ``/poll``...) and direct (``/ws``) alike — so a refusal is a plain HTTP answer (a
 WebSocket upgrade is refused with ``send_denial_response``, never a 101) and endpoints read the
 verified caller with :func:`principal_of`. :func:`check_routes` refuses to build an app with a
 route the table does not name: a new route cannot be added unprotected.
@@ -24,8 +24,6 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fastapi.routing import RouteContext, iter_route_contexts
-from starlette._utils import get_route_path  # what the router matches on (root_path removed)
 from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -40,8 +38,9 @@ from feed.exceptions import (
     UserMismatch,
 )
 from servers.auth import Principal, header_or_query_token, subprotocol_token, verify
-from servers.deps import JSON, AppState, error_body
+from servers.fastpath.routing import RouteContext, get_route_path, iter_route_contexts
 from servers.logs import log_conn
+from servers.state import JSON, AppState, error_body
 
 WS = "WS"
 PRINCIPAL = "pushlab.principal"
@@ -126,10 +125,10 @@ def route_keys(ctx: RouteContext) -> list[tuple[str, str]]:
     return [("?", repr(route))]
 
 
-def check_routes(routes: list[BaseRoute], bare: list[str]) -> None:
-    """Raise ``LookupError`` naming every route (or bare path) without a policy entry."""
+def check_routes(routes: list[BaseRoute]) -> None:
+    """Raise ``LookupError`` naming every route without a policy entry (the bare routes are
+    routes too: :func:`servers.routes.install`)."""
     keys = [k for ctx in iter_route_contexts(routes) for k in route_keys(ctx)]
-    keys += [("GET", p) for p in bare]
     missing = sorted({k for k in keys if k not in POLICY})
     if missing:
         raise LookupError(f"routes without an entry in servers.policy.POLICY: {missing}")

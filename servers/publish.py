@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from feed.codec import loads
 from feed.events import check_topic
 from feed.exceptions import BadInput
-from servers.deps import JSON, read_limited, state
+from servers.state import JSON, read_limited, state
 
 router = APIRouter()
 

@@ -21,10 +21,10 @@ from fastapi import FastAPI
 
 from feed.broker import SHUTDOWN
 from feed.settings import Settings
-from servers.deps import AppState
-from servers.http_protocol import http_protocol
+from servers.fastpath.http_protocol import http_protocol
+from servers.fastpath.ws_protocol import uvicorn_ws
 from servers.logs import install_redaction, log_config
-from servers.ws_protocol import uvicorn_ws
+from servers.state import AppState
 
 logger = logging.getLogger("pushlab.server")
 
@@ -36,12 +36,12 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         "port": settings.port,
         "log_level": settings.log_level,
         "log_config": log_config(settings.log_level, settings.log_json),
-        # httptools with a head deadline and size limits (servers/http_protocol.py).
+        # httptools with a head deadline and size limits (servers/fastpath/http_protocol.py).
         "http": http_protocol(settings),
         "timeout_keep_alive": settings.http_idle_timeout_s,
         "ws": uvicorn_ws(settings.ws_impl),
         "ws_max_size": settings.ws_max_message_bytes,
-        # The app runs its own heartbeat (servers/ws_session.py); see the docstring there.
+        # The app runs its own heartbeat (servers/websocket/session.py); see the docstring there.
         "ws_ping_interval": None,
         "ws_ping_timeout": None,
         # uvicorn negotiates permessage-deflate unless told not to. In the reference bench run

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.routing import Route
 
 from feed.codec import dumps, parse_cursor
 from feed.events import check_topic
 from feed.history import Batch
 from servers.admission import admit
-from servers.bare import BareEndpoint
-from servers.deps import JSON, AppState, state
+from servers.fastpath.bare import BareEndpoint
 from servers.query import optional_int, required_str
-
-router = APIRouter()
+from servers.state import JSON, AppState, state
 
 
 def batch_body(topic: str, batch: Batch) -> bytes:
@@ -49,8 +45,7 @@ async def poll(request: Request) -> JSON:
 
 
 # A plain Starlette route, for the reason given in servers/query.py.
-endpoint = BareEndpoint(poll)
-router.routes.append(Route("/poll", endpoint, include_in_schema=False))
+endpoint = BareEndpoint(poll)  # routed and served bare by servers.routes
 
 
 def answer(st: AppState, transport: str, topic: str, batch: Batch) -> JSON:

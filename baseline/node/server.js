@@ -10,7 +10,7 @@
  *
  * Endpoints: POST /publish?topic=, GET /healthz, POST /admin/kick?topic=, WS /ws?topic=&since=,
  * GET /sse?topic=&since= (Last-Event-ID wins), GET and POST /admin/ticker?rate=&size= (as
- * servers/pages.py: rate 0 pauses, a change restarts the schedule from now; 404 when started
+ * servers/demos/pages.py: rate 0 pauses, a change restarts the schedule from now; 404 when started
  * with rate 0). Not implemented (the baseline serves the push transports only): /poll and
  * /long-poll; there is no admin switch, so /admin/* never answers 403.
  *
@@ -32,7 +32,7 @@ const TOPIC_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 const MAX_SEQ = (1n << 63n) - 1n;
 const MAX_BODY = 64 * 1024;
 const MAX_BAD_FRAMES = 10;
-const MAX_TICKER_RATE = 10000; // servers/pages.py MAX_TICKER_RATE
+const MAX_TICKER_RATE = 10000; // servers/demos/pages.py MAX_TICKER_RATE
 
 function parseArgs(argv) {
   const opts = {
@@ -345,7 +345,7 @@ function makeApp(feed, ticker) {
     res.json(ticker.state());
   });
   app.post('/admin/ticker', (req, res) => {
-    // Same checks, order and answers as servers/pages.py: parameters (422), ticker (404), size (413).
+    // Same checks, order and answers as servers/demos/pages.py: parameters (422), ticker (404), size (413).
     const rate = queryNumber(req, 'rate', false, MAX_TICKER_RATE);
     const size = queryNumber(req, 'size', true, Infinity);
     const bad = [rate, size].filter((p) => p.error);

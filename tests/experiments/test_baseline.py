@@ -229,8 +229,8 @@ async def test_sigterm_closes_streams_with_1001():
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
 
 
-# POST /admin/ticker queries whose answers must match servers/pages.py exactly (the bench pauses
-# and resumes both servers' tickers through this one contract).
+# POST /admin/ticker queries whose answers must match servers/demos/pages.py exactly (the bench
+# pauses and resumes both servers' tickers through this one contract).
 TICKER_QUERIES = [
     {}, {"rate": -1}, {"rate": "fast"}, {"rate": ""}, {"rate": "inf"}, {"rate": "nan"},
     {"rate": 10_001}, {"rate": "0x10"}, {"rate": "1_0"}, {"rate": "1e3"}, {"rate": " 7 "},
@@ -247,7 +247,7 @@ def _answer(r: httpx.Response) -> tuple[int, object]:
 
 
 def test_ticker_control_answers_like_the_python_server(serve, settings):
-    """GET/POST /admin/ticker: same statuses and bodies as servers/pages.py, 404 without ticker."""
+    """GET/POST /admin/ticker: statuses and bodies as servers/demos/pages.py, 404 without ticker."""
     node_on, node_off = node_server(rate=5), node_server(rate=0)
     on, off = settings.replace(ticker_rate=5, admin=True), settings.replace(admin=True)
     py_on, py_off = serve(on), serve(off)

@@ -62,13 +62,13 @@ def test_clients_and_servers_use_the_contract_values() -> None:
     import clients.long_poll
     import clients.websocket
     import servers.long_poll
-    import servers.websocket
-    import servers.ws_session
+    import servers.websocket.endpoint
+    import servers.websocket.session
 
     assert clients.websocket.SUBPROTOCOL_JSON is contract.SUBPROTOCOL_JSON
-    assert servers.websocket.SUBPROTOCOL_MSGPACK is contract.SUBPROTOCOL_MSGPACK
+    assert servers.websocket.endpoint.SUBPROTOCOL_MSGPACK is contract.SUBPROTOCOL_MSGPACK
     assert clients.long_poll.CURSOR_HEADER is servers.long_poll.CURSOR_HEADER
-    assert servers.ws_session.TOKEN_EXPIRED is contract.TOKEN_EXPIRED
+    assert servers.websocket.session.TOKEN_EXPIRED is contract.TOKEN_EXPIRED
 
 
 def test_the_locustfiles_copy_of_the_cursor_header_agrees() -> None:

@@ -1,8 +1,8 @@
 """An SSE reader on a raw socket that checks the HTTP/1.1 chunk framing byte by byte.
 
-Direct delivery (servers/sse_direct.py) frames chunks itself, so tests read the wire instead of
-trusting a client library to be lenient. The reader can also stop reading (a slow client): with a
-small ``rcvbuf`` the kernel buffers fill and the server's writes back up.
+Direct delivery (servers/fastpath/sse_direct.py) frames chunks itself, so tests read the wire
+instead of trusting a client library to be lenient. The reader can also stop reading (a slow
+client): with a small ``rcvbuf`` the kernel buffers fill and the server's writes back up.
 """
 
 from __future__ import annotations

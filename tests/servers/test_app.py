@@ -1,4 +1,4 @@
-"""servers/app.py: open streams are dispatched outside the middleware stack, unless one is added."""
+"""servers/fastpath/bare.py: open streams skip the middleware stack, unless one is added."""
 
 from __future__ import annotations
 

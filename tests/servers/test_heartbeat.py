@@ -29,7 +29,7 @@ from feed.wire.http1 import (
 )
 from feed.wire.sse import retry_block
 from feed.wire.ws import accept_key
-from servers.heartbeat import Beat, Heartbeats
+from servers.timers.heartbeat import Beat, Heartbeats
 from tests.servers.rawws import RawWS
 from tests.support import MS, async_wait_until
 

@@ -11,7 +11,7 @@ import uvicorn
 from feed.fdlimit import raise_nofile
 from feed.settings import SSE_IMPLS
 from feed.wire.http1 import END_OF_HEAD, parse_response_head
-from servers.http_protocol import (
+from servers.fastpath.http_protocol import (
     EVICT_AFTER_S,
     MAX_LINE_BYTES,
     UVICORN_VERSION,
@@ -50,10 +50,10 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_uvicorn_is_the_version_the_protocol_was_written_for():
-    """servers/http_protocol.py overrides uvicorn internals: an upgrade must be re-checked."""
+    """servers/fastpath/http_protocol.py overrides uvicorn internals: re-check on an upgrade."""
     assert uvicorn.__version__ == UVICORN_VERSION, (
         "uvicorn changed: re-read uvicorn/protocols/http/httptools_impl.py against "
-        "servers/http_protocol.py, then update UVICORN_VERSION"
+        "servers/fastpath/http_protocol.py, then update UVICORN_VERSION"
     )
 
 

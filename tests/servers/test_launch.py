@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from feed.settings import Settings
+from servers.fastpath.ws_protocol import uvicorn_ws
 from servers.launch import (
     ServerExited,
     ServerProcess,
@@ -22,7 +23,6 @@ from servers.launch import (
     settings_env,
 )
 from servers.runner import PushlabServer
-from servers.ws_protocol import uvicorn_ws
 from tests.support import MS, wait_until
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from feed.settings import SSE_IMPLS
 from servers.connections import Conn
+from servers.fastpath.sse_direct import make_sink
 from servers.launch import ServerThread
-from servers.sse_direct import make_sink
 from tests.servers.rawsse import RawSSE
 from tests.servers.test_metrics import scrape
 from tests.support import async_wait_until

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from servers.watchdog import CHECKS_PER_TIMEOUT, SendWatchdog
+from servers.timers.watchdog import CHECKS_PER_TIMEOUT, SendWatchdog
 from tests.servers.rawws import RawWS
 from tests.servers.test_heartbeat import MARGIN, flood, wait_freed
 

@@ -10,8 +10,8 @@ import logging
 import orjson
 import pytest
 
+from servers.fastpath.ws_protocol import LeanSansIOProtocol
 from servers.launch import ServerProcess
-from servers.ws_protocol import LeanSansIOProtocol
 from tests.servers.rawws import OP_CLOSE, OP_PING, OP_TEXT, RawWS, frame
 from tests.support import FULL, MS, async_wait_until, wait_until
 

@@ -1,4 +1,4 @@
-"""Direct delivery (servers/ws_direct.py) on real servers and sockets: used when safe, in order.
+"""Direct delivery (servers/fastpath/ws_direct.py) on real servers and sockets: when safe, in order.
 
 ``pushlab_events_direct_total`` counts the events the publisher wrote to the socket itself; every
 test checks it against what the path should have been, and that the client saw each seq once.
@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from feed.codec import encode_event
 from servers.cli import add_arguments, settings_from_args
 from servers.connections import Conn
-from servers.ws_direct import direct_sink
+from servers.fastpath.ws_direct import direct_sink
 from tests.servers.rawws import OP_BINARY, OP_CLOSE, OP_TEXT, RawWS
 from tests.servers.test_heartbeat import flood
 from tests.servers.test_metrics import scrape
@@ -305,7 +305,7 @@ class _Seen:
 
 
 async def test_feed_goes_through_any_other_middleware(serve, settings):
-    """/ws skips the middleware stack only while RawSend is alone in it (servers.app)."""
+    """/ws skips the middleware stack only while RawSend is alone in it (servers.fastpath.bare)."""
     _Seen.seen = []
     server = serve(settings, customize=lambda app: app.add_middleware(_Seen))
     async with connect(ws_url(server)) as ws:

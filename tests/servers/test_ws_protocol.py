@@ -1,4 +1,4 @@
-"""servers/ws_protocol.py: uvicorn's sansio protocol with lean per-socket state.
+"""servers/fastpath/ws_protocol.py: uvicorn's sansio protocol with lean per-socket state.
 
 The protocol's behaviour is uvicorn's (the delivery, echo, chat and Autobahn suites run on it, it
 is the default); these tests pin what the class changes: nothing uvicorn's ``__init__`` provides
@@ -34,7 +34,13 @@ from feed.wire.ws import (
     encode_frame,
     new_mask_key,
 )
-from servers.ws_protocol import Flag, Inbox, LeanSansIOProtocol, PushlabServerProtocol, uvicorn_ws
+from servers.fastpath.ws_protocol import (
+    Flag,
+    Inbox,
+    LeanSansIOProtocol,
+    PushlabServerProtocol,
+    uvicorn_ws,
+)
 from tests.servers.rawws import OP_CLOSE, OP_CONT, OP_TEXT, RawWS
 from tests.support import MS, wait_until
 
@@ -75,7 +81,7 @@ async def test_every_attribute_uvicorn_sets_is_there_with_the_same_value(deflate
 
 
 def test_uvicorn_option_names_the_lean_class():
-    assert uvicorn_ws("pushlab-sansio") == "servers.ws_protocol:LeanSansIOProtocol"
+    assert uvicorn_ws("pushlab-sansio") == "servers.fastpath.ws_protocol:LeanSansIOProtocol"
     assert uvicorn_ws("wsproto") == "wsproto"
 
 
@@ -158,7 +164,8 @@ def test_uvicorn_code_the_class_depends_on_is_the_pinned_one(name):
     source = inspect.getsource(getattr(WebSocketsSansIOProtocol, name))
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     assert digest == UVICORN_PINNED[name], (
-        f"uvicorn's WebSocketsSansIOProtocol.{name} changed: re-read servers/ws_protocol.py"
+        f"uvicorn's WebSocketsSansIOProtocol.{name} changed: "
+        "re-read servers/fastpath/ws_protocol.py"
     )
 
 

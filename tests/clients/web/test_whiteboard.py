@@ -85,7 +85,7 @@ def test_boards_are_isolated_and_a_reconnect_catches_up(live, new_page):
 @pytest.mark.redis
 def test_whiteboard_through_nginx_over_wss(tmp_path, playwright):
     """Two Chromium users draw on one board through the cluster's nginx, over wss://."""
-    # One instance: a board lives in one instance's memory (servers/whiteboard.py).
+    # One instance: a board lives in one instance's memory (servers/demos/whiteboard.py).
     cluster = start_cluster(tmp_path, instances=1)
     assert cluster.tls is not None
     # Chromium trusts exactly the cluster's server key (its CA cannot be given on the command

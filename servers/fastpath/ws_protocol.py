@@ -56,7 +56,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 NAME = "pushlab-sansio"
-IMPORT_PATH = "servers.ws_protocol:LeanSansIOProtocol"
+IMPORT_PATH = "servers.fastpath.ws_protocol:LeanSansIOProtocol"
 _LOGGER = logging.getLogger("uvicorn.error")
 
 

@@ -35,9 +35,9 @@ from feed.exceptions import Refused
 from feed.rooms import ChatRooms, ConnId, Delivery
 from feed.settings import Settings
 from feed.wire.contract import CLOSE_POLICY, CLOSE_TRY_AGAIN
-from servers.deps import state
 from servers.policy import identity
-from servers.websocket import deny, json_subprotocol
+from servers.state import state
+from servers.websocket.endpoint import deny, json_subprotocol
 
 router = APIRouter()
 

@@ -19,7 +19,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from fastapi import APIRouter, WebSocket
+from fastapi import WebSocket
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from feed.codec import control, parse_cursor
@@ -38,12 +39,10 @@ from feed.wire.contract import (
 from servers.admission import check_open
 from servers.auth import Principal, subprotocol_token, verify
 from servers.connections import Conn
-from servers.deps import JSON, AppState, error_body, state, status_for
 from servers.logs import log_conn
 from servers.policy import principal_of
-from servers.ws_session import Session, close
-
-router = APIRouter()
+from servers.state import JSON, AppState, error_body, state, status_for
+from servers.websocket.session import Session, close
 
 TRANSPORT = "ws"
 PATH = PATHS[TRANSPORT]
@@ -100,12 +99,20 @@ async def ws_feed(websocket: WebSocket) -> None:
         await _serve(websocket, st, conn, hs, principal)
 
 
-# A plain Starlette route, not FastAPI's ``@router.websocket``: the endpoint takes no injected
-# dependencies, and FastAPI's dependency machinery kept AsyncExitStacks and their frames alive
-# per open socket (~3 KiB, tracemalloc over 1,000 idle sockets; see docs/performance.md).
-# (servers.app.PushlabApp dispatches PATH to ws_feed before the middleware stack; the route
-# stays for every other way in: an app with more middleware, the route table.)
-router.add_websocket_route(PATH, ws_feed)
+class _Endpoint:
+    """``WS /ws``: :func:`ws_feed` as a bare ASGI app.
+
+    A plain ASGI app, not FastAPI's ``@router.websocket``: the endpoint takes no injected
+    dependencies, and FastAPI's dependency machinery kept AsyncExitStacks and their frames alive
+    per open socket (~3 KiB, tracemalloc over 1,000 idle sockets; see docs/performance.md).
+    :mod:`servers.routes` routes it and has PushlabApp serve it before the middleware stack.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await ws_feed(WebSocket(scope, receive, send))
+
+
+endpoint = _Endpoint()
 
 
 async def _serve(

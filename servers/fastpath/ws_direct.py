@@ -8,7 +8,7 @@ publish loop can write it to uvicorn's transport itself (:meth:`feed.broker.Subs
 
 This reaches into uvicorn's protocol object, so it is only done for the protocol classes checked
 here (uvicorn 0.54's ``websockets-sansio`` and ``wsproto`` implementations, and
-:mod:`servers.ws_protocol`'s lean subclass of the first), recognised by exact
+:mod:`servers.fastpath.ws_protocol`'s lean subclass of the first), recognised by exact
 type from the ``send`` callable the server handed the app. Any other server, implementation or a
 ``send`` wrapped by a middleware gets no sink: events take the ASGI path as before.
 
@@ -34,7 +34,7 @@ from feed.events import EncodedEvent
 from feed.frames import ws_binary_frame, ws_text_frame
 from feed.wire.ws import TEXT, encode_frame
 from servers.connections import Conn
-from servers.ws_protocol import Flag, LeanSansIOProtocol
+from servers.fastpath.ws_protocol import Flag, LeanSansIOProtocol
 
 
 class DirectSink:

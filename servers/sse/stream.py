@@ -7,22 +7,24 @@ already runs for the request does everything:
 
 - it starts the response and writes ``retry:`` and the preamble;
 - it parks in ``receive()`` (which is how a disconnect is noticed at once) with the
-  subscription's direct sink attached (:mod:`servers.sse_direct`), so live events are written by
-  the publisher and the task sleeps;
+  subscription's direct sink attached (:mod:`servers.fastpath.sse_direct`), so live events are
+  written by the publisher and the task sleeps;
 - the subscription's waker (:meth:`feed.broker.Subscription.park`) sets uvicorn's
   ``message_event``, so ``receive()`` also returns when the stream has something to send that
   did not go direct (a slow reader's backlog, the close) — the task then writes it through
   ``send`` under the app's send watchdog, exactly as the sse-starlette path does;
-- keep-alive comments come from one app-wide timer (:class:`KeepAlive`), not a task per stream.
+- keep-alive comments come from one app-wide timer (:class:`servers.timers.keepalive.KeepAlive`),
+  not a task per stream.
 
 This relies on uvicorn's HTTP/1.1 cycle (its ``message_event`` and transport), so the endpoint
-only takes this path when :func:`servers.sse_direct.uvicorn_cycle` recognises the server's
+only takes this path when :func:`servers.fastpath.sse_direct.uvicorn_cycle` recognises the server's
 ``send``; any other server gets the sse-starlette response.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from feed.broker import Subscription
@@ -31,15 +33,16 @@ from feed.exceptions import SubscriptionClosed
 from feed.wire.contract import TOKEN_EXPIRED
 from feed.wire.http1 import LAST_CHUNK, encode_chunk
 from feed.wire.sse import comment, named_block, retry_block
-from servers import sse_direct
-from servers.release import release
+from servers.fastpath import sse_direct
+from servers.fastpath.rawsend import transport_of
+from servers.timers.release import release
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Send
 
+    from servers.auth import Principal
     from servers.connections import Conn
-    from servers.deps import AppState
-    from servers.sse import Admitted
+    from servers.state import AppState
 
 # What sse-starlette's EventSourceResponse sends, in the same order.
 HEADERS = [
@@ -54,8 +57,19 @@ TRANSPORT = "sse"
 SEND_TIMEOUT = "send_timeout"
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What the checks before the response found; all a stream needs from the request."""
+
+    st: AppState
+    client: tuple[str, int] | None
+    topic: str
+    cursor: int | None
+    principal: Principal | None
+
+
 class Stream:
-    """The state :class:`KeepAlive` needs about one stream."""
+    """The state :class:`servers.timers.keepalive.KeepAlive` needs about one stream."""
 
     __slots__ = ("cycle", "direct", "parked", "ping_due", "wake")
 
@@ -64,7 +78,7 @@ class Stream:
         self.direct = direct
         self.parked = False
         self.ping_due = False
-        self.wake = cycle.message_event.set
+        self.wake = sse_direct.waker(cycle)
 
     def keepalive(self) -> None:
         """Write a comment now if the stream is parked and writable, else have its task send it."""
@@ -72,43 +86,6 @@ class Stream:
             return
         self.ping_due = True
         self.wake()
-
-
-class KeepAlive:
-    """One timer per app: every ``interval_s`` each open stream gets a comment keep-alive.
-
-    Armed only while streams are open. The first comment of a stream comes within
-    ``interval_s`` of its start (sse-starlette's: exactly ``interval_s`` after); what matters to
-    proxies and clients is that an idle stream is never silent for longer than ``interval_s``.
-    """
-
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-        self._streams: set[Stream] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, stream: Stream) -> None:
-        self._streams.add(stream)
-        if self._timer is None and self.interval_s > 0:
-            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
-
-    def discard(self, stream: Stream) -> None:
-        self._streams.discard(stream)
-        if not self._streams:
-            self.close()
-
-    def _tick(self) -> None:
-        self._timer = None
-        for stream in list(self._streams):
-            stream.keepalive()
-        if self._streams:
-            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._tick)
-
-    def close(self) -> None:
-        """Stop the timer (last stream gone, or lifespan end)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
 
 def preamble(sub: Subscription) -> bytes:
@@ -183,7 +160,7 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                 # chance, the socket is released (as a stalled WebSocket's is), and the task
                 # waits for uvicorn to see the connection go, so the response does not end
                 # "incomplete".
-                await send_timed_out(st, [conn], cycle.transport, receive)
+                await send_timed_out(st, [conn], transport_of(raw_send), receive)
             finally:
                 conn.closing(None, "client_gone")
                 if stream is not None:
@@ -198,8 +175,8 @@ async def send_timed_out(
 ) -> None:
     """A stream whose client stopped reading: ``event: end`` (reason ``send_timeout``) for a
     client that starts reading again within ``send_close_timeout_s``, then the socket closed or
-    reset (:mod:`servers.release`), and uvicorn's disconnect awaited (else it logs the response
-    as incomplete). Both implementations end this way."""
+    reset (:mod:`servers.timers.release`), and uvicorn's disconnect awaited (else it logs the
+    response as incomplete). Both implementations end this way."""
     for c in conn:
         c.closing(None, SEND_TIMEOUT)
     st.metrics.errors.labels(TRANSPORT, SEND_TIMEOUT).inc()

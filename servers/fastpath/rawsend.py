@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 RAW_SEND = "pushlab.raw_send"
 
 
 class RawSend:
-    """Outermost wrapper (:class:`servers.app.PushlabApp`): stores uvicorn's ``send`` in the scope
-    under ``RAW_SEND``.
+    """Outermost wrapper (:class:`servers.fastpath.bare.PushlabApp`): stores uvicorn's ``send`` in
+    the scope under ``RAW_SEND``.
 
     Starlette's ``WebSocket.send`` checks the state machine and the error and exception
     middlewares wrap ``send`` (they only watch for the response start); for WebSocket frames
     after ``accept`` and SSE body chunks after the response start none of that can change the
-    outcome, so :mod:`servers.ws_session` and :mod:`servers.sse` send events through the raw
-    callable. Everything else (accept, close, denials, response start) keeps the checked path.
+    outcome, so :mod:`servers.websocket.session` and :mod:`servers.sse` send events through the
+    raw callable. Everything else (accept, close, denials, response start) keeps the checked path.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -25,3 +27,8 @@ class RawSend:
         if scope["type"] in ("websocket", "http"):
             scope[RAW_SEND] = send
         await self.app(scope, receive, send)
+
+
+def transport_of(send: object) -> Any | None:
+    """The transport behind uvicorn's ``send`` (a WebSocket protocol's or an HTTP cycle's)."""
+    return getattr(getattr(send, "__self__", None), "transport", None)

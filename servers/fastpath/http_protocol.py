@@ -23,7 +23,8 @@ INFO (no traceback). Idle keep-alive connections between requests are
 uvicorn's ``timeout_keep_alive`` (``http_idle_timeout_s``).
 
 All code touching uvicorn's protocol internals is in this module;
-``tests/servers/test_http_limits.py`` pins the uvicorn version it was written against.
+``tests/servers/test_http_limits.py`` pins the uvicorn version it was written against and
+``tests/servers/test_fastpath_pins.py`` the internals it uses.
 """
 
 from __future__ import annotations

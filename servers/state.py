@@ -16,10 +16,10 @@ from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, U
 from feed.settings import Settings
 from feed.ticker import TickerControl
 from servers.connections import Connections
-from servers.heartbeat import Heartbeats
 from servers.metrics import Metrics
-from servers.sse_stream import KeepAlive
-from servers.watchdog import SendWatchdog
+from servers.timers.heartbeat import Heartbeats
+from servers.timers.keepalive import KeepAlive
+from servers.timers.watchdog import SendWatchdog
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 """Direct SSE delivery: the publisher writes an event's chunk to a parked stream's socket itself.
 
 uvicorn hands the app ``send`` = the bound ``send`` of its HTTP/1.1 ``RequestResponseCycle``
-(:mod:`servers.rawsend` keeps it in the scope). Once the response has started with chunked
+(:mod:`servers.fastpath.rawsend` keeps it in the scope). Once the response has started with chunked
 transfer encoding, a body chunk is nothing but ``transport.write(b"<len>\\r\\n<body>\\r\\n")``, so
 :meth:`feed.broker.Subscription.attach` can be given a sink that does exactly that from the
 publish loop, instead of waking the stream's task once per event.
@@ -50,6 +50,13 @@ def uvicorn_cycle(send: object) -> Any | None:
     if owner is None or type(owner) not in CYCLES or getattr(send, "__name__", "") != "send":
         return None
     return owner
+
+
+def waker(cycle: Any) -> Callable[[], None]:
+    """Makes the cycle's pending ``receive()`` return (uvicorn's ``message_event``), so a parked
+    stream task wakes up to send what did not go direct."""
+    wake: Callable[[], None] = cycle.message_event.set
+    return wake
 
 
 def chunked(cycle: Any) -> bool:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
-from servers.deps import read_limited, state
+from servers.state import read_limited, state
 
 router = APIRouter()
 

@@ -25,11 +25,6 @@ from typing import Any
 _POLL_S = 0.02
 
 
-def transport_of(send: object) -> Any | None:
-    """The transport behind uvicorn's ``send`` (a WebSocket protocol's or an HTTP cycle's)."""
-    return getattr(getattr(send, "__self__", None), "transport", None)
-
-
 def unsent(transport: Any) -> int:
     """Bytes written but not yet acknowledged out: uvicorn's buffer plus the kernel's queue."""
     pending = int(transport.get_write_buffer_size())

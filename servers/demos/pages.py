@@ -14,9 +14,9 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
-from servers.deps import JSON, error_body, state
+from servers.state import JSON, error_body, state
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "clients" / "web"
+WEB_DIR = Path(__file__).resolve().parents[2] / "clients" / "web"
 MAX_TICKER_RATE = 10_000.0
 
 router = APIRouter()

@@ -3,13 +3,13 @@
 The endpoint's own task (uvicorn's, for the whole connection) reads client frames: they are
 rate-limited, validated (:mod:`feed.messages`) and answered. Events reach the socket one of two
 ways: written by the publisher itself while the socket is idle and clean
-(:mod:`servers.ws_direct`), or by a writer task that exists only while events are buffered — or
-always, when the socket has no direct sink (``ws_direct`` off, permessage-deflate agreed, a
-server whose protocol :mod:`servers.ws_direct` does not know). The heartbeat runs on the app's
-one timer (:mod:`servers.heartbeat`): ``{"type": "ping", "id": n}`` every ``ws_ping_interval_s``
-after the last pong, and close 1011 when the matching ``pong`` does not come within
-``ws_ping_timeout_s`` — so a silent peer (half-open TCP, a client that stopped reading) is gone
-within interval + timeout and its subscription freed.
+(:mod:`servers.fastpath.ws_direct`), or by a writer task that exists only while events are
+buffered — or always, when the socket has no direct sink (``ws_direct`` off, permessage-deflate
+agreed, a server whose protocol :mod:`servers.fastpath.ws_direct` does not know). The heartbeat
+runs on the app's one timer (:mod:`servers.timers.heartbeat`): ``{"type": "ping", "id": n}`` every
+``ws_ping_interval_s`` after the last pong, and close 1011 when the matching ``pong`` does not
+come within ``ws_ping_timeout_s`` — so a silent peer (half-open TCP, a client that stopped
+reading) is gone within interval + timeout and its subscription freed.
 
 Whatever ends the session first (the client leaving or breaking a limit, the subscription
 closing: overflow, kick, shutdown, token expiry; a stalled send, a missed pong) is recorded once,
@@ -47,12 +47,12 @@ from feed.wire.contract import (
 )
 from servers.auth import Principal, verify
 from servers.connections import Conn
-from servers.deps import AppState
-from servers.heartbeat import Beat, Heartbeats
+from servers.fastpath.rawsend import RAW_SEND, transport_of
+from servers.fastpath.ws_direct import DirectSink, direct_sink
 from servers.logs import log_conn
-from servers.rawsend import RAW_SEND
-from servers.release import release, transport_of
-from servers.ws_direct import DirectSink, direct_sink
+from servers.state import AppState
+from servers.timers.heartbeat import Beat, Heartbeats
+from servers.timers.release import release
 
 CLOSE_FOR_REASON = {
     SHUTDOWN: CLOSE_GOING_AWAY,
@@ -201,7 +201,7 @@ class Session:
             await close(self.ws, self.conn, exc.code, exc.reason, wait)
             if exc.dead_peer:
                 # No close handshake will come back: uvicorn would hold the socket (and a
-                # buffer that never drains) until TCP gives up. servers/release.py.
+                # buffer that never drains) until TCP gives up. servers/timers/release.py.
                 await release(transport_of(self.send), self.cfg.send_close_timeout_s)
         elif isinstance(exc, TimeoutError):
             self.st.metrics.errors.labels("ws", "send_timeout").inc()
@@ -284,7 +284,7 @@ class Session:
             self._stop(exc)
 
     def send_ping(self) -> None:
-        """Heartbeat (:class:`servers.heartbeat.Beating`): send ``{"type": "ping", "id": n}``."""
+        """Heartbeat (:class:`servers.timers.heartbeat.Beating`): ``{"type": "ping", "id": n}``."""
         if self.end is not None:
             return  # closing: no new ping (the beat is removed once the close is done)
         self.ping_id += 1

@@ -12,25 +12,20 @@ Admission (Origin, token, per-IP cap, draining) happens before the response star
 are plain HTTP answers. At shutdown our own drain (:mod:`servers.runner`) sends the final
 ``event: end``; uvicorn cancels whatever is left after ``shutdown_timeout_s``.
 
-Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (below, trimmed) and
-pushlab's one-task response (:mod:`servers.sse_stream`). Both use direct delivery
-(:mod:`servers.sse_direct`) when ``sse_direct`` is on.
+Two implementations (``sse_impl``): sse-starlette's EventSourceResponse (the body generator
+below; the response, trimmed, in :mod:`servers.fastpath.eventsource`) and pushlab's one-task
+response (:mod:`servers.sse.stream`). Both use direct delivery
+(:mod:`servers.fastpath.sse_direct`) when ``sse_direct`` is on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
-import anyio
-from fastapi import APIRouter, HTTPException, Request
-from sse_starlette import EventSourceResponse
-from sse_starlette._utils import collapse_excgroups
-from sse_starlette.sse import SendTimeoutError
-from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from fastapi import HTTPException, Request
+from starlette.types import Receive, Scope, Send
 
 from feed.broker import Subscription
 from feed.codec import control, parse_cursor
@@ -38,19 +33,15 @@ from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
 from feed.wire.contract import TOKEN_EXPIRED
 from feed.wire.sse import named_block, retry_block
-from servers import sse_stream
 from servers.admission import admit
 from servers.auth import Principal
 from servers.connections import Conn
-from servers.deps import AppState, state
+from servers.fastpath.eventsource import WatchedEventSourceResponse
+from servers.fastpath.rawsend import RAW_SEND
+from servers.fastpath.sse_direct import make_sink, uvicorn_cycle
 from servers.query import required_str
-from servers.rawsend import RAW_SEND
-from servers.release import transport_of
-from servers.sse_direct import make_sink, uvicorn_cycle
-from servers.sse_stream import SEND_TIMEOUT, TRANSPORT, preamble, send_timed_out
-from servers.watchdog import SendWatchdog
-
-router = APIRouter()
+from servers.sse.stream import TRANSPORT, Admitted, preamble, serve
+from servers.state import AppState, state
 
 
 async def _stream(
@@ -101,71 +92,6 @@ async def _stream(
                 expiry.cancel()
 
 
-class WatchedEventSourceResponse(EventSourceResponse):
-    """sse-starlette's response with its per-send timeout enforced by the app's watchdog.
-
-    sse-starlette wraps every chunk in ``anyio.move_on_after(send_timeout)`` (~10% of server CPU
-    at 200 subscribers x 200 events/s); :class:`servers.watchdog.SendWatchdog` keeps the same
-    behaviour — a send stalled past ``send_timeout_s`` raises ``SendTimeoutError`` and ends the
-    response — with one shared timer. Overrides a private hook of the pinned sse-starlette.
-    """
-
-    def __init__(self, *args: object, st: AppState, conn: list[Conn], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.st = st
-        self.watchdog: SendWatchdog = st.watchdog
-        self.conn = conn
-        self.raw_send: Send | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # sse-starlette's own __call__ (HEAD, WebSocket denial and background task aside, which
-        # this endpoint never needs) minus its per-stream shutdown watcher: that task, its cancel
-        # scope and anyio Event were ~6.7 KiB per idle stream (experiments.idle_memory). With the
-        # grace period we gave it (shutdown_timeout_s) it cancelled a stream when uvicorn's own
-        # timeout_graceful_shutdown does anyway; the goodbye (event: end) comes from our drain
-        # (servers.runner) before either.
-        self.raw_send = scope.get(RAW_SEND)
-        try:
-            with collapse_excgroups():
-                async with anyio.create_task_group() as group:
-
-                    async def cancel_on_finish(coro: Callable[[], Awaitable[None]]) -> None:
-                        await coro()
-                        group.cancel_scope.cancel()
-
-                    group.start_soon(cancel_on_finish, lambda: self._stream_response(send))
-                    if self.ping_interval > 0:
-                        group.start_soon(cancel_on_finish, lambda: self._ping(send))
-                    group.start_soon(cancel_on_finish, lambda: self._listen_for_disconnect(receive))
-        except SendTimeoutError:
-            # A drop, not a server error: no traceback ("Exception in ASGI application").
-            await send_timed_out(self.st, self.conn, transport_of(self.raw_send), receive)
-
-    async def _send_with_timeout(self, send: Send, message: Message) -> None:
-        # Body chunks skip the two middleware wrappers (see servers.rawsend); the response
-        # start and the final empty chunk keep them.
-        if self.raw_send is not None and message.get("more_body"):
-            send = self.raw_send
-        try:
-            with self.watchdog:
-                await send(message)
-        except TimeoutError:
-            for conn in self.conn:
-                conn.closing(None, SEND_TIMEOUT)
-            raise SendTimeoutError() from None
-
-
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    """What the checks before the response found; all a stream needs from the request."""
-
-    st: AppState
-    client: tuple[str, int] | None
-    topic: str
-    cursor: int | None
-    principal: Principal | None
-
-
 def admit_stream(scope: Scope, receive: Receive) -> Admitted:
     """Every refusal, before the response starts (so each is a plain HTTP answer)."""
     if scope["method"] != "GET":
@@ -198,7 +124,7 @@ class _Endpoint:
         raw_send = scope.get(RAW_SEND)
         cycle = uvicorn_cycle(raw_send) if cfg.sse_impl == "pushlab" else None
         if cycle is not None:
-            await sse_stream.serve(a, cycle, receive, send)
+            await serve(a, cycle, receive, send)
             return
         # Subscribed before the response starts, so the topic limit is a plain 503 answer (it
         # was an HTTP 200 cut short, "Expected ASGI message 'http.response.body'").
@@ -213,5 +139,4 @@ class _Endpoint:
             await response(scope, receive, send)
 
 
-endpoint = _Endpoint()
-router.routes.append(Route("/sse", endpoint, include_in_schema=False))
+endpoint = _Endpoint()  # routed and served bare by servers.routes

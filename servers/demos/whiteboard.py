@@ -36,9 +36,9 @@ from feed.ratelimit import TokenBucket
 from feed.settings import Settings
 from feed.wire.contract import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN
 from feed.wire.sse import event_block, named_block, retry_block
-from servers.deps import JSON, error_body, read_limited, state
 from servers.policy import identity
-from servers.websocket import deny, json_subprotocol
+from servers.state import JSON, error_body, read_limited, state
+from servers.websocket.endpoint import deny, json_subprotocol
 
 router = APIRouter()
 

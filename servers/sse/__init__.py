@@ -1,0 +1,1 @@
+"""Server-Sent Events: the endpoint (admission, the sse-starlette path) and pushlab's stream."""

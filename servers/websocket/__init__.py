@@ -1,0 +1,1 @@
+"""The feed WebSocket: the endpoint (handshake, admission, refusals) and one accepted session."""
