@@ -119,7 +119,10 @@ def plan(name: str) -> Plan:
     if name == "capacity":
         return Plan(name, ROWS, LADDER, SHOOTOUT, 1.0, 3.0, (100, 1000), 2.0)
     if name == "capacity-tiny":
-        rows = (Row("python", "poll"), Row("python", "ws"), Row("python", "ws", search="shootout"))
+        rows = (
+            Row("python", "poll"), Row("python", "long-poll"), Row("python", "ws"),
+            Row("node", "ws"), Row("python", "ws", search="shootout"),
+        )  # fmt: skip
         tiny = (Step(4, 20), Step(8, 40))
         return Plan(name, rows, tiny, (Step(8, 20),), 0.3, 1.0, (8,), 0.5)
     raise ValueError(f"unknown capacity profile {name!r} ({', '.join(PROFILES)})")

@@ -63,7 +63,7 @@ def find(row: str, steps: Iterable[Step], level: Level) -> KneeRecord:
     """The knee of one row from its steps in ladder order."""
     ordered = sorted(steps, key=lambda s: int(s.get("step", 0)))
     knee: Step | None = None
-    why, lower = "the ladder ended without a break: the knee is a lower bound", True
+    why, lower = "the ladder ended without a break", True
     for s in ordered:
         reasons = broke(s, level)
         if generator_full(s):
@@ -72,7 +72,7 @@ def find(row: str, steps: Iterable[Step], level: Level) -> KneeRecord:
             pct = float(s["generator_cpu_pct"])
             why = (
                 f"a load generator process reached {pct:.0f}% of a core at {_offered(s)}: "
-                "the generator may be the limit, so the knee is a lower bound"
+                "the load client may have been the limit"
             )
             break
         if reasons:
@@ -102,7 +102,7 @@ def _record(row: str, k: Step, first: Step, why: str, lower: bool) -> KneeRecord
         "transport": str(first.get("transport", "")), "search": str(first.get("search", "knee")),
         "step": k.get("step"), "subscribers": int(k.get("subscribers", 0)),
         "rate": float(k.get("rate", 0.0)), "events_per_s": float(k.get("events_per_s", 0.0)),
-        "connections": int(k.get("wire_connections") or k.get("connected") or 0),
+        "connections": int(k.get("connected") or 0),
         "server_cpu_pct": float(k.get("server_cpu_pct", nan)),
         "wire_bytes_per_s": float(k.get("wire_bytes_per_s", nan)),
         "generator_cpu_pct": gen_pct,
@@ -117,7 +117,7 @@ def knees(steps: Iterable[Step], levels: dict[str, Level]) -> list[KneeRecord]:
     """One knee per row (rows in order of first appearance); ``levels`` by search kind."""
     by_row: dict[str, list[Step]] = {}
     for s in steps:
-        if "capacity" in s.get("tags", []) and "row" in s:
+        if s.get("kind") == "asyncio" and "capacity" in s.get("tags", []) and "row" in s:
             by_row.setdefault(str(s["row"]), []).append(s)
     out = []
     for row, rows in by_row.items():

@@ -138,12 +138,18 @@ class ShortPollCounter(PollCounter):
 
 
 class LongPollCounter(PollCounter):
-    """Asks again at once; the server holds the request until news or ``wait_s``."""
+    """Asks again at once; the server holds the request until news or ``wait_s``.
 
-    path = "/long-poll"
+    The first request is a short poll: it answers at once with the start cursor, where a long
+    poll without events (the ticker is paused until every subscriber has its cursor) would hold
+    for ``wait_s``.
+    """
 
-    def _params(self) -> dict[str, str]:
-        return super()._params() | {"timeout": f"{float(self.options.get('wait_s', 20.0)):g}"}
+    def _next_request(self) -> bytes:
+        if self.cursor is None:
+            return super()._next_request()
+        wait = {"timeout": f"{float(self.options.get('wait_s', 20.0)):g}"}
+        return _request(self.url, "/long-poll", self._params() | wait)
 
 
 def _event_bytes(body: bytes) -> int:

@@ -5,13 +5,13 @@ bench cell run by the bench's cell runner (:func:`experiments.cells.asyncio_cell
 counting subscribers, one shared window for latency, bytes and CPU). The row stops at the first
 step outside the service level, or at the first step on which a load generator process reached
 ~90% of a core (from there on the figures would be the client's). Every step is written to
-``summary.json`` as soon as it finishes; the knees and the calibration go to ``capacity.json``.
+``summary.json`` as soon as it finishes; then the calibration and each row's knee, as rows of
+their own (``kind`` ``calibration`` and ``knee``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -116,35 +116,18 @@ def run_capacity(
     try:
         for row in p.rows:
             search_row(p, row, lv[row.search], rd, servers)
-        cal = [calibration.measure(n, p.calibration_s) for n in p.calibration]
-        write(rd.path, knee.knees(rd.cells, lv), cal)
+        for n in p.calibration:
+            _say(f"calibration: {n} sockets, one send per socket per event")
+            rec = calibration.measure(n, p.calibration_s)
+            rd.add_cell({"kind": "calibration", "tags": ["capacity", "calibration"],
+                         "status": "ok", "generator": "send loop", **rec})  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
         _say("interrupted: finished steps are kept")
-        write(rd.path, knee.knees(rd.cells, lv), [])
     finally:
+        # The knees, as rows of their own: reports, ratios and README tables read summary.json.
+        for k in knee.knees(rd.cells, lv):
+            rd.add_cell({"kind": "knee", "tags": ["capacity", "knee"], "status": "derived", **k})
         rd.write_meta(params, servers=servers, started_at=started, ended_at=time.time(),
                       interrupted=interrupted)  # fmt: skip
     return rd.path
-
-
-def write(folder: Path, knees: list[Any], cal: list[Any]) -> None:
-    """``capacity.json``: the knees and the calibration (NaN saved as null)."""
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    body = {"knees": clean(knees), "calibration": clean(cal)}
-    (folder / "capacity.json").write_text(json.dumps(body, indent=1) + "\n")
-
-
-def load(folder: Path) -> dict[str, Any]:
-    """``capacity.json`` of a results folder (empty lists when it has none)."""
-    f = folder / "capacity.json"
-    return dict(json.loads(f.read_text())) if f.exists() else {"knees": [], "calibration": []}
