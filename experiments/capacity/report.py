@@ -144,8 +144,28 @@ def shootout_section(cells: Cells) -> Section | None:
     return s
 
 
+def steps_section(cells: Cells) -> Section:
+    """Every measured step: offered and delivered load, p99, server and generator CPU."""
+    s = Section("Every step")
+    s.header = ["row", "search", "subs x ev/s", "offered ev/s", "delivered ev/s", "p99 ms",
+                "p95 ms", "server CPU %", "generator CPU % (each process)",
+                "outside the level"]  # fmt: skip
+    for c in cells:
+        if c.get("kind") != "asyncio" or "capacity" not in c.get("tags", []):
+            continue
+        each = " ".join(f"{p:.0f}" for p in c.get("generator_cpu_pct_each") or [])
+        s.rows.append([
+            str(c.get("row")), str(c.get("search")), f"{c['subscribers']} x {f(c['rate'])}",
+            f(_num(c, "offered_per_s")), f(_num(c, "events_per_s")),
+            f(_num(c, "latency_ms_p99")), f(_num(c, "latency_ms_p95")),
+            f(_num(c, "server_cpu_pct")), each or "-",
+            "; ".join(c.get("broke") or []) or "-",
+        ])  # fmt: skip
+    return s
+
+
 def sections(cells: Cells) -> list[Section]:
     """The capacity sections, in order (the ratios table is added by the caller)."""
     out = [breaks_section(cells), cost_section(cells)]
     out += [s for s in (ceiling_section(cells), shootout_section(cells)) if s is not None]
-    return out
+    return [*out, steps_section(cells)]
