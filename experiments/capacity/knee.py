@@ -31,6 +31,12 @@ def delivered_pct(step: Step) -> float:
     return 100.0 * got / (got + lost) if got + lost else math.nan
 
 
+def carried_pct(step: Step) -> float:
+    """Delivered events/s as a share of the offered load (subscribers x rate), in %."""
+    offered = float(step.get("subscribers", 0)) * float(step.get("rate", 0.0))
+    return 100.0 * float(step.get("events_per_s", 0.0)) / offered if offered else math.nan
+
+
 def broke(step: Step, level: Level) -> list[str]:
     """Why a step is outside the service level (empty: it held)."""
     if step.get("status", "ok") != "ok":
@@ -49,6 +55,9 @@ def broke(step: Step, level: Level) -> list[str]:
     pct = delivered_pct(step)
     if not pct >= level.delivered_pct:
         why.append(f"delivered {pct:.2f}% < {level.delivered_pct:g}%")
+    carried = carried_pct(step)
+    if not carried >= level.carried_pct:
+        why.append(f"carried {carried:.0f}% of the offered events/s (< {level.carried_pct:g}%)")
     server = float(step.get("server_cpu_pct", math.nan))
     if server >= level.server_pct:
         why.append(f"server at {server:.0f}% of a core")

@@ -42,6 +42,7 @@ def _enrich(row: Row, index: int, cell: dict[str, Any], level: Level) -> dict[st
         "step": index,
         "offered_per_s": cell["subscribers"] * cell["rate"],
         "delivered_pct": knee.delivered_pct(cell),
+        "carried_pct": knee.carried_pct(cell),
         "latency_ms_p95": knee.p95_ms(cell),
     }
     wire = cell.get("wire_bytes_per_event")

@@ -89,10 +89,11 @@ def test_knee_is_the_last_step_before_the_level_breaks():
 @pytest.mark.parametrize(
     ("bad", "words"),
     [({"lost": 2}, "delivered 99.80% < 99.9%"), ({"server_cpu_pct": 95.0}, "server at 95%"),
-     ({"status": "failed", "reason": "only 3 of 10"}, "failed: only 3 of 10")],
+     ({"status": "failed", "reason": "only 3 of 10"}, "failed: only 3 of 10"),
+     ({"events_per_s": 150.0}, "carried 75% of the offered")],
 )  # fmt: skip
 def test_each_rule_of_the_level_breaks_a_step(bad, words):
-    """Lost events, a full server core and a failed step each end the climb."""
+    """Lost events, falling behind the offered rate, a full core, a failed step: each ends it."""
     k = knee.find("pushlab ws", [_step(0), _step(1, **bad)], Level())
     assert k["step"] == 0 and words in k["why"]
 
