@@ -29,6 +29,9 @@ CARRIED_MIN_PCT = 95.0
 # One event loop is one core: at 90% the server has no headroom left (experiments/cells.py).
 SERVER_FULL_PCT = 90.0
 GENERATOR_FULL_PCT = 90.0
+# All cores this busy while the server had less than a core of its own: something else (the
+# generators, or other work on the machine) took the CPU the server needed.
+MACHINE_FULL_PCT = 95.0
 # The hashrocket websocket-shootout rule: clients at which broadcast p95 crosses 500 ms.
 SHOOTOUT_P95_MS = 500.0
 SHOOTOUT_RATE = 20.0

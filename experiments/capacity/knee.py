@@ -3,7 +3,8 @@
 The knee is the largest step, in ladder order, that held the level before the first one that
 did not. When a generator process reached ~90% of a core at or before that point, the load
 client may have been the limit, so the knee is only a lower bound of the server's capacity;
-so is a knee on the ladder's last step (nothing broke).
+so is a knee on the ladder's last step (nothing broke), and one where the level broke while
+every core was busy but the server had less than a core (it was starved of CPU).
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from experiments.capacity.cells import GENERATOR_FULL_PCT, KneeRecord, Level
+from experiments.capacity.cells import (
+    GENERATOR_FULL_PCT,
+    MACHINE_FULL_PCT,
+    KneeRecord,
+    Level,
+)
 
 Step = dict[str, Any]
 
@@ -64,6 +70,12 @@ def broke(step: Step, level: Level) -> list[str]:
     return why
 
 
+def machine_full(step: Step, level: Level) -> bool:
+    """Every core busy while the server had less than its full core: it was starved of CPU."""
+    machine = float(step.get("machine_cpu_pct", 0.0))
+    return machine >= MACHINE_FULL_PCT and float(step.get("server_cpu_pct", 0.0)) < level.server_pct
+
+
 def generator_full(step: Step) -> bool:
     return float(step.get("generator_cpu_pct", 0.0)) >= GENERATOR_FULL_PCT
 
@@ -86,6 +98,13 @@ def find(row: str, steps: Iterable[Step], level: Level) -> KneeRecord:
             break
         if reasons:
             why, lower = f"broke at {_offered(s)}: {'; '.join(reasons)}", False
+            if machine_full(s, level):
+                lower = True
+                why += (
+                    f", while the whole machine was {float(s['machine_cpu_pct']):.0f}% busy and "
+                    f"the server had {float(s.get('server_cpu_pct', 0.0)):.0f}% of a core: the "
+                    "machine, not the server, was the limit"
+                )
             break
         knee = s
     first = ordered[0] if ordered else {}

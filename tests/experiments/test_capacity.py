@@ -99,11 +99,16 @@ def test_each_rule_of_the_level_breaks_a_step(bad, words):
 
 
 def test_a_full_generator_makes_the_knee_a_lower_bound():
-    """A generator at 93% of a core stops the climb; the knee it reached is only a bound."""
+    """A full generator, an unbroken ladder, or a starved server: the knee is only a bound."""
     k = knee.find("pushlab ws", [_step(0), _step(1, generator_cpu_pct=93.0)], Level())
     assert k["step"] == 1 and k["lower_bound"] and "93% of a core" in k["why"]
     k = knee.find("pushlab ws", [_step(0)], Level())
     assert k["lower_bound"] and "ladder ended" in k["why"]
+    starved = _step(1, latency_ms_p99=300.0, machine_cpu_pct=99.0, server_cpu_pct=30.0)
+    k = knee.find("pushlab ws", [_step(0), starved], Level())
+    assert k["step"] == 0 and k["lower_bound"] and "the machine, not the server" in k["why"]
+    k = knee.find("pushlab ws", [_step(0), starved | {"server_cpu_pct": 97.0}], Level())
+    assert not k["lower_bound"]  # the server had its core: its own limit
     k = knee.find("pushlab ws", [_step(0, latency_ms_p99=math.nan)], Level())
     assert k["step"] is None and not k["lower_bound"]
 
