@@ -194,10 +194,9 @@ def _knee_verdict(c: dict[str, Any], ref: dict[str, Any], met: bool) -> str:
     """Why a knee ratio does not count ('' when it does): a lower bound decides only one way."""
     low, ref_low = bool(c.get("lower_bound")), bool(ref.get("lower_bound"))
     if low and ref_low:
-        generator = "generator" in f"{c.get('why')} {ref.get('why')}"
-        return "inconclusive: " + (
-            "generator-bound" if generator else "both knees are lower bounds"
-        )
+        whys = f"{c.get('why')} {ref.get('why')}"
+        cause = "generator" if "generator" in whys else "machine" if "machine" in whys else ""
+        return "inconclusive: " + (f"{cause}-bound" if cause else "both knees are lower bounds")
     if low and not met:
         return f"inconclusive: {c['row']} knee is a lower bound and misses the target"
     if ref_low and met:
