@@ -22,10 +22,10 @@ def is_capacity(cells: Cells) -> bool:
     return any(c.get("kind") in ("knee", "calibration") for c in cells)
 
 
-def _ceiling(cells: Cells) -> dict[str, Any] | None:
-    """The calibration row with the most sockets (closest to the knees' connection counts)."""
+def _ceiling(cells: Cells, sockets: int) -> dict[str, Any] | None:
+    """The calibration row whose socket count is nearest ``sockets`` (the knee's connections)."""
     cal = [c for c in cells if c.get("kind") == "calibration"]
-    return max(cal, key=lambda c: int(c["sockets"])) if cal else None
+    return min(cal, key=lambda c: abs(int(c["sockets"]) - sockets)) if cal else None
 
 
 def _num(c: dict[str, Any], key: str) -> float:
@@ -92,16 +92,17 @@ def cost_section(cells: Cells) -> Section:
 def ceiling_section(cells: Cells) -> Section | None:
     """The calibration and each knee as a fraction of it."""
     cal = [c for c in cells if c.get("kind") == "calibration"]
-    top = _ceiling(cells)
-    if top is None:
+    if not cal:
         return None
     s = Section("The machine's ceiling (one send per socket per event)")
-    s.header = ["row", "delivered ev/s", "% of ceiling writes/s per core", "server us/event",
-                "x ceiling us/write"]  # fmt: skip
-    per_core, us = _num(top, "writes_per_core_s"), _num(top, "cpu_us_per_write")
+    s.header = ["row", "connections", "delivered ev/s", "ceiling writes/s per core",
+                "% of ceiling", "server us/event", "ceiling us/write", "x ceiling"]  # fmt: skip
     for row, k in knees(cells, "knee").items():
+        top = _ceiling(cells, int(k.get("connections") or 0)) or {}
+        per_core, us = _num(top, "writes_per_core_s"), _num(top, "cpu_us_per_write")
         ev, sv = _num(k, "events_per_s"), _num(k, "server_cpu_us_per_event")
-        s.rows.append([row, f(ev), f(100 * ev / per_core), f(sv), f(sv / us)])
+        s.rows.append([row, f(k.get("connections")), f(ev), f(per_core), f(100 * ev / per_core),
+                       f(sv), f(us), f(sv / us)])  # fmt: skip
     for c in cal:
         s.text.append(
             f"{c['sockets']} sockets, {c['frame_bytes']}-byte frames: {f(_num(c, 'writes_per_s'))} "
@@ -112,8 +113,8 @@ def ceiling_section(cells: Cells) -> Section | None:
     s.text.append(
         "The ceiling is a plain loop of `send` calls on ready-made frames, no event loop and no "
         "framework, to as many loopback sockets as a reader process drains: what one core here "
-        "does at the least user-space work per delivery. Knees are compared with the largest "
-        "calibration cell."
+        "does at the least user-space work per delivery. Each knee is compared with the "
+        "calibration cell of its own connection count (the nearest one measured)."
     )
     return s
 

@@ -117,7 +117,9 @@ def run_capacity(
     try:
         for row in p.rows:
             search_row(p, row, lv[row.search], rd, servers)
-        for n in p.calibration:
+        # The same number of sockets as each knee holds, so every knee has its own ceiling.
+        at_knees = {k["connections"] for k in knee.knees(rd.cells, lv) if k["connections"]}
+        for n in sorted(at_knees | set(p.calibration)):
             _say(f"calibration: {n} sockets, one send per socket per event")
             rec = calibration.measure(n, p.calibration_s)
             rd.add_cell({"kind": "calibration", "tags": ["capacity", "calibration"],
