@@ -50,7 +50,10 @@ def test_every_row_climbs_and_gets_a_knee(tiny):
     cal = [c for c in cells if c["kind"] == "calibration"]
     assert cal and all(c["writes"] > 0 and c["cpu_us_per_write"] > 0 for c in cal)
     # Every knee has a ceiling measured on as many sockets as it held.
-    assert {k["connections"] for k in knees} <= {c["sockets"] for c in cal}
+    # (A row whose first step already broke the level, as short polling's may on a busy
+    # machine, has no knee and no connections.)
+    held = {k["connections"] for k in knees if k["step"] is not None}
+    assert held <= {c["sockets"] for c in cal}
     assert meta["params"]["levels"]["knee"]["p99_ms"] == 100.0
     assert meta["interrupted"] is False
 
