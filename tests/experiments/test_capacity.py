@@ -45,7 +45,7 @@ def test_every_row_climbs_and_gets_a_knee(tiny):
     assert {k["row"] for k in knees} == rows
     for k in knees:
         # Found (the level broke) or flagged as a lower bound, with the reason in words.
-        assert k["lower_bound"] or k["why"].startswith("broke at"), k
+        assert k["lower_bound"] or "broke at" in k["why"], k
         assert k["why"]
     cal = [c for c in cells if c["kind"] == "calibration"]
     assert cal and all(c["writes"] > 0 and c["cpu_us_per_write"] > 0 for c in cal)
