@@ -8,15 +8,17 @@ import math
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from experiments import ratios
 from experiments.capacity import knee
 from experiments.capacity.cells import Level, Step, generators, plan
 from experiments.capacity.search import run_capacity
-from experiments.countwire import auto_source
+from experiments.countwire import Tally, Window, auto_source, open_counter, result
 from experiments.report import render
 from experiments.results import load
+from tests.support import async_wait_until
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +153,41 @@ def test_generators_split_load_and_sockets_and_sources_differ():
     for a in addrs:
         ip = ipaddress.ip_address(a)
         assert ip.is_loopback and 40 <= ip.packed[1] <= 49 and ip.packed[3] not in (0, 255)
+
+
+@pytest.mark.parametrize(("transport", "client"), [
+    ("poll", {"interval_s": 0.02}), ("long-poll", {"wait_s": 0.1}),
+    ("long-poll", {"wait_s": 0.1, "source": "auto"}),
+])  # fmt: skip
+async def test_pollers_count_every_event_on_one_keep_alive_connection(
+    transport: str, client: dict[str, Any], live: Any
+):
+    """Real uvicorn: 200 events in batches, quiet spells (long polls answer 204), one socket."""
+    win = Window(0)
+    win.t0, win.t1, win.open = 0, 2**62, True
+    tallies = [Tally() for _ in range(3)]
+    counters = [await open_counter(transport, live.url, "t", t, win, client) for t in tallies]
+    await async_wait_until(lambda: all(t.cursor is not None for t in tallies), 10, "ready")
+    async with httpx.AsyncClient(trust_env=False) as http:
+
+        async def publish_100() -> None:
+            for i in range(100):
+                r = await http.post(f"{live.url}/publish", params={"topic": "t"}, json={"i": i})
+                assert r.status_code == 200, r.text
+
+        await publish_100()
+        # Quiet for longer than a long poll's wait: its 204 carries the cursor on.
+        quiet = sum(t.empty for t in tallies) + 3
+        await async_wait_until(lambda: sum(t.empty for t in tallies) > quiet, 10, "empty answers")
+        await publish_100()
+    await async_wait_until(lambda: all(t.last_seq == 200 for t in tallies), 10, "all events")
+    for counter in counters:
+        counter.close()
+    out = result(tallies, win)
+    assert out["delivered"] == 600 and out["lost"] == 0 and out["duplicates"] == 0
+    assert out["requests"] >= 6 and not out["errors"]
+    assert all(t.connections >= 2 for t in tallies)  # several answers on its one connection
+    assert len(win.responses) == out["requests"]
+    if client.get("source") == "auto":
+        assert all(ipaddress.ip_address(c.transport.get_extra_info("sockname")[0]).packed[1] >= 40
+                   for c in counters if c.transport is not None)  # fmt: skip
