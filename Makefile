@@ -72,6 +72,10 @@ PROFILE ?= quick
 bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)
 	$(BIN)/pushlab bench --profile $(PROFILE)
 
+P99_MS ?= 100
+capacity: install ## where each transport breaks: knee search, ceiling, report (~10 min)
+	$(BIN)/pushlab capacity --p99-ms $(P99_MS)
+
 perf: install ## issue-8 fan-out cells vs the Node ws row, with the ratios table (~5 min)
 	$(BIN)/pushlab bench --profile perf
 
@@ -129,4 +133,4 @@ clean: ## remove caches (keeps .venv and results)
 .PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots \
 	clean notebook notebooks-run \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
-	hotpath cpu-profile abuse
+	hotpath cpu-profile abuse capacity

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from experiments.capacity.cells import PROFILES as CAPACITY_PROFILES
 from experiments.matrix import PROFILES
 
 
@@ -14,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     if parser.prog.endswith(" plot"):
         parser.add_argument("results_dir", type=Path, help="a results folder")
         return
-    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--profile", choices=PROFILES + CAPACITY_PROFILES, default="quick")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results root folder")
     parser.add_argument(
         "--no-plot", action="store_true", help="only measure (and write the perf ratios)"
@@ -30,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
         report = render(args.results_dir)
         print(report)
         return 0
+    if args.profile in CAPACITY_PROFILES:
+        from experiments.capacity import cli as capacity_cli
+
+        return capacity_cli.run(args)
     from experiments.run import run_bench
 
     path = run_bench(args.profile, args.out)

@@ -19,6 +19,7 @@ optionally ``"hold_ms"``) runs these; ``transport`` is ``ws`` or ``sse``.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Callable
@@ -60,6 +61,8 @@ class Tally:
     gaps: int = 0
     pings: int = 0  # heartbeats answered (app-level and protocol pings)
     connections: int = 0
+    requests: int = 0  # polling only: answers in the window, and how many were empty
+    empty: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -105,6 +108,17 @@ class Window:
         self.reads: list[int] = []
         self.counts: list[int] = []
         self.ts: list[int] = []
+        self.responses: list[tuple[int, int]] = []  # polling: (done_ns, empty) per answer
+
+    def answered(self, tally: Tally, now: int, empty: bool) -> None:
+        """Account one polling answer (loadgen's ``responses`` rows and window counters)."""
+        if not self.open:
+            return
+        if self.t0 - self.margin_ns <= now < self.t1 + self.margin_ns:
+            self.responses.append((now, int(empty)))
+        if self.t0 <= now < self.t1:
+            tally.requests += 1
+            tally.empty += empty
 
     def record(
         self, tally: Tally, now: int, seqs: list[bytes], tss: list[bytes], nbytes: int
@@ -144,7 +158,7 @@ class Window:
             tally.seq_digits += sum(map(len, seqs))
 
 
-class _Counter(asyncio.Protocol):
+class Counter(asyncio.Protocol):
     """Shared plumbing: the HTTP head, then ``_body`` per read; errors end the connection."""
 
     def __init__(self, request: bytes, tally: Tally, win: Window) -> None:
@@ -200,7 +214,7 @@ class _Counter(asyncio.Protocol):
         raise NotImplementedError
 
 
-class WSCounter(_Counter):
+class WSCounter(Counter):
     """RFC 6455 client: server frames are unmasked, ours (pongs) masked."""
 
     def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
@@ -294,7 +308,7 @@ class WSCounter(_Counter):
         self.transport.write(client_frame(opcode, payload))
 
 
-class SSECounter(_Counter):
+class SSECounter(Counter):
     """``GET /sse``: chunked body, messages split at blank lines (LF or CRLF)."""
 
     def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
@@ -333,22 +347,55 @@ class SSECounter(_Counter):
         self.tally.gaps += done.count(b'{"type":"gap"')
 
 
-COUNTERS: dict[str, Callable[[str, str, Tally, Window], _Counter]] = {
-    "ws": WSCounter,
-    "sse": SSECounter,
-}
+Factory = Callable[[str, str, Tally, Window], Counter]
+COUNTERS: dict[str, Factory] = {"ws": WSCounter, "sse": SSECounter}
+# Connects in flight at once per process: a burst of thousands of SYNs overflows the server's
+# accept backlog and the retransmits (1 s, 3 s, ...) read as slow handshakes.
+CONNECT_CONCURRENCY = 128
+# ``"source": "auto"``: each generator process binds its own address in 127.40.0.1-127.49.255.254,
+# picked from its pid, so ephemeral ports (~28k per source address here) and TIME_WAIT (60 s)
+# of one process or one run do not starve the next.
+AUTO_SOURCE_NETS = 10
 
 
-async def open_counter(transport: str, url: str, topic: str, tally: Tally, win: Window) -> _Counter:
-    """Connect one counting subscriber."""
-    if transport not in COUNTERS:
-        raise ValueError(f"no counting wire for {transport!r} (have: {', '.join(COUNTERS)})")
+def auto_source(pid: int) -> str:
+    """The per-process loopback source address for ``pid``."""
+    q = pid % (AUTO_SOURCE_NETS * 256 * 254)
+    return f"127.{40 + q // (256 * 254)}.{q // 254 % 256}.{q % 254 + 1}"
+
+
+def _factory(transport: str, client: dict[str, Any]) -> Factory:
+    if transport in COUNTERS:
+        return COUNTERS[transport]
+    if transport in ("poll", "long-poll"):
+        from experiments.capacity.pollwire import poll_factory
+
+        return poll_factory(transport, client)
+    have = ", ".join([*COUNTERS, "poll", "long-poll"])
+    raise ValueError(f"no counting wire for {transport!r} (have: {have})")
+
+
+async def open_counter(
+    transport: str,
+    url: str,
+    topic: str,
+    tally: Tally,
+    win: Window,
+    client: dict[str, Any] | None = None,
+) -> Counter:
+    """Connect one counting subscriber (``client["source"]``: bind this local address first)."""
+    client = client or {}
+    factory = _factory(transport, client)
     split = urlsplit(url)
     loop = asyncio.get_running_loop()
+    source = client.get("source")
+    if source == "auto":
+        source = auto_source(os.getpid())
     _, proto = await loop.create_connection(
-        lambda: COUNTERS[transport](url, topic, tally, win),
+        lambda: factory(url, topic, tally, win),
         split.hostname or "127.0.0.1",
         split.port or 80,
+        local_addr=(source, 0) if source else None,
     )
     return proto
 
@@ -368,8 +415,8 @@ def result(tallies: list[Tally], win: Window) -> dict[str, Any]:
         "first_seq_min": min(firsts, default=None),
         "first_seq_max": max(firsts, default=None),
         # Window deltas, as loadgen's: these subscribers connect once, before the window.
-        "requests": 0,
-        "empty_responses": 0,
+        "requests": sum(t.requests for t in tallies),
+        "empty_responses": sum(t.empty for t in tallies),
         "duplicates": sum(t.duplicates for t in tallies),
         "reconnects": 0,
         "connections": 0,
@@ -394,10 +441,15 @@ async def run(spec: dict[str, Any]) -> None:
     tallies = [Tally() for _ in range(spec["subscribers"])]
     idle = spec.get("idle", False)
 
-    async def connect(tally: Tally) -> _Counter | None:
+    client = spec.get("client", {})
+    gate = asyncio.Semaphore(int(client.get("connect_concurrency", CONNECT_CONCURRENCY)))
+
+    async def connect(tally: Tally) -> Counter | None:
         try:
-            async with asyncio.timeout(10):
-                return await open_counter(spec["transport"], spec["url"], spec["topic"], tally, win)
+            async with gate, asyncio.timeout(10):
+                return await open_counter(
+                    spec["transport"], spec["url"], spec["topic"], tally, win, client
+                )
         except Exception as exc:  # noqa: BLE001 - the reason goes into the result
             tally.errors.append(f"connect {type(exc).__name__}: {exc}")
             return None
@@ -438,4 +490,5 @@ def _save(raw_path: str, win: Window) -> None:
     recv = np.repeat(np.asarray(win.reads, dtype=np.int64), np.asarray(win.counts, dtype=np.int64))
     lat = recv - np.asarray(win.ts, dtype=np.int64)
     np.save(raw_path, np.stack([recv, lat], axis=1).reshape(-1, 2))
-    np.save(raw_path.removesuffix(".npy") + ".responses.npy", np.zeros((0, 2), np.int64))
+    responses = np.asarray(win.responses, dtype=np.int64).reshape(-1, 2)
+    np.save(raw_path.removesuffix(".npy") + ".responses.npy", responses)

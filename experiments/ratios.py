@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from experiments.cells import SERVER_BOUND_PCT
 from experiments.matrix import variant
@@ -33,6 +34,8 @@ CPU_TARGETS = {"ws": 1.0, "sse": 1.0, "long-poll": 2.0}
 P99_TARGETS = {"ws": 1.0, "sse": 1.0}
 CAPACITY_TARGET = 1.0
 IDLE_TARGET_KIB = 16.0
+# Issue 18's knee targets: (pushlab row's transport, reference row label, minimum ratio).
+KNEE_TARGETS = (("ws", "node ws", 1.0), ("sse", "node sse", 1.0), ("long-poll", "pushlab sse", 0.5))
 IDLE_QUORUM = 0.95
 # Flat out, a cell that delivered >= 95% of subscribers x rate was limited by the ticker.
 TICKER_BOUND = 0.95
@@ -145,7 +148,7 @@ def _row(
 
 
 def compute(cells: Cells) -> list[RatioRow]:
-    """One row per target figure (empty when the run has no perf cells)."""
+    """One row per target figure (empty when the run has no perf or capacity cells)."""
     rows: list[RatioRow] = []
     for c in _perf(cells, "paced"):
         if c.get("server") == "node":
@@ -187,6 +190,44 @@ def compute(cells: Cells) -> list[RatioRow]:
                 f"{c.get('connected')} connected, {c.get('idle_connections')} open of {want}"
             ), "note": "",
         })  # fmt: skip
+    return rows + capacity_rows(cells)
+
+
+def _knee_verdict(c: Mapping[str, Any], ref: Mapping[str, Any], met: bool) -> str:
+    """Why a knee ratio does not count ('' when it does): a lower bound decides only one way."""
+    low, ref_low = bool(c.get("lower_bound")), bool(ref.get("lower_bound"))
+    if low and ref_low:
+        whys = f"{c.get('why')} {ref.get('why')}"
+        cause = "generator" if "generator" in whys else "machine" if "machine" in whys else ""
+        return "inconclusive: " + (f"{cause}-bound" if cause else "both knees are lower bounds")
+    if low and not met:
+        return f"inconclusive: {c['row']} knee is a lower bound and misses the target"
+    if ref_low and met:
+        return f"inconclusive: {ref['row']} knee is a lower bound and the ratio meets the target"
+    return ""
+
+
+def capacity_rows(cells: Sequence[Mapping[str, Any]]) -> list[RatioRow]:
+    """Issue 18's knee targets from a capacity run's knee rows (empty without them)."""
+    knees = {c["row"]: c for c in cells if c.get("kind") == "knee" and c.get("search") == "knee"}
+    rows: list[RatioRow] = []
+    for transport, ref_label, target in KNEE_TARGETS:
+        ref = knees.get(ref_label)
+        for c in knees.values():
+            if c.get("server") != "python" or c.get("transport") != transport:
+                continue
+            value = float(c.get("events_per_s") or 0.0)
+            base = float(ref.get("events_per_s") or 0.0) if ref else math.nan
+            ratio = value / base if base else math.nan
+            met = bool(ratio >= target)
+            why = _knee_verdict(c, ref, met) if ref else f"no {ref_label} knee in this run"
+            rows.append({
+                "figure": "knee events/s", "server": c["row"], "transport": transport,
+                "rate": float(c.get("rate") or 0.0), "python": value, "node_ws": base,
+                "ratio": ratio, "target": f">= {target:g}x {ref_label}", "met": met,
+                "counts": not why, "why_not": why,
+                "note": f"reference: {ref_label} knee; {c.get('why', '')}",
+            })  # fmt: skip
     return rows
 
 
@@ -206,7 +247,9 @@ def section(cells: Cells) -> Section | None:
     rows = compute(cells)
     if not rows:
         return None
-    s = Section("Against the Node ws row (issue 8 targets, same run)")
+    knee = any(r["figure"] == "knee events/s" for r in rows)
+    title = "Knee targets against the reference rows (issue 18, same run)" if knee else None
+    s = Section(title or "Against the Node ws row (issue 8 targets, same run)")
     s.header = HEADER
     for r in rows:
         counts = "yes" if r["counts"] else f"no: {r['why_not']}"
@@ -223,4 +266,11 @@ def section(cells: Cells) -> Section | None:
         "bounds its capacity: a flat row counts when both servers were saturated or the bound "
         "alone decides the target, and its note says which side was the limit."
     )
+    if knee:
+        s.text.append(
+            "A knee row compares delivered events/s at the knees (the `node ws` column holds the "
+            "reference row named in the target). A knee that is only a lower bound (a load "
+            "generator near a full core, or a ladder that ended unbroken) decides a target only "
+            "one way; with both sides lower bounds the row is inconclusive."
+        )
     return s

@@ -50,6 +50,7 @@ class ClientOptions(TypedDict, total=False):
     hold_ms: int
     wire: str
     compression: bool  # ws permessage-deflate
+    source: str  # counting wire: local address to bind, or "auto" (one per process)
 
 
 class CellParams(TypedDict):
@@ -167,10 +168,80 @@ class IdleFigures(TypedDict, total=False):
 
 
 # ---------------------------------------------------------------------------------------------
+# The capacity search (experiments.capacity). Its steps are bench cells carrying CapacityStep's
+# keys too; its knees and the machine's ceiling are derived rows of the same summary.json, told
+# apart by "kind" and checked as KneeRow / CalibrationRow (DERIVED_ROWS, results.load_cells).
+
+
+class CapacityStep(TypedDict, total=False):
+    """What a capacity step adds to its bench cell (experiments.capacity.search)."""
+
+    row: str  # the searched row, e.g. "pushlab ws"
+    search: str  # knee | shootout
+    step: int
+    offered_per_s: float
+    delivered_pct: float
+    carried_pct: float
+    latency_ms_p95: float
+    wire_bytes_per_s: float
+    within: bool
+    broke: list[str]
+
+
+class KneeRow(TypedDict):
+    """A row's knee (experiments.capacity.knee): the largest step within the service level."""
+
+    kind: str  # "knee"
+    tags: list[str]
+    status: str  # "derived"
+    row: str
+    server: str
+    transport: str
+    search: str
+    step: int | None
+    subscribers: int
+    rate: float
+    events_per_s: float
+    connections: int
+    server_cpu_pct: float
+    wire_bytes_per_s: float
+    generator_cpu_pct: float
+    server_cpu_us_per_event: float
+    generator_cpu_us_per_event: float
+    latency_ms_p99: float
+    lower_bound: bool
+    why: str
+
+
+class CalibrationRow(TypedDict):
+    """The machine's ceiling (experiments.capacity.calibration): one send per socket per event."""
+
+    kind: str  # "calibration"
+    tags: list[str]
+    status: str
+    generator: str
+    sockets: int
+    frame_bytes: int
+    writes: int
+    wall_s: float
+    writer_cpu_s: float
+    reader_cpu_s: float
+    writes_per_s: float
+    writes_per_core_s: float
+    cpu_us_per_write: float
+
+
+DERIVED_ROWS: dict[str, type[Mapping[str, object]]] = {
+    "knee": KneeRow,
+    "calibration": CalibrationRow,
+}
+
+
+# ---------------------------------------------------------------------------------------------
 # The bench (experiments.run): pushlab bench / pushlab plot
 
 
-class BenchCell(CellParams, Delivery, LocustFigures, IdleFigures, total=False):
+class BenchCell(CellParams, Delivery, LocustFigures, IdleFigures, CapacityStep, total=False):
     """One row of a bench run's ``summary.json``: parameters, outcome and figures."""
 
     status: typing.Required[str]  # ok | skipped | failed
@@ -190,8 +261,10 @@ class ServerInfo(TypedDict):
 
 class BenchParams(TypedDict):
     profile: str
-    cells: list[CellParams]
-    dropped: list[str]
+    cells: NotRequired[list[CellParams]]  # a capacity run plans its steps instead
+    dropped: NotRequired[list[str]]
+    plan: NotRequired[dict[str, Any]]  # experiments.capacity.cells.Plan, as a dict
+    levels: NotRequired[dict[str, dict[str, Any]]]  # the service level per search
 
 
 class BenchMeta(TypedDict):

@@ -8,6 +8,7 @@ import html
 from pathlib import Path
 
 from experiments import ratios, results
+from experiments.capacity import plot as capacity_plot, report as capacity_report
 from experiments.plots import draw_all
 from experiments.records import BenchMeta
 from experiments.report_base import Cells, Section
@@ -25,6 +26,13 @@ __all__ = ["Cells", "Section", "render", "sections"]
 
 def sections(meta: BenchMeta, cells: Cells) -> list[Section]:
     """The report's sections, in order (the issue-8 ratios only for runs with perf cells)."""
+    if capacity_report.is_capacity(cells):
+        targets = ratios.section(cells)
+        return [
+            run_section(meta, cells),
+            *capacity_report.sections(cells),
+            *([targets] if targets is not None else []),
+        ]
     makers = (
         headline_section,
         throughput_section,
@@ -85,7 +93,11 @@ def render(path: Path | str) -> Path:
     """Draw every figure and write ``report.md`` and ``report.html``; returns the report path."""
     folder = Path(path)
     meta, cells = results.load(folder)
-    drawn = draw_all(cells, folder / "figures")
+    if capacity_report.is_capacity(cells):
+        limit = meta["params"].get("levels", {}).get("knee", {}).get("p99_ms")
+        drawn = capacity_plot.draw_all(cells, folder / "figures", limit)
+    else:
+        drawn = draw_all(cells, folder / "figures")
     secs = sections(meta, cells)
     rows = ratios.compute(cells)
     if rows:

@@ -18,6 +18,7 @@ import csv
 import json
 import re
 import time
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 from experiments.machine import machine_info
 from experiments.records import (
     CELL_KINDS,
+    DERIVED_ROWS,
     BenchCell,
     BenchMeta,
     R,
@@ -112,7 +114,19 @@ def load_cells(path: Path | str, cell: type[R]) -> list[R]:
     raw = json.loads(summary.read_text())
     if not isinstance(raw, dict) or set(raw) != {"cells"}:
         raise RecordError(f'{summary}: expected {{"cells": [...]}}')
-    return [check(cell, c, f"{summary}: cell {i}") for i, c in enumerate(raw["cells"])]
+    return [
+        check(_record_for(cell, c), c, f"{summary}: cell {i}") for i, c in enumerate(raw["cells"])
+    ]
+
+
+def _record_for(cell: type[R], row: object) -> type[R]:
+    """The record a saved row is checked as: a bench run's derived rows (a capacity run's knees
+    and ceiling) carry their own keys, named by their ``kind`` (records.DERIVED_ROWS)."""
+    kind = row.get("kind") if isinstance(row, dict) else None
+    if cell is BenchCell and isinstance(kind, str) and kind in DERIVED_ROWS:
+        # Readers select derived rows by "kind" and read them as mappings, never as bench cells.
+        return typing.cast(type[R], DERIVED_ROWS[kind])
+    return cell
 
 
 def load_checked(path: Path | str) -> tuple[Mapping[str, object], Sequence[Mapping[str, object]]]:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("servers.token_cli", "sign a token with PUSHLAB_AUTH_SECRET (--admin for admin)"),
     "explain": ("clients.explain.cli", "show the real bytes of each protocol against a server"),
     "bench": ("experiments.cli", "run a measurement profile (quick, full, tiny), plot, report"),
+    "capacity": ("experiments.capacity.cli", "where each transport breaks: knees, report"),
     "plot": ("experiments.cli", "regenerate figures and report of a results folder"),
     "chat": ("clients.chat", "terminal chat client for WS /chat"),
     "rtt": ("experiments.rtt", "round trip: WebSocket message vs HTTP request (echo)"),

@@ -234,5 +234,5 @@ async def test_counts_every_event_a_real_server_sends(transport: str, serve: Any
 
 
 async def test_unknown_transport_is_refused():
-    with pytest.raises(ValueError, match="no counting wire for 'poll'"):
-        await open_counter("poll", URL, "t", Tally(), open_window())
+    with pytest.raises(ValueError, match="no counting wire for 'gopher'"):
+        await open_counter("gopher", URL, "t", Tally(), open_window())
