@@ -85,6 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
     parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N processes on one port (SO_REUSEPORT) over a shared broker (servers/workers.py)",
+    )
+    # A worker started by --workers: bind with SO_REUSEPORT instead of letting uvicorn bind.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -95,7 +103,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, then drain (see :mod:`servers.runner`)."""
     settings = settings_from_args(args)
+    if getattr(args, "workers", 1) != 1:
+        from servers.workers import run_workers
+
+        return run_workers(settings, args.workers)
     raise_nofile()  # one socket per connection: 10k idle connections need > 1,024 descriptors
     app = create_app(settings)
-    PushlabServer(build_config(settings, app), app).run()
+    server = PushlabServer(build_config(settings, app), app)
+    if getattr(args, "reuse_port", False):
+        from servers.workers import reuse_port_socket
+
+        server.run(sockets=[reuse_port_socket(settings.host, settings.port)])
+    else:
+        server.run()
     return 0
