@@ -1,0 +1,329 @@
+"""A load-client process holding many feed connections (``python -m experiments.ladder.holder``).
+
+The connection ladder and the reconnect storm need thousands of sockets per process at the least
+client CPU, so each connection is a counting subscriber of :mod:`experiments.countwire` (raw
+socket, parsed per read; WebSocket and SSE) or the raw long poll below, bound to the spec's
+source address (``source``: ephemeral ports and TIME_WAIT are per source address, ~28k here).
+With ``reconnect`` a connection that ends comes back after the project's backoff
+(``clients.retry.RetryPolicy``, full jitter; ``jitter: false`` waits the un-jittered delays,
+the thundering herd) and resumes from its last seq (WS ``?since=``, SSE ``?since=``, long poll
+``since=``), on the same :class:`~experiments.countwire.Tally`, so lost and duplicated events
+are counted across the outage.
+
+Pipe protocol (one JSON line each way, like ``experiments.loadgen``):
+
+- stdout ``{"connected": n, "of": N, "t_first_ns", "t_last_ns", "errors": [...]}`` once every
+  connection has its answer head (or failed);
+- stdin ``{"cmd": "status"}`` -> ``{"open": n, "opens": total, "errors": [...]}``;
+  ``{"cmd": "mark"}`` -> ``{"marked": true}``: forget latency samples so far;
+  ``{"cmd": "latency", "seq": S}`` -> ``{"got": slots at or past S, "lat_ns": [...]}``: the
+  latencies of the events received since the mark (server ``ts_ns`` to the read's arrival);
+  ``{"cmd": "storm", "since_ns": T}`` -> per slot the first open and the first event after ``T``,
+  and the lost/duplicate/gap counts; ``{"cmd": "stop"}`` (or stdin closed) closes and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from clients.explain.handshake import ws_target
+from clients.explain.http import upgrade_request
+from clients.retry import RetryPolicy
+from clients.sse_wire import MAX_HEAD, parse_head, request_bytes
+from clients.websocket import SUBPROTOCOL_JSON
+from experiments.countwire import EVENT, SSECounter, Tally, Window, WSCounter
+from experiments.loadgen import read_command, say
+from feed.fdlimit import raise_nofile
+
+CONNECT_TIMEOUT_S = 20.0
+IN_FLIGHT = 256  # connects at once per process: bounded, so the server's accept queue keeps up
+CURSOR = re.compile(rb'"cursor":(\d+)')
+# Long polls wait this long (the server caps it at long_poll_max_timeout_s) before a 204.
+LONG_POLL_WAIT_S = 30
+
+
+@dataclass
+class Slot:
+    """One subscriber across its connections."""
+
+    tally: Tally = field(default_factory=Tally)
+    open: bool = False
+    opens: list[int] = field(default_factory=list)  # time.time_ns() of each answer head
+    resumed: list[int] = field(default_factory=list)  # first event after each open
+    waiting: bool = False  # opened, no event yet
+    delays: Iterator[float] | None = None
+    reason: str = ""
+
+
+class _Held:
+    """Mixin: tell the slot when the head arrived, an event came, the connection ended."""
+
+    slot: Slot
+    holder: Holder
+    tally: Tally
+
+    def _opened(self, raw: bytes) -> None:
+        super()._opened(raw)  # type: ignore[misc]
+        self.slot.open, self.slot.waiting = True, True
+        self.slot.opens.append(time.time_ns())
+        self.slot.delays = None
+
+    def _body(self, data: bytes) -> None:
+        before = self.tally.last_seq
+        super()._body(data)  # type: ignore[misc]
+        if self.slot.waiting and self.tally.last_seq != before:
+            self.slot.waiting = False
+            self.slot.resumed.append(time.time_ns())
+
+    ended: bool
+    transport: asyncio.Transport | None
+
+    def fail(self, reason: str) -> None:
+        """The connection ended (once per connection, whatever reported it first)."""
+        if self.ended:
+            return
+        self.ended = True
+        self.slot.reason, self.slot.open = reason, False
+        if self.transport is not None:
+            self.transport.abort()
+        self.holder.lost(self.slot)
+
+
+class HeldWS(_Held, WSCounter):
+    def __init__(self, holder: Holder, slot: Slot) -> None:
+        self.holder, self.slot = holder, slot
+        super().__init__(holder.url, holder.topic, slot.tally, holder.win)
+        since = slot.tally.last_seq if slot.tally.last_seq is not None else holder.since
+        if since is not None:
+            self.request = upgrade_request(
+                holder.netloc, ws_target(holder.topic, since), self.key,
+                {"Sec-WebSocket-Protocol": SUBPROTOCOL_JSON},
+            )  # fmt: skip
+
+
+class HeldSSE(_Held, SSECounter):
+    def __init__(self, holder: Holder, slot: Slot) -> None:
+        self.holder, self.slot = holder, slot
+        super().__init__(holder.url, holder.topic, slot.tally, holder.win)
+        since = slot.tally.last_seq if slot.tally.last_seq is not None else holder.since
+        if since is not None:
+            query = {"topic": holder.topic, "since": str(since)}
+            self.request = request_bytes(holder.url, query, {})
+
+
+class HeldLongPoll(_Held, asyncio.Protocol):
+    """Raw keep-alive long poll: one parked ``GET /long-poll`` at a time, the next on each answer.
+
+    "Open" is the moment the first request is written: a parked poll has no answer head until
+    an event or the timeout, so the runner asks the server (``/healthz``) how many it holds.
+    """
+
+    def __init__(self, holder: Holder, slot: Slot) -> None:
+        self.holder, self.slot, self.tally = holder, slot, slot.tally
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.ended = False
+        self.cursor = slot.tally.last_seq if slot.tally.last_seq is not None else holder.since
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self._poll()
+        self.slot.open, self.slot.waiting = True, True
+        self.slot.opens.append(time.time_ns())
+        self.slot.delays = None
+        self.tally.connections += 1
+
+    def _poll(self) -> None:
+        query = {"topic": self.holder.topic, "timeout": str(LONG_POLL_WAIT_S)}
+        if self.cursor is not None:
+            query["since"] = str(self.cursor)
+        head = f"GET /long-poll?{urlencode(query)} HTTP/1.1\r\nHost: {self.holder.netloc}\r\n\r\n"
+        assert self.transport is not None
+        self.transport.write(head.encode())
+
+    def data_received(self, data: bytes) -> None:
+        if self.ended:
+            return
+        self.buf += data
+        try:
+            while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+                head = parse_head(self.buf[: end + 4])
+                length = int(head.headers.get("content-length", "0"))
+                if len(self.buf) < end + 4 + length:
+                    return
+                body, self.buf = self.buf[end + 4 : end + 4 + length], self.buf[end + 4 + length :]
+                self._answer(head.status, head.headers, body)
+            if len(self.buf) > MAX_HEAD and self.buf.find(b"\r\n\r\n") < 0:
+                raise ValueError("response head too long")
+        except Exception as exc:  # noqa: BLE001 - the reason goes into the result
+            self.fail(f"{type(exc).__name__}: {exc}")
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        if status == 204:
+            self.cursor = int(headers.get("pushlab-cursor", self.cursor or 0))
+        elif status == 200:
+            found = EVENT.findall(body)
+            if found:
+                seqs, tss = zip(*found, strict=True)
+                before = self.tally.last_seq
+                self.holder.win.record(self.tally, time.time_ns(), list(seqs), list(tss), len(body))
+                if self.slot.waiting and self.tally.last_seq != before:
+                    self.slot.waiting = False
+                    self.slot.resumed.append(time.time_ns())
+            if cursor := CURSOR.search(body):
+                self.cursor = int(cursor.group(1))
+        else:
+            raise ConnectionError(f"HTTP {status}")
+        self._poll()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(f"connection lost: {exc or 'closed by the server'}")
+
+
+HELD: dict[str, type[Any]] = {"ws": HeldWS, "sse": HeldSSE, "long-poll": HeldLongPoll}
+
+
+class Holder:
+    """The slots of one process, their connects and reconnects."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.host, self.port = spec.get("host", "127.0.0.1"), int(spec["port"])
+        self.netloc = f"{self.host}:{self.port}"
+        self.url = f"http://{self.netloc}"
+        self.topic = spec.get("topic", "ticks")
+        self.since: int | None = spec.get("since")
+        self.source = spec.get("source", "127.0.0.1")
+        self.reconnect = bool(spec.get("reconnect", False))
+        self.jitter = bool(spec.get("jitter", True))
+        retry = spec.get("retry", {})
+        self.policy = RetryPolicy(base_s=retry.get("base_s", 0.1), cap_s=retry.get("cap_s", 10.0))
+        self.factory = HELD[spec["transport"]]
+        self.win = Window(0)
+        self.win.open, self.win.t0, self.win.t1 = True, 0, 1 << 62
+        self.slots = [Slot() for _ in range(int(spec["n"]))]
+        self.gate = asyncio.Semaphore(IN_FLIGHT)
+        self.errors: list[str] = []
+        self.pending: set[asyncio.Task[None]] = set()
+
+    async def connect(self, slot: Slot) -> bool:
+        """One connection for ``slot``; False (reason kept) when it could not be made."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with self.gate, asyncio.timeout(CONNECT_TIMEOUT_S):
+                await loop.create_connection(
+                    lambda: self.factory(self, slot), self.host, self.port,
+                    local_addr=(self.source, 0),
+                )  # fmt: skip
+            return True
+        except Exception as exc:  # noqa: BLE001 - the reason goes into the result
+            slot.reason = f"connect {type(exc).__name__}: {exc}"
+            return False
+
+    def lost(self, slot: Slot) -> None:
+        """A connection ended (or failed to open): come back later if reconnecting."""
+        if not self.reconnect:
+            if slot.reason and len(self.errors) < 20:
+                self.errors.append(slot.reason)
+            return
+        task = asyncio.get_running_loop().create_task(self._again(slot))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    def _delays(self) -> Iterator[float]:
+        if self.jitter:
+            return self.policy.delays()
+        p = self.policy
+        return (min(p.cap_s, p.base_s * p.factor**n) for n in range(1 << 30))
+
+    async def _again(self, slot: Slot) -> None:
+        if slot.delays is None:
+            slot.delays = self._delays()
+        while True:
+            await asyncio.sleep(next(slot.delays))
+            if await self.connect(slot):
+                return
+
+    async def open_all(self) -> dict[str, Any]:
+        t_first = time.time_ns()
+        done = await asyncio.gather(*(self.connect(s) for s in self.slots))
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        # A connect is done at the TCP level; the answer head (101 / 200) comes after.
+        while time.monotonic() < deadline:
+            if all(s.opens or not ok or s.reason for s, ok in zip(self.slots, done, strict=True)):
+                break
+            await asyncio.sleep(0.01)
+        opened = [s.opens[0] for s in self.slots if s.opens]
+        reasons = [s.reason for s in self.slots if s.reason][:20]
+        return {
+            "connected": len(opened), "of": len(self.slots), "t_first_ns": t_first,
+            "t_last_ns": max(opened, default=t_first), "errors": reasons,
+        }  # fmt: skip
+
+    def answer(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        kind = cmd.get("cmd")
+        if kind == "status":
+            return {
+                "open": sum(s.open for s in self.slots),
+                "opens": sum(len(s.opens) for s in self.slots),
+                "errors": self.errors[:20],
+            }
+        if kind == "mark":
+            self.win.reads, self.win.counts, self.win.ts = [], [], []
+            return {"marked": True}
+        if kind == "latency":
+            seq = int(cmd["seq"])
+            got = sum(1 for s in self.slots if (s.tally.last_seq or -1) >= seq)
+            arrivals = _repeat(self.win.reads, self.win.counts)
+            lat = [r - t for r, t in zip(arrivals, self.win.ts, strict=True)]
+            return {"got": got, "lat_ns": lat}
+        if kind == "storm":
+            since = int(cmd["since_ns"])
+            t = [s.tally for s in self.slots]
+            self.win.reads, self.win.counts, self.win.ts = [], [], []
+            return {
+                "back_ns": [next((o for o in s.opens if o > since), None) for s in self.slots],
+                "resumed_ns": [next((o for o in s.resumed if o > since), None) for s in self.slots],
+                "lost": sum(x.last - x.first + 1 - x.seen for x in t if x.first and x.last),
+                "duplicates": sum(x.duplicates for x in t),
+                "gaps": sum(x.gaps for x in t),
+                "delivered": sum(x.seen for x in t),
+                "opens": sum(len(s.opens) for s in self.slots),
+            }
+        raise ValueError(f"unknown command {cmd!r}")
+
+
+def _repeat(reads: list[int], counts: list[int]) -> list[int]:
+    return [r for r, c in zip(reads, counts, strict=True) for _ in range(c)]
+
+
+async def main(spec: dict[str, Any]) -> None:
+    holder = Holder(spec)
+    say(await holder.open_all())
+    try:
+        while (cmd := await read_command()).get("cmd") != "stop":
+            say(holder.answer(cmd))
+    finally:
+        holder.reconnect = False
+        for task in list(holder.pending):
+            task.cancel()
+
+
+if __name__ == "__main__":
+    raise_nofile()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main(json.loads(sys.argv[1])))
+    sys.exit(0)
