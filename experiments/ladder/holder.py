@@ -210,13 +210,15 @@ class Holder:
         self.win = Window(0)
         self.win.open, self.win.t0, self.win.t1 = True, 0, 1 << 62
         self.slots = [Slot() for _ in range(int(spec["n"]))]
-        self.gate = asyncio.Semaphore(IN_FLIGHT)
+        self.gate = asyncio.Semaphore(int(spec.get("in_flight", IN_FLIGHT)))
         self.errors: list[str] = []
+        self.attempts = 0
         self.pending: set[asyncio.Task[None]] = set()
 
     async def connect(self, slot: Slot) -> bool:
         """One connection for ``slot``; False (reason kept) when it could not be made."""
         loop = asyncio.get_running_loop()
+        self.attempts += 1
         try:
             async with self.gate, asyncio.timeout(CONNECT_TIMEOUT_S):
                 await loop.create_connection(
@@ -297,6 +299,7 @@ class Holder:
                 "gaps": sum(x.gaps for x in t),
                 "delivered": sum(x.seen for x in t),
                 "opens": sum(len(s.opens) for s in self.slots),
+                "attempts": self.attempts,
             }
         raise ValueError(f"unknown command {cmd!r}")
 

@@ -93,6 +93,8 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     prefix: str = ""
+    rate: float = 0.0  # the server's own ticker, events/s (0: off)
+    env: dict[str, str] = field(default_factory=dict)  # extra PUSHLAB_* settings
 
     @property
     def pid(self) -> int:
@@ -102,16 +104,18 @@ class Server:
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         p, r = self.params, self.rung
         if r.server == "node":
-            argv = node_server_command(self.port, rate=0, size=64, topic=TOPIC, history=10_000)
+            argv = node_server_command(self.port, self.rate, size=64, topic=TOPIC, history=10_000)
             return [*argv, "--keepalive-s", f"{p.keepalive_s:g}"], inherited_env()
         env = inherited_env() | {
-            "PUSHLAB_TICKER_RATE": "0",
+            "PUSHLAB_TICKER_RATE": f"{self.rate:g}",
+            "PUSHLAB_TICKER_TOPIC": TOPIC,
             "PUSHLAB_LOG_LEVEL": "warning",
             "PUSHLAB_WS_PING_INTERVAL_S": f"{p.ws_ping_interval_s:g}",
             "PUSHLAB_KEEPALIVE_S": f"{p.keepalive_s:g}",
         }
         if r.sse_impl:
             env["PUSHLAB_SSE_IMPL"] = r.sse_impl
+        env |= self.env
         argv = [sys.executable, "-m", "servers", "--host", "127.0.0.1", "--port", str(self.port)]
         if r.workers > 1:
             self.prefix = f"{p.redis_prefix}-{os.getpid()}-{self.port}"
@@ -125,10 +129,10 @@ class Server:
             if not ok:
                 raise RuntimeError(why)
             ensure_node_modules()
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart comes back on the same port
         argv, env = self.argv_env()
         self.log = log_dir / f"server-{self.rung.name}.log"
-        with open(self.log, "wb") as out:
+        with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc, self.rung.name, timeout=30)
         return self
