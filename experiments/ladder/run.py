@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from experiments.baseline import ensure_node_modules, node_available, node_server_command
 from experiments.children import rss_bytes
@@ -203,6 +204,8 @@ class Holders:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
+            if p.stdout is not None:
+                p.stdout.close()
 
 
 def get(port: int, path: str, conn: http.client.HTTPConnection | None = None) -> tuple[Any, float]:
@@ -240,6 +243,18 @@ def held_by_server(server: Server, transport: str) -> int | None:
     return int(health.get("connections", {}).get(transport, 0))
 
 
+def worker_open(server: Server) -> list[int]:
+    """Established connections on the server's port, per worker process."""
+    counts = []
+    for child in psutil.Process(server.pid).children():
+        conns = child.net_connections(kind="tcp")
+        counts.append(
+            sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED
+                and c.laddr and c.laddr.port == server.port)
+        )  # fmt: skip
+    return counts
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
@@ -248,7 +263,9 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
     """One rung on a fresh server: the cell (see the module docstring)."""
     server = Server(rung, params).start(raw)
     holders = Holders()
-    cell: dict[str, Any] = rung.as_dict()
+    cell: dict[str, Any] = rung.as_dict() | {"server_pid": server.pid}
+    if server.prefix:
+        cell["redis_prefix"] = server.prefix
     try:
         get(server.port, "/healthz")
         time.sleep(params.settle_s)
@@ -284,6 +301,8 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
             if open_now else math.nan,
             "tcp_inuse_delta": sock1["inuse"] - sock0["inuse"],
         }  # fmt: skip
+        if rung.workers > 1:
+            cell["worker_open"] = worker_open(server)
         cell |= idle_window(server, holders, params, raw / f"{rung.name}.healthz.npy")
         cell |= broadcast(server, holders, open_now, raw / f"{rung.name}.broadcast.npy")
         status = holders.ask({"cmd": "status"})

@@ -1,0 +1,132 @@
+"""The connection ladder and the reconnect storm, in short form: the mechanics, not the figures."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from experiments.baseline import node_available
+from experiments.ladder.cells import Rung, profile
+from experiments.ladder.holder import Holder
+from experiments.ladder.run import Params, measure, sources
+from experiments.storm import storm_cell
+from tests.support import IN_CI, require
+
+N = 200
+# Heartbeats every second so a 1.5 s idle window holds one of each.
+SHORT = Params(idle_s=1.5, ws_ping_interval_s=1.0, keepalive_s=1.0, settle_s=0.3)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The servers are children that read PUSHLAB_* and refuse the suite's own variables."""
+    monkeypatch.delenv("PUSHLAB_TEST_MS", raising=False)
+    monkeypatch.delenv("PUSHLAB_TEST_FULL", raising=False)
+
+
+def _node_ok() -> None:
+    require("node", "the Node.js baseline row")
+    ok, why = node_available()
+    if not ok:
+        (pytest.fail if IN_CI else pytest.skip)(why)
+
+
+def _held(cell: dict[str, object]) -> None:
+    assert cell["status"] == "ok", cell.get("error")
+    assert cell["connected"] == cell["open"] == cell["open_after"] == N
+    assert cell["broadcast_got"] == N
+    for key in ("rss_kib_per_conn", "handshakes_per_s", "broadcast_ms_p99", "healthz_ms_p99"):
+        assert math.isfinite(float(cell[key])), key  # type: ignore[arg-type]
+    assert float(cell["rss_kib_per_conn"]) > 0  # type: ignore[arg-type]
+    assert cell["healthz_probes"]
+
+
+def test_each_rung_runs_on_a_fresh_server(tmp_path: Path, clean_env: None) -> None:
+    """Two rungs, two server processes; each holds every connection; the broadcast reaches all."""
+    addrs = sources()
+    ws = measure(Rung("python", "ws", N), SHORT, tmp_path, addrs)
+    sse = measure(Rung("python", "sse", N, sse_impl="pushlab"), SHORT, tmp_path, addrs)
+    for cell in (ws, sse):
+        _held(cell)
+        assert cell["server_held"] == N  # the server's own count, not the client's word
+    assert ws["server_pid"] != sse["server_pid"]
+    # A fresh process starts from the same footprint; a reused one would start above it.
+    assert abs(ws["server_rss_mb_before"] - sse["server_rss_mb_before"]) < 16
+    assert (tmp_path / f"{ws['name']}.broadcast.npy").exists()
+
+
+def test_parked_long_polls_are_held_and_answered(tmp_path: Path, clean_env: None) -> None:
+    """Long polls park (the server counts them) and the broadcast answers every one."""
+    cell = measure(Rung("python", "long-poll", N), SHORT, tmp_path, sources())
+    _held(cell)
+    assert cell["server_held"] == N
+
+
+def test_workers_share_one_feed_over_redis(
+    tmp_path: Path, clean_env: None, redis_prefix: str
+) -> None:
+    """Two workers on one port both hold connections, and one publish reaches all of them."""
+    params = dataclasses.replace(SHORT, redis_prefix=redis_prefix)
+    cell = measure(Rung("workers", "ws", N, workers=2), params, tmp_path, sources())
+    _held(cell)
+    assert str(cell["redis_prefix"]).startswith(redis_prefix)
+    assert len(cell["worker_open"]) == 2 and sum(cell["worker_open"]) == N
+    assert min(cell["worker_open"]) > 0  # SO_REUSEPORT spread them
+
+
+def test_node_rung(tmp_path: Path, clean_env: None) -> None:
+    """The Node baseline climbs the same rung."""
+    _node_ok()
+    _held(measure(Rung("node", "ws", N), SHORT, tmp_path, sources()))
+
+
+def _storm_args(**kw: object) -> argparse.Namespace:
+    base = {"no_jitter": False, "rate": 5.0, "outage_s": 0.5, "timeout_s": 40.0}
+    return argparse.Namespace(**(base | kw))
+
+
+def test_storm_resumes_every_client_without_loss(
+    tmp_path: Path, clean_env: None, redis_prefix: str
+) -> None:
+    """After a SIGKILL and a restart on the same port, clients are back, resumed, 0 lost, 0 dup."""
+    params = dataclasses.replace(SHORT, redis_prefix=redis_prefix)
+    cell = storm_cell(Rung("python", "ws", N), params, _storm_args(), tmp_path, sources())
+    assert cell["status"] == "ok", cell.get("error")
+    assert cell["resumed"] >= 0.99 * N
+    assert cell["lost"] == cell["duplicates"] == cell["gaps"] == 0
+    assert cell["opens"] >= N + cell["back"]  # the first connections, then the comebacks
+    assert 0 < cell["resumed_s_p50"] <= cell["resumed_s_p99"]
+
+
+def test_herd_waits_the_same_delays() -> None:
+    """Without jitter every client waits the same backoff; with it, they spread."""
+    spec = {"transport": "ws", "port": 1, "n": 1, "jitter": False}
+
+    async def delays(jitter: bool) -> list[float]:
+        h = Holder(spec | {"jitter": jitter})
+        d = h._delays()
+        return [next(d) for _ in range(5)]
+
+    import asyncio
+
+    herd = [asyncio.run(delays(False)) for _ in range(2)]
+    assert herd[0] == herd[1] == [0.1, 0.2, 0.4, 0.8, 1.6]
+    spread = [asyncio.run(delays(True)) for _ in range(2)]
+    assert spread[0] != spread[1]
+
+
+def test_profiles() -> None:
+    """Full climbs 1k-19k per transport with Node rows and 36k on workers; short is small."""
+    full = profile("full")
+    assert {r.n for r in full if r.server == "python"} == {1_000, 5_000, 10_000, 19_000}
+    assert any(r.server == "workers" and r.n >= 36_000 for r in full)
+    assert {r.sse_impl for r in full if r.transport == "sse" and r.server == "python"} == {
+        "sse-starlette", "pushlab",
+    }  # fmt: skip
+    assert max(r.n for r in profile("short")) <= 500
+    with pytest.raises(ValueError, match="unknown ladder profile"):
+        profile("huge")
