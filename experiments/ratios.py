@@ -185,7 +185,9 @@ def compute(cells: Cells) -> list[dict[str, Any]]:
                 f"{c.get('connected')} connected, {c.get('idle_connections')} open of {want}"
             ), "note": "",
         })  # fmt: skip
-    return rows
+    from experiments.ladder.targets import rows as ladder_rows
+
+    return rows + ladder_rows(cells)
 
 
 def write(folder: Path, rows: list[dict[str, Any]]) -> None:

@@ -210,5 +210,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"storm: {rung.name}", file=sys.stderr, flush=True)
         out.add_cell(storm_cell(rung, params, args, out.path / "raw", addrs))
     out.write_meta(meta, ended_at=time.time())
+    from experiments.ladder.report import render
+
+    render(out.path)
     print(out.path)
     return 0

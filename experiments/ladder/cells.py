@@ -14,6 +14,8 @@ from typing import Any
 
 SSE_IMPLS = ("sse-starlette", "pushlab")
 FULL_COUNTS = (1_000, 5_000, 10_000, 19_000)
+# The memory targets are stated at 15k (experiments/ladder/targets.py): WS and pushlab-SSE rungs.
+TARGET_COUNT = 15_000
 WORKERS_COUNT, WORKERS_N = 36_000, 3
 
 
@@ -64,6 +66,11 @@ def profile(name: str, node: bool = True) -> list[Rung]:
         rungs += python_rungs(n)
         if node:
             rungs += [Rung("node", "ws", n), Rung("node", "sse", n)]
+    if name == "full":
+        at = TARGET_COUNT
+        rungs += [Rung("python", "ws", at), Rung("python", "sse", at, sse_impl="pushlab")]
+        if node:
+            rungs += [Rung("node", "ws", TARGET_COUNT), Rung("node", "sse", TARGET_COUNT)]
     return rungs + many
 
 

@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from experiments import ratios
 from experiments.ladder.cells import PROFILES, Rung, profile
+from experiments.ladder.report import render
 from experiments.ladder.run import Params, measure, sources
 from experiments.results import ResultsDir
 
@@ -61,6 +63,10 @@ def run_ladder(rungs: list[Rung], params: Params, root: Path, name: str) -> Path
         print(f"ladder: {rung.name}", file=sys.stderr, flush=True)
         out.add_cell(measure(rung, params, out.path / "raw", addrs))
     out.write_meta(meta, rungs=[r.as_dict() for r in rungs], ended_at=time.time())
+    rows = ratios.compute(out.cells)
+    if rows:
+        ratios.write(out.path, rows)
+    render(out.path)
     return out.path
 
 

@@ -263,7 +263,7 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
     """One rung on a fresh server: the cell (see the module docstring)."""
     server = Server(rung, params).start(raw)
     holders = Holders()
-    cell: dict[str, Any] = rung.as_dict() | {"server_pid": server.pid}
+    cell: dict[str, Any] = rung.as_dict() | {"server_pid": server.pid, "tags": ["ladder"]}
     if server.prefix:
         cell["redis_prefix"] = server.prefix
     try:
@@ -271,11 +271,11 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
         time.sleep(params.settle_s)
         rss0, sock0 = rss_bytes(server.pid), sockstat()
         cell["server_rss_mb_before"] = rss0 / 2**20
-        cpu0 = tree_cpu_s(server.pid)
+        cpu0, gen0 = tree_cpu_s(server.pid), 0.0
         spec = {"transport": rung.transport, "port": server.port, "topic": TOPIC}
         holders.start(spec, rung.n, params.per_holder, addrs)
         opened = holders.read()
-        cpu1 = tree_cpu_s(server.pid)
+        cpu1, gen1 = tree_cpu_s(server.pid), holders.cpu_s()
         connected = sum(o["connected"] for o in opened)
         span_s = (max(o["t_last_ns"] for o in opened) - min(o["t_first_ns"] for o in opened)) / 1e9
         cell |= {
@@ -283,6 +283,9 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
             "connect_errors": sorted({e for o in opened for e in o["errors"]})[:10],
             "connect_s": span_s, "handshakes_per_s": connected / span_s if span_s > 0 else math.nan,
             "connect_server_cpu_s": cpu1 - cpu0,
+            # Mean per holder process, start-up included: an upper bound of its connect work.
+            "connect_generator_cpu_pct": 100 * (gen1 - gen0) / span_s / len(holders.procs)
+            if span_s > 0 else math.nan,
         }  # fmt: skip
         deadline = time.monotonic() + params.hold_timeout_s
         while (held := held_by_server(server, rung.transport)) is not None and held < connected:

@@ -122,7 +122,7 @@ def test_herd_waits_the_same_delays() -> None:
 def test_profiles() -> None:
     """Full climbs 1k-19k per transport with Node rows and 36k on workers; short is small."""
     full = profile("full")
-    assert {r.n for r in full if r.server == "python"} == {1_000, 5_000, 10_000, 19_000}
+    assert {r.n for r in full if r.server == "python"} == {1_000, 5_000, 10_000, 15_000, 19_000}
     assert any(r.server == "workers" and r.n >= 36_000 for r in full)
     assert {r.sse_impl for r in full if r.transport == "sse" and r.server == "python"} == {
         "sse-starlette", "pushlab",
@@ -130,3 +130,32 @@ def test_profiles() -> None:
     assert max(r.n for r in profile("short")) <= 500
     with pytest.raises(ValueError, match="unknown ladder profile"):
         profile("huge")
+
+
+def _cell(server: str, transport: str, n: int, impl: str = "", **figures: float) -> dict:
+    rung = Rung(server, transport, n, sse_impl=impl)
+    return rung.as_dict() | {"tags": ["ladder"], "status": "ok", "open": n} | figures
+
+
+def test_target_rows_come_from_the_saved_cells() -> None:
+    """Handshake rows at the largest count both climbed, memory rows at 15k, verdicts computed."""
+    from experiments import ratios
+
+    cells = [
+        _cell("python", "ws", 1000, handshakes_per_s=1000.0, rss_kib_per_conn=9.0),
+        _cell("node", "ws", 1000, handshakes_per_s=1000.0, rss_kib_per_conn=5.0),
+        _cell("python", "ws", 15000, handshakes_per_s=2000.0, rss_kib_per_conn=7.5),
+        _cell("node", "ws", 15000, handshakes_per_s=4000.0, rss_kib_per_conn=6.0),
+        _cell("python", "sse", 15000, "pushlab", handshakes_per_s=3000.0, rss_kib_per_conn=9.0),
+        _cell("node", "sse", 15000, handshakes_per_s=3000.0, rss_kib_per_conn=6.0,
+              connect_generator_cpu_pct=95.0),
+    ]  # fmt: skip
+    rows = {r["figure"]: r for r in ratios.compute(cells)}
+    ws = rows["handshakes/s (15000 conns; vs node ws)"]
+    assert ws["ratio"] == 0.5 and not ws["met"] and ws["counts"]
+    sse = rows["handshakes/s (15000 conns; vs node sse)"]
+    assert sse["met"] and not sse["counts"] and "95% CPU" in sse["why_not"]
+    mem = rows["KiB RSS / idle conn at 15000 (vs node ws)"]
+    assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]
+    assert not rows["KiB RSS / idle conn at 15000 (vs node sse)"]["met"]
+    assert ratios.compute([c for c in cells if c["n"] == 1000])[-1]["why_not"]  # no 15k rung
