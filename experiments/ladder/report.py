@@ -23,8 +23,8 @@ from experiments.report_base import Cells, Section, f  # noqa: E402
 
 COLORS = {"long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
 LADDER_HEADER = [
-    "rung", "open", "KiB RSS/conn", "KiB tcp mem/conn", "handshakes/s", "idle CPU %",
-    "broadcast p50/p99/last ms", "/healthz p99 ms", "status",
+    "rung", "open", "KiB RSS/conn", "KiB tcp mem/conn", "KiB slab/conn", "handshakes/s",
+    "idle CPU %", "broadcast p50/p99/last ms", "/healthz p99 ms", "status",
 ]  # fmt: skip
 STORM_HEADER = [
     "cell", "jitter", "clients", "back p50/p99 s", "resumed p50/p99 s", "lost", "dup", "gaps",
@@ -97,14 +97,16 @@ def ladder_section(cells: Cells) -> Section:
                                             "broadcast_ms_last"))  # fmt: skip
         s.rows.append([
             c["name"], f(c.get("open")), f(c.get("rss_kib_per_conn")),
-            f(c.get("tcp_mem_kib_per_conn")), f(c.get("handshakes_per_s")),
+            f(c.get("tcp_mem_kib_per_conn")), f(c.get("slab_kib_per_conn")),
+            f(c.get("handshakes_per_s")),
             f(c.get("idle_server_cpu_pct")), b, f(c.get("healthz_ms_p99")),
             c.get("status", "-") + (f": {c['error']}" if c.get("error") else ""),
         ])  # fmt: skip
     s.text.append(
-        "Each rung runs on a fresh server process. Kernel socket memory is the machine's "
-        "TCP pages (both ends of each loopback connection, and anything else running) over "
-        "the connections; idle CPU is the server's over the idle window, which holds at least "
+        "Each rung runs on a fresh server process. Kernel memory is machine-wide over the "
+        "connections (both ends of each loopback connection, and anything else running): TCP "
+        "buffer pages (sockstat) and socket objects (slab: TCP sock, inode, file); idle CPU "
+        "is the server's over the idle window, which holds at least "
         "one heartbeat of each transport."
     )
     return s

@@ -10,14 +10,16 @@ Per rung (:class:`~experiments.ladder.cells.Rung`):
    connections over the span from the first connect to the last answer head, with the server's
    CPU over that span;
 3. once the server reports holding them (``/healthz``; Node and workers: the holders' word),
-   RSS and kernel socket memory again, per connection;
+   RSS and kernel memory again, per connection: ``/proc/net/sockstat``'s TCP buffer pages
+   (near 0 for idle sockets: nothing is queued) and the socket objects themselves
+   (``/proc/slabinfo``: TCP sock, inode, file);
 4. ``idle_s`` of idle time (at least one heartbeat of each transport): the server's CPU per
    second, and ``/healthz`` latency probed through it;
 5. one published event: the latency to every connection (p50, p99, last), with the number
    that got it.
 
-Kernel socket memory (``TCP mem`` pages) counts both ends of each loopback connection; the
-client's share is the same for every server, so the figures compare.
+Kernel memory is machine-wide: it counts both ends of each loopback connection (the client's
+share is the same for every server, so the figures compare) and whatever else runs meanwhile.
 """
 
 from __future__ import annotations
@@ -82,6 +84,24 @@ def sockstat() -> dict[str, int]:
             parts = line.split()[1:]
             return {k: int(v) for k, v in zip(parts[::2], parts[1::2], strict=True)}
     raise RuntimeError("no TCP line in /proc/net/sockstat")
+
+
+# Kernel objects of a TCP socket held open (/proc/slabinfo): the socket, its inode, its file.
+SLABS = ("TCP", "sock_inode_cache", "filp")
+
+
+def slab_bytes() -> int:
+    """Bytes in the :data:`SLABS` caches (active objects x object size); 0 when unreadable."""
+    try:
+        text = Path("/proc/slabinfo").read_text()
+    except OSError:
+        return 0
+    total = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] in SLABS:
+            total += int(parts[1]) * int(parts[3])
+    return total
 
 
 @dataclass
@@ -269,7 +289,7 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
     try:
         get(server.port, "/healthz")
         time.sleep(params.settle_s)
-        rss0, sock0 = rss_bytes(server.pid), sockstat()
+        rss0, sock0, slab0 = rss_bytes(server.pid), sockstat(), slab_bytes()
         cell["server_rss_mb_before"] = rss0 / 2**20
         cpu0, gen0 = tree_cpu_s(server.pid), 0.0
         spec = {"transport": rung.transport, "port": server.port, "topic": TOPIC}
@@ -296,13 +316,15 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
         time.sleep(params.settle_s)
         status = holders.ask({"cmd": "status"})
         open_now = sum(s["open"] for s in status)
-        rss1, sock1 = rss_bytes(server.pid), sockstat()
+        rss1, sock1, slab1 = rss_bytes(server.pid), sockstat(), slab_bytes()
         cell |= {
             "open": open_now, "server_rss_mb": rss1 / 2**20,
             "rss_kib_per_conn": (rss1 - rss0) / open_now / 1024 if open_now else math.nan,
             "tcp_mem_kib_per_conn": (sock1["mem"] - sock0["mem"]) * PAGE / open_now / 1024
             if open_now else math.nan,
             "tcp_inuse_delta": sock1["inuse"] - sock0["inuse"],
+            "slab_kib_per_conn": (slab1 - slab0) / open_now / 1024
+            if open_now and slab0 else math.nan,
         }  # fmt: skip
         if rung.workers > 1:
             cell["worker_open"] = worker_open(server)
