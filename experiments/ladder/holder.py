@@ -12,8 +12,8 @@ are counted across the outage.
 
 Pipe protocol (one JSON line each way, like ``experiments.loadgen``):
 
-- stdout ``{"connected": n, "of": N, "t_first_ns", "t_last_ns", "errors": [...]}`` once every
-  connection has its answer head (or failed);
+- stdout ``{"connected": n, "of": N, "t_first_ns", "t_last_ns", "errors": [...],
+  "error_counts": {reason: count}}`` once every connection has its answer head (or failed);
 - stdin ``{"cmd": "status"}`` -> ``{"open": n, "opens": total, "errors": [...]}``;
   ``{"cmd": "mark"}`` -> ``{"marked": true}``: forget latency samples so far;
   ``{"cmd": "latency", "seq": S}`` -> ``{"got": slots at or past S, "lat_ns": [...]}``: the
@@ -29,6 +29,7 @@ import json
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -264,10 +265,11 @@ class Holder:
                 break
             await asyncio.sleep(0.01)
         opened = [s.opens[0] for s in self.slots if s.opens]
-        reasons = [s.reason for s in self.slots if s.reason][:20]
+        reasons = Counter(s.reason[:80] for s in self.slots if s.reason)
         return {
             "connected": len(opened), "of": len(self.slots), "t_first_ns": t_first,
-            "t_last_ns": max(opened, default=t_first), "errors": reasons,
+            "t_last_ns": max(opened, default=t_first), "errors": sorted(reasons)[:20],
+            "error_counts": dict(reasons.most_common(20)),
         }  # fmt: skip
 
     def answer(self, cmd: dict[str, Any]) -> dict[str, Any]:

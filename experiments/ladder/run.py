@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,7 +301,7 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
         span_s = (max(o["t_last_ns"] for o in opened) - min(o["t_first_ns"] for o in opened)) / 1e9
         cell |= {
             "holders": len(holders.procs), "connected": connected,
-            "connect_errors": sorted({e for o in opened for e in o["errors"]})[:10],
+            "connect_errors": sum((Counter(o.get("error_counts", {})) for o in opened), Counter()),
             "connect_s": span_s, "handshakes_per_s": connected / span_s if span_s > 0 else math.nan,
             "connect_server_cpu_s": cpu1 - cpu0,
             # Mean per holder process, start-up included: an upper bound of its connect work.
