@@ -38,7 +38,6 @@ from experiments.processes import delete_prefix
 from experiments.results import ResultsDir
 
 QUORUM = 0.99
-IN_FLIGHT = 100_000  # storm clients are not gated: each knocks when its backoff says
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +72,7 @@ def storm_cell(
         server.start(raw)
         spec = {
             "transport": rung.transport, "port": server.port, "reconnect": True,
-            "jitter": jitter, "in_flight": IN_FLIGHT,
+            "jitter": jitter,
         }  # fmt: skip
         holders.start(spec, rung.n, params.per_holder, addrs)
         opened = holders.read()

@@ -25,6 +25,7 @@ Pipe protocol (one JSON line each way, like ``experiments.loadgen``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -216,12 +217,19 @@ class Holder:
         self.attempts = 0
         self.pending: set[asyncio.Task[None]] = set()
 
-    async def connect(self, slot: Slot) -> bool:
-        """One connection for ``slot``; False (reason kept) when it could not be made."""
+    async def connect(self, slot: Slot, gated: bool = True) -> bool:
+        """One connection for ``slot``; False (reason kept) when it could not be made.
+
+        The first connects go through :attr:`gate` (a bounded ramp, for the handshake rate);
+        reconnects do not: each client knocks when its own backoff says, as real ones do.
+        """
         loop = asyncio.get_running_loop()
         self.attempts += 1
         try:
-            async with self.gate, asyncio.timeout(CONNECT_TIMEOUT_S):
+            async with (
+                self.gate if gated else contextlib.nullcontext(),
+                asyncio.timeout(CONNECT_TIMEOUT_S),
+            ):
                 await loop.create_connection(
                     lambda: self.factory(self, slot), self.host, self.port,
                     local_addr=(self.source, 0),
@@ -252,12 +260,15 @@ class Holder:
             slot.delays = self._delays()
         while True:
             await asyncio.sleep(next(slot.delays))
-            if await self.connect(slot):
+            if await self.connect(slot, gated=False):
                 return
 
     async def open_all(self) -> dict[str, Any]:
         t_first = time.time_ns()
         done = await asyncio.gather(*(self.connect(s) for s in self.slots))
+        for slot, ok in zip(self.slots, done, strict=True):
+            if not ok and self.reconnect:
+                self.lost(slot)  # a reconnecting client keeps trying from the start
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         # A connect is done at the TCP level; the answer head (101 / 200) comes after.
         while time.monotonic() < deadline:
