@@ -226,14 +226,14 @@ class Holder:
         loop = asyncio.get_running_loop()
         self.attempts += 1
         try:
-            async with (
-                self.gate if gated else contextlib.nullcontext(),
-                asyncio.timeout(CONNECT_TIMEOUT_S),
-            ):
-                await loop.create_connection(
-                    lambda: self.factory(self, slot), self.host, self.port,
-                    local_addr=(self.source, 0),
-                )  # fmt: skip
+            # The timeout is the connect's own, not the wait for the gate: a process ramping
+            # up 5,000 connections queues most of them there for longer than a connect takes.
+            async with self.gate if gated else contextlib.nullcontext():
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await loop.create_connection(
+                        lambda: self.factory(self, slot), self.host, self.port,
+                        local_addr=(self.source, 0),
+                    )  # fmt: skip
             return True
         except Exception as exc:  # noqa: BLE001 - the reason goes into the result
             slot.reason = f"connect {type(exc).__name__}: {exc}"
