@@ -159,3 +159,20 @@ def test_target_rows_come_from_the_saved_cells() -> None:
     assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]
     assert not rows["KiB RSS / idle conn at 15000 (vs node sse)"]["met"]
     assert ratios.compute([c for c in cells if c["n"] == 1000])[-1]["why_not"]  # no 15k rung
+
+
+def test_ladder_run_saves_meta_cells_and_report(tmp_path: Path, clean_env: None) -> None:
+    """``pushlab ladder`` writes its parameters, one cell per rung, raw samples and a report."""
+    import json
+
+    from experiments.ladder.cli import run_ladder
+
+    path = run_ladder([Rung("python", "ws", 100)], SHORT, tmp_path, "short")
+    assert path.name.endswith("_ladder")
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["params"]["ladder"]["idle_s"] == SHORT.idle_s
+    cells = json.loads((path / "summary.json").read_text())["cells"]
+    assert [c["name"] for c in cells] == ["python-ws-100"] and cells[0]["status"] == "ok"
+    assert (path / "raw" / "python-ws-100.broadcast.npy").exists()
+    report = (path / "report.md").read_text()
+    assert "python-ws-100" in report and (path / "figures" / "ladder_memory.png").exists()
