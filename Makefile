@@ -91,8 +91,7 @@ ladder: install ## idle connections per transport, 1k-19k per process, 36k on wo
 	$(BIN)/pushlab ladder --profile full
 
 storm: install ## kill and restart a server under 10k clients, jittered then the herd -> results/
-	$(BIN)/pushlab storm
-	$(BIN)/pushlab storm --no-jitter
+	$(BIN)/pushlab storm --herd
 
 cpu-profile: install ## where a server's CPU goes (perf): kernel vs user space, Node ws vs Python ws at 200 x 200
 	$(BIN)/python -m experiments.cpu_profile

@@ -1,7 +1,7 @@
 """``pushlab storm``: kill a server under N connected clients, start it again, time the comeback.
 
-    pushlab storm                           # 10,000 WS, then SSE, jittered backoff; Node WS/SSE
-    pushlab storm --no-jitter               # the thundering herd: every client on the same beat
+    pushlab storm                           # 10,000 WS, then SSE; pushlab and Node; jittered
+    pushlab storm --herd                    # each cell again without jitter: the thundering herd
     pushlab storm -n 300 --transport ws     # the mechanics (tests)
 
 Per cell: a server on a fixed port (pushlab with its ticker on the Redis broker under its own
@@ -12,7 +12,7 @@ processes and source addresses) that back off as the project's clients do
 has an event, SIGKILL the server, wait ``outage_s``, start it again on the same port, and read:
 seconds from the restart until 99% of clients are back (answer head) and resumed (first event
 after it), the server's CPU over that span, and lost, duplicated and announced-gap events (both
-0 when history covers the outage). ``--no-jitter`` waits the un-jittered delays (0.1, 0.2,
+0 when history covers the outage). ``--herd`` adds each cell with the un-jittered delays (0.1, 0.2,
 0.4 ... s): every client knocks at the same moments.
 """
 
@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=10_000, help="connected clients")
     parser.add_argument("--transport", choices=("ws", "sse"), action="append")
     parser.add_argument("--server", choices=("python", "node"), action="append")
-    parser.add_argument("--no-jitter", action="store_true", help="the thundering herd")
+    parser.add_argument(
+        "--herd", action="store_true", help="each cell again without jitter (thundering herd)"
+    )
+    parser.add_argument("--no-jitter", action="store_true", help="only the herd runs")
     # 10k clients x 1 event/s is 10k deliveries/s: within a loaded server's reach, so the
     # comeback, not the steady feed, is what the storm measures.
     parser.add_argument("--rate", type=float, default=1.0, help="ticker events/s")
@@ -55,10 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def storm_cell(
-    rung: Rung, params: Params, args: argparse.Namespace, raw: Path, addrs: Any
-) -> dict[str, Any]:
+    rung: Rung, params: Params, args: argparse.Namespace, raw: Path, addrs: Any,
+    jitter: bool = True,
+) -> dict[str, Any]:  # fmt: skip
     """One kill-and-restart under ``rung.n`` clients (see the module docstring)."""
-    jitter = not args.no_jitter
     cell: dict[str, Any] = rung.as_dict() | {
         "jitter": jitter, "rate": args.rate, "outage_s": args.outage_s,
         # Node's history is in memory: after its restart seqs start over, so its loss and
@@ -207,9 +210,11 @@ def run(args: argparse.Namespace) -> int:
     meta = {"storm": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)}}
     out.write_meta(meta, started_at=time.time())
     addrs = sources()
+    jitters = [False] if args.no_jitter else [True, False] if args.herd else [True]
     for rung in rungs:
-        print(f"storm: {rung.name}", file=sys.stderr, flush=True)
-        out.add_cell(storm_cell(rung, params, args, out.path / "raw", addrs))
+        for jitter in jitters:
+            print(f"storm: {rung.name} jitter={jitter}", file=sys.stderr, flush=True)
+            out.add_cell(storm_cell(rung, params, args, out.path / "raw", addrs, jitter))
     out.write_meta(meta, ended_at=time.time())
     from experiments.ladder.report import render
 

@@ -85,7 +85,7 @@ def test_node_rung(tmp_path: Path, clean_env: None) -> None:
 
 
 def _storm_args(**kw: object) -> argparse.Namespace:
-    base = {"no_jitter": False, "rate": 5.0, "outage_s": 0.5, "timeout_s": 40.0}
+    base = {"rate": 5.0, "outage_s": 0.5, "timeout_s": 40.0}
     return argparse.Namespace(**(base | kw))
 
 
