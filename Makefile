@@ -91,6 +91,12 @@ notebook: venv ## open notebooks/ in JupyterLab, on the project's .venv kernel (
 notebooks-run: venv ## re-execute every notebook and save its outputs (they are committed executed)
 	$(BIN)/python -m experiments.notebooks
 
+ladder: install ## idle connections per transport, 1k-19k per process, 36k on workers -> results/
+	$(BIN)/pushlab ladder --profile full
+
+storm: install ## kill and restart a server under 10k clients, jittered then the herd -> results/
+	$(BIN)/pushlab storm --herd
+
 cpu-profile: install ## where a server's CPU goes (perf): kernel vs user space, Node ws vs Python ws at 200 x 200
 	$(BIN)/python -m experiments.cpu_profile
 
@@ -133,4 +139,4 @@ clean: ## remove caches (keeps .venv and results)
 .PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots \
 	clean notebook notebooks-run \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
-	hotpath cpu-profile abuse capacity
+	hotpath cpu-profile abuse capacity ladder storm

@@ -28,6 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from experiments.results import load
 
     if args.command == "plot":
+        if args.results_dir.name.split("_", 1)[-1].startswith(("ladder", "storm")):
+            from experiments.ladder.report import render as render_ladder
+
+            print(render_ladder(args.results_dir))
+            return 0
         report = render(args.results_dir)
         print(report)
         return 0

@@ -190,7 +190,9 @@ def compute(cells: Cells) -> list[RatioRow]:
                 f"{c.get('connected')} connected, {c.get('idle_connections')} open of {want}"
             ), "note": "",
         })  # fmt: skip
-    return rows + capacity_rows(cells)
+    from experiments.ladder.targets import rows as ladder_rows
+
+    return rows + capacity_rows(cells) + ladder_rows(cells)
 
 
 def _knee_verdict(c: Mapping[str, Any], ref: Mapping[str, Any], met: bool) -> str:

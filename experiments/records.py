@@ -504,6 +504,89 @@ class BrowserCell(TypedDict, total=False):
     ack_ms_p99_9: float
 
 
+# ---------------------------------------------------------------------------------------------
+# The connection ladder and the reconnect storm (experiments.ladder, experiments.storm)
+
+
+class RungParams(TypedDict):
+    """One rung (experiments.ladder.cells.Rung.as_dict): server, transport, connections."""
+
+    server: str  # python | node | workers
+    transport: str  # ws | sse | long-poll
+    n: int
+    sse_impl: str  # python SSE only, else ""
+    workers: int
+    name: str
+
+
+class LadderCell(RungParams, total=False):
+    """experiments.ladder.run.measure: ``n`` idle connections on a fresh server."""
+
+    tags: typing.Required[list[str]]  # ["ladder"]
+    status: typing.Required[str]  # ok | partial | error
+    error: str
+    server_pid: int
+    redis_prefix: str  # workers: the run's Redis keys
+    server_rss_mb_before: float
+    holders: int
+    connected: int
+    connect_errors: dict[str, int]  # reason -> connections
+    connect_s: float
+    handshakes_per_s: float
+    connect_server_cpu_s: float
+    connect_generator_cpu_pct: float
+    server_held: int | None  # the server's own count; None when it cannot say (node, workers)
+    open: int
+    server_rss_mb: float
+    rss_kib_per_conn: float
+    tcp_mem_kib_per_conn: float
+    tcp_inuse_delta: int
+    slab_kib_per_conn: float
+    worker_open: list[int]  # workers: established connections per worker
+    idle_s: float
+    idle_server_cpu_pct: float
+    idle_generator_cpu_pct: float
+    healthz_ms_p50: float
+    healthz_ms_p99: float
+    healthz_ms_max: float
+    healthz_probes: int
+    broadcast_got: int
+    broadcast_ms_p50: float
+    broadcast_ms_p99: float
+    broadcast_ms_last: float
+    open_after: int
+
+
+class StormCell(RungParams, total=False):
+    """experiments.storm.storm_cell: kill a server under ``n`` reconnecting clients, restart."""
+
+    jitter: typing.Required[bool]
+    status: typing.Required[str]  # ok | partial | error
+    error: str
+    rate: float
+    outage_s: float
+    history_survives: bool
+    connected: int
+    restart_listen_s: float
+    down_s: float
+    back: int
+    resumed: int
+    back_s_p50: float
+    back_s_p99: float
+    resumed_s_p50: float
+    resumed_s_p99: float
+    lost: int
+    duplicates: int
+    gaps: int
+    connect_attempts: int
+    opens: int
+    startup_server_cpu_s: float
+    storm_server_cpu_s: float
+    storm_wall_s: float
+    storm_server_cpu_pct_peak: float
+    storm_server_cpu_pct_mean: float
+
+
 # Which cell record a results folder holds, by the name after its timestamp
 # (``<UTC>_<name>``, ``-N`` suffix dropped); any other name is a bench profile. A new experiment
 # declares its cell TypedDict above (in its own section) and its folder name here; new figures
@@ -518,6 +601,8 @@ CELL_KINDS: dict[str, type[Mapping[str, object]]] = {
     "cluster-faults": ClusterFaultCell,
     "cluster-pubsub-loss": PubsubLossCell,
     "browser": BrowserCell,
+    "ladder": LadderCell,
+    "storm": StormCell,
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bridge": ("clients.rabbitmq_bridge", "consume a RabbitMQ queue and publish into the feed"),
     "cluster": ("experiments.cluster_cli", "N instances + Redis + nginx/TLS; faults; bench cells"),
     "screenshots": ("experiments.screenshots", "PNGs of the dashboard and whiteboard"),
+    "ladder": ("experiments.ladder.cli", "idle connections per transport: memory, handshakes"),
+    "storm": ("experiments.storm", "kill and restart a server under 10k clients: the comeback"),
     "browser-run": ("experiments.browser_run", "measure the transports from headless Chromium"),
 }
 

@@ -91,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
     parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N processes on one port (SO_REUSEPORT) over a shared broker (servers/workers.py)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -107,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         sock = socket.socket(fileno=args.fd)
         args.host, args.port = sock.getsockname()[:2]
     settings = settings_from_args(args)
+    if getattr(args, "workers", 1) != 1:
+        from servers.workers import run_workers
+
+        return run_workers(settings, args.workers, held=sock)
     raise_nofile()  # one socket per connection: 10k idle connections need > 1,024 descriptors
     app = create_app(settings)
     PushlabServer(build_config(settings, app), app).run(sockets=None if sock is None else [sock])

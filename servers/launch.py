@@ -4,7 +4,8 @@
 serve`` uses (``servers.runner.build_config``: the WebSocket class, the guarded HTTP protocol, the
 lifespan, the draining shutdown), or under hypercorn for the HTTP/2 (h2c) tests.
 :class:`ServerProcess` runs ``python -m servers --fd N`` on a socket this process bound: port 0
-means any free port, with no window in which another program can take it. Both wait for a
+means any free port, with no window in which another program can take it (``workers`` > 1:
+``--workers N`` on that port, whose workers :func:`spawn_worker` starts). Both wait for a
 condition (uvicorn's ``started``; ``/healthz`` answering 200), never for a fixed time.
 
 Which ``PUSHLAB_*`` variables a child sees is decided in one place, :func:`child_env`: this
@@ -57,14 +58,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+def bind(host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False) -> socket.socket:
     """A bound, not yet listening TCP socket (port 0: the kernel picks a free one).
 
     SO_REUSEADDR so that a restart can bind the same port while the old connections sit in
     TIME_WAIT; the server listens on it (uvicorn through asyncio's ``create_server``).
+    ``reuse_port``: SO_REUSEPORT too, so the workers of ``--workers N`` can bind the port as well.
     """
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -273,6 +277,18 @@ class ServerThread:
         self.stop()
 
 
+def spawn_worker(sock: socket.socket, settings: Settings) -> subprocess.Popen[bytes]:
+    """One worker of ``pushlab serve --workers N`` (:mod:`servers.workers`): ``python -m servers
+    --fd N`` on ``sock`` (listening, SO_REUSEPORT), configured by exactly ``settings``.
+
+    It stays in the caller's process group and writes to the caller's stdout and stderr: the
+    workers are one server, stopped and logged as one.
+    """
+    fd = sock.fileno()
+    cmd = [sys.executable, "-m", "servers", "--fd", str(fd)]
+    return subprocess.Popen(cmd, env=child_env(settings=settings), pass_fds=(fd,))
+
+
 @dataclass
 class ServerProcess:
     """``python -m servers --fd N`` in a child process: real signals, its own CPU and memory.
@@ -280,6 +296,8 @@ class ServerProcess:
     The child's environment is :func:`child_env`: this process's settings with the ticker off,
     or exactly ``settings`` when given; then ``env``. ``args`` are flags (they win over both).
     stdout and stderr go to ``log_path`` (a temporary file unless given), read by :meth:`log`.
+    ``workers`` > 1 runs ``--workers N`` (:mod:`servers.workers`; it needs a shared broker) on
+    a socket bound with SO_REUSEPORT; it is ready when ``/healthz`` answers through the port.
     """
 
     settings: Settings | None = None
@@ -292,6 +310,7 @@ class ServerProcess:
     prefix: Sequence[str] = ()
     start_timeout_s: float = 30.0
     stop_timeout_s: float = 10.0
+    workers: int = 1
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     # The command of the last start (runs record it in their metadata).
     argv: list[str] = field(default_factory=list, init=False)
@@ -324,10 +343,12 @@ class ServerProcess:
             os.close(fd)
             self.log_path = name
         env = self.child_env()
-        sock = bind(self.host, self.port)
+        sock = bind(self.host, self.port, reuse_port=self.workers > 1)
         self.port = int(sock.getsockname()[1])
         fd = sock.fileno()
         cmd = [*self.prefix, sys.executable, "-m", "servers", "--fd", str(fd), *self.args]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         self.argv = cmd
         # Ctrl-C is held back until self.proc is set: a KeyboardInterrupt raised inside Popen
         # (after the fork) would leave a running child that nobody knows to stop.

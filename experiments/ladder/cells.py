@@ -1,0 +1,77 @@
+"""The ladder's data: which rungs each profile climbs (one fresh server process per rung).
+
+A rung is one server (``python`` with an SSE implementation, ``node``, or ``workers``: ``pushlab
+serve --workers N`` over Redis), one transport and one connection count. ``full`` is issue 18's
+ladder: 1k, 5k, 10k and ~19k idle connections (one process holds at most ~19k sockets here: the
+open-files limit is 20,000 per process and cannot be raised), Node rows for WebSocket and SSE, and
+36,000 over three workers. ``short`` is the mechanics at a few hundred connections (tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SSE_IMPLS = ("sse-starlette", "pushlab")
+FULL_COUNTS = (1_000, 5_000, 10_000, 19_000)
+# The memory targets are stated at 15k (experiments/ladder/targets.py): WS and pushlab-SSE rungs.
+TARGET_COUNT = 15_000
+WORKERS_COUNT, WORKERS_N = 36_000, 3
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One cell of the ladder."""
+
+    server: str  # python | node | workers
+    transport: str  # ws | sse | long-poll
+    n: int
+    sse_impl: str = ""  # python SSE only
+    workers: int = 1
+
+    @property
+    def name(self) -> str:
+        impl = f"-{self.sse_impl}" if self.sse_impl else ""
+        many = f"-x{self.workers}" if self.workers > 1 else ""
+        return f"{self.server}{many}-{self.transport}{impl}-{self.n}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"name": self.name}
+
+
+def python_rungs(n: int) -> list[Rung]:
+    """Every Python transport at ``n`` connections: WS, SSE in both implementations, long poll."""
+    return [
+        Rung("python", "ws", n),
+        *(Rung("python", "sse", n, sse_impl=impl) for impl in SSE_IMPLS),
+        Rung("python", "long-poll", n),
+    ]
+
+
+def profile(name: str, node: bool = True) -> list[Rung]:
+    """The rungs of ``name`` (``full`` or ``short``); ``node=False`` leaves the Node rows out."""
+    if name == "short":
+        counts: tuple[int, ...] = (300,)
+        many = [Rung("workers", "ws", 300, workers=2)]
+    elif name == "full":
+        counts = FULL_COUNTS
+        many = [
+            Rung("workers", "ws", WORKERS_COUNT, workers=WORKERS_N),
+            Rung("workers", "sse", WORKERS_COUNT, sse_impl="pushlab", workers=WORKERS_N),
+        ]
+    else:
+        raise ValueError(f"unknown ladder profile {name!r} (have: short, full)")
+    rungs = []
+    for n in counts:
+        rungs += python_rungs(n)
+        if node:
+            rungs += [Rung("node", "ws", n), Rung("node", "sse", n)]
+    if name == "full":
+        at = TARGET_COUNT
+        rungs += [Rung("python", "ws", at), Rung("python", "sse", at, sse_impl="pushlab")]
+        if node:
+            rungs += [Rung("node", "ws", TARGET_COUNT), Rung("node", "sse", TARGET_COUNT)]
+    return rungs + many
+
+
+PROFILES = ("short", "full")

@@ -1,0 +1,99 @@
+"""Issue 18's connection targets, from a saved ladder run: rows for the perf ratios table.
+
+- handshakes/s while connecting, pushlab against Node on the same transport and count (WS; SSE
+  with pushlab's own response): >= 0.8x Node, moonshot 1.0x;
+- RSS per idle WebSocket and per idle pushlab-SSE stream at 15k connections: <= 8 KiB, moonshot
+  <= Node's.
+
+A row counts when both cells held every connection to the end and no holder process averaged
+>= 90% of a core while connecting (then the client, not the server, set the handshake rate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from experiments.records import RatioRow
+
+HANDSHAKE_TARGET, HANDSHAKE_MOONSHOT = 0.8, 1.0
+MEMORY_TARGET_KIB, MEMORY_AT = 8.0, 15_000
+GENERATOR_BOUND_PCT = 90.0
+# (transport, Python SSE implementation) pairs the targets name.
+TARGETS = (("ws", ""), ("sse", "pushlab"))
+
+Cell = Mapping[str, Any]
+Cells = Sequence[Cell]
+
+
+def _ladder(cells: Cells) -> list[Cell]:
+    return [c for c in cells if "ladder" in c.get("tags", [])]
+
+
+def _find(cells: Cells, server: str, transport: str, n: int, impl: str = "") -> Cell | None:
+    return next(
+        (c for c in cells if c["server"] == server and c["transport"] == transport
+         and c["n"] == n and c.get("sse_impl", "") == impl), None,
+    )  # fmt: skip
+
+
+def _why_not(*cells: Cell | None) -> str:
+    bad = []
+    for c in cells:
+        if c is None:
+            bad.append("no such rung in this run")
+        elif c.get("status") != "ok":
+            bad.append(f"{c['name']}: {c.get('error') or str(c.get('open')) + ' open'}")
+        elif c.get("connect_generator_cpu_pct", 0) >= GENERATOR_BOUND_PCT:
+            bad.append(f"{c['name']}: holders at {c['connect_generator_cpu_pct']:.0f}% CPU")
+    return "; ".join(bad)
+
+
+def _row(figure: str, py: Cell | None, node: Cell | None, key: str,
+         target: str, met: bool, note: str) -> RatioRow:  # fmt: skip
+    value = float(py[key]) if py else math.nan
+    base = float(node[key]) if node else math.nan
+    why = _why_not(py, node)
+    return {
+        "figure": figure, "server": "python" + (f" sse_impl={py['sse_impl']}" if py and py.get(
+            "sse_impl") else ""), "transport": py["transport"] if py else "",
+        "rate": 0.0, "python": value, "node_ws": base,
+        "ratio": value / base if base and math.isfinite(base) else math.nan,
+        "target": target, "met": met, "counts": not why, "why_not": why, "note": note,
+    }  # fmt: skip
+
+
+def rows(cells: Cells) -> list[RatioRow]:
+    """Handshake rows at the largest count both servers climbed; memory rows at 15k."""
+    ladder = _ladder(cells)
+    if not ladder:
+        return []
+    out = []
+    for transport, impl in TARGETS:
+        both = [
+            c["n"] for c in ladder
+            if c["server"] == "python" and c["transport"] == transport
+            and c.get("sse_impl", "") == impl and _find(ladder, "node", transport, c["n"])
+        ]  # fmt: skip
+        n = max(both, default=0)
+        py, node = _find(ladder, "python", transport, n, impl), _find(ladder, "node", transport, n)
+        ratio = (py["handshakes_per_s"] / node["handshakes_per_s"]) if py and node else math.nan
+        moon = "met" if ratio >= HANDSHAKE_MOONSHOT else "not met"
+        out.append(_row(
+            f"handshakes/s ({n} conns; vs node {transport})", py, node, "handshakes_per_s",
+            f">= {HANDSHAKE_TARGET:g}x", bool(ratio >= HANDSHAKE_TARGET),
+            f"moonshot >= {HANDSHAKE_MOONSHOT:g}x: {moon}",
+        ))  # fmt: skip
+    for transport, impl in TARGETS:
+        py = _find(ladder, "python", transport, MEMORY_AT, impl)
+        node = _find(ladder, "node", transport, MEMORY_AT)
+        kib = float(py["rss_kib_per_conn"]) if py else math.nan
+        base = float(node["rss_kib_per_conn"]) if node else math.nan
+        moon = "met" if kib <= base else "not met"
+        out.append(_row(
+            f"KiB RSS / idle conn at {MEMORY_AT} (vs node {transport})", py, node,
+            "rss_kib_per_conn", f"<= {MEMORY_TARGET_KIB:g} KiB", bool(kib <= MEMORY_TARGET_KIB),
+            f"moonshot <= node's: {moon}",
+        ))  # fmt: skip
+    return out

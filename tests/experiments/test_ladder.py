@@ -1,0 +1,182 @@
+"""The connection ladder and the reconnect storm, in short form: the mechanics, not the figures."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from experiments.baseline import node_available
+from experiments.ladder.cells import Rung, profile
+from experiments.ladder.holder import Holder
+from experiments.ladder.run import Params, measure, sources
+from experiments.records import LadderCell, StormCell, check
+from experiments.storm import storm_cell
+from tests.support import IN_CI, require
+
+N = 200
+# Heartbeats every second so a 1.5 s idle window holds one of each.
+SHORT = Params(idle_s=1.5, ws_ping_interval_s=1.0, keepalive_s=1.0, settle_s=0.3)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The servers are children that read PUSHLAB_* and refuse the suite's own variables."""
+    monkeypatch.delenv("PUSHLAB_TEST_MS", raising=False)
+    monkeypatch.delenv("PUSHLAB_TEST_FULL", raising=False)
+
+
+def _node_ok() -> None:
+    require("node", "the Node.js baseline row")
+    ok, why = node_available()
+    if not ok:
+        (pytest.fail if IN_CI else pytest.skip)(why)
+
+
+def _held(cell: dict[str, object]) -> None:
+    check(LadderCell, cell, str(cell["name"]))  # every key declared: the saved run will load
+    assert cell["status"] == "ok", cell.get("error")
+    assert cell["connected"] == cell["open"] == cell["open_after"] == N
+    assert cell["broadcast_got"] == N
+    for key in ("rss_kib_per_conn", "handshakes_per_s", "broadcast_ms_p99", "healthz_ms_p99"):
+        assert math.isfinite(float(cell[key])), key  # type: ignore[arg-type]
+    assert float(cell["rss_kib_per_conn"]) > 0  # type: ignore[arg-type]
+    assert cell["healthz_probes"]
+
+
+def test_each_rung_runs_on_a_fresh_server(tmp_path: Path, clean_env: None) -> None:
+    """Two rungs, two server processes; each holds every connection; the broadcast reaches all."""
+    addrs = sources()
+    ws = measure(Rung("python", "ws", N), SHORT, tmp_path, addrs)
+    sse = measure(Rung("python", "sse", N, sse_impl="pushlab"), SHORT, tmp_path, addrs)
+    for cell in (ws, sse):
+        _held(cell)
+        assert cell["server_held"] == N  # the server's own count, not the client's word
+    assert ws["server_pid"] != sse["server_pid"]
+    # A fresh process starts from the same footprint; a reused one would start above it.
+    assert abs(ws["server_rss_mb_before"] - sse["server_rss_mb_before"]) < 16
+    assert (tmp_path / f"{ws['name']}.broadcast.npy").exists()
+
+
+def test_parked_long_polls_are_held_and_answered(tmp_path: Path, clean_env: None) -> None:
+    """Long polls park (the server counts them) and the broadcast answers every one."""
+    cell = measure(Rung("python", "long-poll", N), SHORT, tmp_path, sources())
+    _held(cell)
+    assert cell["server_held"] == N
+
+
+def test_workers_share_one_feed_over_redis(
+    tmp_path: Path, clean_env: None, redis_prefix: str
+) -> None:
+    """Two workers on one port both hold connections, and one publish reaches all of them."""
+    params = dataclasses.replace(SHORT, redis_prefix=redis_prefix)
+    cell = measure(Rung("workers", "ws", N, workers=2), params, tmp_path, sources())
+    _held(cell)
+    assert str(cell["redis_prefix"]).startswith(redis_prefix)
+    assert len(cell["worker_open"]) == 2 and sum(cell["worker_open"]) == N
+    assert min(cell["worker_open"]) > 0  # SO_REUSEPORT spread them
+
+
+def test_node_rung(tmp_path: Path, clean_env: None) -> None:
+    """The Node baseline climbs the same rung."""
+    _node_ok()
+    _held(measure(Rung("node", "ws", N), SHORT, tmp_path, sources()))
+
+
+def _storm_args(**kw: object) -> argparse.Namespace:
+    base = {"rate": 5.0, "outage_s": 0.5, "timeout_s": 40.0}
+    return argparse.Namespace(**(base | kw))
+
+
+def test_storm_resumes_every_client_without_loss(
+    tmp_path: Path, clean_env: None, redis_prefix: str
+) -> None:
+    """After a SIGKILL and a restart on the same port, clients are back, resumed, 0 lost, 0 dup."""
+    params = dataclasses.replace(SHORT, redis_prefix=redis_prefix)
+    cell = storm_cell(Rung("python", "ws", N), params, _storm_args(), tmp_path, sources())
+    check(StormCell, cell, "storm cell")
+    assert cell["status"] == "ok", cell.get("error")
+    assert cell["resumed"] >= 0.99 * N
+    assert cell["lost"] == cell["duplicates"] == cell["gaps"] == 0
+    assert cell["opens"] >= N + cell["back"]  # the first connections, then the comebacks
+    assert 0 < cell["resumed_s_p50"] <= cell["resumed_s_p99"]
+
+
+def test_herd_waits_the_same_delays() -> None:
+    """Without jitter every client waits the same backoff; with it, they spread."""
+    spec = {"transport": "ws", "port": 1, "n": 1, "jitter": False}
+
+    async def delays(jitter: bool) -> list[float]:
+        h = Holder(spec | {"jitter": jitter})
+        d = h._delays()
+        return [next(d) for _ in range(5)]
+
+    import asyncio
+
+    herd = [asyncio.run(delays(False)) for _ in range(2)]
+    assert herd[0] == herd[1] == [0.1, 0.2, 0.4, 0.8, 1.6]
+    spread = [asyncio.run(delays(True)) for _ in range(2)]
+    assert spread[0] != spread[1]
+
+
+def test_profiles() -> None:
+    """Full climbs 1k-19k per transport with Node rows and 36k on workers; short is small."""
+    full = profile("full")
+    assert {r.n for r in full if r.server == "python"} == {1_000, 5_000, 10_000, 15_000, 19_000}
+    assert any(r.server == "workers" and r.n >= 36_000 for r in full)
+    assert {r.sse_impl for r in full if r.transport == "sse" and r.server == "python"} == {
+        "sse-starlette", "pushlab",
+    }  # fmt: skip
+    assert max(r.n for r in profile("short")) <= 500
+    with pytest.raises(ValueError, match="unknown ladder profile"):
+        profile("huge")
+
+
+def _cell(server: str, transport: str, n: int, impl: str = "", **figures: float) -> dict[str, Any]:
+    rung = Rung(server, transport, n, sse_impl=impl)
+    return rung.as_dict() | {"tags": ["ladder"], "status": "ok", "open": n} | figures
+
+
+def test_target_rows_come_from_the_saved_cells() -> None:
+    """Handshake rows at the largest count both climbed, memory rows at 15k, verdicts computed."""
+    from experiments.ladder.targets import rows as target_rows
+
+    cells = [
+        _cell("python", "ws", 1000, handshakes_per_s=1000.0, rss_kib_per_conn=9.0),
+        _cell("node", "ws", 1000, handshakes_per_s=1000.0, rss_kib_per_conn=5.0),
+        _cell("python", "ws", 15000, handshakes_per_s=2000.0, rss_kib_per_conn=7.5),
+        _cell("node", "ws", 15000, handshakes_per_s=4000.0, rss_kib_per_conn=6.0),
+        _cell("python", "sse", 15000, "pushlab", handshakes_per_s=3000.0, rss_kib_per_conn=9.0),
+        _cell("node", "sse", 15000, handshakes_per_s=3000.0, rss_kib_per_conn=6.0,
+              connect_generator_cpu_pct=95.0),
+    ]  # fmt: skip
+    rows = {r["figure"]: r for r in target_rows(cells)}
+    ws = rows["handshakes/s (15000 conns; vs node ws)"]
+    assert ws["ratio"] == 0.5 and not ws["met"] and ws["counts"]
+    sse = rows["handshakes/s (15000 conns; vs node sse)"]
+    assert sse["met"] and not sse["counts"] and "95% CPU" in sse["why_not"]
+    mem = rows["KiB RSS / idle conn at 15000 (vs node ws)"]
+    assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]
+    assert not rows["KiB RSS / idle conn at 15000 (vs node sse)"]["met"]
+    assert target_rows([c for c in cells if c["n"] == 1000])[-1]["why_not"]  # no 15k rung
+
+
+def test_ladder_run_saves_meta_cells_and_report(tmp_path: Path, clean_env: None) -> None:
+    """``pushlab ladder`` writes its parameters, one cell per rung, raw samples and a report."""
+    import json
+
+    from experiments.ladder.cli import run_ladder
+
+    path = run_ladder([Rung("python", "ws", 100)], SHORT, tmp_path, "short")
+    assert path.name.endswith("_ladder")
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["params"]["ladder"]["idle_s"] == SHORT.idle_s
+    cells = json.loads((path / "summary.json").read_text())["cells"]
+    assert [c["name"] for c in cells] == ["python-ws-100"] and cells[0]["status"] == "ok"
+    assert (path / "raw" / "python-ws-100.broadcast.npy").exists()
+    report = (path / "report.md").read_text()
+    assert "python-ws-100" in report and (path / "figures" / "ladder_memory.png").exists()
