@@ -529,8 +529,10 @@ class LadderCell(RungParams, total=False):
     redis_prefix: str  # workers: the run's Redis keys
     server_rss_mb_before: float
     holders: int
+    connects_in_flight: int  # at once, over all holders (Params.connects_in_flight)
     connected: int
     connect_errors: dict[str, int]  # reason -> connections
+    server_evicted_at_least: int  # 503s at the server's cap of pending heads (its log)
     connect_s: float
     handshakes_per_s: float
     connect_server_cpu_s: float

@@ -78,7 +78,7 @@ def storm_cell(
             "transport": rung.transport, "port": server.port, "reconnect": True,
             "jitter": jitter,
         }  # fmt: skip
-        holders.start(spec, rung.n, params.per_holder, addrs)
+        holders.start(spec, rung.n, params.per_holder, addrs, params.connects_in_flight)
         opened = holders.read()
         cell["connected"] = sum(o["connected"] for o in opened)
         _wait_all_fed(holders, rung.n, args.timeout_s)

@@ -42,7 +42,7 @@ from experiments.countwire import SSECounter, Tally, Window, WSCounter
 from experiments.loadgen import read_command, say
 from feed.fdlimit import raise_nofile
 from feed.wire.contract import SUBPROTOCOL_JSON
-from feed.wire.http1 import Head, sse_request_for
+from feed.wire.http1 import Head, split_head, sse_request_for
 from feed.wire.ws import upgrade_request
 
 CONNECT_TIMEOUT_S = 20.0
@@ -71,7 +71,22 @@ class _Held:
     holder: Holder
     tally: Tally
     ended: bool
+    head: bytes | None
     transport: asyncio.Transport | None
+    ok_status = 0  # the answer a stream opens with (101, 200); 0: not checked here
+
+    def data_received(self, data: bytes) -> None:
+        # The status alone does not say which guard refused (a 503 may be the server's cap of
+        # pending heads, its open-file limit or the broker): the body's first words go into the
+        # reason. A refusal is written in one piece, so its first read holds them.
+        if self.ok_status and self.head is not None and not self.ended:
+            with contextlib.suppress(ValueError):  # a bad head: the counter says so below
+                got = split_head(self.head + data)
+                if got is not None and got[0].status != self.ok_status:
+                    said = got[1][:60].decode("latin-1", "replace").strip()
+                    self.fail(f"HTTP {got[0].status}: {said}")
+                    return
+        super().data_received(data)  # type: ignore[misc]
 
     def _mark_open(self) -> None:
         self.slot.open, self.slot.waiting = True, True
@@ -106,6 +121,8 @@ def _since(holder: Holder, slot: Slot) -> int | None:
 
 
 class HeldWS(_Held, WSCounter):
+    ok_status = 101
+
     def __init__(self, holder: Holder, slot: Slot) -> None:
         self.holder, self.slot = holder, slot
         super().__init__(holder.url, holder.topic, slot.tally, holder.win)
@@ -117,6 +134,8 @@ class HeldWS(_Held, WSCounter):
 
 
 class HeldSSE(_Held, SSECounter):
+    ok_status = 200
+
     def __init__(self, holder: Holder, slot: Slot) -> None:
         self.holder, self.slot = holder, slot
         super().__init__(holder.url, holder.topic, slot.tally, holder.win)

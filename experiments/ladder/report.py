@@ -25,7 +25,8 @@ from experiments.report_base import Section, f  # noqa: E402
 COLORS = {"long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
 LADDER_HEADER = [
     "rung", "open", "KiB RSS/conn", "KiB tcp mem/conn", "KiB slab/conn", "handshakes/s",
-    "idle CPU %", "broadcast p50/p99/last ms", "/healthz p99 ms", "status",
+    "connect errors (503 evicted)", "idle CPU %", "broadcast p50/p99/last ms", "/healthz p99 ms",
+    "status",
 ]  # fmt: skip
 STORM_HEADER = [
     "cell", "jitter", "clients", "back p50/p99 s", "resumed p50/p99 s", "lost", "dup", "gaps",
@@ -101,6 +102,7 @@ def ladder_section(cells: Sequence[LadderCell]) -> Section:
             c["name"], f(c.get("open")), f(c.get("rss_kib_per_conn")),
             f(c.get("tcp_mem_kib_per_conn")), f(c.get("slab_kib_per_conn")),
             f(c.get("handshakes_per_s")),
+            f"{sum(c.get('connect_errors', {}).values())} ({f(c.get('server_evicted_at_least'))})",
             f(c.get("idle_server_cpu_pct")), b, f(c.get("healthz_ms_p99")),
             c.get("status", "-") + (f": {c['error']}" if c.get("error") else ""),
         ])  # fmt: skip
@@ -109,7 +111,9 @@ def ladder_section(cells: Sequence[LadderCell]) -> Section:
         "connections (both ends of each loopback connection, and anything else running): TCP "
         "buffer pages (sockstat) and socket objects (slab: TCP sock, inode, file); idle CPU "
         "is the server's over the idle window, which holds at least "
-        "one heartbeat of each transport."
+        "one heartbeat of each transport. Connect errors are the clients' count; in brackets, "
+        "the server's log count of connections it answered 503 at its cap of pending request "
+        "heads (a lower bound with workers)."
     )
     return s
 

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -47,6 +48,7 @@ from experiments.baseline import NodeServer, node_available
 from experiments.children import rss_bytes
 from experiments.cpuclock import tree_cpu_s
 from experiments.ladder.cells import Rung
+from experiments.ladder.holder import IN_FLIGHT
 from experiments.processes import delete_prefix
 from servers.launch import ServerProcess
 
@@ -59,6 +61,12 @@ class Params:
     """What a run was asked (saved in ``meta.json``)."""
 
     per_holder: int = 5_000
+    # Connects in flight at once over all holder processes (each gets its share, at most
+    # holder.IN_FLIGHT). A server process answers 503 to the oldest connection still sending its
+    # head once more than http_max_pending (1,024 by default) wait and it has waited 1 s
+    # (servers/fastpath/http_protocol.py): 8 holders x 256 on CPU-starved workers crossed that.
+    # Half the cap of one process keeps the ramp below it without weakening the guard.
+    connects_in_flight: int = 512
     idle_s: float = 20.0
     # Heartbeats: pushlab's defaults (WS ping 20 s, SSE comment 15 s); Node's SSE the same.
     ws_ping_interval_s: float = 20.0
@@ -116,6 +124,7 @@ class Server:
     rate: float = 0.0  # the server's own ticker, events/s (0: off)
     env: dict[str, str] = field(default_factory=dict)  # extra PUSHLAB_* settings
     prefix: str = ""
+    log: Path | None = None
     proc: ServerProcess | NodeServer | None = None
 
     @property
@@ -155,7 +164,8 @@ class Server:
     def start(self, log_dir: Path) -> Server:
         """Start (or start again, on the same port) and wait until ``/healthz`` answers."""
         if self.proc is None:
-            self.proc = self._build(log_dir / f"server-{self.rung.name}.log")
+            self.log = log_dir / f"server-{self.rung.name}.log"
+            self.proc = self._build(self.log)
         self.proc.start()
         return self
 
@@ -177,21 +187,48 @@ class Server:
                 delete_prefix(self.params.redis_url, self.prefix)
 
 
+# servers/fastpath/http_protocol.py's WARNING when it closes the oldest pending connection.
+EVICTED = re.compile(r"pending request heads at the cap \((\d+)\): (\d+) connections closed so far")
+
+
+def evicted_at_least(log: Path) -> int:
+    """Connections a pushlab server closed with 503 at its cap of pending request heads.
+
+    Each process logs its running count at most once a second, and with workers the lines do
+    not say which process wrote them: the largest logged count is a lower bound of the total.
+    """
+    if not log.exists():
+        return 0
+    counts = [int(m.group(2)) for m in EVICTED.finditer(log.read_text(errors="replace"))]
+    return max(counts, default=0)
+
+
+def in_flight_share(n: int, per: int, in_flight: int) -> int:
+    """Connects at once per holder when ``n`` connections go over holders of ``per`` each and
+    all of them together keep at most ``in_flight`` (at least 1, at most holder.IN_FLIGHT)."""
+    return max(1, min(IN_FLIGHT, in_flight // math.ceil(n / per)))
+
+
 @dataclass
 class Holders:
     """The holder processes of one rung."""
 
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
-    def start(self, spec: dict[str, Any], n: int, per: int, addrs: Iterator[str]) -> None:
+    def start(
+        self, spec: dict[str, Any], n: int, per: int, addrs: Iterator[str], in_flight: int
+    ) -> int:
+        """``ceil(n / per)`` holders sharing ``in_flight`` connects at once; their total."""
+        share = in_flight_share(n, per, in_flight)
         while n > 0:
             k = min(per, n)
-            one = spec | {"n": k, "source": next(addrs)}
+            one = spec | {"n": k, "source": next(addrs), "in_flight": share}
             argv = [sys.executable, "-m", "experiments.ladder.holder", json.dumps(one)]
             self.procs.append(
                 subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )
             n -= k
+        return share * len(self.procs)
 
     def read(self) -> list[dict[str, Any]]:
         out = []
@@ -298,13 +335,14 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
         cell["server_rss_mb_before"] = rss0 / 2**20
         cpu0, gen0 = tree_cpu_s(server.pid), 0.0
         spec = {"transport": rung.transport, "port": server.port, "topic": TOPIC}
-        holders.start(spec, rung.n, params.per_holder, addrs)
+        in_flight = holders.start(spec, rung.n, params.per_holder, addrs, params.connects_in_flight)
         opened = holders.read()
         cpu1, gen1 = tree_cpu_s(server.pid), holders.cpu_s()
         connected = sum(o["connected"] for o in opened)
         span_s = (max(o["t_last_ns"] for o in opened) - min(o["t_first_ns"] for o in opened)) / 1e9
         cell |= {
-            "holders": len(holders.procs), "connected": connected,
+            "holders": len(holders.procs), "connects_in_flight": in_flight,
+            "connected": connected,
             "connect_errors": sum((Counter(o.get("error_counts", {})) for o in opened), Counter()),
             "connect_s": span_s, "handshakes_per_s": connected / span_s if span_s > 0 else math.nan,
             "connect_server_cpu_s": cpu1 - cpu0,
@@ -343,6 +381,8 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
     finally:
         holders.stop()
         server.stop()
+    if rung.server != "node" and server.log is not None:
+        cell["server_evicted_at_least"] = evicted_at_least(server.log)
     return cell
 
 

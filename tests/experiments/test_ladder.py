@@ -180,3 +180,60 @@ def test_ladder_run_saves_meta_cells_and_report(tmp_path: Path, clean_env: None)
     assert (path / "raw" / "python-ws-100.broadcast.npy").exists()
     report = (path / "report.md").read_text()
     assert "python-ws-100" in report and (path / "figures" / "ladder_memory.png").exists()
+
+
+def test_connects_in_flight_stay_under_the_servers_pending_cap() -> None:
+    """All holders together keep at most Params.connects_in_flight connects open at once (half
+    of one server process's http_max_pending), and one holder never more than IN_FLIGHT."""
+    from experiments.ladder.holder import IN_FLIGHT
+    from experiments.ladder.run import in_flight_share
+    from feed.settings import Settings
+
+    total = Params().connects_in_flight
+    assert total <= Settings().http_max_pending // 2
+    for n in (300, 1_000, 19_000, 36_000):
+        share = in_flight_share(n, 5_000, total)
+        assert 1 <= share <= IN_FLIGHT and share * math.ceil(n / 5_000) <= total
+    assert in_flight_share(36_000, 5_000, total) == 64  # was 256 each: 2,048 at once
+
+
+def test_a_refusal_names_the_guard_and_the_server_log_counts_evictions(tmp_path: Path) -> None:
+    """A 503 on the upgrade carries the server's reason into the connect errors; the ladder
+    reads the server's eviction count from its WARNING lines."""
+    import asyncio
+
+    from experiments.ladder.run import evicted_at_least
+
+    body = b"too many connections waiting to send a request head"
+    answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    async def connect() -> dict[str, Any]:
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await Holder({"transport": "ws", "port": port, "n": 3}).open_all()
+
+    opened = asyncio.run(connect())
+    assert opened["connected"] == 0
+    assert opened["error_counts"] == {f"HTTP 503: {body.decode()}": 3}
+
+    log = tmp_path / "server.log"
+    log.write_text(
+        "WARNING:  pending request heads at the cap (1024): 12 connections closed so far\n"
+        "INFO:     something else\n"
+        "WARNING:  pending request heads at the cap (1024): 340 connections closed so far\n"
+    )
+    assert evicted_at_least(log) == 340
+    # The pattern is the server's own message: a reworded one would read as 0 evictions.
+    from experiments.ladder.run import EVICTED
+    from feed.settings import Settings
+    from servers.fastpath.http_protocol import http_protocol
+
+    assert EVICTED.fullmatch(http_protocol(Settings()).evicted.message % (1024, 7))
+    assert evicted_at_least(tmp_path / "absent.log") == 0
