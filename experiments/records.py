@@ -527,6 +527,7 @@ class LadderCell(RungParams, total=False):
     error: str
     server_pid: int
     redis_prefix: str  # workers: the run's Redis keys
+    server_env: dict[str, str]  # pushlab: PUSHLAB_* settings off their defaults (no secret)
     server_rss_mb_before: float
     holders: int
     connects_in_flight: int  # at once, over all holders (Params.connects_in_flight)

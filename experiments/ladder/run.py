@@ -50,7 +50,8 @@ from experiments.cpuclock import tree_cpu_s
 from experiments.ladder.cells import Rung
 from experiments.ladder.holder import IN_FLIGHT
 from experiments.processes import delete_prefix
-from servers.launch import ServerProcess
+from feed.settings import Settings
+from servers.launch import ServerProcess, settings_env
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TOPIC = "ticks"
@@ -168,6 +169,13 @@ class Server:
             self.proc = self._build(self.log)
         self.proc.start()
         return self
+
+    def settings_changed(self) -> dict[str, str]:
+        """The ``PUSHLAB_*`` settings a pushlab server runs with that differ from the defaults
+        (inherited ones too, e.g. ``PUSHLAB_HTTP_MAX_PENDING``); the JWT secret left out."""
+        assert isinstance(self.proc, ServerProcess)
+        changed = settings_env(Settings.from_env(self.proc.child_env()))
+        return {k: v for k, v in changed.items() if k != "PUSHLAB_AUTH_SECRET"}
 
     def kill(self) -> None:
         """SIGKILL, as in a crash (every process of its group); keeps the port for a restart."""
@@ -328,6 +336,8 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
     cell: dict[str, Any] = rung.as_dict() | {"server_pid": server.pid, "tags": ["ladder"]}
     if server.prefix:
         cell["redis_prefix"] = server.prefix
+    if isinstance(server.proc, ServerProcess):
+        cell["server_env"] = server.settings_changed()
     try:
         get(server.port, "/healthz")
         time.sleep(params.settle_s)

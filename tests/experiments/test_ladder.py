@@ -56,6 +56,7 @@ def test_each_rung_runs_on_a_fresh_server(tmp_path: Path, clean_env: None) -> No
     for cell in (ws, sse):
         _held(cell)
         assert cell["server_held"] == N  # the server's own count, not the client's word
+        assert float(cell["server_env"]["PUSHLAB_WS_PING_INTERVAL_S"]) == 1.0  # what the rung set
     assert ws["server_pid"] != sse["server_pid"]
     # A fresh process starts from the same footprint; a reused one would start above it.
     assert abs(ws["server_rss_mb_before"] - sse["server_rss_mb_before"]) < 16
