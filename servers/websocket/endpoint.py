@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import WebSocket
 from starlette.types import Receive, Scope, Send
@@ -108,8 +110,10 @@ class _Endpoint:
     :mod:`servers.routes` routes it and has PushlabApp serve it before the middleware stack.
     """
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await ws_feed(WebSocket(scope, receive, send))
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # Not a coroutine of its own: the caller awaits ws_feed's directly, so an open socket
+        # keeps one frame fewer suspended (~0.25 KiB, experiments/idle_memory.py).
+        return ws_feed(WebSocket(scope, receive, send))
 
 
 endpoint = _Endpoint()
