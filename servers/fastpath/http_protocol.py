@@ -39,6 +39,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from feed.settings import Settings
+from servers.fastpath.ws_protocol import Flag
 
 # websockets (the upgrade path) refuses request lines and header lines over 8,192 bytes; below
 # that, with room for the method, "HTTP/1.1" and the ": " separator, the answer is ours.
@@ -127,6 +128,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # uvicorn's FlowControl waits on an asyncio.Event, which allocates a deque (~0.7 KiB per
+        # connection, experiments/idle_memory.py sse); Flag is the same set/clear/wait without
+        # one. Pinned by tests/servers/test_fastpath_pins.py.
+        self.flow._is_writable_event = Flag()  # type: ignore[assignment]
         # uvicorn's set holds every open connection (HTTP, and WebSocket after the upgrade).
         if len(self.connections) > self.max_connections and self._over_fd_limit():
             self.over_fd_limit.add(self.max_connections)

@@ -304,3 +304,14 @@ def test_uvicorn_server_shutdown_hook():
 def test_fastpath_modules_import(module):
     """Each fastpath module imports against the installed libraries."""
     __import__(module)
+
+
+def test_flow_control_writable_event_is_only_set_cleared_and_awaited():
+    # GuardedHttpToolsProtocol swaps the Event for ws_protocol.Flag, which has only these.
+    import re
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+
+    _assigns(FlowControl, "_is_writable_event")
+    uses = set(re.findall(r"_is_writable_event\.(\w+)", _source(FlowControl)))
+    assert uses <= {"set", "clear", "wait", "is_set"}, uses
