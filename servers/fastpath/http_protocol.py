@@ -96,6 +96,18 @@ def connection_cap(reserve: int = FD_RESERVE) -> int:
     return max(1, soft - reserve)
 
 
+class Pipeline(list[Any]):
+    """What uvicorn's protocol needs of its pipelined-request deque: ``appendleft``, ``pop``,
+    truth. An empty deque is ~0.6 KiB that every open connection keeps (an idle SSE stream for
+    its whole life, experiments/idle_memory.py); pipelining is rare and shallow, so a list's
+    insert at the front costs nothing. Pinned by tests/servers/test_fastpath_pins.py."""
+
+    __slots__ = ()
+
+    def appendleft(self, item: Any) -> None:
+        self.insert(0, item)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One per connection; the limits and the server's pending table are class attributes set by
     :func:`http_protocol` (one subclass per server)."""
@@ -116,6 +128,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.pipeline = Pipeline()  # type: ignore[assignment]
         # The head's deadline; after a refusal, the end of the lingering close.
         self._timer: asyncio.TimerHandle | None = None
         self._in_head = True
