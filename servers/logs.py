@@ -94,11 +94,14 @@ def log_config(level: str, json_lines: bool) -> dict[str, Any]:
     return config
 
 
+# Looked up once: getLogger takes logging's module lock, and log_conn runs twice per connection.
+_CONN_LOG = logging.getLogger(CONN_LOGGER)
+
+
 def log_conn(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """One connection-lifecycle record (``connect``, ``disconnect``, ``error``, ``reject``)."""
-    logger = logging.getLogger(CONN_LOGGER)
-    if logger.isEnabledFor(level):
-        logger.log(level, event, extra={"pushlab": {"event": event, **fields}})
+    if _CONN_LOG.isEnabledFor(level):
+        _CONN_LOG.log(level, event, extra={"pushlab": {"event": event, **fields}})
 
 
 def elapsed(start: float) -> float:

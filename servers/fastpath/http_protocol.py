@@ -39,6 +39,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from feed.settings import Settings
+from servers.fastpath.ws_protocol import Flag
 
 # websockets (the upgrade path) refuses request lines and header lines over 8,192 bytes; below
 # that, with room for the method, "HTTP/1.1" and the ": " separator, the answer is ours.
@@ -95,6 +96,18 @@ def connection_cap(reserve: int = FD_RESERVE) -> int:
     return max(1, soft - reserve)
 
 
+class Pipeline(list[Any]):
+    """What uvicorn's protocol needs of its pipelined-request deque: ``appendleft``, ``pop``,
+    truth. An empty deque is ~0.6 KiB that every open connection keeps (an idle SSE stream for
+    its whole life, experiments/idle_memory.py); pipelining is rare and shallow, so a list's
+    insert at the front costs nothing. Pinned by tests/servers/test_fastpath_pins.py."""
+
+    __slots__ = ()
+
+    def appendleft(self, item: Any) -> None:
+        self.insert(0, item)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """One per connection; the limits and the server's pending table are class attributes set by
     :func:`http_protocol` (one subclass per server)."""
@@ -115,6 +128,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.pipeline = Pipeline()  # type: ignore[assignment]
         # The head's deadline; after a refusal, the end of the lingering close.
         self._timer: asyncio.TimerHandle | None = None
         self._in_head = True
@@ -127,6 +141,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # uvicorn's FlowControl waits on an asyncio.Event, which allocates a deque (~0.7 KiB per
+        # connection, experiments/idle_memory.py sse); Flag is the same set/clear/wait without
+        # one. Pinned by tests/servers/test_fastpath_pins.py.
+        self.flow._is_writable_event = Flag()  # type: ignore[assignment]
         # uvicorn's set holds every open connection (HTTP, and WebSocket after the upgrade).
         if len(self.connections) > self.max_connections and self._over_fd_limit():
             self.over_fd_limit.add(self.max_connections)

@@ -304,3 +304,30 @@ def test_uvicorn_server_shutdown_hook():
 def test_fastpath_modules_import(module):
     """Each fastpath module imports against the installed libraries."""
     __import__(module)
+
+
+def test_flow_control_writable_event_is_only_set_cleared_and_awaited():
+    # GuardedHttpToolsProtocol swaps the Event for ws_protocol.Flag, which has only these.
+    import re
+
+    from uvicorn.protocols.http.flow_control import FlowControl
+
+    _assigns(FlowControl, "_is_writable_event")
+    uses = set(re.findall(r"_is_writable_event\.(\w+)", _source(FlowControl)))
+    assert uses <= {"set", "clear", "wait", "is_set"}, uses
+
+
+def test_httptools_pipeline_is_only_appended_left_popped_and_tested():
+    # GuardedHttpToolsProtocol swaps the deque for http_protocol.Pipeline (a list).
+    import re
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from servers.fastpath.http_protocol import Pipeline
+
+    uses = set(re.findall(r"self\.pipeline\.(\w+)", _source(HttpToolsProtocol)))
+    assert uses <= {"appendleft", "pop"}, uses
+    pipeline = Pipeline()
+    for item in (1, 2, 3):
+        pipeline.appendleft(item)
+    assert [pipeline.pop() for _ in range(3)] == [1, 2, 3] and not pipeline
