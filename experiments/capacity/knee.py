@@ -142,13 +142,13 @@ def _record(row: str, k: Step, first: Step, why: str, lower: bool) -> KneeRecord
 
 
 def knees(steps: Iterable[Step], levels: dict[str, Level]) -> list[KneeRecord]:
-    """One knee per row (rows in order of first appearance); ``levels`` by search kind."""
-    by_row: dict[str, list[Step]] = {}
+    """One knee per row and search (in order of first appearance); ``levels`` by search kind.
+
+    A row label can climb both searches (``pushlab ws`` in the knee and the shootout ladders):
+    its steps are kept apart, or one search's break would end the other's climb.
+    """
+    by_row: dict[tuple[str, str], list[Step]] = {}
     for s in steps:
         if s.get("kind") == "asyncio" and "capacity" in s.get("tags", []) and "row" in s:
-            by_row.setdefault(str(s["row"]), []).append(s)
-    out = []
-    for row, rows in by_row.items():
-        kind = str(rows[0].get("search", "knee"))
-        out.append(find(row, rows, levels.get(kind, Level())))
-    return out
+            by_row.setdefault((str(s["row"]), str(s.get("search", "knee"))), []).append(s)
+    return [find(row, rows, levels.get(kind, Level())) for (row, kind), rows in by_row.items()]

@@ -12,6 +12,7 @@ their own (``kind`` ``calibration`` and ``knee``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -129,8 +130,34 @@ def run_capacity(
         _say("interrupted: finished steps are kept")
     finally:
         # The knees, as rows of their own: reports, ratios and README tables read summary.json.
-        for k in knee.knees(rd.cells, lv):
-            rd.add_cell({"kind": "knee", "tags": ["capacity", "knee"], "status": "derived", **k})
+        _add_knees(rd, lv)
         rd.write_meta(params, servers=servers, started_at=started, ended_at=time.time(),
                       interrupted=interrupted)  # fmt: skip
     return rd.path
+
+
+def _add_knees(rd: ResultsDir, lv: dict[str, Level]) -> None:
+    for k in knee.knees(rd.cells, lv):
+        rd.add_cell({"kind": "knee", "tags": ["capacity", "knee"], "status": "derived", **k})
+
+
+def rederive(folder: Path | str) -> None:
+    """Derive a saved run's knee rows again from its measured steps and saved levels.
+
+    Knees are computed from summary.json alone; after a fix to that rule a run need not be
+    measured again (``python -m experiments.capacity.search DIR``, then ``pushlab plot DIR``).
+    """
+    path = Path(folder)
+    meta = json.loads((path / "meta.json").read_text())
+    lv = {k: Level(**v) for k, v in meta["params"]["levels"].items()}
+    cells = json.loads((path / "summary.json").read_text())["cells"]
+    rd = ResultsDir(path)
+    for c in cells:
+        if c.get("kind") != "knee":
+            rd.add_cell(c)
+    _add_knees(rd, lv)
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        rederive(arg)

@@ -93,6 +93,18 @@ def test_knee_is_the_last_step_before_the_level_breaks():
     assert k["generator_cpu_us_per_event"] == pytest.approx(50.0)
 
 
+def test_a_row_in_both_searches_gets_a_knee_in_each():
+    """The shootout's steps of a row do not end the same row's knee climb (and the reverse)."""
+    climb = [_step(i, search="knee") for i in range(4)]
+    shootout = [
+        _step(0, search="shootout", latency_cdf=[[0.95, 5.0]]),
+        _step(1, search="shootout", latency_cdf=[[0.95, 900.0]]),
+    ]
+    levels = {"knee": Level(), "shootout": Level(p95_ms=500.0, server_pct=math.inf)}
+    found = {k["search"]: k for k in knee.knees(shootout + climb, levels)}
+    assert found["knee"]["step"] == 3 and found["shootout"]["step"] == 0
+
+
 @pytest.mark.parametrize(
     ("bad", "words"),
     [({"lost": 2}, "delivered 99.80% < 99.9%"), ({"server_cpu_pct": 95.0}, "server at 95%"),
