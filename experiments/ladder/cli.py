@@ -13,13 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import ratios
 from experiments.ladder.cells import PROFILES, Rung, profile
 from experiments.ladder.report import render
 from experiments.ladder.run import Params, measure, sources
-from experiments.ladder.targets import rows as target_rows
-from experiments.records import LadderCell
-from experiments.results import ResultsDir, load_as
+from experiments.results import ResultsDir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,11 +64,7 @@ def run_ladder(rungs: list[Rung], params: Params, root: Path, name: str) -> Path
         print(f"ladder: {rung.name}", file=sys.stderr, flush=True)
         out.add_cell(measure(rung, params, out.path / "raw", addrs))
     out.write_meta(meta, ended_at=time.time())
-    _, cells = load_as(out.path, LadderCell)  # as a reader sees them: every key declared
-    rows = target_rows(cells)
-    if rows:
-        ratios.write(out.path, rows)
-    render(out.path)
+    render(out.path)  # reads the cells back as a reader sees them, writes the target rows
     return out.path
 
 

@@ -18,7 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments import results  # noqa: E402
+from experiments import (
+    ratios,
+    results,  # noqa: E402
+)
+from experiments.ladder.targets import rows as target_rows
 from experiments.records import LadderCell, RungParams, StormCell  # noqa: E402
 from experiments.report_base import Section, f  # noqa: E402
 
@@ -165,6 +169,10 @@ def render(path: Path | str) -> Path:
         secs = [storm_section(storms)]
     else:
         meta, rungs = results.load_as(folder, LadderCell)
+        # The target rows are analysis of the saved cells, like the figures: drawn again here.
+        rows = target_rows(rungs)
+        if rows:
+            ratios.write(folder, rows)
         drawn = memory_figure(rungs, figures / "ladder_memory.png")
         secs = [s for s in (ladder_section(rungs), ratio_section(folder)) if s is not None]
     out = [f"# pushlab {'reconnect storm' if storm else 'connection ladder'}", ""]

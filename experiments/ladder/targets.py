@@ -20,6 +20,7 @@ from experiments.records import RatioRow
 HANDSHAKE_TARGET, HANDSHAKE_MOONSHOT = 0.8, 1.0
 MEMORY_TARGET_KIB, MEMORY_AT = 8.0, 15_000
 GENERATOR_BOUND_PCT = 90.0
+PER_CPU = "handshakes_per_server_cpu_s"
 # (transport, Python SSE implementation) pairs the targets name.
 TARGETS = (("ws", ""), ("sse", "pushlab"))
 
@@ -64,6 +65,19 @@ def _row(figure: str, py: Cell | None, node: Cell | None, key: str,
     }  # fmt: skip
 
 
+def _per_cpu(c: Cell | None) -> Cell | None:
+    """``c`` with handshakes per second of the server's CPU while connecting.
+
+    The wall-clock rate is what the clients' connect budget allowed: in the reference run Node
+    accepted 19,000 WebSockets in the same 11.06 s as pushlab while using a third of its CPU.
+    Handshakes per CPU-second is what a server would accept with a core to itself.
+    """
+    if c is None:
+        return None
+    cpu = float(c.get("connect_server_cpu_s") or 0.0)
+    return {**c, PER_CPU: int(c["connected"]) / cpu if cpu > 0 else math.nan}
+
+
 def rows(cells: Cells) -> list[RatioRow]:
     """Handshake rows at the largest count both servers climbed; memory rows at 15k."""
     ladder = _ladder(cells)
@@ -78,12 +92,17 @@ def rows(cells: Cells) -> list[RatioRow]:
         ]  # fmt: skip
         n = max(both, default=0)
         py, node = _find(ladder, "python", transport, n, impl), _find(ladder, "node", transport, n)
-        ratio = (py["handshakes_per_s"] / node["handshakes_per_s"]) if py and node else math.nan
+        py, node = _per_cpu(py), _per_cpu(node)
+        ratio = (py[PER_CPU] / node[PER_CPU]) if py and node else math.nan
         moon = "met" if ratio >= HANDSHAKE_MOONSHOT else "not met"
+        wall = (
+            f"; wall clock {py['handshakes_per_s']:,.0f} vs {node['handshakes_per_s']:,.0f}/s"
+            if py and node else ""
+        )  # fmt: skip
         out.append(_row(
-            f"handshakes/s ({n} conns; vs node {transport})", py, node, "handshakes_per_s",
+            f"handshakes per server CPU-s ({n} conns; vs node {transport})", py, node, PER_CPU,
             f">= {HANDSHAKE_TARGET:g}x", bool(ratio >= HANDSHAKE_TARGET),
-            f"moonshot >= {HANDSHAKE_MOONSHOT:g}x: {moon}",
+            f"moonshot >= {HANDSHAKE_MOONSHOT:g}x: {moon}{wall}",
         ))  # fmt: skip
     for transport, impl in TARGETS:
         py = _find(ladder, "python", transport, MEMORY_AT, impl)

@@ -146,19 +146,24 @@ def test_target_rows_come_from_the_saved_cells() -> None:
     """Handshake rows at the largest count both climbed, memory rows at 15k, verdicts computed."""
     from experiments.ladder.targets import rows as target_rows
 
+    def hs(n: int, wall: float, cpu_s: float) -> dict[str, float]:
+        return {"connected": n, "handshakes_per_s": wall, "connect_server_cpu_s": cpu_s}
+
     cells = [
-        _cell("python", "ws", 1000, handshakes_per_s=1000.0, rss_kib_per_conn=9.0),
-        _cell("node", "ws", 1000, handshakes_per_s=1000.0, rss_kib_per_conn=5.0),
-        _cell("python", "ws", 15000, handshakes_per_s=2000.0, rss_kib_per_conn=7.5),
-        _cell("node", "ws", 15000, handshakes_per_s=4000.0, rss_kib_per_conn=6.0),
-        _cell("python", "sse", 15000, "pushlab", handshakes_per_s=3000.0, rss_kib_per_conn=9.0),
-        _cell("node", "sse", 15000, handshakes_per_s=3000.0, rss_kib_per_conn=6.0,
+        _cell("python", "ws", 1000, **hs(1000, 1000.0, 0.5), rss_kib_per_conn=9.0),
+        _cell("node", "ws", 1000, **hs(1000, 1000.0, 0.2), rss_kib_per_conn=5.0),
+        # The same wall-clock rate (the clients' budget), a third of the CPU: Node is 3x cheaper.
+        _cell("python", "ws", 15000, **hs(15000, 2000.0, 7.5), rss_kib_per_conn=7.5),
+        _cell("node", "ws", 15000, **hs(15000, 2000.0, 2.5), rss_kib_per_conn=6.0),
+        _cell("python", "sse", 15000, "pushlab", **hs(15000, 3000.0, 3.0), rss_kib_per_conn=9.0),
+        _cell("node", "sse", 15000, **hs(15000, 3000.0, 3.0), rss_kib_per_conn=6.0,
               connect_generator_cpu_pct=95.0),
     ]  # fmt: skip
     rows = {r["figure"]: r for r in target_rows(cells)}
-    ws = rows["handshakes/s (15000 conns; vs node ws)"]
-    assert ws["ratio"] == 0.5 and not ws["met"] and ws["counts"]
-    sse = rows["handshakes/s (15000 conns; vs node sse)"]
+    ws = rows["handshakes per server CPU-s (15000 conns; vs node ws)"]
+    assert ws["ratio"] == pytest.approx(1 / 3) and not ws["met"] and ws["counts"]
+    assert "wall clock 2,000 vs 2,000/s" in ws["note"]
+    sse = rows["handshakes per server CPU-s (15000 conns; vs node sse)"]
     assert sse["met"] and not sse["counts"] and "95% CPU" in sse["why_not"]
     mem = rows["KiB RSS / idle conn at 15000 (vs node ws)"]
     assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]

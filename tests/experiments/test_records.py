@@ -10,7 +10,13 @@ from experiments.records import BenchCell, RatioRow, RecordError, check
 from experiments.results import load, load_checked
 
 ROOT = Path(__file__).resolve().parents[2] / "results"
-COMMITTED = sorted(p.parent for p in ROOT.glob("**/meta.json"))
+# Tests write their own runs under results/tmp*/ (git-ignored): not committed, and a second
+# `make test` in the same checkout would otherwise collect the first one's.
+COMMITTED = sorted(
+    p.parent
+    for p in ROOT.glob("**/meta.json")
+    if not p.relative_to(ROOT).parts[0].startswith("tmp")
+)
 QUICK = ROOT / "20261126T104925Z_quick"
 
 
