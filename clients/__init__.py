@@ -5,6 +5,7 @@ from clients.long_poll import LongPollClient
 from clients.retry import RetryPolicy, is_retryable
 from clients.short_poll import ShortPollClient
 from clients.sse import SSEClient
+from clients.stream import StreamClient
 from clients.websocket import WebSocketClient
 
 CLIENTS: dict[str, type[FeedClient]] = {
@@ -12,6 +13,7 @@ CLIENTS: dict[str, type[FeedClient]] = {
     "long-poll": LongPollClient,
     "sse": SSEClient,
     "ws": WebSocketClient,
+    "stream": StreamClient,
 }
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "RetryPolicy",
     "SSEClient",
     "ShortPollClient",
+    "StreamClient",
     "WebSocketClient",
     "is_retryable",
 ]

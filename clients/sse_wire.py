@@ -5,12 +5,14 @@ In a perf run a process of such clients used 2.7x the CPU of one of WebSocket cl
 same events (docs/performance.md, lever 17: httpcore's per-read cancel scopes, h11's chunk
 events, line-by-line decoding), so on a 2-core machine the generator, not the server, set SSE's
 tail latency. ``SSEClient(wire="stream")`` uses this module instead: one GET, then the core's
-chunked decoder and SSE parser (:mod:`feed.wire`) over whole reads.
+chunked decoder and SSE parser (:mod:`feed.wire`) over whole reads. :func:`body_reads` is the
+HTTP part alone, which the NDJSON client (:mod:`clients.stream`) reads too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
@@ -26,6 +28,8 @@ from feed.wire.http1 import (
 )
 from feed.wire.sse import Message, SSEParser
 
+Request = Callable[[str, dict[str, str], dict[str, str]], bytes]
+
 RETRYABLE_4XX = (408, 425, 429)
 
 
@@ -38,6 +42,28 @@ async def stream_messages(
     on_socket: Callable[[Any], None] | None = None,
 ) -> AsyncGenerator[Message, None]:
     """Messages of one ``/sse`` response; raises on HTTP errors and on silence > timeout."""
+    parser = SSEParser()
+    headers = {"User-Agent": "pushlab-sse-stream", **headers}
+    reads = body_reads(
+        sse_request_for, url, params, headers, read_timeout_s, ssl_context, on_socket
+    )
+    async with contextlib.aclosing(reads):
+        async for data in reads:
+            for message in parser.feed(data):
+                yield message
+
+
+async def body_reads(
+    request: Request,
+    url: str,
+    params: dict[str, str],
+    headers: dict[str, str],
+    read_timeout_s: float,
+    ssl_context: ssl.SSLContext | None,
+    on_socket: Callable[[Any], None] | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """The body of one streamed GET, de-chunked, read by read; raises on HTTP errors (4xx other
+    than 408/425/429 fatal), on silence > ``read_timeout_s`` and when the body ends."""
     split = urlsplit(url)
     port = split.port or (443 if split.scheme == "https" else 80)
     async with asyncio.timeout(10):
@@ -47,7 +73,7 @@ async def stream_messages(
     try:
         if on_socket is not None:
             on_socket(writer.get_extra_info("socket"))
-        writer.write(sse_request_for(url, params, {"User-Agent": "pushlab-sse-stream", **headers}))
+        writer.write(request(url, params, headers))
         async with asyncio.timeout(read_timeout_s):
             head = parse_response_head(await reader.readuntil(END_OF_HEAD))
         if head.status != 200:
@@ -59,7 +85,6 @@ async def stream_messages(
             raise ConnectionError(text)
         chunked = head.headers.get("transfer-encoding", "").lower() == "chunked"
         decoder = ChunkedDecoder() if chunked else None
-        parser = SSEParser()
         silence = _Silence(read_timeout_s, writer.transport)
         try:
             while True:
@@ -71,8 +96,8 @@ async def stream_messages(
                     raise EOFError("server closed the stream")
                 if decoder is not None:
                     data = decoder.feed(data)
-                for message in parser.feed(data):
-                    yield message
+                if data:
+                    yield data
                 if decoder is not None and decoder.done:
                     raise EOFError("server ended the stream")
         finally:

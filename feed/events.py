@@ -52,6 +52,7 @@ class EncodedEvent:
     ws_text: bytes | None = field(default=None, repr=False, compare=False)
     ws_binary: bytes | None = field(default=None, repr=False, compare=False)
     sse_chunk: bytes | None = field(default=None, repr=False, compare=False)
+    ndjson_chunk: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

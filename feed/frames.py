@@ -1,9 +1,9 @@
 """Wire bytes built once per event for direct delivery (:meth:`feed.broker.Subscription.attach`).
 
 A server-to-client WebSocket frame is unmasked (RFC 6455 §5.1), so the same bytes serve every
-subscriber of an uncompressed connection; an HTTP/1.1 chunk of an SSE stream likewise. Each form
-is built by the first subscriber that needs it and cached on the :class:`EncodedEvent`; the
-bytes come from the one codec of each protocol (:mod:`feed.wire`).
+subscriber of an uncompressed connection; an HTTP/1.1 chunk of an SSE or NDJSON stream
+likewise. Each form is built by the first subscriber that needs it and cached on the
+:class:`EncodedEvent`; the bytes come from the one codec of each protocol (:mod:`feed.wire`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from feed.codec import msgpack_frame
 from feed.events import EncodedEvent
 from feed.wire.http1 import encode_chunk
+from feed.wire.ndjson import encode_line
 from feed.wire.ws import BINARY, TEXT, encode_frame
 
 
@@ -39,4 +40,13 @@ def sse_chunk(event: EncodedEvent) -> bytes:
     if chunk is None:
         chunk = encode_chunk(event.sse)
         object.__setattr__(event, "sse_chunk", chunk)
+    return chunk
+
+
+def ndjson_chunk(event: EncodedEvent) -> bytes:
+    """The event's JSON line (``/stream``) as one HTTP/1.1 chunk, cached."""
+    chunk = event.ndjson_chunk
+    if chunk is None:
+        chunk = encode_chunk(encode_line(event.json))
+        object.__setattr__(event, "ndjson_chunk", chunk)
     return chunk

@@ -107,9 +107,9 @@ class Settings:
     # Feed events written by the publisher straight to uvicorn's transport while a socket is
     # idle and clean (servers/fastpath/ws_direct.py); off: every event goes through the writer task.
     ws_direct: bool = True
-    # SSE: the publisher writes each live event straight to a parked stream's socket when uvicorn's
-    # HTTP/1.1 cycle allows it (servers/fastpath/sse_direct.py); off = every event through the
-    # stream task.
+    # SSE and /stream: the publisher writes each live event straight to a parked stream's socket
+    # when uvicorn's HTTP/1.1 cycle allows it (servers/fastpath/sse_direct.py); off = every event
+    # through the stream task.
     sse_direct: bool = True
     # Who runs an SSE stream: sse-starlette's EventSourceResponse, or pushlab's one-task response
     # (servers/sse/stream.py). docs/performance.md compares them.

@@ -1,7 +1,7 @@
 """The live-connection registry: ids, per-IP cap, gauge, and connect/disconnect logs.
 
-Every streaming connection (ws, sse, long-poll) is registered for its lifetime. That one place
-enforces ``max_conns_per_ip`` (HTTP 429 before any upgrade or stream starts), keeps the
+Every streaming connection (ws, sse, stream, long-poll) is registered for its lifetime. That one
+place enforces ``max_conns_per_ip`` (HTTP 429 before any upgrade or stream starts), keeps the
 ``pushlab_connections`` gauge, writes the structured connect/disconnect records, and lets the
 shutdown drain wait until every stream has said goodbye.
 """
@@ -22,7 +22,7 @@ from servers.metrics import Metrics
 
 # Transports whose events reach the counters through flush_counts (polling answers count
 # themselves once per response, see servers.short_poll.answer).
-STREAMED = ("ws", "sse")
+STREAMED = ("ws", "sse", "stream")
 
 
 @dataclass(slots=True)

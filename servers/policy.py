@@ -83,6 +83,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/long-poll"): _user("long-poll"),
     ("GET", "/sse"): _user("sse"),
     (WS, "/ws"): Rule(Access.USER, origin=True, label="ws", first_message=True),
+    ("GET", "/stream"): _user("stream"),
     ("POST", "/publish"): _user("publish"),
     # Demos.
     (WS, "/echo"): _user("echo"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from servers import long_poll, short_poll
 from servers.fastpath.bare import Bare, PushlabApp
 from servers.sse import endpoint as sse
+from servers.stream import endpoint as stream
 from servers.websocket import endpoint as websocket
 
 BARE = (
@@ -18,6 +19,7 @@ BARE = (
     Bare("/long-poll", long_poll.endpoint),
     Bare("/sse", sse.endpoint),
     Bare(websocket.PATH, websocket.endpoint, websocket=True),
+    Bare("/stream", stream.endpoint),
 )
 
 

@@ -7,8 +7,14 @@ Servers, clients, load generators and tests import these instead of spelling the
 from __future__ import annotations
 
 # Transports, in the order tables list them, and the paths that serve them.
-TRANSPORTS = ("poll", "long-poll", "sse", "ws")
-PATHS = {"poll": "/poll", "long-poll": "/long-poll", "sse": "/sse", "ws": "/ws"}
+TRANSPORTS = ("poll", "long-poll", "sse", "ws", "stream")
+PATHS = {
+    "poll": "/poll",
+    "long-poll": "/long-poll",
+    "sse": "/sse",
+    "ws": "/ws",
+    "stream": "/stream",
+}
 PUBLISH_PATH = "/publish"
 
 # WebSocket subprotocols: JSON text frames, or MessagePack binary frames. A browser, which cannot
@@ -18,7 +24,12 @@ SUBPROTOCOL_MSGPACK = "pushlab.msgpack.v1"
 SUBPROTOCOLS = (SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON)
 BEARER_PREFIX = "bearer."
 
+# HTTP streaming (``/stream``): one JSON object per line (:mod:`feed.wire.ndjson`).
+NDJSON_TYPE = "application/x-ndjson"
+
 # HTTP headers. Field names are case-insensitive; the lower-cased form is what parsers key on.
+# The cursor: a long poll's 204 carries it; a ``/stream`` request may send it to resume (fetch
+# can set headers, so it needs no ``Last-Event-ID`` of its own).
 CURSOR_HEADER = "Pushlab-Cursor"
 LAST_EVENT_ID = "Last-Event-ID"
 

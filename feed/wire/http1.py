@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from feed.wire.contract import NDJSON_TYPE, PATHS
+
 MAX_HEAD = 16 * 1024
 MAX_CHUNK_LINE = 1024
 END_OF_HEAD = b"\r\n\r\n"
@@ -46,6 +48,21 @@ def sse_request_for(url: str, params: Mapping[str, str], headers: Mapping[str, s
     """:func:`sse_request` for a server at ``url`` (its path is the prefix of ``/sse``)."""
     split = urlsplit(url)
     return sse_request(split.netloc, params, headers, base=split.path)
+
+
+def stream_request(
+    host: str, params: Mapping[str, str], headers: Mapping[str, str] | None = None, base: str = ""
+) -> bytes:
+    """``GET {base}/stream?params`` as a ``fetch()`` reading NDJSON sends it."""
+    target = f"{base.rstrip('/')}{PATHS['stream']}?{urlencode(params)}"
+    defaults = {"Accept": NDJSON_TYPE, "Cache-Control": "no-store"}
+    return request_head("GET", target, host, {**defaults, **(headers or {})})
+
+
+def stream_request_for(url: str, params: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
+    """:func:`stream_request` for a server at ``url`` (its path is the prefix of ``/stream``)."""
+    split = urlsplit(url)
+    return stream_request(split.netloc, params, headers, base=split.path)
 
 
 def response_head(status: int, reason: str, headers: Mapping[str, str] | None = None) -> bytes:

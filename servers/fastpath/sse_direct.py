@@ -1,4 +1,5 @@
-"""Direct SSE delivery: the publisher writes an event's chunk to a parked stream's socket itself.
+"""Direct SSE and NDJSON delivery: the publisher writes an event's chunk to a parked stream's
+socket itself.
 
 uvicorn hands the app ``send`` = the bound ``send`` of its HTTP/1.1 ``RequestResponseCycle``
 (:mod:`servers.fastpath.rawsend` keeps it in the scope). Once the response has started with chunked
@@ -90,18 +91,25 @@ def write(cycle: Any, chunk: bytes) -> bool:
     return True
 
 
-def make_sink(send: object, conn: Conn) -> Callable[[EncodedEvent], bool] | None:
+def make_sink(
+    send: object,
+    conn: Conn,
+    chunk_of: Callable[[EncodedEvent], bytes] = sse_chunk,
+    size_of: Callable[[EncodedEvent], int] = lambda event: len(event.sse),
+) -> Callable[[EncodedEvent], bool] | None:
     """A sink for :meth:`feed.broker.Subscription.attach`, or None when ``send`` is not a
-    recognised uvicorn cycle whose chunked response has started."""
+    recognised uvicorn cycle whose chunked response has started. ``chunk_of`` is the event as
+    one chunk of this stream (SSE by default; ``/stream`` writes NDJSON lines), ``size_of`` its
+    body bytes."""
     cycle = uvicorn_cycle(send)
     if cycle is None or not chunked(cycle):
         return None
 
     def sink(event: EncodedEvent) -> bool:
-        if not write(cycle, event.sse_chunk or sse_chunk(event)):
+        if not write(cycle, chunk_of(event)):
             return False
         conn.events += 1
-        conn.bytes += len(event.sse)
+        conn.bytes += size_of(event)
         conn.direct_events += 1
         return True
 

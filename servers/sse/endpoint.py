@@ -31,7 +31,7 @@ from feed.broker import Subscription
 from feed.codec import control, parse_cursor
 from feed.events import check_topic
 from feed.exceptions import SubscriptionClosed, TooManyConnections
-from feed.wire.contract import TOKEN_EXPIRED
+from feed.wire.contract import LAST_EVENT_ID, TOKEN_EXPIRED
 from feed.wire.sse import named_block, retry_block
 from servers.admission import admit
 from servers.auth import Principal
@@ -92,22 +92,25 @@ async def _stream(
                 expiry.cancel()
 
 
-def admit_stream(scope: Scope, receive: Receive) -> Admitted:
-    """Every refusal, before the response starts (so each is a plain HTTP answer)."""
+def admit_stream(
+    scope: Scope, receive: Receive, transport: str = TRANSPORT, cursor_header: str = LAST_EVENT_ID
+) -> Admitted:
+    """Every refusal, before the response starts (so each is a plain HTTP answer). The resume
+    point is ``cursor_header`` when present, else ``?since``."""
     if scope["method"] != "GET":
         raise HTTPException(405, headers={"Allow": "GET"})
     request = Request(scope, receive)
-    principal = admit(request, TRANSPORT)
+    principal = admit(request, transport)
     st = state(request)
     params = request.query_params
     topic = check_topic(required_str(params, "topic"))
-    last_event_id = request.headers.get("last-event-id")
-    cursor = parse_cursor(last_event_id, name="Last-Event-ID") if last_event_id else None
+    header = request.headers.get(cursor_header.lower())
+    cursor = parse_cursor(header, name=cursor_header) if header else None
     if cursor is None:
         cursor = parse_cursor(params.get("since"))
     client = (request.client.host, request.client.port) if request.client else None
     # Checked again when the stream registers; this early check makes the refusal a real 429.
-    st.conns.check_ip(client[0] if client else "unknown", TRANSPORT)
+    st.conns.check_ip(client[0] if client else "unknown", transport)
     return Admitted(st, client, topic, cursor, principal)
 
 

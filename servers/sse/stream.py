@@ -16,20 +16,28 @@ already runs for the request does everything:
 - keep-alive comments come from one app-wide timer (:class:`servers.timers.keepalive.KeepAlive`),
   not a task per stream.
 
-This relies on uvicorn's HTTP/1.1 cycle (its ``message_event`` and transport), so the endpoint
-only takes this path when :func:`servers.fastpath.sse_direct.uvicorn_cycle` recognises the server's
-``send``; any other server gets the sse-starlette response.
+This relies on uvicorn's HTTP/1.1 cycle (its ``message_event`` and transport), so the SSE
+endpoint only takes this path when :func:`servers.fastpath.sse_direct.uvicorn_cycle` recognises
+the server's ``send``; any other server gets the sse-starlette response.
+
+The same response serves the NDJSON stream (``/stream``, :mod:`servers.stream`): what differs
+between the two is a :class:`Framing` (headers, preamble, event bytes, keep-alive, goodbye).
+``/stream`` has no second implementation, so on a server that is not uvicorn's HTTP/1.1 it runs
+here too, parked on a second task that waits for the disconnect (:class:`_Parked`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from feed.broker import Subscription
 from feed.codec import control, dumps
+from feed.events import EncodedEvent
 from feed.exceptions import SubscriptionClosed
+from feed.frames import sse_chunk
 from feed.wire.contract import TOKEN_EXPIRED
 from feed.wire.http1 import LAST_CHUNK, encode_chunk
 from feed.wire.sse import comment, named_block, retry_block
@@ -40,6 +48,7 @@ from servers.timers.release import release
 if TYPE_CHECKING:
     from starlette.types import Receive, Send
 
+    from feed.settings import Settings
     from servers.auth import Principal
     from servers.connections import Conn
     from servers.state import AppState
@@ -52,9 +61,46 @@ HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
 ]
 PING = comment(b"ping")
-PING_CHUNK = encode_chunk(PING)
 TRANSPORT = "sse"
 SEND_TIMEOUT = "send_timeout"
+
+
+def sse_opening(sub: Subscription, cfg: Settings) -> bytes:
+    """``retry:``, then the preamble."""
+    return retry_block(cfg.sse_retry_ms) + preamble(sub)
+
+
+def sse_batch(batch: list[EncodedEvent]) -> bytes:
+    return b"".join(e.sse for e in batch)
+
+
+def sse_size(event: EncodedEvent) -> int:
+    return len(event.sse)
+
+
+def sse_end(reason: str) -> bytes:
+    return named_block("end", control("end", reason=reason))
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """What one kind of HTTP stream writes; the response around it is the same for every kind."""
+
+    transport: str
+    headers: list[tuple[bytes, bytes]]
+    opening: Callable[[Subscription, Settings], bytes]  # first write: gap, ready (and retry)
+    batch: Callable[[list[EncodedEvent]], bytes]  # buffered events, one write
+    size: Callable[[EncodedEvent], int]  # an event's bytes in the body, for the counters
+    chunk: Callable[[EncodedEvent], bytes]  # an event as one HTTP/1.1 chunk (direct delivery)
+    ping: bytes  # the keep-alive
+    end: Callable[[str], bytes]  # the goodbye with its reason
+
+    @property
+    def ping_chunk(self) -> bytes:
+        return encode_chunk(self.ping)
+
+
+SSE = Framing(TRANSPORT, HEADERS, sse_opening, sse_batch, sse_size, sse_chunk, PING, sse_end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +117,22 @@ class Admitted:
 class Stream:
     """The state :class:`servers.timers.keepalive.KeepAlive` needs about one stream."""
 
-    __slots__ = ("cycle", "direct", "parked", "ping_due", "wake")
+    __slots__ = ("cycle", "direct", "parked", "ping_chunk", "ping_due", "wake")
 
-    def __init__(self, cycle: Any, *, direct: bool) -> None:
+    def __init__(
+        self, cycle: Any, wake: Callable[[], None], ping_chunk: bytes, *, direct: bool
+    ) -> None:
         self.cycle = cycle
         self.direct = direct
         self.parked = False
         self.ping_due = False
-        self.wake = sse_direct.waker(cycle)
+        self.ping_chunk = ping_chunk
+        self.wake = wake
 
     def keepalive(self) -> None:
-        """Write a comment now if the stream is parked and writable, else have its task send it."""
-        if self.parked and self.direct and sse_direct.write(self.cycle, PING_CHUNK):
+        """Write a keep-alive now if the stream is parked and writable, else have its task send
+        it."""
+        if self.parked and self.direct and sse_direct.write(self.cycle, self.ping_chunk):
             return
         self.ping_due = True
         self.wake()
@@ -99,13 +149,45 @@ def body(chunk: bytes) -> dict[str, Any]:
     return {"type": "http.response.body", "body": chunk, "more_body": True}
 
 
-async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
-    """Serve one admitted stream on uvicorn's ``cycle`` until it ends."""
+class _Parked:
+    """Waiting on a server that is not uvicorn's cycle: ``receive()`` runs in a task of its own
+    (kept across waits, so no message is lost) and the subscription's waker sets an event."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.event = asyncio.Event()
+        self.pending: asyncio.Future[Any] | None = None
+
+    async def wait(self) -> dict[str, Any] | None:
+        """The next ASGI message, or None when woken for something to send."""
+        if self.pending is None:
+            self.pending = asyncio.ensure_future(self.receive())
+        woken = asyncio.ensure_future(self.event.wait())
+        try:
+            await asyncio.wait((self.pending, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        self.event.clear()
+        if not self.pending.done():
+            return None
+        message, self.pending = self.pending.result(), None
+        return dict(message)
+
+    def cancel(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+
+
+async def serve(
+    a: Admitted, cycle: Any | None, receive: Receive, send: Send, framing: Framing = SSE
+) -> None:
+    """Serve one admitted stream until it ends: on uvicorn's ``cycle`` (one task), or on any
+    server with ``cycle=None`` (a second task waits for the disconnect)."""
     st, cfg = a.st, a.st.settings
     # Registered and subscribed before the response starts: a lost per-IP race or the topic
     # limit is still an HTTP answer here. One coroutine frame for the whole stream (each frame
     # kept alive by an idle stream is memory per connection).
-    with st.conns.open(TRANSPORT, a.client) as conn:
+    with st.conns.open(framing.transport, a.client) as conn:
         conn.user = a.principal.user if a.principal else None
         async with st.broker.subscribe(a.topic, a.cursor, cfg.subscriber_buffer) as sub:
             expiry = None
@@ -113,26 +195,30 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                 expiry = asyncio.get_running_loop().call_later(
                     max(0.0, a.principal.remaining()), sub.close, TOKEN_EXPIRED
                 )
-            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-            raw_send = cycle.send
+            await send({"type": "http.response.start", "status": 200, "headers": framing.headers})
+            raw_send = cycle.send if cycle is not None else send
+            parked = _Parked(receive) if cycle is None else None
             stream: Stream | None = None
             try:
                 with st.watchdog:
-                    await raw_send(body(retry_block(cfg.sse_retry_ms) + preamble(sub)))
-                sink = sse_direct.make_sink(raw_send, conn) if cfg.sse_direct else None
+                    await raw_send(body(framing.opening(sub, cfg)))
+                sink = None
+                if cfg.sse_direct and cycle is not None:
+                    sink = sse_direct.make_sink(raw_send, conn, framing.chunk, framing.size)
                 sub.attach(sink)
-                stream = Stream(cycle, direct=sink is not None)
+                wake = sse_direct.waker(cycle) if parked is None else parked.event.set
+                stream = Stream(cycle, wake, framing.ping_chunk, direct=sink is not None)
                 st.sse_keepalive.add(stream)
                 try:
                     while True:
                         if stream.ping_due:
                             stream.ping_due = False
                             with st.watchdog:
-                                await raw_send(body(PING))
+                                await raw_send(body(framing.ping))
                         if sub.pending or sub.closed_reason is not None:
                             # Does not suspend: there is a batch, or the close to raise.
                             batch = await sub.next_batch()
-                            chunk = b"".join(e.sse for e in batch)
+                            chunk = framing.batch(batch)
                             conn.events += len(batch)
                             conn.bytes += len(chunk)
                             with st.watchdog:
@@ -142,17 +228,19 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                             continue
                         stream.parked = True
                         try:
-                            message = await receive()
+                            if parked is None:
+                                message: Any = await receive()
+                            else:
+                                message = await parked.wait()
                         finally:
                             stream.parked = False
                             sub.unpark()
-                        if message["type"] == "http.disconnect":
+                        if message is not None and message["type"] == "http.disconnect":
                             return
                 except SubscriptionClosed as closed:
                     conn.closing(None, closed.reason)
-                    end = named_block("end", control("end", reason=closed.reason))
                     with st.watchdog:
-                        await raw_send(body(end))
+                        await raw_send(body(framing.end(closed.reason)))
                 with st.watchdog:
                     await raw_send({"type": "http.response.body", "body": b"", "more_body": False})
             except TimeoutError:
@@ -160,8 +248,10 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
                 # chance, the socket is released (as a stalled WebSocket's is), and the task
                 # waits for uvicorn to see the connection go, so the response does not end
                 # "incomplete".
-                await send_timed_out(st, [conn], transport_of(raw_send), receive)
+                await send_timed_out(st, [conn], transport_of(raw_send), receive, framing)
             finally:
+                if parked is not None:
+                    parked.cancel()
                 conn.closing(None, "client_gone")
                 if stream is not None:
                     st.sse_keepalive.discard(stream)
@@ -171,7 +261,7 @@ async def serve(a: Admitted, cycle: Any, receive: Receive, send: Send) -> None:
 
 
 async def send_timed_out(
-    st: AppState, conn: list[Conn], transport: Any | None, receive: Receive
+    st: AppState, conn: list[Conn], transport: Any | None, receive: Receive, framing: Framing = SSE
 ) -> None:
     """A stream whose client stopped reading: ``event: end`` (reason ``send_timeout``) for a
     client that starts reading again within ``send_close_timeout_s``, then the socket closed or
@@ -179,14 +269,13 @@ async def send_timed_out(
     response as incomplete). Both implementations end this way."""
     for c in conn:
         c.closing(None, SEND_TIMEOUT)
-    st.metrics.errors.labels(TRANSPORT, SEND_TIMEOUT).inc()
+    st.metrics.errors.labels(framing.transport, SEND_TIMEOUT).inc()
     if transport is None:  # not uvicorn's cycle: nothing to release but the task
         return
     if not transport.is_closing():
         # Straight into the transport's buffer: send() would wait for flow control, which
         # waits for the client. uvicorn writes whole chunks, so this starts a new one.
-        end = named_block("end", control("end", reason=SEND_TIMEOUT))
-        transport.write(encode_chunk(end) + LAST_CHUNK)
+        transport.write(encode_chunk(framing.end(SEND_TIMEOUT)) + LAST_CHUNK)
     await release(transport, st.settings.send_close_timeout_s)
     while (await receive())["type"] != "http.disconnect":
         pass

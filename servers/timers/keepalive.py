@@ -1,4 +1,4 @@
-"""One keep-alive timer per app for the open SSE streams (``sse_impl = "pushlab"``).
+"""One keep-alive timer per app for the open SSE (``sse_impl = "pushlab"``) and NDJSON streams.
 
 A comment every ``keepalive_s`` keeps proxies and clients from taking an idle stream for a dead
 one; one timer for every stream instead of a ping task per stream (what sse-starlette runs).

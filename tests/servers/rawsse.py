@@ -1,4 +1,5 @@
-"""An SSE reader on a raw socket that checks the HTTP/1.1 chunk framing byte by byte.
+"""An SSE (or NDJSON ``/stream``) reader on a raw socket that checks the HTTP/1.1 chunk framing
+byte by byte.
 
 Direct delivery (servers/fastpath/sse_direct.py) frames chunks itself, so tests read the wire
 instead of trusting a client library to be lenient. The reader can also stop reading (a slow
@@ -28,7 +29,13 @@ class RawSSE:
 
     @classmethod
     async def open(
-        cls, port: int, query: str, rcvbuf: int | None = None, method: str = "GET"
+        cls,
+        port: int,
+        query: str,
+        rcvbuf: int | None = None,
+        method: str = "GET",
+        path: str = "/sse",
+        headers: dict[str, str] | None = None,
     ) -> RawSSE:
         sock = socket.socket()
         if rcvbuf is not None:
@@ -38,7 +45,8 @@ class RawSSE:
         # A small StreamReader limit, so that "not reading" soon stops reading the socket too.
         reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
         self = cls(reader, writer)
-        writer.write(request_head(method, f"/sse?{query}", "x", {"Accept": "text/event-stream"}))
+        fields = {"Accept": "text/event-stream", **(headers or {})}
+        writer.write(request_head(method, f"{path}?{query}", "x", fields))
         self.head = await reader.readuntil(END_OF_HEAD)
         return self
 

@@ -66,7 +66,7 @@ async def test_token_endpoint_validates_user(server):
 
 
 @pytest.mark.parametrize(
-    ("path", "sse_impl"), each_sse_impl(["/poll", "/long-poll", "/sse"], "/sse")
+    ("path", "sse_impl"), each_sse_impl(["/poll", "/long-poll", "/sse", "/stream"], "/sse")
 )
 async def test_http_transports_need_a_valid_token(server, auth_settings, path):
     """No token, a malformed header, and every kind of bad token get 401 before any work."""
@@ -157,13 +157,14 @@ async def test_clients_deliver_with_a_token(transport, server):
     ("transport", "kwargs", "sse_impl"),
     [
         *[("sse", {"token_in_query": True}, impl) for impl in SSE_IMPLS],
+        ("stream", {"token_in_query": True}, SSE_IMPLS[0]),
         ("ws", {"auth": "header"}, SSE_IMPLS[0]),
         ("ws", {"auth": "query"}, SSE_IMPLS[0]),
         ("ws", {"auth": "message"}, SSE_IMPLS[0]),
     ],
 )
 async def test_other_token_carriers(transport, kwargs, server):
-    """?token= (EventSource), the Authorization header and first-message auth all work."""
+    """?token= (EventSource, /stream), the Authorization header and first-message auth work."""
     token = await get_token(server.url)
     client = CLIENTS[transport](server.url, "t", since=0, token=token, **kwargs)
     async with httpx.AsyncClient(trust_env=False) as http:
@@ -228,6 +229,21 @@ async def test_sse_stream_ends_when_token_expires(server, auth_settings):
             text += chunk
     assert time.time() >= exp - 0.1
     assert "event: end" in text and "token_expired" in text
+
+
+async def test_ndjson_stream_ends_when_token_expires(server, auth_settings):
+    """/stream ends with an end line, reason token_expired, at the token's expiry."""
+    token, exp = issue(auth_settings, "alice", ttl_s=2)  # whole seconds: 1-2 s left
+    auth = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(trust_env=False, timeout=10) as http,
+        http.stream("GET", f"{server.url}/stream", params={"topic": "t"}, headers=auth) as r,
+    ):
+        assert r.status_code == 200
+        lines = [line async for line in r.aiter_lines()]
+    assert time.time() >= exp - 0.1
+    assert lines[0] == '{"type":"ready","topic":"t","cursor":0}'
+    assert lines[-1] == '{"type":"end","reason":"token_expired"}'
 
 
 async def test_auth_is_off_by_default(live):

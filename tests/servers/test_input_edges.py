@@ -34,7 +34,13 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/publish"), ("GET", "/poll"), ("GET", "/long-poll"), ("GET", "/sse")],
+    [
+        ("POST", "/publish"),
+        ("GET", "/poll"),
+        ("GET", "/long-poll"),
+        ("GET", "/sse"),
+        ("GET", "/stream"),
+    ],
 )
 @pytest.mark.parametrize("topic", [NEWLINE_TOPIC, "", "x" * 129, "a b"])
 async def test_bad_topic_is_400_bad_topic_on_every_http_route(live, method, path, topic, caplog):

@@ -66,13 +66,16 @@ async def at_the_cap(transport, server):
         if transport == "publish":
             r = await c.post("/publish", params={"topic": "new"}, json=1)
         else:
-            path = {"sse": "/sse", "long-poll": "/long-poll", "poll": "/poll"}[transport]
+            path = {"sse": "/sse", "long-poll": "/long-poll", "poll": "/poll"}.get(
+                transport, "/stream"
+            )
             r = await c.get(path, params={"topic": "new", "since": 0, "timeout": 5})
     return r.status_code, r.json().get("error")
 
 
 @pytest.mark.parametrize(
-    ("transport", "sse_impl"), each_sse_impl(["sse", "ws", "poll", "long-poll", "publish"])
+    ("transport", "sse_impl"),
+    each_sse_impl(["sse", "ws", "poll", "long-poll", "publish", "stream"]),
 )
 async def test_new_topic_at_the_cap_is_a_clean_refusal(transport, serve, settings, caplog):
     """Every topic held: a new one is 503 topic_limit before any stream starts, no traceback."""

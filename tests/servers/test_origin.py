@@ -34,15 +34,15 @@ async def test_ws_cross_site_origin_gets_403_before_upgrade(server):
 
 
 @pytest.mark.parametrize(
-    ("path", "sse_impl"), each_sse_impl(["/poll", "/long-poll", "/sse"], "/sse")
+    ("path", "sse_impl"), each_sse_impl(["/poll", "/long-poll", "/sse", "/stream"], "/sse")
 )
 async def test_http_transports_check_origin(server, path):
-    """SSE and polling refuse a foreign Origin with 403 and serve an allowed one."""
+    """SSE, NDJSON streams and polling refuse a foreign Origin with 403 and serve an allowed one."""
     params = {"topic": "t", "since": "0", "timeout": "0.05"}
     async with httpx.AsyncClient(trust_env=False, base_url=server.url, timeout=5) as http:
         r = await http.get(path, params=params, headers={"Origin": "https://evil.example"})
         assert r.status_code == 403 and r.json()["error"] == "origin_not_allowed"
-        if path != "/sse":
+        if path not in ("/sse", "/stream"):
             r = await http.get(path, params=params, headers={"Origin": ALLOWED})
             assert r.status_code in (200, 204)
         else:

@@ -19,7 +19,7 @@ def test_the_bare_dispatch_is_the_table(settings):
     """Every (scope type, path) the app serves bare is a table entry, and nothing else is."""
     app: Any = create_app(settings)
     assert app.bare_routes == {(b.kind, b.path): b.endpoint for b in BARE}
-    assert {b.path for b in BARE} == {"/poll", "/long-poll", "/sse", "/ws"}
+    assert {b.path for b in BARE} == {"/poll", "/long-poll", "/sse", "/ws", "/stream"}
 
 
 def test_each_table_route_is_registered_once(settings):
@@ -70,6 +70,9 @@ async def _use_every_route(url: str) -> None:
             async for chunk in r.aiter_raw():
                 if b"event: ready" in chunk:
                     break
+        async with c.stream("GET", "/stream", params={"topic": "t"}) as r:
+            assert r.status_code == 200
+            assert json.loads(await anext(r.aiter_lines()))["type"] == "ready"
     ws_url = url.replace("http://", "ws://") + "/ws?topic=t"
     async with connect(ws_url) as ws:
         assert json.loads(await ws.recv())["type"] == "ready"

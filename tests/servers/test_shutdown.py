@@ -46,7 +46,8 @@ async def exited(proc: ServerProcess, timeout: float) -> float:
 
 @pytest.mark.parametrize("sse_impl", SSE_IMPLS)
 async def test_sigterm_says_goodbye_on_every_transport(tmp_path, sse_impl):
-    """WS gets 1001, SSE ends with event: end (shutdown), a long poll answers 204 at once."""
+    """WS gets 1001, SSE ends with event: end (shutdown), /stream with an end line, a long poll
+    answers 204 at once."""
     env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "5", "PUSHLAB_SSE_IMPL": sse_impl}
     proc = ServerProcess(env=env).start()
     try:
@@ -59,15 +60,20 @@ async def test_sigterm_says_goodbye_on_every_transport(tmp_path, sse_impl):
         lines = sse.aiter_lines()
         while "ready" not in await anext(lines):
             pass
+        ndjson = await http.send(
+            http.build_request("GET", f"{proc.url}/stream", params={"topic": "t"}), stream=True
+        )
+        ndjson_lines = ndjson.aiter_lines()
+        assert '"ready"' in await anext(ndjson_lines)
         poll = asyncio.ensure_future(
             http.get(f"{proc.url}/long-poll", params={"topic": "t", "timeout": "25"})
         )
 
         async def waiting() -> bool:
             h = (await http.get(f"{proc.url}/healthz")).json()
-            return bool(h["connections"] == {"ws": 1, "sse": 1, "long-poll": 1})
+            return bool(h["connections"] == {"ws": 1, "sse": 1, "stream": 1, "long-poll": 1})
 
-        await async_wait_until(waiting, 10, "three live connections")
+        await async_wait_until(waiting, 10, "four live connections")
         t0 = time.monotonic()
         proc.terminate()
         with pytest.raises(ConnectionClosed) as closed:
@@ -76,6 +82,7 @@ async def test_sigterm_says_goodbye_on_every_transport(tmp_path, sse_impl):
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "shutdown")
         rest = [line async for line in lines]
         assert "event: end" in rest and 'data: {"type":"end","reason":"shutdown"}' in rest
+        assert [line async for line in ndjson_lines] == ['{"type":"end","reason":"shutdown"}']
         answer = await asyncio.wait_for(poll, 5 * MS)
         assert answer.status_code == 204 and "pushlab-cursor" in answer.headers
         took = time.monotonic() - t0

@@ -9,7 +9,7 @@ import socket
 import httpx
 import pytest
 
-from feed.wire.http1 import sse_request
+from feed.wire.http1 import sse_request, stream_request
 from feed.wire.ws import CLOSE, close_payload, encode_frame
 from tests.servers.rawws import RawWS
 from tests.servers.socktable import open_fds, server_side
@@ -35,7 +35,8 @@ class Stalled:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        sock.send(sse_request("x", {"topic": "t"}))
+        request = stream_request if transport == "stream" else sse_request
+        sock.send(request("x", {"topic": "t"}))
         return cls(sock)
 
     async def read_all(self) -> bytes:
@@ -72,7 +73,7 @@ def timeout_metric(transport: str) -> str:
 
 
 @pytest.mark.abuse
-@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["ws", "sse"]))
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["ws", "sse", "stream"]))
 async def test_stalled_reader_socket_is_released(serve, settings, caplog, transport):
     """After the send deadline the server's socket leaves the table (fd and queues freed)."""
     server = serve(slow_settings(settings))
@@ -94,9 +95,9 @@ async def test_stalled_reader_socket_is_released(serve, settings, caplog, transp
 
 
 @pytest.mark.abuse
-@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["ws", "sse"]))
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["ws", "sse", "stream"]))
 async def test_reader_back_within_the_grace_gets_the_goodbye(serve, settings, transport):
-    """A client that reads again soon after the drop finds 1013 / event: end with the reason."""
+    """A client that reads again soon after the drop finds 1013 / an end with the reason."""
     server = serve(slow_settings(settings, close_s=10 * MS))
     client = await Stalled.open(transport, server.port)
     await async_wait_until(lambda: subscribed(server.url), 5, "subscribed")
@@ -107,6 +108,9 @@ async def test_reader_back_within_the_grace_gets_the_goodbye(serve, settings, tr
     if transport == "ws":
         # The close frame: FIN + opcode 8, length 14, code 1013, reason.
         assert tail.endswith(encode_frame(CLOSE, close_payload(1013, "send timeout"))), tail[-40:]
+    elif transport == "stream":
+        assert b'{"type":"end","reason":"send_timeout"}\n' in tail[-200:], tail[-200:]
+        assert tail.endswith(b"0\r\n\r\n"), tail[-40:]
     else:
         assert b'data: {"type":"end","reason":"send_timeout"}' in tail[-200:], tail[-200:]
         assert tail.endswith(b"0\r\n\r\n"), tail[-40:]

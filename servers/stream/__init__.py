@@ -1,0 +1,1 @@
+"""HTTP streaming: the feed as NDJSON over one chunked response (``GET /stream``)."""
