@@ -5,6 +5,7 @@ import { LongPollClient } from "./long-poll.js";
 import { ShortPollClient } from "./short-poll.js";
 import { SSEClient } from "./sse.js";
 import { SlidingWindow } from "./stats.js";
+import { StreamClient } from "./stream.js";
 import { WebSocketClient } from "./ws.js";
 
 const params = new URLSearchParams(location.search);
@@ -20,6 +21,7 @@ const KINDS = [
   ["long-poll", "Long polling", LongPollClient, "/long-poll"],
   ["sse", "Server-Sent Events", SSEClient, null],
   ["ws", "WebSocket", WebSocketClient, null],
+  ["stream", "HTTP streaming (fetch)", StreamClient, null],
 ];
 const ROWS = [
   ["events", "events"], ["rate", "events/s"], ["p50", "latency p50"], ["p99", "latency p99"],

@@ -1,4 +1,5 @@
-"""The dashboard in headless Chromium: four live panels, drops and server restarts survived."""
+"""The dashboard in headless Chromium: a live panel per transport, drops and server restarts
+survived."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def counters(page) -> dict:
     )
 
 
-def test_all_four_panels_show_live_events(ticking, new_page):
+def test_every_panel_shows_live_events(ticking, new_page):
     """Every panel receives the feed, shows latency and a check mark, in order, no gaps."""
     page = new_page(ticking.url + "/")
     page.wait_for_function(f"() => window.pushlab && {EVERY}(c => c.counters.events >= 5)")
@@ -55,6 +56,28 @@ def test_drop_connection_resumes_without_loss(ticking, new_page):
     page.wait_for_function(f"() => {EVERY}(c => c.lastSeq >= {seq + 5})")
     snap = counters(page)
     assert all(s["contiguous"] for s in snap.values()), snap
+
+
+def test_stream_panel_resumes_with_the_cursor_header(ticking, new_page):
+    """The fetch client's reconnect after a drop names its last seq in Pushlab-Cursor (nothing
+    like EventSource's Last-Event-ID does it for fetch)."""
+    cursors: list[str | None] = []
+
+    def on_request(request) -> None:
+        if request.url.split("?")[0].endswith("/stream"):
+            cursors.append(request.headers.get("pushlab-cursor"))
+
+    page = new_page()
+    page.on("request", on_request)
+    page.goto(ticking.url + "/")
+    stream = "window.pushlab.clients.stream"
+    page.wait_for_function(f"() => window.pushlab && {stream}.counters.events >= 3")
+    page.locator('section.panel[data-transport="stream"] button.drop').click()
+    page.wait_for_function(f"() => {stream}.counters.reconnects >= 1 && {stream}.state === 'open'")
+    seq = page.evaluate(f"() => {stream}.lastSeq")
+    page.wait_for_function(f"() => {stream}.lastSeq >= {seq + 3}")
+    assert cursors[0] is None and cursors[1] is not None and int(cursors[1]) >= 3, cursors
+    assert page.evaluate(f"() => {stream}.contiguous")
 
 
 def test_every_panel_resumes_after_server_restart(ticking, new_page):
@@ -88,14 +111,15 @@ RECORD_WS_PROTOCOLS = """
 
 
 def test_token_rides_in_each_transports_slot(ticking, new_page, browser):
-    """With ?token=, fetch sends Authorization, EventSource ?token=, WebSocket a first message."""
+    """With ?token=, fetch sends Authorization (polls and /stream), EventSource ?token=, WebSocket
+    a first message."""
     context = browser.new_context()
     context.add_init_script(RECORD_WS_PROTOCOLS)
     seen: dict[str, str | None] = {}
 
     def on_request(request) -> None:
         path = request.url.split("?")[0].rsplit("/", 1)[-1]
-        if path in ("poll", "long-poll"):
+        if path in ("poll", "long-poll", "stream"):
             seen[path] = request.headers.get("authorization")
         if path == "sse":
             seen[path] = request.url
@@ -107,9 +131,10 @@ def test_token_rides_in_each_transports_slot(ticking, new_page, browser):
     assert page.evaluate("() => window.wsProtocols[0]") is None  # nothing in the handshake
     assert page.evaluate("() => JSON.parse(window.wsSent[0])") == {"type": "auth", "token": "t0k"}
     page.wait_for_function(
-        "() => ['poll', 'long-poll', 'sse'].every(t => window.pushlab.clients[t].counters.events)"
+        "() => ['poll', 'long-poll', 'sse', 'stream']"
+        ".every(t => window.pushlab.clients[t].counters.events)"
     )
-    assert seen["poll"] == seen["long-poll"] == "Bearer t0k"
+    assert seen["poll"] == seen["long-poll"] == seen["stream"] == "Bearer t0k"
     assert "token=t0k" in (seen["sse"] or "")
     context.close()
 
