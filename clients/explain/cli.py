@@ -1,4 +1,5 @@
-"""``pushlab explain handshake|frames|sse|poll [--url URL] [--json]`` against a running server."""
+"""``pushlab explain handshake|frames|sse|stream|poll [--url URL] [--json]`` against a running
+server."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from clients.explain import handshake, poll, sse, ws_frames
+from clients.explain import handshake, poll, sse, stream, ws_frames
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "handshake": "the raw upgrade request, the 101 answer, Sec-WebSocket-Accept by hand",
         "frames": "text/binary/ping/pong/close frames as bytes, decoded field by field",
         "sse": "raw text/event-stream bytes from /sse, every line annotated",
+        "stream": "raw application/x-ndjson bytes from /stream, chunk by chunk, lines named",
         "poll": "a /poll and a /long-poll on one keep-alive connection, overhead vs payload",
         "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.h2c (started if needed)",
     }
@@ -26,16 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--url", default=DEFAULT_URL, help=f"server (default {DEFAULT_URL})")
         p.add_argument("--json", action="store_true", help="print the report as JSON")
-        p.add_argument("--topic", default="ticks" if name in ("sse", "poll") else "explain")
+        p.add_argument(
+            "--topic", default="ticks" if name in ("sse", "stream", "poll") else "explain"
+        )
         if name in ("handshake", "frames"):
             p.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
         if name == "handshake":
             p.add_argument("--key", help="Sec-WebSocket-Key to send (default: 16 random bytes)")
-        if name == "sse":
+        if name in ("sse", "stream"):
             p.add_argument("--since", type=int, default=0, help="cursor (default 0: history)")
             p.add_argument("--seconds", type=float, default=2.0, help="how long to read")
             p.add_argument("--max-bytes", type=int, default=4096, help="stop after this much")
+        if name == "sse":
             p.add_argument("--last-event-id", type=int, help="send a Last-Event-ID header")
+        if name == "stream":
+            p.add_argument("--cursor", type=int, help="send a Pushlab-Cursor header")
         if name == "h2":
             p.add_argument("--h2-port", type=int, help="an h2c server already on 127.0.0.1")
         if name == "poll":
@@ -56,6 +63,11 @@ def report_for(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             args.url, args.topic, args.since, args.seconds, args.max_bytes, args.last_event_id
         )
         return r, sse.render(r)
+    if args.what == "stream":
+        r = stream.explain(
+            args.url, args.topic, args.since, args.seconds, args.max_bytes, args.cursor
+        )
+        return r, stream.render(r)
     if args.what == "h2":
         from clients.explain import h2ws  # hypercorn and h2 only when asked for
 

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from clients.explain import handshake, poll, sse, ws_frames
+from clients.explain import handshake, poll, sse, stream, ws_frames
 from feed.wire.ws import TEXT
 from pushlab.cli import main
 
@@ -113,10 +113,10 @@ def test_empty_long_poll_is_a_204_with_cursor(live):
     assert (second["status"], second["header_cursor"], second["bytes"]["body"]) == (204, "0", 0)
 
 
-@pytest.mark.parametrize("what", ["handshake", "frames", "sse", "poll", "h2"])
+@pytest.mark.parametrize("what", ["handshake", "frames", "sse", "stream", "poll", "h2"])
 def test_cli_json_and_text(live, what, capsys):
     """Each subcommand prints text, and valid JSON with --json."""
-    extra = ["--seconds", "0.3"] if what == "sse" else []
+    extra = ["--seconds", "0.3"] if what in ("sse", "stream") else []
     assert main(["explain", what, "--url", live.url, *extra]) == 0
     assert capsys.readouterr().out.strip()
     assert main(["explain", what, "--url", live.url, "--json", *extra]) == 0
@@ -137,3 +137,22 @@ def test_sse_last_event_id_wins_over_since(live):
     assert "Last-Event-ID: 3\r\n" in report["request"]
     ids = [x["value"] for x in report["lines"] if x["kind"] == "id"]
     assert ids == ["3", "4", "5"]  # the ready event carries the cursor, then events 4 and 5
+
+
+def test_stream_chunks_and_lines_are_shown(serve, settings):
+    """The NDJSON stream: its first chunks byte for byte, then ready, events and heartbeats
+    named; Pushlab-Cursor wins over ?since; the byte counts add up."""
+    server = serve(settings.replace(keepalive_s=0.2))
+    publish(server.url, "n", 3)
+    report = stream.explain(server.url, "n", since=0, seconds=1.0, max_bytes=100_000, cursor=1)
+    assert report["status"] == 200 and report["chunked"]
+    assert report["headers"]["content-type"] == "application/x-ndjson"
+    assert "Pushlab-Cursor: 1\r\n" in report["request"]
+    kinds = [x["kind"] for x in report["lines"]]
+    assert kinds[:3] == ["ready", "event", "event"] and "heartbeat" in kinds
+    assert json.loads(report["lines"][0]["line"])["cursor"] == 1
+    first = report["chunks"][0]
+    assert first["wire"] == f"{first['size']:x}\r\n" + report["lines"][0]["line"] + "\n\r\n"
+    b = report["bytes"]
+    assert b["chunk_framing"] > 0 and b["stream"] == len(report["stream"].encode())
+    assert 0 < b["event_lines"] < b["stream"]
