@@ -44,7 +44,8 @@ def annotate_ndjson(text: str) -> list[dict[str, str]]:
 
 def chunks(raw: bytes, limit: int = 6) -> list[dict[str, Any]]:
     """The first ``limit`` chunks exactly as on the wire: size line, body, CRLF."""
-    out, pos = [], 0
+    out: list[dict[str, Any]] = []
+    pos = 0
     while len(out) < limit and (m := CHUNK_SIZE.match(raw, pos)):
         size = int(m.group(1), 16)
         end = m.end() + size + 2
