@@ -1,4 +1,5 @@
-"""Counting subscribers for flat-out cells: WebSocket and SSE, parsed per read, not per event.
+"""Counting subscribers for flat-out cells: WebSocket, SSE and NDJSON streams, parsed per read,
+not per event.
 
 Flat out, a process of the lab's clients (``clients/``: one decoded event object, one async
 generator step and one bookkeeping call per event) spends 3.3-4.0x the server's CPU per event
@@ -13,7 +14,7 @@ arrival), exact lost and duplicate counts, event bytes and the first seq. They n
 nor resume: a dropped or refused connection is an error, and a cell with errors does not count.
 
 ``python -m experiments.loadgen SPEC`` with ``spec["client"]`` ``{"wire": "count"}`` (and
-optionally ``"hold_ms"``) runs these; ``transport`` is ``ws`` or ``sse``.
+optionally ``"hold_ms"``) runs these; ``transport`` is ``ws``, ``sse`` or ``stream`` (or a poll).
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ import numpy as np
 from clients.explain.handshake import ws_target
 from feed.codec import control
 from feed.wire.contract import SUBPROTOCOL_JSON
-from feed.wire.http1 import ChunkedDecoder, Head, split_head, sse_request_for
+from feed.wire.http1 import (
+    ChunkedDecoder,
+    Head,
+    split_head,
+    sse_request_for,
+    stream_request_for,
+)
 from feed.wire.ws import accept_key, client_frame, new_ws_key, upgrade_request
 
 MAX_FRAME = 1 << 20
@@ -41,6 +48,8 @@ MAX_FRAME = 1 << 20
 EVENT = re.compile(rb'\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),')
 # SSE: the whole data line, for the event's byte count.
 SSE_EVENT = re.compile(rb'data: ?(\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),[^\r\n]*)')
+# NDJSON (/stream): an event is a whole line.
+LINE_EVENT = re.compile(rb'^(\{"topic":"[^"\\]*","seq":(\d+),"ts_ns":(\d+),[^\n]*)', re.MULTILINE)
 READY = re.compile(rb'\{"type":"ready"[^}]*?"cursor":(\d+)')
 PING = re.compile(rb'\{"type":"ping","id":(\d+|null)\}')
 
@@ -347,8 +356,36 @@ class SSECounter(Counter):
         self.tally.gaps += done.count(b'{"type":"gap"')
 
 
+class StreamCounter(SSECounter):
+    """``GET /stream``: chunked body, one JSON object per line."""
+
+    def __init__(self, url: str, topic: str, tally: Tally, win: Window) -> None:
+        Counter.__init__(self, stream_request_for(url, {"topic": topic}, {}), tally, win)
+        self.decoder = None
+        self.buf = b""
+
+    def _body(self, data: bytes) -> None:
+        now = time.time_ns()
+        if self.decoder is not None:
+            data = self.decoder.feed(data)
+            if self.decoder.done:
+                raise ConnectionError("the server ended the stream")
+        buf = self.buf + data if self.buf else data
+        end = buf.rfind(b"\n") + 1  # complete lines only
+        done, self.buf = buf[:end], buf[end:]
+        if not done:
+            return
+        found = LINE_EVENT.findall(done)
+        if found:
+            bodies, seqs, tss = zip(*found, strict=True)
+            self.win.record(self.tally, now, list(seqs), list(tss), sum(map(len, bodies)))
+        if self.tally.cursor is None and (ready := READY.search(done)):
+            self.tally.cursor = int(ready.group(1))
+        self.tally.gaps += done.count(b'{"type":"gap"')
+
+
 Factory = Callable[[str, str, Tally, Window], Counter]
-COUNTERS: dict[str, Factory] = {"ws": WSCounter, "sse": SSECounter}
+COUNTERS: dict[str, Factory] = {"ws": WSCounter, "sse": SSECounter, "stream": StreamCounter}
 # Connects in flight at once per process: a burst of thousands of SYNs overflows the server's
 # accept backlog and the retransmits (1 s, 3 s, ...) read as slow handshakes.
 CONNECT_CONCURRENCY = 128

@@ -10,6 +10,8 @@ and ACKs excluded, as the kernel's ``bytes_sent``/``bytes_received`` counters co
 - SSE: ``id: <seq>\\n`` + ``data: <json>\\n\\n`` per event, each sent as one HTTP/1.1 chunk
   (``<hex length>\\r\\n`` ... ``\\r\\n``). When the server is behind it writes several events as
   one chunk, so the measurement can only be lower than this.
+- HTTP streaming (``/stream``): ``<json>\n`` per event, each one HTTP/1.1 chunk; batched like
+  SSE when the server is behind, so again the measurement can only be lower.
 - Polling: every request costs the request line + httpx's default headers, and every answer
   uvicorn's status line + headers + the batch envelope; the events' JSON comes on top. The
   number of requests and empty answers per event is measured, so the formula takes them as input.
@@ -96,6 +98,9 @@ def per_event(transport: str, shape: Shape) -> tuple[float, float]:
     if transport == "sse":
         body = sse_event_len(j, s)
         return 0.0, body + chunk_overhead(round(body))
+    if transport == "stream":
+        line = j + 1
+        return 0.0, line + chunk_overhead(round(line))
     if transport not in ("poll", "long-poll") or shape.events == 0:
         raise ValueError(f"no formula for {transport!r} with {shape.events} events")
     path = "/poll" if transport == "poll" else "/long-poll"

@@ -140,7 +140,7 @@ def _profile(
     duration_s: float,
     locust_users: int,
     extras: bool = True,
-    idle_transports: tuple[str, ...] = ("long-poll", "sse", "ws"),
+    idle_transports: tuple[str, ...] = ("long-poll", "sse", "ws", "stream"),
 ) -> list[Cell]:
     common: dict[str, Any] = {"size": size, "warmup_s": warmup_s, "duration_s": duration_s}
     big = max(subs)

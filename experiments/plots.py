@@ -20,10 +20,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments.matrix import variant  # noqa: E402
 from experiments.records import BenchCell  # noqa: E402
+from feed.wire.contract import TRANSPORTS  # noqa: E402
 
 Cells = list[BenchCell]
-COLORS = {"poll": "tab:red", "long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
-ORDER = ("poll", "long-poll", "sse", "ws")
+COLORS = {
+    "poll": "tab:red",
+    "long-poll": "tab:orange",
+    "sse": "tab:blue",
+    "ws": "tab:green",
+    "stream": "tab:purple",
+}
+ORDER = TRANSPORTS
 
 
 def ok(cells: Iterable[BenchCell], tag: str | None = None, kind: str = "asyncio") -> Cells:

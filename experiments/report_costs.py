@@ -83,7 +83,7 @@ def _why(c: BenchCell) -> str:
         return ""
     if "deflate" in label(c):
         return "permessage-deflate was negotiated; the formula counts uncompressed frames."
-    if c["transport"] == "sse" and d < 0:
+    if c["transport"] in ("sse", "stream") and d < 0:
         return "under backlog the server writes several events as one chunk, saving chunk framing."
     if c.get("wire_closed_connections"):
         n = c["wire_closed_connections"]

@@ -11,6 +11,7 @@ import pytest
 from experiments.countwire import (
     Batcher,
     SSECounter,
+    StreamCounter,
     Tally,
     Window,
     WSCounter,
@@ -192,6 +193,22 @@ async def test_sse_end_of_stream_is_an_error():
     assert "the server ended the stream" in tally.errors[0]
 
 
+async def test_ndjson_counts_the_same_however_the_reads_split():
+    """/stream lines: gap, ready, four events and a heartbeat, cut at every byte."""
+    fields = {"content-type": "application/x-ndjson", "transfer-encoding": "chunked"}
+    head = response_head(200, "OK", fields)
+    lines = [b'{"type":"gap","last_seq":0}', b'{"type":"ready","topic":"t","cursor":0}']
+    lines += [event(s) for s in (1, 2, 3, 4)] + [b'{"type":"heartbeat"}']
+    stream = b"".join(encode_chunk(line + b"\n") for line in lines)
+    for cuts in [[i] for i in range(1, len(stream))] + [list(range(1, len(stream), 3))]:
+        tally, win = Tally(), open_window()
+        counter = StreamCounter(URL, "t", tally, win)
+        counter.connection_made(Recorder())  # type: ignore[arg-type]
+        feed(counter, head + stream, [len(head) + c for c in cuts])
+        assert (tally.errors, tally.cursor, tally.seen, tally.last_seq) == ([], 0, 4, 4), cuts
+        assert tally.gaps == 1 and tally.nbytes == sum(len(event(s)) for s in (1, 2, 3, 4))
+
+
 async def test_batcher_holds_each_socket_until_its_interval():
     batcher = Batcher(0.01)
     recs = [Recorder(), Recorder()]
@@ -202,7 +219,7 @@ async def test_batcher_holds_each_socket_until_its_interval():
     assert batcher.timer is None and all(r.paused == 1 for r in recs)
 
 
-@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["ws", "sse"]))
+@pytest.mark.parametrize(("transport", "sse_impl"), each_sse_impl(["ws", "sse", "stream"]))
 async def test_counts_every_event_a_real_server_sends(transport: str, serve: Any, sse_impl: str):
     """Real uvicorn: three subscribers per wire, 300 events, a heartbeat every 20 ms answered."""
     settings = Settings.from_env(

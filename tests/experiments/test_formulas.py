@@ -2,6 +2,7 @@
 
 from experiments import formulas
 from feed.codec import encode_event
+from feed.frames import ndjson_chunk
 
 
 def test_ws_header_sizes():
@@ -30,3 +31,10 @@ def test_poll_costs_headers_per_request():
     up_i, down_i = formulas.per_event("poll", idle)
     assert up_i == 10 * up_b and down_i > down_b > 120
     assert formulas.per_event("ws", busy) == (0.0, 122.0)
+
+
+def test_stream_event_matches_the_server_chunk():
+    """The /stream formula is the length of the chunk the server writes per event."""
+    ev = encode_event("ticks", 12345, 1795629003808889305, {"price": 101.2})
+    shape = formulas.Shape(event_len=len(ev.json), seq_len=5, events=1)
+    assert formulas.per_event("stream", shape) == (0.0, float(len(ndjson_chunk(ev))))
