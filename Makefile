@@ -69,7 +69,7 @@ serve: venv ## run the server with the ticker (and its admin control) on 127.0.0
 	$(BIN)/pushlab serve --admin
 
 PROFILE ?= quick
-bench: install ## the four-transport comparison: run, plot, report (PROFILE=quick|full|tiny)
+bench: install ## the transport comparison: run, plot, report (PROFILE=quick|full|tiny)
 	$(BIN)/pushlab bench --profile $(PROFILE)
 
 P99_MS ?= 100

@@ -104,6 +104,15 @@ async def body_reads(
             silence.cancel()
     finally:
         writer.close()
+        try:
+            # A TLS close takes round trips (close_notify): waited for, briefly, so the socket is
+            # not left to a loop that may be about to end (a ResourceWarning, an open fd).
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.transport.abort()  # nothing more to say: whatever is left goes now
 
 
 class _Silence:

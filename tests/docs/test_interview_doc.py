@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "interview-prep.md"
 PENDING = "lands with branch"
 TEXT = DOC.read_text()
-EXPLAIN_WHATS = {"handshake", "frames", "sse", "poll", "h2"}
+EXPLAIN_WHATS = {"handshake", "frames", "sse", "stream", "poll", "h2"}
 
 
 def sections() -> dict[int, str]:
