@@ -6,7 +6,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from feed.codec import encode_event, loads, msgpack_frame
-from feed.frames import sse_chunk, ws_binary_frame, ws_text_frame
+from feed.frames import ndjson_chunk, sse_chunk, ws_binary_frame, ws_text_frame
 from feed.wire.ws import TEXT, encode_frame
 
 
@@ -41,14 +41,19 @@ def test_event_frames_are_cached_and_carry_the_event() -> None:
     assert binary.opcode is Opcode.BINARY and binary.data == msgpack_frame(event)
 
 
-def test_sse_chunk_decodes_as_http_chunked_body() -> None:
-    """h11 reassembles the chunk into exactly the SSE frame."""
+@pytest.mark.parametrize("form", ["sse", "ndjson"])
+def test_stream_chunks_decode_as_http_chunked_body(form: str) -> None:
+    """h11 reassembles the chunk into exactly the SSE frame, or the event's JSON line."""
     event = encode_event("t", 1, 2, "hi")
+    chunk_of, expected = {
+        "sse": (sse_chunk, event.sse),
+        "ndjson": (ndjson_chunk, event.json + b"\n"),
+    }[form]
     conn = h11.Connection(h11.CLIENT)
     conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
     conn.send(h11.EndOfMessage())
     head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-    conn.receive_data(head + sse_chunk(event) + b"0\r\n\r\n")
+    conn.receive_data(head + chunk_of(event) + b"0\r\n\r\n")
     body = b""
     while True:
         ev = conn.next_event()
@@ -56,5 +61,5 @@ def test_sse_chunk_decodes_as_http_chunked_body() -> None:
             body += ev.data
         elif isinstance(ev, h11.EndOfMessage):
             break
-    assert body == event.sse
-    assert sse_chunk(event) is sse_chunk(event)
+    assert body == expected
+    assert chunk_of(event) is chunk_of(event)

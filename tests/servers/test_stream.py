@@ -148,6 +148,34 @@ async def test_order_kept_when_direct_and_buffered_alternate(serve, settings):
         stream.close()
 
 
+async def test_kick_ends_the_stream_with_an_end_line(serve, settings):
+    """/admin/kick says goodbye on /stream as SSE does: an end line, then the last chunk."""
+    server = serve(settings.replace(admin=True))
+    stream = await open_stream(server.port)
+    try:
+        await stream.read_until(b'"ready"')
+        async with httpx.AsyncClient(trust_env=False) as http:
+            r = await http.post(f"{server.url}/admin/kick", params={"topic": "t"})
+        assert r.status_code == 200, r.text
+        await stream.read_until(b"never", timeout=10)  # until the response ends
+        assert stream.ended and lines(stream)[-1] == {"type": "end", "reason": "kicked"}
+    finally:
+        stream.close()
+
+
+async def test_the_per_ip_cap_is_a_429_before_the_stream(serve, settings):
+    """A second stream from an IP at its cap is refused with an HTTP answer, not a cut 200."""
+    server = serve(settings.replace(max_conns_per_ip=1))
+    stream = await open_stream(server.port)
+    try:
+        await stream.read_until(b'"ready"')
+        async with httpx.AsyncClient(trust_env=False) as http:
+            r = await http.get(f"{server.url}/stream", params={"topic": "t"})
+        assert (r.status_code, r.json()["error"]) == (429, "too_many_connections")
+    finally:
+        stream.close()
+
+
 async def test_another_server_gets_the_same_stream(settings):
     """Under hypercorn (no uvicorn cycle: a second task waits for the disconnect) the stream
     serves the same lines, heartbeats included, and a client that leaves is unsubscribed."""
