@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from feed.broker import Subscription
@@ -94,10 +94,11 @@ class Framing:
     chunk: Callable[[EncodedEvent], bytes]  # an event as one HTTP/1.1 chunk (direct delivery)
     ping: bytes  # the keep-alive
     end: Callable[[str], bytes]  # the goodbye with its reason
+    # Built once and shared: every open stream holds a reference (memory per idle stream).
+    ping_chunk: bytes = field(init=False)
 
-    @property
-    def ping_chunk(self) -> bytes:
-        return encode_chunk(self.ping)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ping_chunk", encode_chunk(self.ping))
 
 
 SSE = Framing(TRANSPORT, HEADERS, sse_opening, sse_batch, sse_size, sse_chunk, PING, sse_end)
