@@ -6,12 +6,14 @@ from clients.retry import RetryPolicy, is_retryable
 from clients.short_poll import ShortPollClient
 from clients.sse import SSEClient
 from clients.websocket import WebSocketClient
+from clients.webtransport import WebTransportClient
 
 CLIENTS: dict[str, type[FeedClient]] = {
     "poll": ShortPollClient,
     "long-poll": LongPollClient,
     "sse": SSEClient,
     "ws": WebSocketClient,
+    "wt": WebTransportClient,
 }
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     "SSEClient",
     "ShortPollClient",
     "WebSocketClient",
+    "WebTransportClient",
     "is_retryable",
 ]

@@ -33,6 +33,7 @@ _KEYS = (
     "trusted_proxies",
     "shutdown_timeout_s",
     "snapshot_path",
+    "webtransport_port",
 )
 
 
@@ -91,6 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
     parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
+    parser.add_argument(
+        "--webtransport-port",
+        type=int,
+        help="WebTransport over HTTP/3 on this UDP port (0: any free one; -1: off, the default)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
