@@ -76,15 +76,24 @@ class H3Client(QuicConnectionProtocol):
             self._timer = self._loop.call_at(timer_at, self._handle_timer)
         self._timer_at = timer_at
 
-    def open_session(self, authority: str, path: str, headers: list[tuple[bytes, bytes]]) -> int:
-        """Send the extended CONNECT for a WebTransport session; its stream id is the session id."""
+    def open_session(
+        self,
+        authority: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        protocol: bytes = b"webtransport",
+    ) -> int:
+        """Send the extended CONNECT for a WebTransport session; its stream id is the session id.
+
+        ``protocol`` other than ``webtransport`` (e.g. ``websocket``, RFC 9220) is for tests.
+        """
         sid = self._quic.get_next_available_stream_id()
         request = [
             (b":method", b"CONNECT"),
             (b":scheme", b"https"),
             (b":authority", authority.encode()),
             (b":path", path.encode()),
-            (b":protocol", b"webtransport"),
+            (b":protocol", protocol),
         ]
         self.h3.send_headers(sid, request + headers)
         self.transmit()
