@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, H3Connection
@@ -36,6 +36,7 @@ class H3Client(QuicConnectionProtocol):
         # client must not grow a list per packet.
         self.udp_sent = self.udp_received = self.bytes_sent = self.bytes_received = 0
         self.record = record
+        self.udp: Counting
         self.sent: list[int] = []
         self.received: list[int] = []
 
@@ -50,31 +51,17 @@ class H3Client(QuicConnectionProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.queue.put_nowait(None)
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A cast, not an isinstance check: uvloop's UDP transport is not asyncio's class.
+        self.udp = Counting(cast(asyncio.DatagramTransport, transport), self)
+        super().connection_made(self.udp)
+
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         self.udp_received += 1
         self.bytes_received += len(data)
         if self.record:
             self.received.append(len(data))
         super().datagram_received(data, addr)
-
-    def transmit(self) -> None:
-        # aioquic's transmit(), with every datagram counted on its way to the socket.
-        self._transmit_task = None
-        if self._transport is None or self._transport.is_closing():
-            return
-        for data, addr in self._quic.datagrams_to_send(now=self._loop.time()):
-            self.udp_sent += 1
-            self.bytes_sent += len(data)
-            if self.record:
-                self.sent.append(len(data))
-            self._transport.sendto(data, addr)
-        timer_at = self._quic.get_timer()
-        if self._timer is not None and self._timer_at != timer_at:
-            self._timer.cancel()
-            self._timer = None
-        if self._timer is None and timer_at is not None:
-            self._timer = self._loop.call_at(timer_at, self._handle_timer)
-        self._timer_at = timer_at
 
     def open_session(
         self,
@@ -100,23 +87,51 @@ class H3Client(QuicConnectionProtocol):
         return sid
 
     def peer_cert_sha256(self) -> bytes | None:
-        cert = self._quic.tls._peer_certificate  # aioquic has no public accessor
+        # aioquic has no public accessor (pinned by tests/servers/test_quic_pins.py).
+        cert = self._quic.tls._peer_certificate
         return None if cert is None else hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
 
     def abort(self) -> None:
         """Close the socket without a CONNECTION_CLOSE, as a crash or a lost path would."""
-        if self._transport is not None:
-            self._transport.close()
+        self.udp.close()
 
     def shutdown(self) -> None:
-        """CONNECTION_CLOSE, then the socket (not waiting out the closing period)."""
-        if self._transport is not None and not self._transport.is_closing():
-            self._quic.close()
-            self.transmit()
-            self._transport.close()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """CONNECTION_CLOSE, then the socket (not waiting out the closing period, whose timers
+        then write to nothing)."""
+        if not self.udp.is_closing():
+            self.close()
+            self.udp.close()
+
+
+class Counting(asyncio.DatagramTransport):
+    """The UDP transport, counting what is sent; sends after ``close()`` are dropped quietly
+    (asyncio would log a warning for each past the fifth)."""
+
+    def __init__(self, inner: asyncio.DatagramTransport, owner: H3Client) -> None:
+        super().__init__()
+        self.inner, self.owner = inner, owner
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if self.inner.is_closing():
+            return
+        owner = self.owner
+        owner.udp_sent += 1
+        owner.bytes_sent += len(data)
+        if owner.record:
+            owner.sent.append(len(data))
+        self.inner.sendto(data, addr)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def is_closing(self) -> bool:
+        return self.inner.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.inner.get_extra_info(name, default)
+
+    def abort(self) -> None:
+        self.inner.abort()
 
 
 async def connect(

@@ -29,6 +29,7 @@ from aioquic.asyncio.server import QuicServer, serve
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import ConnectionTerminated, ProtocolNegotiated, QuicEvent
 from starlette.requests import HTTPConnection
 
@@ -39,6 +40,7 @@ from feed.wire.contract import WEBTRANSPORT, WEBTRANSPORT_PATH
 from servers import policy
 from servers.admission import check_open
 from servers.auth import Principal
+from servers.fastpath.quic import listening_port, peer
 from servers.logs import log_conn
 from servers.state import AppState, error_body, status_for
 from servers.webtransport.cert import Certificate, self_signed
@@ -111,6 +113,11 @@ class FeedProtocol(QuicConnectionProtocol):
         self.h3: H3Connection | None = None
         self.sessions: dict[int, asyncio.Task[None]] = {}
 
+    @property
+    def quic(self) -> QuicConnection:
+        """The QUIC state machine (aioquic's protocol subclasses reach it as ``_quic``)."""
+        return self._quic
+
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ProtocolNegotiated) and event.alpn_protocol in H3_ALPN:
             self.h3 = H3Connection(self._quic, enable_webtransport=True)
@@ -131,15 +138,9 @@ class FeedProtocol(QuicConnectionProtocol):
             if task is not None:
                 task.cancel()
 
-    def peer(self) -> tuple[str, int]:
-        # aioquic has no public accessor for the peer's address (its own example reads this).
-        addr = self._quic._network_paths[0].addr  # noqa: SLF001
-        host = str(addr[0]).removeprefix("::ffff:")
-        return host, int(addr[1])
-
     def _request(self, event: HeadersReceived) -> None:
         sid = event.stream_id
-        client = self.peer()
+        client = peer(self._quic)
         try:
             admitted = self.server.admit(Request.parse(event.headers), client)
         except Refusal as refusal:
@@ -211,9 +212,7 @@ class WebTransportServer:
             configuration=config,
             create_protocol=partial(FeedProtocol, server=self),
         )
-        transport = self._quic._transport  # noqa: SLF001 (aioquic keeps the socket private)
-        assert transport is not None
-        self.port = int(transport.get_extra_info("sockname")[1])
+        self.port = listening_port(self._quic)
         return self
 
     def close(self) -> None:
@@ -287,7 +286,7 @@ class WebTransportServer:
                         assert proto.h3 is not None
                         session = Session(
                             proto.h3,
-                            proto._quic,
+                            proto.quic,
                             sid,
                             conn,
                             a.datagrams,

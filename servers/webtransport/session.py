@@ -27,6 +27,7 @@ from feed.codec import control, dumps
 from feed.events import EncodedEvent
 from feed.exceptions import SubscriptionClosed
 from feed.wire.contract import TOKEN_EXPIRED
+from servers.fastpath.quic import datagrams_pending, unacked
 
 if TYPE_CHECKING:
     from aioquic.h3.connection import H3Connection
@@ -62,13 +63,6 @@ def preamble(sub: Subscription) -> bytes:
     """A ``gap`` line when the cursor was not honoured, then the ``ready`` line."""
     gap = line(dumps({"type": "gap", **sub.gap.as_dict()})) if sub.gap else b""
     return gap + line(control("ready", topic=sub.topic, cursor=sub.cursor))
-
-
-def unacked(quic: QuicConnection, stream_id: int) -> int:
-    """Bytes of ``stream_id`` sent or queued and not acknowledged yet."""
-    # aioquic has no public accessor; the sender keeps them in one buffer.
-    stream = quic._streams.get(stream_id)  # noqa: SLF001
-    return len(stream.sender._buffer) if stream is not None else 0  # noqa: SLF001
 
 
 @dataclass(slots=True)
@@ -126,7 +120,7 @@ class Session:
         for event in batch:
             if len(event.json) > DATAGRAM_MAX_PAYLOAD:
                 self.stats.too_big += 1
-            elif len(self.quic._datagrams_pending) >= DATAGRAM_BUDGET:  # noqa: SLF001
+            elif datagrams_pending(self.quic) >= DATAGRAM_BUDGET:
                 self.stats.over_budget += 1
             else:
                 self.h3.send_datagram(self.session_id, event.json)
