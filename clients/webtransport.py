@@ -23,6 +23,7 @@ import httpx
 from aioquic.h3.events import (
     DatagramReceived,
     DataReceived,
+    H3Event,
     HeadersReceived,
     WebTransportStreamDataReceived,
 )
@@ -100,23 +101,30 @@ class WebTransportClient(FeedClient):
         try:
             headers = [] if self.origin is None else [(b"origin", self.origin.encode())]
             sid = self.session_id = conn.open_session(target.netloc, self.path(), headers)
-            await self._accepted(conn, sid)
+            early = await self._accepted(conn, sid)
             self.counters.requests += 1
             self.counters.connections += 1
-            async for item in self._read(conn, sid):
+            async for item in self._read(conn, sid, early):
                 yield item
         finally:
             conn.shutdown()
             self.conn = None
 
-    async def _accepted(self, conn: H3Client, sid: int) -> None:
-        """Wait for the CONNECT's answer; raise on anything but 200 (4xx fatal, like the others)."""
-        event = await asyncio.wait_for(conn.queue.get(), self.handshake_timeout_s)
-        if not isinstance(event, HeadersReceived) or event.stream_id != sid:
-            raise TransportError(f"wt: expected the CONNECT's response, got {event!r}")
+    async def _accepted(self, conn: H3Client, sid: int) -> list[H3Event]:
+        """Wait for the CONNECT's answer; raise on anything but 200 (4xx fatal, like the others).
+
+        Returns the session's events that overtook the answer (QUIC does not order streams)."""
+        early: list[H3Event] = []
+        while True:
+            event = await asyncio.wait_for(conn.queue.get(), self.handshake_timeout_s)
+            if event is None:
+                raise TransportError("wt: the QUIC connection ended before the CONNECT's answer")
+            if isinstance(event, HeadersReceived) and event.stream_id == sid:
+                break
+            early.append(event)
         status = int(dict(event.headers).get(b":status", b"0"))
         if status == 200:
-            return
+            return early
         body = b""
         while not event.stream_ended and len(body) < MAX_ERROR_BODY:
             event = await asyncio.wait_for(conn.queue.get(), self.handshake_timeout_s)
@@ -128,11 +136,14 @@ class WebTransportClient(FeedClient):
             raise FatalTransportError(f"HTTP/3 {status}: {text}", status=status)
         raise TransportError(f"HTTP/3 {status}: {text}")
 
-    async def _read(self, conn: H3Client, sid: int) -> AsyncGenerator[RawItem, None]:
+    async def _read(
+        self, conn: H3Client, sid: int, early: list[H3Event]
+    ) -> AsyncGenerator[RawItem, None]:
         buffer = b""
         held: list[bytes] | None = [] if self.datagrams else None
+        early.reverse()
         while True:
-            event = await conn.queue.get()
+            event = early.pop() if early else await conn.queue.get()
             if event is None:
                 raise TransportError("wt: the QUIC connection ended")
             if isinstance(event, WebTransportStreamDataReceived) and event.session_id == sid:

@@ -112,6 +112,7 @@ class FeedProtocol(QuicConnectionProtocol):
         self.server = server
         self.h3: H3Connection | None = None
         self.sessions: dict[int, asyncio.Task[None]] = {}
+        server.connections.add(self)
 
     @property
     def quic(self) -> QuicConnection:
@@ -122,11 +123,15 @@ class FeedProtocol(QuicConnectionProtocol):
         if isinstance(event, ProtocolNegotiated) and event.alpn_protocol in H3_ALPN:
             self.h3 = H3Connection(self._quic, enable_webtransport=True)
         elif isinstance(event, ConnectionTerminated):
-            for task in list(self.sessions.values()):
-                task.cancel()
+            self.cancel_sessions()
+            self.server.connections.discard(self)
         if self.h3 is not None:
             for h3_event in self.h3.handle_event(event):
                 self._h3_event(h3_event)
+
+    def cancel_sessions(self) -> None:
+        for task in list(self.sessions.values()):
+            task.cancel()
 
     def _h3_event(self, event: H3Event) -> None:
         if isinstance(event, HeadersReceived) and event.stream_id not in self.sessions:
@@ -196,6 +201,8 @@ class WebTransportServer:
         self.stats = DatagramStats()
         self.port = -1
         self._quic: QuicServer | None = None
+        # Live QUIC connections, each removed when it terminates (idle timeout included).
+        self.connections: set[FeedProtocol] = set()
 
     async def start(self) -> WebTransportServer:
         config = QuicConfiguration(
@@ -216,7 +223,11 @@ class WebTransportServer:
         return self
 
     def close(self) -> None:
-        """CONNECTION_CLOSE to every client, then the socket."""
+        """Cancel what sessions are left (the drain has ended the others), send
+        CONNECTION_CLOSE to every client, then close the socket."""
+        for connection in list(self.connections):
+            connection.cancel_sessions()
+        self.connections.clear()
         if self._quic is not None:
             self._quic.close()
             self._quic = None

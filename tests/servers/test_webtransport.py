@@ -154,6 +154,17 @@ async def test_refusals_are_http3_answers(serve, settings, caplog, case, status,
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
+async def test_client_stops_on_a_refused_token(serve, settings):
+    """The Python client gets the 401 and gives up instead of retrying forever."""
+    from feed.exceptions import FatalTransportError
+
+    live = serve(settings.replace(auth=True))
+    client = WebTransportClient(live.url, "t", token="not-a-jwt")
+    with pytest.raises(FatalTransportError) as refused:
+        await asyncio.wait_for(anext(client.events()), 10 * MS)
+    assert refused.value.status == 401
+
+
 async def test_a_good_token_and_origin_are_accepted(serve, settings):
     """With auth and an Origin allowlist, the right token and Origin get 200 and a ready line."""
     live = serve(settings.replace(auth=True, origins="http://good.example"))

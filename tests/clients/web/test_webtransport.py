@@ -10,7 +10,7 @@ import pytest
 
 from clients.browser import launch
 from feed.settings import Settings
-from tests.support import MS
+from tests.support import MS, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -54,6 +54,13 @@ def publish(url: str, topic: str, n: int) -> None:
         assert r.status_code == 200
 
 
+def open_sessions(url: str) -> float:
+    """``pushlab_connections{transport="wt"}``: sessions the server is serving."""
+    text = httpx.get(f"{url}/metrics", trust_env=False).text
+    prefix = 'pushlab_connections{transport="wt"}'
+    return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(prefix)), 0.0)
+
+
 def counters(page: Any, topic: str) -> dict[str, Any]:
     got: dict[str, Any] = page.evaluate(f"() => window.clients['{topic}'].counters")
     return got
@@ -83,6 +90,8 @@ def test_page_resumes_after_a_drop_and_a_kick(serve, settings, page):
     page.evaluate("() => window.clients.r.drop()")
     publish(live.url, "r", 10)
     page.wait_for_function("() => window.clients.r.counters.events === 20")
+    # The page's close reached the server: the old session ended there, not at the idle timeout.
+    wait_until(lambda: open_sessions(live.url) == 1, 5 * MS, "one session left on the server")
     r = httpx.post(f"{live.url}/admin/kick", params={"topic": "r"}, trust_env=False)
     assert r.status_code == 200
     publish(live.url, "r", 10)
