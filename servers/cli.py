@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 
 from feed.fdlimit import raise_nofile
 from feed.settings import SSE_IMPLS, WS_IMPLS, Settings
@@ -119,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
         sock = socket.socket(fileno=args.fd)
         args.host, args.port = sock.getsockname()[:2]
     settings = settings_from_args(args)
+    if getattr(args, "workers", 1) != 1 and settings.webtransport_port >= 0:
+        # One UDP socket per process, and QUIC packets are not routed to the worker that holds
+        # their connection (that needs connection-ID-aware routing): not supported.
+        print("pushlab serve: --webtransport-port needs --workers 1", file=sys.stderr)
+        return 2
     if getattr(args, "workers", 1) != 1:
         from servers.workers import run_workers
 

@@ -240,3 +240,16 @@ def test_serve_flag_turns_it_on():
     assert settings_from_args(parser.parse_args([])).webtransport_port == -1
     args = parser.parse_args(["--webtransport-port", "0"])
     assert settings_from_args(args).webtransport_port == 0
+
+
+def test_serve_refuses_webtransport_with_workers(capsys):
+    """N workers cannot share QUIC connections: refused before anything starts."""
+    import argparse
+
+    from servers.cli import run as serve_run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--workers", "2", "--webtransport-port", "0"])
+    assert serve_run(args) == 2
+    assert "--workers 1" in capsys.readouterr().err

@@ -114,3 +114,14 @@ def test_page_receives_events_as_datagrams(serve, settings, page):
     assert sent == 20
     # Whatever was lost shows as holes, never as silence.
     assert c["events"] + c["lost"] == 20, c
+
+
+def test_dashboard_has_a_webtransport_panel_when_served(serve, settings, page):
+    """With --webtransport-port the dashboard adds a WebTransport panel that takes the feed."""
+    live = serve(settings.replace(ticker_rate=20))
+    page.goto(f"{live.url}/")
+    page.wait_for_function("() => window.pushlab && window.pushlab.clients.wt")
+    page.wait_for_function("() => window.pushlab.clients.wt.counters.events >= 5")
+    panel = page.locator('section.panel[data-transport="wt"]')
+    panel.locator(".check.ok").wait_for()
+    assert panel.locator(".state").inner_text() == "open"
