@@ -231,6 +231,35 @@ async def test_datagram_mode_counts_what_it_cannot_send(serve, settings):
     }
 
 
+async def test_datagrams_past_the_budget_are_dropped_and_counted(serve, settings):
+    """A replay of 1,000 events in one batch: the first DATAGRAM_BUDGET are queued, the rest are
+    dropped (not queued without bound) and counted; the client sees the holes."""
+    from feed.memory import MemoryBroker
+    from servers.webtransport.session import DATAGRAM_BUDGET
+
+    broker = MemoryBroker(settings.history)
+    for i in range(1000):
+        await broker.publish("flood", {"i": i})
+    live = serve(settings, broker=broker)
+    client = WebTransportClient(live.url, "flood", since=0, datagrams=True)
+    got: list[int] = []
+
+    async def run() -> None:
+        async for item in client.events():
+            if isinstance(item, Received):
+                got.append(item.event.seq)
+
+    task = asyncio.ensure_future(run())
+    try:
+        await async_wait_until(lambda: len(got) >= DATAGRAM_BUDGET, 10, "the queued datagrams")
+    finally:
+        task.cancel()
+    counts = info(live.url)["datagrams"]
+    assert counts["sent"] == DATAGRAM_BUDGET
+    assert counts["dropped_over_budget"] == 1000 - DATAGRAM_BUDGET
+    assert got == list(range(1, DATAGRAM_BUDGET + 1))  # loopback: what was sent, arrived
+
+
 def test_serve_flag_turns_it_on():
     """``pushlab serve --webtransport-port 0`` is the setting; off (-1) by default."""
     import argparse
