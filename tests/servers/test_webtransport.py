@@ -179,6 +179,33 @@ async def test_a_good_token_and_origin_are_accepted(serve, settings):
         conn.shutdown()
 
 
+async def test_expired_token_ends_the_session(serve, settings):
+    """A session lives as long as its token: then an end line with reason token_expired."""
+    live = serve(settings.replace(auth=True))
+    token, _ = issue(live.settings, "ann", ttl_s=2)  # expires in 1-2 s (whole seconds)
+    conn, sid, status, _ = await session(live.url, {"topic": "t", "token": token})
+    try:
+        assert status == 200
+        got = await lines(conn, sid, 2)
+        assert got[1] == {"type": "end", "reason": "token_expired"}
+    finally:
+        conn.shutdown()
+
+
+async def test_per_ip_cap_is_a_429(serve, settings):
+    """The per-IP connection cap counts WebTransport sessions like every stream."""
+    live = serve(settings.replace(max_conns_per_ip=1))
+    first, sid, status, _ = await session(live.url, {"topic": "t"})
+    try:
+        assert status == 200
+        await lines(first, sid, 1)
+        second, _, refused, body = await session(live.url, {"topic": "t"})
+        second.shutdown()
+        assert (refused, loads(body)["error"]) == (429, "too_many_connections")
+    finally:
+        first.shutdown()
+
+
 async def test_shutdown_says_goodbye(serve, settings):
     """Draining ends each session with an end line (reason shutdown), then the stream's FIN."""
     live = serve(settings)
