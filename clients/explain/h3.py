@@ -12,7 +12,9 @@ client's first datagram is padded to 1,200 bytes (RFC 9000 §14.1, anti-amplific
 sides open three unidirectional streams before any request (control, QPACK encoder, decoder);
 the session is the CONNECT's stream id; the server's feed stream is a *server-initiated
 unidirectional* stream (id % 4 == 3) whose first bytes (type 0x54, then the session id) tie it
-to the session; after that it is the same NDJSON as the HTTP streaming transport.
+to the session; after that it is the same NDJSON as the HTTP streaming transport. Capsules
+(RFC 9297; CLOSE_WEBTRANSPORT_SESSION) are not shown: aioquic 1.7.2 parses none, and this
+session ends with QUIC's CONNECTION_CLOSE.
 """
 
 from __future__ import annotations
