@@ -287,6 +287,13 @@ async def test_datagrams_past_the_budget_are_dropped_and_counted(serve, settings
     assert got == list(range(1, DATAGRAM_BUDGET + 1))  # loopback: what was sent, arrived
 
 
+def test_port_setting_is_checked():
+    """-1 (off), 0 (any free port) or a port; anything else is refused at startup."""
+    for bad in ("-2", "65536", "x"):
+        with pytest.raises(ValueError, match="WEBTRANSPORT_PORT|webtransport_port"):
+            Settings.from_env({"PUSHLAB_WEBTRANSPORT_PORT": bad})
+
+
 def test_serve_flag_turns_it_on():
     """``pushlab serve --webtransport-port 0`` is the setting; off (-1) by default."""
     import argparse
