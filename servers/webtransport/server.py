@@ -112,6 +112,9 @@ class FeedProtocol(QuicConnectionProtocol):
         self.server = server
         self.h3: H3Connection | None = None
         self.sessions: dict[int, asyncio.Task[None]] = {}
+        # Request streams already answered: a second HEADERS on one (trailers, or after the
+        # session ended) is not a new request.
+        self.answered: set[int] = set()
         server.connections.add(self)
 
     @property
@@ -134,7 +137,8 @@ class FeedProtocol(QuicConnectionProtocol):
             task.cancel()
 
     def _h3_event(self, event: H3Event) -> None:
-        if isinstance(event, HeadersReceived) and event.stream_id not in self.sessions:
+        if isinstance(event, HeadersReceived) and event.stream_id not in self.answered:
+            self.answered.add(event.stream_id)
             self._request(event)
         elif isinstance(event, DataReceived) and event.stream_ended:
             # FIN on the CONNECT stream (after a CLOSE_WEBTRANSPORT_SESSION capsule, if any):

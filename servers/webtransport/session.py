@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aioquic.h3.connection import ErrorCode
+
 from feed.broker import OVERFLOW, Subscription
 from feed.codec import control, dumps
 from feed.events import EncodedEvent
@@ -108,6 +110,12 @@ class Session:
             # The CONNECT stream's FIN ends the session (draft-ietf-webtrans-http3 §6).
             self.h3.send_data(self.session_id, b"", end_stream=True)
             flush()
+        except asyncio.CancelledError:
+            # The client ended the session or the connection: stop the stream (a no-op once the
+            # connection is gone) rather than leave it open in aioquic's table.
+            self.quic.reset_stream(self.stream_id, ErrorCode.H3_REQUEST_CANCELLED)
+            flush()
+            raise
         finally:
             if expiry is not None:
                 expiry.cancel()
