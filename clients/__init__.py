@@ -7,6 +7,7 @@ from clients.short_poll import ShortPollClient
 from clients.sse import SSEClient
 from clients.stream import StreamClient
 from clients.websocket import WebSocketClient
+from clients.webtransport import WebTransportClient
 
 CLIENTS: dict[str, type[FeedClient]] = {
     "poll": ShortPollClient,
@@ -14,6 +15,7 @@ CLIENTS: dict[str, type[FeedClient]] = {
     "sse": SSEClient,
     "ws": WebSocketClient,
     "stream": StreamClient,
+    "wt": WebTransportClient,
 }
 
 __all__ = [
@@ -28,5 +30,6 @@ __all__ = [
     "ShortPollClient",
     "StreamClient",
     "WebSocketClient",
+    "WebTransportClient",
     "is_retryable",
 ]

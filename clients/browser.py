@@ -27,11 +27,17 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def launch(playwright: Any, *, path: str | None = None, args: tuple[str, ...] = ()) -> Any:
-    """A headless Chromium ``Browser`` from ``playwright.sync_api`` (or async: the same call)."""
+def launch(
+    playwright: Any, *, path: str | None = None, args: tuple[str, ...] = (), quic: bool = False
+) -> Any:
+    """A headless Chromium ``Browser`` from ``playwright.sync_api`` (or async: the same call).
+
+    ``quic=True`` leaves QUIC on: WebTransport needs it (clients/web/webtransport.js).
+    """
     executable = path or chromium_path()
     if executable is None:
         raise RuntimeError("chromium is not installed; run `make system`")
+    flags = [a for a in CHROMIUM_ARGS if quic is False or a != "--disable-quic"]
     return playwright.chromium.launch(
-        executable_path=executable, headless=True, args=[*CHROMIUM_ARGS, *args]
+        executable_path=executable, headless=True, args=[*flags, *args]
     )

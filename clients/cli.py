@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="only the stats line")
     parser.add_argument("--token", help="JWT (see POST /token); sent the transport's way")
     parser.add_argument("--binary", action="store_true", help="ws: MessagePack event frames")
+    parser.add_argument("--datagrams", action="store_true", help="wt: events as datagrams")
 
 
 def make_client(args: argparse.Namespace) -> FeedClient:
@@ -37,6 +38,8 @@ def make_client(args: argparse.Namespace) -> FeedClient:
     extra: dict[str, Any] = {"interval_s": args.interval} if args.transport == "poll" else {}
     if args.binary and args.transport == "ws":
         extra["binary"] = True
+    if getattr(args, "datagrams", False) and args.transport == "wt":
+        extra["datagrams"] = True
     return cls(args.url, args.topic, since=args.since, token=getattr(args, "token", None), **extra)
 
 

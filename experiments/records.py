@@ -350,6 +350,28 @@ class CompressionCell(TypedDict):
     cpu_scope: str
 
 
+class WebTransportCell(TypedDict):
+    """experiments.webtransport: one way of carrying the feed (WebTransport stream or datagrams,
+    or WebSocket) to ``sessions`` clients on a fresh server process."""
+
+    kind: str
+    cell: str
+    sessions: int
+    rate: float
+    size: int
+    duration_s: float
+    deliveries: int
+    lost: int  # seq holes the clients saw in the window (datagrams only, unless a bug)
+    server_dropped: int  # datagrams the server did not send (too big, over budget)
+    reconnects: int
+    server_cpu_s_per_1k_deliveries: float
+    server_rss_per_session_bytes: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    latency_ms_max: float
+    cpu_scope: str
+
+
 class AbuseCell(TypedDict):
     """experiments.abuse: one probe; per target its answer and the record behind it."""
 
@@ -606,6 +628,7 @@ CELL_KINDS: dict[str, type[Mapping[str, object]]] = {
     "browser": BrowserCell,
     "ladder": LadderCell,
     "storm": StormCell,
+    "webtransport": WebTransportCell,
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -140,6 +140,8 @@ class Settings:
     # a goodbye bounded by send_close_timeout_s (servers/websocket/session.py,
     # servers/sse/stream.py).
     send_close_timeout_s: float = 1.0
+    # WebTransport over HTTP/3 (servers/webtransport/): its UDP port; 0 any free one, -1 off.
+    webtransport_port: int = -1
 
     def __post_init__(self) -> None:
         for name in (
@@ -180,6 +182,8 @@ class Settings:
             raise ValueError("need http_header_timeout_s > 0 and http_idle_timeout_s > 0")
         if min(self.http_max_head_bytes, self.http_max_headers, self.http_max_pending) < 1:
             raise ValueError("need http_max_head_bytes, http_max_headers, http_max_pending >= 1")
+        if not -1 <= self.webtransport_port <= 65535:
+            raise ValueError("webtransport_port must be -1 (off), 0 (any) or a port")
         if self.send_close_timeout_s <= 0:
             raise ValueError("need send_close_timeout_s > 0")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:

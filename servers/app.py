@@ -20,6 +20,7 @@ from servers import auth, metrics, policy, publish, routes
 from servers.demos import chat, echo, pages, whiteboard
 from servers.fastpath.bare import PushlabApp
 from servers.state import AppState, on_pushlab_error, on_validation_error
+from servers.webtransport import info as webtransport_info
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -65,6 +66,12 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
         memory = the_broker if broker is None and isinstance(the_broker, MemoryBroker) else None
         if memory is not None and settings.snapshot_path:
             memory.restore(snapshot.load(settings.snapshot_path))
+        wt = None
+        if settings.webtransport_port >= 0:
+            from servers.webtransport.server import WebTransportServer  # aioquic only when on
+
+            wt = await WebTransportServer(app.state.pushlab).start()
+        app.state.webtransport = wt
         ticker = None
         if control is not None:
             ticker = asyncio.create_task(
@@ -74,6 +81,8 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
             yield
         finally:
             shutdown.set()
+            if wt is not None:
+                wt.close()
             app.state.pushlab.watchdog.close()
             app.state.pushlab.heartbeats.close()
             app.state.pushlab.sse_keepalive.close()
@@ -99,6 +108,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     app.include_router(publish.router)
     app.include_router(auth.router)
     app.include_router(metrics.router)
+    app.include_router(webtransport_info.router)
     app.include_router(echo.router)
     app.include_router(chat.router)
     app.include_router(whiteboard.router)

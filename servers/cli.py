@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 
 from feed.fdlimit import raise_nofile
 from feed.settings import SSE_IMPLS, WS_IMPLS, Settings
@@ -33,6 +34,7 @@ _KEYS = (
     "trusted_proxies",
     "shutdown_timeout_s",
     "snapshot_path",
+    "webtransport_port",
 )
 
 
@@ -92,6 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
     parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
     parser.add_argument(
+        "--webtransport-port",
+        type=int,
+        help="WebTransport over HTTP/3 on this UDP port (0: any free one; -1: off, the default)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -113,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
         sock = socket.socket(fileno=args.fd)
         args.host, args.port = sock.getsockname()[:2]
     settings = settings_from_args(args)
+    if getattr(args, "workers", 1) != 1 and settings.webtransport_port >= 0:
+        # One UDP socket per process, and QUIC packets are not routed to the worker that holds
+        # their connection (that needs connection-ID-aware routing): not supported.
+        print("pushlab serve: --webtransport-port needs --workers 1", file=sys.stderr)
+        return 2
     if getattr(args, "workers", 1) != 1:
         from servers.workers import run_workers
 

@@ -85,6 +85,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     (WS, "/ws"): Rule(Access.USER, origin=True, label="ws", first_message=True),
     ("GET", "/stream"): _user("stream"),
     ("POST", "/publish"): _user("publish"),
+    # WebTransport's CONNECT, checked by servers/webtransport/server.py (not an ASGI route).
+    ("CONNECT", "/wt"): _user("wt"),
     # Demos.
     (WS, "/echo"): _user("echo"),
     ("POST", "/echo"): _user("echo"),
@@ -99,6 +101,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # Public. /token signs any user without a password: development logins only (docs/protocol.md).
     ("POST", "/token"): _public("token", origin=True),
     ("GET", "/healthz"): _public("healthz"),
+    ("GET", "/webtransport"): _public("webtransport"),
     ("GET", "/metrics"): _public("metrics"),
     ("GET", "/"): _public("pages"),
     ("GET", "/whiteboard"): _public("pages"),

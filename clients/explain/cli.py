@@ -1,4 +1,4 @@
-"""``pushlab explain handshake|frames|sse|stream|poll [--url URL] [--json]`` against a running
+"""``pushlab explain handshake|frames|sse|stream|poll|h2|h3 [--url URL] [--json]`` against a
 server."""
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stream": "raw application/x-ndjson bytes from /stream, chunk by chunk, lines named",
         "poll": "a /poll and a /long-poll on one keep-alive connection, overhead vs payload",
         "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.h2c (started if needed)",
+        "h3": "a WebTransport session over HTTP/3: UDP sizes, QUIC packets, SETTINGS, streams",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--url", default=DEFAULT_URL, help=f"server (default {DEFAULT_URL})")
         p.add_argument("--json", action="store_true", help="print the report as JSON")
         p.add_argument(
-            "--topic", default="ticks" if name in ("sse", "stream", "poll") else "explain"
+            "--topic", default="ticks" if name in ("sse", "stream", "poll", "h3") else "explain"
         )
         if name in ("handshake", "frames"):
             p.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
@@ -45,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--cursor", type=int, help="send a Pushlab-Cursor header")
         if name == "h2":
             p.add_argument("--h2-port", type=int, help="an h2c server already on 127.0.0.1")
+        if name == "h3":
+            p.add_argument("--seconds", type=float, default=2.0, help="how long to read")
+            p.add_argument("--events", type=int, default=3, help="stop after this many")
+            p.add_argument("--datagrams", action="store_true", help="events as datagrams")
         if name == "poll":
             p.add_argument("--since", type=int, help="cursor for /poll (default: from now)")
             p.add_argument("--timeout", type=float, default=1.0, help="long-poll wait, s")
@@ -73,6 +78,11 @@ def report_for(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
         r = h2ws.explain(topic=args.topic, port=args.h2_port)
         return r, h2ws.render(r)
+    if args.what == "h3":
+        from clients.explain import h3  # aioquic only when asked for
+
+        r = h3.explain(args.url, args.topic, args.seconds, args.events, args.datagrams)
+        return r, h3.render(r)
     r = poll.explain(args.url, args.topic, args.since, args.timeout)
     return r, poll.render(r)
 

@@ -7,6 +7,7 @@ import { SSEClient } from "./sse.js";
 import { SlidingWindow } from "./stats.js";
 import { StreamClient } from "./stream.js";
 import { WebSocketClient } from "./ws.js";
+import { WebTransportClient } from "./webtransport.js";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
@@ -36,7 +37,10 @@ async function main() {
   setupControls(ticker, res?.status === 401 || res?.status === 403);
   const panels = {};
   const root = document.getElementById("panels");
-  for (const [key, title, Client, path] of KINDS) {
+  // WebTransport only when the server serves it (--webtransport-port) and the browser has it.
+  const wt = "WebTransport" in window && (await fetch("/webtransport").catch(() => null))?.ok;
+  const kinds = wt ? [...KINDS, ["wt", "WebTransport (HTTP/3)", WebTransportClient, null]] : KINDS;
+  for (const [key, title, Client, path] of kinds) {
     const options = { token, intervalMs: Number(document.getElementById("interval").value), ...retry };
     panels[key] = makePanel(root, key, title, new Client("", topic, options), path);
   }

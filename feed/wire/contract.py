@@ -17,6 +17,13 @@ PATHS = {
 }
 PUBLISH_PATH = "/publish"
 
+# WebTransport over HTTP/3 (servers/webtransport/): not in TRANSPORTS, whose entries are served on
+# the HTTP/1.1 port; it has its own UDP port, which GET WEBTRANSPORT_INFO_PATH names with the
+# certificate hash to pin.
+WEBTRANSPORT = "wt"
+WEBTRANSPORT_PATH = "/wt"
+WEBTRANSPORT_INFO_PATH = "/webtransport"
+
 # WebSocket subprotocols: JSON text frames, or MessagePack binary frames. A browser, which cannot
 # set headers, offers ``bearer.<token>`` beside one of them to authenticate.
 SUBPROTOCOL_JSON = "pushlab.v1"

@@ -13,12 +13,20 @@ import pytest
 from clients import CLIENTS, FeedClient, Received, RetryPolicy
 from feed.events import Gap
 from feed.memory import MemoryBroker
+from feed.settings import Settings
 from servers.launch import ServerThread
 from tests.support import MS, async_wait_until, each_sse_impl
 
 # "sse-stream": the SSE client on the lean wire the perf generators use (clients/sse_wire.py).
 TRANSPORTS = [*sorted(CLIENTS), "sse-stream"]
 FAST_RETRY = RetryPolicy(base_s=0.02, cap_s=0.2)
+
+
+@pytest.fixture
+def settings(sse_impl: str, transport: str) -> Settings:
+    """The suite's defaults (ticker off); for the WebTransport client, HTTP/3 on too."""
+    wt_port = 0 if transport == "wt" else -1
+    return Settings.from_env({}, ticker_rate=0, sse_impl=sse_impl, webtransport_port=wt_port)
 
 
 def make(transport: str, server: ServerThread, topic: str, **kwargs: Any) -> FeedClient:

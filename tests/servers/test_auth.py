@@ -23,7 +23,8 @@ TRANSPORTS = sorted(CLIENTS)
 
 @pytest.fixture
 def auth_settings(settings):
-    return settings.replace(auth=True, auth_first_message_s=0.5 * MS)
+    # WebTransport on as well: TRANSPORTS is every client, the HTTP/3 one included.
+    return settings.replace(auth=True, auth_first_message_s=0.5 * MS, webtransport_port=0)
 
 
 @pytest.fixture

@@ -142,6 +142,7 @@ async def test_exit_is_bounded_when_a_peer_never_leaves(sse_impl):
 async def test_clients_resume_across_sigterm_and_restart(tmp_path, snapshot, sse_impl):
     """Every transport's client reconnects after a SIGTERM restart on the same port."""
     env = {"PUSHLAB_SHUTDOWN_TIMEOUT_S": "3", "PUSHLAB_SSE_IMPL": sse_impl}
+    env["PUSHLAB_WEBTRANSPORT_PORT"] = "0"  # for the wt client (its port is found per connect)
     if snapshot:
         env["PUSHLAB_SNAPSHOT_PATH"] = str(tmp_path / "history.jsonl")
     proc = ServerProcess(env=env, log_path=tmp_path / "server.log").start()
