@@ -20,18 +20,14 @@ stall) could make it fail, and the window is scaled by PUSHLAB_TEST_MS for slow 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from clients.browser import launch
 from experiments.front import NEXT_HOP, Front, access_lines
-from experiments.tls import TLSFiles, make_tls
 from servers.launch import ServerThread
-from tests.support import MS, require, wait_until
+from tests.support import MS, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -78,37 +74,6 @@ STALL_WINDOW_S = 1.0
 # What the page's open streams and their stalled neighbours look like, from window.streamsReport().
 OPENED = "() => window.streamsReport().streams.filter(s => s.openMs !== null).length"
 GOT = "n => window.streamsReport().streams.filter(s => s.events >= n).length"
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    """One local CA and certificate for every nginx in this module."""
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def pinned(playwright: Any, tls: TLSFiles) -> Iterator[Any]:
-    """Chromium that trusts exactly this certificate's key (certificate checks stay on)."""
-    browser = launch(playwright, args=(f"--ignore-certificate-errors-spki-list={tls.spki_pin()}",))
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def front(live: ServerThread, tmp_path: Path, tls: TLSFiles) -> Iterator[Callable[..., Front]]:
-    """Start nginx (TLS, access log on) in front of ``live``; options as Front's fields."""
-    nginx = require("nginx", "the protocol tests proxy through Debian's nginx")
-    started: list[Front] = []
-
-    def start(**options: Any) -> Front:
-        root = tmp_path / f"nginx-{len(started)}"
-        f = Front(root, [live.port], tls=tls, access_log=True, nginx=nginx, **options)
-        started.append(f.start())
-        return f
-
-    yield start
-    for f in started:
-        f.stop()
 
 
 def publish(server: ServerThread, topic: str) -> None:
