@@ -3,7 +3,9 @@
 import { nowMs } from "./feed-client.js";
 
 const params = new URLSearchParams(location.search);
-const n = Math.max(1, Math.min(64, Number(params.get("n") ?? 10)));
+// 1..64 streams; anything else in ?n= (missing, not a whole number) means the default, 10.
+const asked = Number(params.get("n") ?? 10);
+const n = Number.isInteger(asked) ? Math.max(1, Math.min(64, asked)) : 10;
 const topic = params.get("topic") ?? "streams";
 // What Chromium negotiated for this page: "http/1.1" or "h2" (the streams use the same origin).
 const protocol = performance.getEntriesByType("navigation")[0]?.nextHopProtocol ?? "";

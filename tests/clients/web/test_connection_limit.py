@@ -171,3 +171,11 @@ def test_websocket_through_nginx_h2_falls_back_to_its_own_http1_connection(live,
     assert (ws.protocol, ws.status, ws.request) == ("HTTP/1.1", 101, 1)
     assert {ln.protocol for ln in page_lines} == {"HTTP/2.0"}
     assert ws.connection not in {ln.connection for ln in page_lines}
+
+
+@pytest.mark.parametrize(("query", "n"), [("n=abc", 10), ("n=2.5", 10), ("n=0", 1), ("n=999", 64)])
+def test_streams_page_clamps_its_stream_count(live, new_page, query, n):
+    """A bad or out-of-range ?n= opens a defined number of streams (default 10, 1..64)."""
+    page = new_page(f"{live.url}/web/streams.html?{query}&topic=clamp")
+    assert page.evaluate("window.streamsReport().n") == n
+    page.evaluate("window.closeStreams()")
