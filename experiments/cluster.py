@@ -38,6 +38,13 @@ STICKY_COOKIE = (
     'SameSite=Lax" always;'
 )
 SSE_UNBUFFERED = "            proxy_buffering off;"
+# Per request: connection serial number, request number on it, HTTP version the client spoke,
+# method, URI, status. Read back by experiments/front.py (AccessLine).
+ACCESS_LOG = (
+    "log_format pushlab_proto '$connection $connection_requests $server_protocol "
+    "$request_method $request_uri $status';\n"
+    "    access_log {prefix}/access.log pushlab_proto;"
+)
 # The pitfall, for measurement only: buffering on AND the app's X-Accel-Buffering ignored.
 SSE_BUFFERED = (
     "            proxy_buffering on;\n            proxy_ignore_headers X-Accel-Buffering;"
@@ -53,8 +60,13 @@ def render(
     tls: TLSFiles,
     sticky: bool = False,
     sse_buffering: bool = False,
+    http2: bool = True,
+    max_streams: int | None = None,
+    access_log: bool = False,
 ) -> str:
-    """The nginx config of one run."""
+    """The nginx config of one run; ``http2=False`` serves the same TLS port as HTTP/1.1 only,
+    ``max_streams`` sets ``http2_max_concurrent_streams``, ``access_log`` writes
+    ``<prefix>/access.log`` in the :data:`ACCESS_LOG` format."""
     values = {
         "prefix": str(prefix),
         "http_port": str(http_port),
@@ -67,6 +79,9 @@ def render(
             f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in upstreams
         ),
         "sse_buffering": SSE_BUFFERED if sse_buffering else SSE_UNBUFFERED,
+        "http2": " http2" if http2 else "",
+        "http2_options": f"http2_max_concurrent_streams {max_streams};" if max_streams else "",
+        "access_log": ACCESS_LOG.format(prefix=prefix) if access_log else "access_log off;",
     }
     text = TEMPLATE.read_text()
     for key, value in values.items():

@@ -300,6 +300,15 @@ class RatioRow(TypedDict):
 # Other experiments: one meta shape with free-form params, one cell kind each.
 
 
+class BrowserProtocol(TypedDict):
+    """experiments.browser_run: how the page reached the app for one ``--protocols`` entry."""
+
+    name: str  # direct | h1 | h2 (experiments.browser_run.PROTOCOLS)
+    via: str  # direct: the app itself, plaintext; nginx: TLS, http2 on or off, h1 to the app
+    http2: bool
+    max_streams: int | None  # nginx's http2_max_concurrent_streams; None: its default (128)
+
+
 class RunMeta(TypedDict):
     """``meta.json`` of an experiment other than the bench (params are its own flags)."""
 
@@ -312,6 +321,7 @@ class RunMeta(TypedDict):
     server: NotRequired[dict[str, Any]]  # rtt: the echo server's options
     versions: NotRequired[dict[str, str | None]]  # abuse: node, ws, express
     browser: NotRequired[str]
+    protocols: NotRequired[list[BrowserProtocol]]  # browser
 
 
 class RttCell(TypedDict):
@@ -497,8 +507,22 @@ class PubsubLossCell(TypedDict):
 class BrowserCell(TypedDict, total=False):
     """experiments.browser_run: a feed transport in Chromium, or the whiteboard's stroke acks."""
 
-    kind: typing.Required[str]  # feed | whiteboard_ack
+    kind: typing.Required[str]  # feed | whiteboard_ack | streams
     transport: typing.Required[str]
+    protocol: str  # --protocols entry: direct | h1 | h2 (BrowserProtocol.name)
+    next_hop_protocol: str  # what Chromium negotiated for the page: http/1.1 | h2
+    streams: int  # streams: EventSources the page opened at once
+    streams_open: int  # ... of which opened within the window
+    streams_waiting: int  # ... still CONNECTING after it (HTTP/1.1: 6 per host)
+    open_ms_max: float  # time from page start to the last stream's open
+    first_event_ms_count: float  # first-event latency of each open stream (receive - ts_ns)
+    first_event_ms_mean: float
+    first_event_ms_min: float
+    first_event_ms_max: float
+    first_event_ms_p50: float
+    first_event_ms_p90: float
+    first_event_ms_p99: float
+    first_event_ms_p99_9: float
     events: int
     events_per_s: float
     payload_bytes_per_event: float

@@ -13,6 +13,7 @@ then ride in HTTP/2 DATA frames, and other streams could share the same TCP conn
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -61,13 +62,24 @@ def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
             child.stdout.close()
 
 
-def talk(port: int, topic: str) -> dict[str, Any]:
-    """Speak h2c (prior knowledge) to 127.0.0.1:port and open ``/ws`` with an extended CONNECT."""
+def talk(
+    port: int, topic: str, *, tls: ssl.SSLContext | None = None, insist: bool = False
+) -> dict[str, Any]:
+    """Speak HTTP/2 to 127.0.0.1:port and open ``/ws`` with an extended CONNECT.
+
+    ``tls``: over TLS with ALPN ``h2`` (as a browser does), else h2c with prior knowledge.
+    ``insist``: send the extended CONNECT even when the server did not announce it, to record
+    the server's answer (a client that follows RFC 8441 never does this)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    report: dict[str, Any] = {"port": port, "frames": [], "sent": []}
+    if tls is not None:
+        tls.set_alpn_protocols(["h2"])
+        sock = tls.wrap_socket(sock, server_hostname="127.0.0.1")
+        report["alpn"] = sock.selected_alpn_protocol()
+    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=not insist)
+    conn = h2.connection.H2Connection(config)
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
-    report: dict[str, Any] = {"port": port, "frames": [], "sent": []}
     reader = FrameReader()
     stream_id: int | None = None
     deadline = time.monotonic() + 10
@@ -79,17 +91,20 @@ def talk(port: int, topic: str) -> dict[str, Any]:
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.RemoteSettingsChanged) and stream_id is None:
                     code = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
+                    # The server's own SETTINGS frame (h2 fills in defaults for the rest).
+                    report["server_settings"] = sorted(int(s) for s in event.changed_settings)
                     report["enable_connect_protocol"] = conn.remote_settings.get(code)
                     if report["enable_connect_protocol"] != 1:
                         # RFC 8441 §3: a client MUST NOT send :protocol to a server that has
                         # not announced SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
                         report["error"] = NO_EXTENDED_CONNECT
-                        return _finish(report)
+                        if not insist:
+                            return _finish(report)
                     stream_id = conn.get_next_available_stream_id()
                     request = [
                         (":method", "CONNECT"),
                         (":protocol", "websocket"),
-                        (":scheme", "http"),
+                        (":scheme", "https" if tls else "http"),
                         (":path", f"/ws?topic={topic}"),
                         (":authority", f"127.0.0.1:{port}"),
                         ("sec-websocket-version", "13"),
@@ -99,6 +114,8 @@ def talk(port: int, topic: str) -> dict[str, Any]:
                     report["stream_id"] = stream_id
                 elif isinstance(event, h2.events.ResponseReceived) and stream_id is not None:
                     report["response_headers"] = _headers(event.headers)
+                    if dict(report["response_headers"]).get(":status") != "200":
+                        return _finish(report)  # refused: no WebSocket on this stream
                     frame = encode_frame(TEXT, b'{"type":"ping","id":7}', mask_key=new_mask_key())
                     conn.send_data(stream_id, frame)
                     decoded = decode_frame(frame)

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from clients import ShortPollClient
 from clients.explain import h2ws, handshake
 from clients.explain.handshake import open_ws, ws_target
+from experiments.front import access_lines, running_front
 from feed.memory import MemoryBroker
 from feed.wire.http1 import END_OF_HEAD, request_head
 from feed.wire.ws import RFC6455_SAMPLE_ACCEPT, RFC6455_SAMPLE_KEY, TEXT, FrameReader, encode_frame
@@ -229,6 +230,25 @@ def test_e6_nginx_takes_no_websocket_over_http2(tmp_path):
     assert report["enable_connect_protocol"] != 1
     assert report["error"] == h2ws.NO_EXTENDED_CONNECT
     assert "request_headers" not in report  # RFC 8441 §3: no :protocol without the setting
+
+
+@pytest.mark.nginx
+def test_e6_nginx_over_tls_h2_refuses_extended_connect(live, tmp_path):
+    """E6: nginx's h2 over TLS (ALPN) omits the setting and answers an extended CONNECT with 400."""
+    binary = require("nginx", "the repo's proxy")
+    with running_front(tmp_path, [live.port], access_log=True, nginx=binary) as proxy:
+        assert proxy.tls is not None
+        polite = h2ws.talk(proxy.https_port, "h2", tls=proxy.tls.client_context())
+        insisting = h2ws.talk(proxy.https_port, "h2", tls=proxy.tls.client_context(), insist=True)
+        wait_until(lambda: bool(access_lines(proxy.access_log_path)), 5, "nginx's log line")
+        (logged,) = access_lines(proxy.access_log_path)
+    assert polite["alpn"] == "h2"
+    # SETTINGS_ENABLE_CONNECT_PROTOCOL is 0x8: nginx's SETTINGS frame does not carry it.
+    assert 0x8 not in polite["server_settings"] and polite["enable_connect_protocol"] != 1
+    assert polite["error"] == h2ws.NO_EXTENDED_CONNECT and "request_headers" not in polite
+    # Sent anyway (RFC 8441 §3 forbids it): refused, never proxied to the app.
+    assert insisting["status"] == 400 and insisting["frames"] == []
+    assert (logged.protocol, logged.method, logged.status) == ("HTTP/2.0", "CONNECT", 400)
 
 
 def test_e25_ip_hash_sends_a_whole_slash_24_to_one_server(tmp_path):

@@ -34,4 +34,43 @@ def test_short_run_writes_a_cell_per_transport(tmp_path, capsys):
     acks = {c["transport"]: c for c in cells if c["kind"] == "whiteboard_ack"}
     assert sorted(acks) == ["sse+post", "ws"]
     assert all(c["ack_ms_count"] == 3 for c in acks.values())
+    assert {(c["protocol"], c["next_hop_protocol"]) for c in cells} == {("direct", "http/1.1")}
     assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.nginx
+def test_protocols_through_nginx_record_what_the_page_saw(tmp_path):
+    """Through nginx, h1 and h2 cells say what Chromium negotiated and how many streams opened."""
+    require("chromium", "browser-run drives Debian's Chromium")
+    require("nginx", "h1 and h2 go through Debian's nginx")
+    parser = argparse.ArgumentParser()
+    browser_run.add_arguments(parser)
+    args = parser.parse_args(
+        ["--seconds", "0.5", "--warmup", "0.2", "--strokes", "2", "--root", str(tmp_path)]
+        + ["--protocols", "h1,h2", "--max-streams", "8", "--stall-window", "1"]
+    )
+    assert browser_run.run(args) == 0
+    (folder,) = tmp_path.iterdir()
+    meta, cells = load_as(folder, BrowserCell)
+    assert [(p["name"], p["via"], p["http2"], p["max_streams"]) for p in meta["protocols"]] == [
+        ("h1", "nginx", False, None),
+        ("h2", "nginx", True, 8),
+    ]
+    hops = {(c["protocol"], c["next_hop_protocol"]) for c in cells}
+    assert hops == {("h1", "http/1.1"), ("h2", "h2")}
+    streams = {c["protocol"]: c for c in cells if c["kind"] == "streams"}
+    # Chromium's six per host over HTTP/1.1; nginx's stream limit over HTTP/2.
+    assert [(streams[p]["streams_open"], streams[p]["streams_waiting"]) for p in ("h1", "h2")] == [
+        (6, 4),
+        (8, 2),
+    ]
+    assert all(streams[p]["first_event_ms_count"] == streams[p]["streams_open"] for p in streams)
+    feed = [c for c in cells if c["kind"] == "feed"]
+    assert len(feed) == 8 and all(c["events"] > 0 and c["no_loss"] for c in feed)
+
+
+@pytest.mark.parametrize("text", ["", "h3", "h1,h1", "direct,,spdy"])
+def test_unknown_protocols_are_refused(text):
+    """``--protocols`` takes known names, each once; anything else is a usage error."""
+    with pytest.raises(argparse.ArgumentTypeError):
+        browser_run.protocol_list(text)

@@ -49,6 +49,38 @@ def test_rendered_config_passes_nginx_t(tmp_path: Path, sticky: bool, buffering:
 
 
 @pytest.mark.nginx
+@pytest.mark.parametrize(
+    ("http2", "max_streams", "access_log"),
+    [(False, None, True), (True, 8, True), (True, None, False)],
+)
+def test_protocol_variants_pass_nginx_t(tmp_path: Path, http2, max_streams, access_log):
+    """HTTP/2 off, a lower stream limit and the protocol access log are valid nginx 1.22 too."""
+    nginx = require("nginx", "config check")
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp_path / "tmp" / sub).mkdir(parents=True)
+    https_port = free_port()
+    text = render(
+        prefix=tmp_path,
+        http_port=free_port(),
+        https_port=https_port,
+        upstreams=[free_port()],
+        tls=make_tls(tmp_path / "tls"),
+        http2=http2,
+        max_streams=max_streams,
+        access_log=access_log,
+    )
+    assert (f":{https_port} ssl http2;" in text) == http2
+    assert ("http2_max_concurrent_streams 8;" in text) == bool(max_streams)
+    assert ("access_log off;" in text) != access_log
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    check = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.nginx
 @pytest.mark.redis
 @pytest.mark.parametrize("how", ["down", "ctrl-c"])
 def test_cluster_up_then_down(tmp_path: Path, how: str):

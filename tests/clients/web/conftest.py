@@ -6,12 +6,16 @@ while it is open, and pytest-asyncio's tests in later modules cannot start their
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clients.browser import launch
+from experiments.front import Front
+from experiments.tls import TLSFiles, make_tls
+from servers.launch import ServerThread
 from tests.support import MS, require
 
 
@@ -54,3 +58,37 @@ def new_page(browser: Any) -> Iterator[Any]:
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+# nginx with TLS in front of the app (experiments/front.py), and a Chromium that trusts it.
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """One local CA and certificate for every nginx in this module."""
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def pinned(playwright: Any, tls: TLSFiles) -> Iterator[Any]:
+    """Chromium that trusts exactly this certificate's key (certificate checks stay on)."""
+    browser = launch(playwright, args=(f"--ignore-certificate-errors-spki-list={tls.spki_pin()}",))
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def front(live: ServerThread, tmp_path: Path, tls: TLSFiles) -> Iterator[Callable[..., Front]]:
+    """Start nginx (TLS, access log on) in front of ``live``; options as Front's fields."""
+    nginx = require("nginx", "the protocol tests proxy through Debian's nginx")
+    started: list[Front] = []
+
+    def start(**options: Any) -> Front:
+        root = tmp_path / f"nginx-{len(started)}"
+        f = Front(root, [live.port], tls=tls, access_log=True, nginx=nginx, **options)
+        started.append(f.start())
+        return f
+
+    yield start
+    for f in started:
+        f.stop()

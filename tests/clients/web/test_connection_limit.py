@@ -1,31 +1,33 @@
-"""HTTP/1.1's six connections per origin, seen from a real browser, and HTTP/2 lifting it.
+"""HTTP/1.1's six connections per origin, seen from a real browser, and HTTP/2 replacing it.
 
 Every EventSource holds one HTTP connection for as long as it lives. Over HTTP/1.1 Chromium opens
 at most six connections per origin, so a seventh stream to the same origin waits for one of them
 to close: a dashboard open in a few tabs runs out of connections. Over HTTP/2 all streams share
-one connection (nginx terminates TLS + h2 here and proxies to uvicorn over HTTP/1.1).
+one connection, up to the server's SETTINGS_MAX_CONCURRENT_STREAMS. The through-nginx tests change
+one variable: the same nginx (experiments/front.py: TLS, HTTP/1.1 to the app), http2 on or off.
+
+How a stall is told from slowness: the page (clients/web/streams.html) creates all its
+EventSources in one script task, so every request is issued at the same instant. The test waits
+until the expected number are open, publishes one event and waits until each open stream has
+received it: a full round trip server -> nginx -> browser on every open stream. A waiting
+stream had the same time to connect and did not: it is still CONNECTING, has received nothing,
+and the server counts no subscription for it. Then a further STALL_WINDOW_S passes (far longer
+than the few milliseconds an open took) and a second event is published: the open streams get
+it, the waiting ones still have nothing. No limit would mean all ten open and the assertion of
+exactly N fails, so the test cannot pass by luck; only a slower-than-window connect (not a
+stall) could make it fail, and the window is scaled by PUSHLAB_TEST_MS for slow machines.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hashlib
-import ipaddress
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from clients.browser import launch
+from experiments.front import NEXT_HOP, Front, access_lines
 from servers.launch import ServerThread
-from tests.support import MS, free_port, require, wait_until
+from tests.support import MS, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -68,111 +70,112 @@ def test_seventh_event_source_stalls_over_http1(live, new_page):
     wait_until(lambda: subscribers(live) == 6, 5, "the seventh takes the freed connection")
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path, str]:
-    """A certificate for 127.0.0.1; returns cert, key and the SPKI hash Chromium may trust."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return cert_path, key_path, base64.b64encode(hashlib.sha256(spki).digest()).decode()
+STALL_WINDOW_S = 1.0
+# What the page's open streams and their stalled neighbours look like, from window.streamsReport().
+OPENED = "() => window.streamsReport().streams.filter(s => s.openMs !== null).length"
+GOT = "n => window.streamsReport().streams.filter(s => s.events >= n).length"
 
 
-NGINX_CONF = """daemon off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-worker_processes 1;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {prefix}/body;
-  proxy_temp_path {prefix}/proxy;
-  fastcgi_temp_path {prefix}/fastcgi;
-  uwsgi_temp_path {prefix}/uwsgi;
-  scgi_temp_path {prefix}/scgi;
-  upstream app {{ server 127.0.0.1:{app_port}; keepalive 16; }}
-  server {{
-    listen 127.0.0.1:{port} ssl http2;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-    location / {{
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_read_timeout 1h;
-    }}
-  }}
-}}
-"""
+def publish(server: ServerThread, topic: str) -> None:
+    r = httpx.post(f"{server.url}/publish", params={"topic": topic}, json={}, trust_env=False)
+    assert r.status_code == 200
 
 
-@pytest.fixture
-def h2_proxy(live: ServerThread, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """nginx on a free port: TLS + HTTP/2 in front of ``live``; yields (origin, SPKI hash)."""
-    nginx = require("nginx", "the HTTP/2 test proxies through Debian's nginx")
-    cert, key, spki = _self_signed(tmp_path)
-    port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(prefix=tmp_path, app_port=live.port, port=port, cert=cert, key=key)
-    )
-    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf)])
+@pytest.mark.nginx
+@pytest.mark.parametrize(
+    ("http2", "max_streams", "expected"),
+    [
+        pytest.param(False, None, 6, id="h1-six-per-host"),
+        pytest.param(True, None, 10, id="h2-all-ten"),
+        pytest.param(True, 8, 8, id="h2-max-concurrent-streams-8"),
+    ],
+)
+def test_ten_event_sources_through_nginx(live, front, pinned, http2, max_streams, expected):
+    """Ten EventSources through one nginx: 6 open over HTTP/1.1, 10 over HTTP/2, N at N streams."""
+    proxy = front(http2=http2, max_streams=max_streams)
+    context = pinned.new_context()  # its own connection pool
     try:
-        wait_until(lambda: _listening(port) or proc.poll() is not None, 10, "nginx")
-        assert proc.poll() is None, (tmp_path / "error.log").read_text()
-        yield f"https://127.0.0.1:{port}", spki
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def test_http2_carries_all_streams_on_one_connection(live, h2_proxy, playwright):
-    """Through nginx over HTTP/2, ten EventSources to one origin are all open at once."""
-    origin, spki = h2_proxy
-    # Trust exactly this certificate's key, nothing else (certificate checks stay on).
-    browser = launch(playwright, args=(f"--ignore-certificate-errors-spki-list={spki}",))
-    try:
-        page = browser.new_page()
+        page = context.new_page()
         page.set_default_timeout(10_000 * MS)
-        page.goto(f"{origin}/healthz")
-        protocol = page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
-        assert protocol == "h2"
-        page.evaluate(OPEN_SOURCES, [f"{origin}/sse?topic=limit", 10])
-        page.wait_for_function(f"() => ({OPEN_COUNT})() === 10")
-        wait_until(lambda: subscribers(live) == 10, 5, "ten subscriptions")
-        httpx.post(f"{live.url}/publish", params={"topic": "limit"}, json={}, trust_env=False)
-        page.wait_for_function("() => window.streams.every(s => s.messages > 0)")
+        page.goto(f"{proxy.url}/web/streams.html?n=10&topic=wall")
+        page.wait_for_function(f"() => ({OPENED})() === {expected}")
+        wait_until(lambda: subscribers(live) == expected, 5, f"{expected} subscriptions")
+        for n in (1, 2):
+            if n == 2:
+                page.wait_for_timeout(STALL_WINDOW_S * 1000 * MS)  # the stated window
+            publish(live, "wall")
+            page.wait_for_function(f"() => ({GOT})({n}) === {expected}")
+        report = page.evaluate("window.streamsReport()")
+        assert report["protocol"] == NEXT_HOP[http2]
+        streams = report["streams"]
+        opened = [s for s in streams if s["openMs"] is not None]
+        waiting = [s for s in streams if s["openMs"] is None]
+        assert len(opened) == expected and all(s["events"] == 2 for s in opened)
+        assert all(s["firstLatencyMs"] is not None for s in opened)
+        # CONNECTING, nothing received: queued in the browser, not slow on the server.
+        assert [(s["readyState"], s["events"]) for s in waiting] == [(0, 0)] * (10 - expected)
+        assert subscribers(live) == expected
+        page.evaluate("window.closeStreams()")
     finally:
-        browser.close()
+        context.close()
+    # nginx logs a request when it ends: every stream, closed above, is in the log by now.
+    wait_until(
+        lambda: len(sse_lines(proxy)) >= expected, 5, "the closed streams in nginx's access log"
+    )
+    lines = sse_lines(proxy)
+    assert {line.protocol for line in lines} == {"HTTP/2.0" if http2 else "HTTP/1.1"}
+    served = [line for line in lines if line.status == 200]
+    assert len(served) == expected
+    connections = {line.connection for line in served}
+    # HTTP/1.1: a connection per open stream; HTTP/2: all of them on one.
+    assert len(connections) == (1 if http2 else expected)
+
+
+def sse_lines(proxy: Front) -> list[Any]:
+    return [line for line in access_lines(proxy.access_log_path) if line.uri.startswith("/sse")]
+
+
+@pytest.mark.nginx
+def test_websocket_through_nginx_h2_falls_back_to_its_own_http1_connection(live, front, pinned):
+    """nginx's HTTP/2 has no RFC 8441, so Chromium opens its WebSocket over a new HTTP/1.1 link."""
+    proxy = front(http2=True)
+    context = pinned.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000 * MS)
+        page.goto(f"{proxy.url}/web/streams.html?n=1&topic=fallback")
+        page.wait_for_function(f"() => ({OPENED})() === 1")
+        assert page.evaluate("window.streamsReport().protocol") == "h2"
+        ready = page.evaluate(
+            """url => new Promise((resolve, reject) => {
+                const ws = new WebSocket(url);
+                ws.onmessage = (e) => { ws.close(); resolve(JSON.parse(e.data).type); };
+                ws.onclose = (e) => reject(new Error(`closed ${e.code}`));
+            })""",
+            proxy.url.replace("https", "wss") + "/ws?topic=fallback",
+        )
+        assert ready == "ready"
+        page.evaluate("window.closeStreams()")
+    finally:
+        context.close()
+    wait_until(
+        lambda: (
+            {ln.uri.split("?")[0] for ln in access_lines(proxy.access_log_path)} >= {"/sse", "/ws"}
+        ),
+        5,
+        "the stream and the WebSocket in nginx's access log",
+    )
+    lines = access_lines(proxy.access_log_path)
+    (ws,) = [ln for ln in lines if ln.uri.startswith("/ws")]
+    page_lines = [ln for ln in lines if not ln.uri.startswith("/ws")]
+    assert (ws.protocol, ws.status, ws.request) == ("HTTP/1.1", 101, 1)
+    assert {ln.protocol for ln in page_lines} == {"HTTP/2.0"}
+    assert ws.connection not in {ln.connection for ln in page_lines}
+
+
+@pytest.mark.parametrize(("query", "n"), [("n=abc", 10), ("n=2.5", 10), ("n=0", 1), ("n=999", 64)])
+def test_streams_page_clamps_its_stream_count(live, new_page, query, n):
+    """A bad or out-of-range ?n= opens a defined number of streams (default 10, 1..64)."""
+    page = new_page(f"{live.url}/web/streams.html?{query}&topic=clamp")
+    assert page.evaluate("window.streamsReport().n") == n
+    page.evaluate("window.closeStreams()")

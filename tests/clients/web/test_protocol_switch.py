@@ -1,0 +1,87 @@
+"""The dashboard's protocol switch: the same page from an h1 and an h2 origin of one nginx pair."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from servers.launch import ServerThread
+from tests.support import MS
+
+pytestmark = [pytest.mark.browser, pytest.mark.nginx]
+
+READY = "() => window.pushlab && window.pushlab.clients.ws.state === 'open'"
+EACH_GOT = "n => Object.values(window.pushlab.clients).every(c => c.counters.events >= n)"
+HOP = "() => performance.getEntriesByType('navigation')[0].nextHopProtocol"
+
+
+def every_transport_receives(page: Any, live: ServerThread, n: int) -> None:
+    """Publish to the dashboard's topic until each of its four clients has ``n`` events.
+
+    A long poll only reports itself open once an answer came back, so publishing is also what
+    proves each transport works through this origin; bounded by the page's default timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_function(READY)
+    topic = page.evaluate("window.pushlab.topic")
+    for _ in range(50):
+        r = httpx.post(f"{live.url}/publish", params={"topic": topic}, json={}, trust_env=False)
+        assert r.status_code == 200
+        try:
+            page.wait_for_function(EACH_GOT, arg=n, timeout=200 * MS)
+            return
+        except PlaywrightTimeout:  # not yet: publish again
+            continue
+    page.wait_for_function(EACH_GOT, arg=n)
+
+
+def test_switch_moves_every_transport_to_the_h2_origin(live, front, pinned):
+    """From the h1 origin, choosing h2 reloads the dashboard over HTTP/2; h3 is offered disabled."""
+    h1, h2 = front(http2=False), front(http2=True)
+    context = pinned.new_context()
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(10_000 * MS)
+        page.goto(f"{h1.url}/?{urlencode({'h1': h1.url, 'h2': h2.url})}")
+        every_transport_receives(page, live, 1)
+        assert page.evaluate(HOP) == "http/1.1"
+        assert page.input_value("#protocol") == "h1"
+        options = page.eval_on_selector_all(
+            "#protocol option", "os => os.map(o => [o.value, o.disabled, o.textContent])"
+        )
+        assert options[:2] == [["h1", False, "h1"], ["h2", False, "h2"]]
+        assert options[2][:2] == ["h3", True] and "WebTransport panel" in options[2][2]
+        with page.expect_navigation():
+            page.select_option("#protocol", "h2")
+        every_transport_receives(page, live, 1)
+        assert page.url.startswith(h2.url)
+        assert page.evaluate(HOP) == "h2"
+        assert page.input_value("#protocol") == "h2"
+        # The query came along: the switch can go back.
+        assert page.evaluate("window.protocolSwitch.origins") == {"h1": h1.url, "h2": h2.url}
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_origins_that_are_not_http_urls_are_ignored(front, pinned):
+    """A javascript: or garbage origin in the query never becomes a switch target."""
+    h2 = front(http2=True)
+    context = pinned.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000 * MS)
+        page.goto(f"{h2.url}/?{urlencode({'h1': 'javascript:alert(1)', 'h3': 'not a url'})}")
+        page.wait_for_function("() => window.protocolSwitch")
+        assert page.evaluate("window.protocolSwitch") == {"current": "h2", "origins": {}}
+        disabled = page.eval_on_selector_all(
+            "#protocol option", "os => os.map(o => [o.value, o.disabled])"
+        )
+        assert disabled == [["h1", True], ["h2", False], ["h3", True]]
+    finally:
+        context.close()
