@@ -10,6 +10,7 @@ import pytest
 from experiments import browser_run
 from experiments.records import BrowserCell
 from experiments.results import load_as
+from feed.wire.contract import TRANSPORTS
 from tests.support import require
 
 pytestmark = pytest.mark.browser
@@ -28,7 +29,7 @@ def test_short_run_writes_a_cell_per_transport(tmp_path, capsys):
     meta, cells = load_as(folder, BrowserCell)
     assert meta["params"]["seconds"] == 1 and meta["settings"]["ticker_rate"] == 20
     feed = {c["transport"]: c for c in cells if c["kind"] == "feed"}
-    assert sorted(feed) == ["long-poll", "poll", "sse", "ws"]
+    assert sorted(feed) == sorted(TRANSPORTS)
     for cell in feed.values():
         assert cell["events"] > 0 and cell["no_loss"] and not math.isnan(cell["latency_ms_p50"])
     acks = {c["transport"]: c for c in cells if c["kind"] == "whiteboard_ack"}
@@ -66,7 +67,7 @@ def test_protocols_through_nginx_record_what_the_page_saw(tmp_path):
     ]
     assert all(streams[p]["first_event_ms_count"] == streams[p]["streams_open"] for p in streams)
     feed = [c for c in cells if c["kind"] == "feed"]
-    assert len(feed) == 8 and all(c["events"] > 0 and c["no_loss"] for c in feed)
+    assert len(feed) == 2 * len(TRANSPORTS) and all(c["events"] > 0 and c["no_loss"] for c in feed)
 
 
 @pytest.mark.parametrize("text", ["", "h3", "h1,h1", "direct,,spdy"])
