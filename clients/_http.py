@@ -14,11 +14,15 @@ from feed.exceptions import FatalTransportError
 
 
 def make_http(
-    read_timeout_s: float | None, verify: ssl.SSLContext | bool = True
+    read_timeout_s: float | None, verify: ssl.SSLContext | bool = True, http2: bool = False
 ) -> httpx.AsyncClient:
-    """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection."""
+    """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection.
+
+    ``http2``: offer ALPN ``h2`` (and ``http/1.1``) over TLS; httpx then speaks HTTP/2 (the ``h2``
+    library) when the server picks it. Plain ``http://`` stays HTTP/1.1.
+    """
     timeout = httpx.Timeout(connect=5.0, read=read_timeout_s, write=5.0, pool=5.0)
-    return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=verify)
+    return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=verify, http2=http2)
 
 
 class SocketTracker:

@@ -96,8 +96,12 @@ class FeedClient(ABC):
         headers: dict[str, str] | None = None,
         token: str | None = None,
         verify: ssl.SSLContext | bool = True,
+        http2: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
+        # HTTP/2 (ALPN h2 over https://): httpx's HTTP/2 for the HTTP transports, RFC 8441 for
+        # the WebSocket (clients/h2ws.py).
+        self.http2 = http2
         # A JWT (docs/protocol.md, "Authentication"); each transport sends it its own way.
         self.token = token
         self.topic = topic

@@ -21,7 +21,7 @@ class LongPollClient(ShortPollClient):
         self.wait_s = wait_s
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with make_http(self.wait_s + 10.0, self.verify) as http:
+        async with make_http(self.wait_s + 10.0, self.verify, self.http2) as http:
             while True:
                 params = self.params() | {"timeout": str(self.wait_s)}
                 response = await self.fetch(http, PATHS["long-poll"], params)

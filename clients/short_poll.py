@@ -65,7 +65,7 @@ class ShortPollClient(FeedClient):
         return response
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with make_http(30.0, self.verify) as http:
+        async with make_http(30.0, self.verify, self.http2) as http:
             while True:
                 response = await self.fetch(http, PATHS["poll"], self.params())
                 items, more = answer_items(response.content, self.counters)

@@ -50,6 +50,8 @@ class SSEClient(FeedClient):
         self.token_in_query = token_in_query
         if wire not in ("httpx", "stream"):
             raise ValueError(f"wire must be 'httpx' or 'stream', got {wire!r}")
+        if wire == "stream" and self.http2:
+            raise ValueError("wire='stream' speaks HTTP/1.1 only; HTTP/2 SSE is on httpx")
         self.wire = wire
 
     def _request(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -93,7 +95,7 @@ class SSEClient(FeedClient):
     async def _httpx_session(self) -> AsyncGenerator[RawItem, None]:
         params, headers = self._request()
         async with (
-            make_http(self.read_timeout_s, self.verify) as http,
+            make_http(self.read_timeout_s, self.verify, self.http2) as http,
             aconnect_sse(
                 http, "GET", self.url + PATHS["sse"], params=params, headers=headers
             ) as source,

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frames": "text/binary/ping/pong/close frames as bytes, decoded field by field",
         "sse": "raw text/event-stream bytes from /sse, every line annotated",
         "poll": "a /poll and a /long-poll on one keep-alive connection, overhead vs payload",
-        "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.h2c (started if needed)",
+        "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.http2 (started if needed)",
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text, description=text)
