@@ -51,6 +51,7 @@ class ClientOptions(TypedDict, total=False):
     wire: str
     compression: bool  # ws permessage-deflate
     source: str  # counting wire: local address to bind, or "auto" (one per process)
+    http2: bool  # HTTP/2 over TLS (cells with proto h2-tls)
 
 
 class CellParams(TypedDict):
@@ -70,6 +71,7 @@ class CellParams(TypedDict):
     generators: int
     tags: list[str]
     preconnect: NotRequired[bool]  # runs before 2026-11-26 lack it
+    proto: NotRequired[str]  # h1 | h1-tls | h2-tls (experiments.matrix.PROTOS); older runs: h1
 
 
 class Delivery(TypedDict, total=False):
