@@ -38,10 +38,13 @@ def ok(cells: Iterable[BenchCell], tag: str | None = None, kind: str = "asyncio"
 
 
 def label(c: BenchCell) -> str:
-    """``ws``, ``node ws``, ``ws deflate``, ``sse sse_impl=pushlab``: what tells rows apart."""
+    """``ws``, ``node ws``, ``ws deflate``, ``ws h2-tls``, ``sse sse_impl=pushlab``: what tells
+    rows apart."""
     name = c["transport"] if c.get("server") == "python" else f"{c['server']} {c['transport']}"
     if c["transport"] == "ws" and c.get("client", {}).get("compression"):
         name += " deflate"
+    if c.get("proto", "h1") != "h1":
+        name += f" {c.get('proto')}"
     return " ".join([str(name), *variant(c.get("server_env"))])
 
 

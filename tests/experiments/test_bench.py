@@ -15,6 +15,7 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
+from experiments.matrix import PROTOS
 from experiments.report import render
 from experiments.results import load
 from experiments.run import run_bench
@@ -93,6 +94,29 @@ def test_tiny_matrix_through_locust(tiny):
     assert row["status"] == "ok", row.get("reason")
     assert row["generator"] == "locust" and row["delivered"] > 0
     assert isinstance(row["generator_bound"], bool)
+
+
+def test_protocols_profile_end_to_end(tmp_path):
+    """Every transport over h1, h1-tls and h2-tls: real servers, no loss, one report table."""
+    path = run_bench("protocols-tiny", tmp_path, progress=False)
+    render(path)
+    meta, cells = load(path)
+    assert {(c["transport"], c["proto"]) for c in cells if c["status"] == "ok"} == {
+        (t, p) for t in TRANSPORTS for p in PROTOS
+    }, [c.get("reason") for c in cells]
+    for c in cells:
+        assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
+        assert c["wire_bytes_per_event"] > c["app_bytes_per_event"], c["cell"]
+        # The HTTP/1.1 framing formula is for plaintext only.
+        assert ("wire_vs_formula_pct" in c) == (c["proto"] == "h1"), c["cell"]
+        settings = meta["servers"][c["server_index"]]["settings"]
+        assert bool(settings["tls_cert"]) == (c["proto"] != "h1"), c["cell"]
+        assert settings["http2"] == (c["proto"] == "h2-tls"), c["cell"]
+    report = (path / "report.md").read_text()
+    assert "Transport x HTTP version" in report
+    for t in TRANSPORTS:
+        for p in PROTOS:
+            assert f"| {t} | {p} |" in report
 
 
 def test_ctrl_c_stops_everything_and_keeps_finished_cells(tmp_path):

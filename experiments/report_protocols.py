@@ -1,0 +1,97 @@
+"""Report section: every transport over each HTTP version (issue 20, ``protocols`` profile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from experiments.matrix import PROTOS
+from experiments.plots import ok
+from experiments.records import BenchCell
+from experiments.report_base import Cells, Section, f, source
+from feed.wire.contract import TRANSPORTS
+
+
+def proto(c: BenchCell) -> str:
+    """The cell's HTTP version; runs from before the dimension are plaintext HTTP/1.1."""
+    return str(c.get("proto", "h1"))
+
+
+def _load(c: BenchCell) -> tuple[Any, ...]:
+    """What must match for two cells to differ only in their protocol."""
+    client = tuple(sorted((k, str(v)) for k, v in c.get("client", {}).items() if k != "http2"))
+    env = tuple(sorted(c.get("server_env", {}).items()))
+    return (c["transport"], c["subscribers"], c["rate"], c["size"], c.get("server"), env, client)
+
+
+def chosen(cells: Cells) -> list[BenchCell]:
+    """The ``protocols`` cells and, for each, its plaintext HTTP/1.1 twin (same load)."""
+    tagged = ok(cells, "protocols")
+    loads = {_load(c) for c in tagged}
+    twins = [c for c in ok(cells) if proto(c) == "h1" and _load(c) in loads]
+    rows = {c["cell"]: c for c in tagged + twins}.values()
+    order = [*TRANSPORTS, *sorted({c["transport"] for c in rows} - set(TRANSPORTS))]
+    return sorted(rows, key=lambda c: (order.index(c["transport"]), PROTOS.index(proto(c))))
+
+
+def protocols_section(cells: Cells) -> Section | None:
+    """One table, transport x HTTP version; None for runs without protocol cells."""
+    rows = chosen(cells)
+    if not any(proto(c) != "h1" for c in rows):
+        return None
+    s = Section("Transport x HTTP version (h1, h1 over TLS, h2 over TLS)")
+    s.header = [
+        "transport",
+        "HTTP",
+        "subs x rate",
+        "events/s delivered",
+        "p99 ms",
+        "wire bytes/event",
+        "server CPU s / 1k events",
+        "server RSS MB",
+    ]
+    for c in rows:
+        s.rows.append(
+            [
+                c["transport"],
+                proto(c),
+                f"{c['subscribers']} x {f(c['rate'])}",
+                f(c.get("events_per_s")),
+                f(c.get("latency_ms_p99")),
+                f(c.get("wire_bytes_per_event")),
+                f(c.get("server_cpu_s_per_1k_events")),
+                f(c.get("server_rss_mb")),
+            ]
+        )
+    s.text.append(
+        "h1: uvicorn, plaintext HTTP/1.1 (the other sections). h1-tls: the same server with TLS "
+        "(ALPN http/1.1). h2-tls: the same app under hypercorn, ALPN h2; poll, long-poll and SSE "
+        "on httpx's HTTP/2, the WebSocket on one HTTP/2 stream (RFC 8441). One connection per "
+        "subscriber in every cell. Wire bytes: TCP payload of the client sockets (kernel "
+        "counters), so TLS records (5-byte headers, AEAD tags, handshakes of new connections) "
+        "and HTTP/2 frame headers and HPACK-coded headers are in; results/README.md. h2-tls "
+        "against h1-tls changes the server too (hypercorn, without uvicorn's fast paths)."
+    )
+    s.text += _ratios(rows)
+    s.text.append(source(rows))
+    return s
+
+
+def _ratios(rows: list[BenchCell]) -> list[str]:
+    """Generated sentences: each protocol's cost against plaintext HTTP/1.1, per transport."""
+    out = []
+    by = {(c["transport"], proto(c)): c for c in rows}
+    for (t, p), c in by.items():
+        base = by.get((t, "h1"))
+        if p == "h1" or base is None:
+            continue
+        bits = []
+        for key, what in (
+            ("server_cpu_s_per_1k_events", "server CPU per event"),
+            ("wire_bytes_per_event", "bytes per event"),
+        ):
+            a, b = c.get(key), base.get(key)
+            if isinstance(a, float) and isinstance(b, float) and b > 0:
+                bits.append(f"{what} x{f(a / b, 2)}")
+        if bits:
+            out.append(f"{t} over {p} against h1: {', '.join(bits)}.")
+    return out
