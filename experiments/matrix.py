@@ -61,7 +61,7 @@ class Cell:
     subscribers: int
     rate: float
     size: int
-    kind: str = "asyncio"  # asyncio | locust | idle
+    kind: str = "asyncio"  # asyncio | locust | idle | hpack (experiments/hpack.py)
     server: str = "python"  # python (uvicorn) | granian (the same app under Granian) | node
     server_env: dict[str, str] = field(default_factory=dict)
     client: dict[str, Any] = field(default_factory=dict)
@@ -246,7 +246,8 @@ def profile(name: str) -> list[Cell]:
             locust_users=10,
         )
         # One HTTP/2 cell per transport next to the same cell over plaintext HTTP/1.1 above.
-        return quick + protocols_profile(protos=("h2-tls",), warmup_s=0.5, duration_s=2.5)
+        h2 = protocols_profile(protos=("h2-tls",), warmup_s=0.5, duration_s=2.5, hpack=False)
+        return quick + h2
     if name in ("protocols", "protocols-tiny"):
         if name == "protocols":
             return protocols_profile()
@@ -311,15 +312,24 @@ def protocols_profile(
     rate: float = 50,
     warmup_s: float = 1.0,
     duration_s: float = 5.0,
+    hpack: bool = True,
 ) -> list[Cell]:
     """Every transport over every HTTP version: the same load, the server and client the
-    protocol names (``protocols``; quick takes its h2-tls cells)."""
-    return [
+    protocol names (``protocols``; quick takes its h2-tls cells). ``hpack``: per protocol, one
+    cell of polls in a row on one connection, on the same server (experiments/hpack.py)."""
+    cells = [
         Cell(t, subscribers, rate, size=64, proto=p, warmup_s=warmup_s, duration_s=duration_s,
              tags=("protocols",))
         for t in TRANSPORTS
         for p in protos
     ]  # fmt: skip
+    if hpack:
+        cells += [
+            Cell("poll", 1, rate, size=64, kind="hpack", proto=p, warmup_s=0.0, duration_s=0.0,
+                 tags=("hpack",))
+            for p in protos
+        ]  # fmt: skip
+    return cells
 
 
 def perf_profile(tiny: bool = False) -> list[Cell]:

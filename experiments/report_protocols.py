@@ -95,3 +95,40 @@ def _ratios(rows: list[BenchCell]) -> list[str]:
         if bits:
             out.append(f"{t} over {p} against h1: {', '.join(bits)}.")
     return out
+
+
+def hpack_section(cells: Cells) -> Section | None:
+    """Short-poll bytes per request on one connection: first, second, steady; per protocol."""
+    rows = sorted(ok(cells, "hpack", kind="hpack"), key=lambda c: PROTOS.index(proto(c)))
+    if not rows:
+        return None
+    s = Section("Header compression: short-poll bytes per request on one connection",
+                "hpack_requests.png")  # fmt: skip
+    s.header = ["HTTP", "request 1 up/down", "request 2 up/down", "steady up", "steady total"]
+    for c in rows:
+        up, down = c["request_up_bytes"], c["request_down_bytes"]
+        s.rows.append(
+            [
+                proto(c),
+                f"{up[0]} / {down[0]}",
+                f"{up[1]} / {down[1]}",
+                f(c["steady_request_up_bytes"]),
+                f(c["steady_request_bytes"]),
+            ]
+        )
+    n = len(rows[0]["request_up_bytes"])
+    s.text.append(
+        f"{n} polls in a row on one connection, on a topic nobody publishes to (every answer the "
+        "same empty poll), counted on the client socket after each answer (experiments/hpack.py). "
+        "Request 1 carries the connection's setup (TLS handshake, HTTP/2 preface and SETTINGS); "
+        "steady = median of requests 3 to n."
+    )
+    by = {proto(c): c for c in rows}
+    if "h2-tls" in by and "h1-tls" in by:
+        h2, h1 = by["h2-tls"], by["h1-tls"]
+        s.text.append(
+            f"In steady state a poll costs {f(h2['steady_request_bytes'])} bytes over h2 against "
+            f"{f(h1['steady_request_bytes'])} over h1 with TLS; the request alone "
+            f"{f(h2['steady_request_up_bytes'])} against {f(h1['steady_request_up_bytes'])} bytes."
+        )
+    return s

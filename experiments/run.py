@@ -28,6 +28,7 @@ from experiments.children import (
     stop,
     wait_healthy,
 )
+from experiments.hpack import hpack_cell
 from experiments.matrix import Cell, available, profile
 from experiments.records import BenchCell, BenchParams, ServerInfo, check
 from experiments.results import ResultsDir
@@ -40,8 +41,9 @@ _KINDS: dict[str, CellFn] = {
     "asyncio": run_cells.asyncio_cell,
     "idle": run_cells.idle_cell,
     "locust": run_cells.locust_cell,
+    "hpack": hpack_cell,
 }
-_OVERHEAD_S = {"asyncio": 1.2, "idle": 2.5, "locust": 6.0}
+_OVERHEAD_S = {"asyncio": 1.2, "idle": 2.5, "locust": 6.0, "hpack": 1.0}
 
 
 def _estimate(cell: Cell) -> float:

@@ -100,10 +100,12 @@ def test_protocols_profile_end_to_end(tmp_path):
     """Every transport over h1, h1-tls and h2-tls: real servers, no loss, one report table."""
     path = run_bench("protocols-tiny", tmp_path, progress=False)
     render(path)
-    meta, cells = load(path)
-    assert {(c["transport"], c["proto"]) for c in cells if c["status"] == "ok"} == {
+    meta, rows = load(path)
+    assert all(c["status"] == "ok" for c in rows), [c.get("reason") for c in rows]
+    cells = [c for c in rows if c["kind"] == "asyncio"]
+    assert {(c["transport"], c["proto"]) for c in cells} == {
         (t, p) for t in TRANSPORTS for p in PROTOS
-    }, [c.get("reason") for c in cells]
+    }
     for c in cells:
         assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
         assert c["wire_bytes_per_event"] > c["app_bytes_per_event"], c["cell"]
@@ -112,8 +114,14 @@ def test_protocols_profile_end_to_end(tmp_path):
         settings = meta["servers"][c["server_index"]]["settings"]
         assert bool(settings["tls_cert"]) == (c["proto"] != "h1"), c["cell"]
         assert settings["http2"] == (c["proto"] == "h2-tls"), c["cell"]
+    # HPACK: over h2 a repeated poll request shrinks to indexes; over HTTP/1.1 it never does.
+    hpack = {c["proto"]: c for c in rows if c["kind"] == "hpack"}
+    assert set(hpack) == set(PROTOS)
+    assert hpack["h2-tls"]["steady_request_up_bytes"] < hpack["h1-tls"]["steady_request_up_bytes"]
+    assert hpack["h2-tls"]["request_up_bytes"][1] < hpack["h2-tls"]["request_up_bytes"][0]
     report = (path / "report.md").read_text()
     assert "Transport x HTTP version" in report
+    assert "figures/hpack_requests.png" in report
     for t in TRANSPORTS:
         for p in PROTOS:
             assert f"| {t} | {p} |" in report
