@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from experiments.matrix import variant  # noqa: E402
 from experiments.records import BenchCell  # noqa: E402
@@ -270,7 +271,7 @@ def hpack_requests(cells: Cells, path: Path) -> Path | None:
     for c in chosen:
         total = [u + d for u, d in zip(c["request_up_bytes"], c["request_down_bytes"], strict=True)]
         ax.plot(range(1, len(total) + 1), total, marker="o", label=str(c.get("proto", "h1")))
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
     ax.set(
         xlabel="request on the connection (1 = with TLS / HTTP/2 setup)",
