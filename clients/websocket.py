@@ -47,6 +47,8 @@ class WebSocketClient(FeedClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
+        if self.http is not None:
+            raise ValueError("a WebSocket has a connection of its own (no shared httpx client)")
         self.max_size = max_size
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s

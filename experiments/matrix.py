@@ -250,8 +250,9 @@ def profile(name: str) -> list[Cell]:
         return quick + h2
     if name in ("protocols", "protocols-tiny"):
         if name == "protocols":
-            return protocols_profile()
-        return protocols_profile(subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0)
+            # 100: hypercorn's SETTINGS_MAX_CONCURRENT_STREAMS, all on one connection.
+            return protocols_profile(streams=100)
+        return protocols_profile(subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0, streams=6)
     if name == "full":
         cells = _profile(
             subs=(10, 100, 400, 1000),
@@ -313,10 +314,13 @@ def protocols_profile(
     warmup_s: float = 1.0,
     duration_s: float = 5.0,
     hpack: bool = True,
+    streams: int = 0,
 ) -> list[Cell]:
     """Every transport over every HTTP version: the same load, the server and client the
     protocol names (``protocols``; quick takes its h2-tls cells). ``hpack``: per protocol, one
-    cell of polls in a row on one connection, on the same server (experiments/hpack.py)."""
+    cell of polls in a row on one connection, on the same server (experiments/hpack.py).
+    ``streams`` > 0: that many SSE subscribers on one HTTP/2 connection, against as many
+    connections over h1-tls and h2-tls (``multiplex``)."""
     cells = [
         Cell(t, subscribers, rate, size=64, proto=p, warmup_s=warmup_s, duration_s=duration_s,
              tags=("protocols",))
@@ -329,6 +333,13 @@ def protocols_profile(
                  tags=("hpack",))
             for p in protos
         ]  # fmt: skip
+    if streams:
+        timing: dict[str, Any] = {"size": 64, "warmup_s": warmup_s, "duration_s": duration_s}
+        one = {"shared_connection": True}
+        cells += [
+            Cell("sse", streams, rate, proto=p, client=c, tags=("multiplex",), **timing)
+            for p, c in (("h1-tls", {}), ("h2-tls", {}), ("h2-tls", one))
+        ]
     return cells
 
 

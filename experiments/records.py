@@ -52,6 +52,7 @@ class ClientOptions(TypedDict, total=False):
     compression: bool  # ws permessage-deflate
     source: str  # counting wire: local address to bind, or "auto" (one per process)
     http2: bool  # HTTP/2 over TLS (cells with proto h2-tls)
+    shared_connection: bool  # a generator's subscribers share one httpx pool (h2: one connection)
 
 
 class CellParams(TypedDict):

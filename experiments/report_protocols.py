@@ -132,3 +132,37 @@ def hpack_section(cells: Cells) -> Section | None:
             f"{f(h2['steady_request_up_bytes'])} against {f(h1['steady_request_up_bytes'])} bytes."
         )
     return s
+
+
+def multiplex_section(cells: Cells) -> Section | None:
+    """Many SSE streams: one HTTP/2 connection against one connection per subscriber."""
+    rows = ok(cells, "multiplex")
+    if not rows:
+        return None
+    s = Section("Many SSE streams: one HTTP/2 connection against one connection each")
+    s.header = [
+        "HTTP", "subscribers", "connections", "events/s", "p99 ms", "wire bytes/event",
+        "server CPU s / 1k events", "server RSS MB",
+    ]  # fmt: skip
+    for c in rows:
+        s.rows.append(
+            [
+                proto(c),
+                f(c["subscribers"]),
+                f(c.get("wire_connections")),
+                f(c.get("events_per_s")),
+                f(c.get("latency_ms_p99")),
+                f(c.get("wire_bytes_per_event")),
+                f(c.get("server_cpu_s_per_1k_events")),
+                f(c.get("server_rss_mb")),
+            ]
+        )
+    s.text.append(
+        "Connections: client sockets open at the end of the window (ss). One connection: every "
+        "subscriber's stream on one httpx pool over HTTP/2 (up to the server's "
+        "SETTINGS_MAX_CONCURRENT_STREAMS, 100 under hypercorn); the browser's case, where "
+        "HTTP/1.1 would stop at six per host. Server RSS is the process's at the end of the "
+        "cell, after the same server's earlier cells."
+    )
+    s.text.append(source(rows))
+    return s

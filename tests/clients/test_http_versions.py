@@ -25,10 +25,12 @@ class _Versions:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket") and scope["path"] not in ("/publish", "/healthz"):
             SEEN.add((scope["type"], scope["http_version"]))
+            PEERS.add(scope["client"][1])
         await self.app(scope, receive, send)
 
 
 SEEN: set[tuple[str, str]] = set()
+PEERS: set[int] = set()  # client ports of the feed requests
 
 
 @pytest.fixture
@@ -102,3 +104,36 @@ async def test_second_bodiless_post_over_h2_drops_the_connection(serve, settings
         for rate in ("2", "3"):  # the same calls on one HTTP/1.1 connection: answered
             r = await http.post(f"{server.url}/admin/ticker", params={"rate": rate})
             assert (r.status_code, r.http_version) == (200, "HTTP/1.1"), r.text
+
+
+@pytest.mark.parametrize("transport", ["poll", "long-poll", "sse"])
+async def test_subscribers_share_one_h2_connection(transport, serve, settings, tls_files, tls_http):
+    """Given one shared httpx client, HTTP/2 subscribers are streams of one TCP connection."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    PEERS.clear()
+    extra = {"poll": {"interval_s": 0.02}, "long-poll": {"wait_s": 2.0}}.get(transport, {})
+    async with httpx.AsyncClient(
+        verify=tls_files.client_context(), http2=True, timeout=10.0
+    ) as shared:
+        subs = [
+            Collector(
+                CLIENTS[transport](
+                    server.url,
+                    "t",
+                    retry=FAST_RETRY,
+                    verify=tls_files.client_context(),
+                    http2=True,
+                    http=shared,
+                    **extra,
+                )  # fmt: skip
+            )
+            for _ in range(5)
+        ]
+        for c in subs:
+            await ready(c.client)
+        await publish(tls_http, server.url, "t", 20)
+        for c in subs:
+            await c.until(20)
+            await c.close()
+    assert all(c.seqs == list(range(1, 21)) for c in subs)
+    assert len(PEERS) == 1

@@ -119,8 +119,15 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert set(hpack) == set(PROTOS)
     assert hpack["h2-tls"]["steady_request_up_bytes"] < hpack["h1-tls"]["steady_request_up_bytes"]
     assert hpack["h2-tls"]["request_up_bytes"][1] < hpack["h2-tls"]["request_up_bytes"][0]
+    # Many SSE streams: one connection when shared over h2, one per subscriber otherwise.
+    multiplex = [c for c in cells if "multiplex" in c["tags"]]
+    assert sorted(
+        (c["proto"], c["client"].get("shared_connection", False), c["wire_connections"])
+        for c in multiplex
+    ) == [("h1-tls", False, 6), ("h2-tls", False, 6), ("h2-tls", True, 1)]
     report = (path / "report.md").read_text()
     assert "Transport x HTTP version" in report
+    assert "Many SSE streams" in report
     assert "figures/hpack_requests.png" in report
     for t in TRANSPORTS:
         for p in PROTOS:

@@ -52,13 +52,17 @@ def test_idle_memory_has_sse_on_both_implementations(name):
 def test_protocols_profile_is_every_transport_over_every_http_version():
     """The protocols profile is the full transport x {h1, h1-tls, h2-tls} grid, one load."""
     everything = profile("protocols")
-    cells = [c for c in everything if c.kind == "asyncio"]
+    cells = [c for c in everything if "protocols" in c.tags]
     assert {(c.proto, c.tags) for c in everything if c.kind == "hpack"} == {
         (p, ("hpack",)) for p in PROTOS
     }
     assert {(c.transport, c.proto) for c in cells} == {(t, p) for t in TRANSPORTS for p in PROTOS}
     assert len({(c.subscribers, c.rate, c.size) for c in cells}) == 1
-    assert all(c.server == "python" and "protocols" in c.tags for c in cells)
+    assert all(c.server == "python" and c.kind == "asyncio" for c in cells)
+    multiplex = [(c.proto, c.client) for c in everything if "multiplex" in c.tags]
+    assert multiplex == [
+        ("h1-tls", {}), ("h2-tls", {}), ("h2-tls", {"shared_connection": True})
+    ]  # fmt: skip
 
 
 def test_proto_is_one_client_option_and_part_of_name_and_server_key():
