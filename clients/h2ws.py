@@ -29,6 +29,8 @@ import h2.connection
 import h2.events
 import h2.settings
 
+from clients.retry import RETRYABLE_CLOSE_CODES, RETRYABLE_STATUS
+from feed.exceptions import FatalTransportError
 from feed.wire.ws import (
     BINARY,
     CLOSE,
@@ -50,8 +52,16 @@ READ_BYTES = 65536
 
 
 class H2WebSocketError(ConnectionError):
-    """The server refused the WebSocket (no extended CONNECT, a status other than 200) or the
-    stream or connection ended; retryable like any dropped connection."""
+    """No WebSocket: the server does not allow the extended CONNECT, answered 5xx/408/429, or the
+    stream or connection ended; retryable like any dropped connection. (A 4xx that would repeat
+    and a policy close are :class:`~feed.exceptions.FatalTransportError`, as over HTTP/1.1.)"""
+
+
+def _refused(status: int | None) -> Exception:
+    message = f"extended CONNECT answered {status}"
+    if status is not None and 400 <= status < 500 and status not in RETRYABLE_STATUS:
+        return FatalTransportError(message, status=status)
+    return H2WebSocketError(message)
 
 
 def _text(pairs: Any) -> list[tuple[str, str]]:
@@ -88,6 +98,8 @@ class H2WebSocket:
         self.enable_connect_protocol: int | None = None
         self.response_headers: list[tuple[str, str]] = []
         self.ended = False
+        # The server's close code (1005: a close without one); None until it closed.
+        self.close_code: int | None = None
         self._reader = FrameReader()
 
     @property
@@ -119,7 +131,7 @@ class H2WebSocket:
             ):
                 self.response_headers = _text(event.headers)
                 if self.status != 200:
-                    raise H2WebSocketError(f"extended CONNECT answered {self.status}")
+                    raise _refused(self.status)
             elif isinstance(event, h2.events.DataReceived) and event.stream_id == self.stream_id:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 self._reader.feed(event.data)
@@ -132,6 +144,7 @@ class H2WebSocket:
             if frame.opcode == PING:
                 self.send(PONG, frame.payload)
             elif frame.opcode == CLOSE and not self.ended:
+                self.close_code = frame.close_code or 1005
                 self.send(CLOSE, frame.payload[:2])
                 self.conn.end_stream(self._stream())
                 self.ended = True
@@ -219,6 +232,9 @@ class H2WebSocketConnection:
                     payload, self._parts = b"".join(self._parts), []
                     yield payload.decode() if self._kind == TEXT else payload
             if self.ws.ended:
+                code = self.ws.close_code
+                if code is not None and code not in RETRYABLE_CLOSE_CODES:
+                    raise FatalTransportError(f"closed with {code}", close_code=code)
                 return
             await self._pump()
 

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from clients import CLIENTS
+from clients import CLIENTS, h2ws
+from feed.exceptions import FatalTransportError
 from servers.launch import ServerThread
 from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
 
@@ -137,3 +138,26 @@ async def test_subscribers_share_one_h2_connection(transport, serve, settings, t
             await c.close()
     assert all(c.seqs == list(range(1, 21)) for c in subs)
     assert len(PEERS) == 1
+
+
+@pytest.mark.parametrize(("path", "status"), [("/nope", 403), ("/ws", 400)])
+async def test_refused_h2_websocket_is_a_fatal_status(serve, settings, tls_files, path, status):
+    """A 4xx answer to the extended CONNECT is fatal, as a 4xx to the HTTP/1.1 upgrade is."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    with pytest.raises(FatalTransportError) as caught:
+        async with h2ws.connect(server.ws_url + path, ssl_context=tls_files.client_context()):
+            pass
+    assert caught.value.status == status
+
+
+async def test_h2_websocket_policy_close_is_fatal(serve, settings, tls_files):
+    """The server's policy close (1008: a missing token with auth on) ends the client for good."""
+    server = _server(serve, settings.replace(auth=True), tls_files, "h2-tls")
+    client = CLIENTS["ws"](
+        server.url, "t", retry=FAST_RETRY, verify=tls_files.client_context(), http2=True,
+        auth="message", token="not-a-jwt",
+    )  # fmt: skip
+    with pytest.raises(FatalTransportError) as caught:
+        async for _ in client.events():
+            pass
+    assert caught.value.close_code == 1008
