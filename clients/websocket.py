@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from clients import h2ws
 from clients.base import FeedClient, RawItem, Ready, tls_context
 from feed.codec import control, decode_event, decode_msgpack_event, gap_from_dict, loads
 from feed.wire.contract import BEARER_PREFIX, PATHS, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
@@ -110,6 +109,8 @@ class WebSocketClient(FeedClient):
         """The same conversation on one HTTP/2 stream (RFC 8441; :mod:`clients.h2ws`)."""
         if self.compression:
             raise ValueError("permessage-deflate is not offered over HTTP/2 here")
+        from clients import h2ws  # the h2 library (lab extras) only when asked for
+
         headers, protocols = self._handshake()
         async with h2ws.connect(
             self.ws_url(), ssl_context=self._ssl(), subprotocols=protocols, headers=headers
