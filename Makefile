@@ -72,6 +72,9 @@ PROFILE ?= quick
 bench: install ## the transport comparison: run, plot, report (PROFILE=quick|full|tiny)
 	$(BIN)/pushlab bench --profile $(PROFILE)
 
+bench-protocols: install ## every transport over h1, h1+TLS and h2+TLS (hypercorn): run, report
+	$(BIN)/pushlab bench --profile protocols
+
 P99_MS ?= 100
 capacity: install ## where each transport breaks: knee search, ceiling, report (~10 min)
 	$(BIN)/pushlab capacity --p99-ms $(P99_MS)
@@ -136,7 +139,7 @@ clean: ## remove caches (keeps .venv and results)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
 
 
-.PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench perf screenshots \
+.PHONY: help venv system baseline install lint fmt test test-all test-pythons serve bench bench-protocols perf screenshots \
 	clean notebook notebooks-run \
 	cluster cluster-down cluster-faults cluster-bench pubsub-loss compression docs conformance rtt \
 	hotpath cpu-profile abuse capacity ladder storm

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -14,11 +16,30 @@ from feed.exceptions import FatalTransportError
 
 
 def make_http(
-    read_timeout_s: float | None, verify: ssl.SSLContext | bool = True
+    read_timeout_s: float | None, verify: ssl.SSLContext | bool = True, http2: bool = False
 ) -> httpx.AsyncClient:
-    """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection."""
+    """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection.
+
+    ``http2``: offer ALPN ``h2`` (and ``http/1.1``) over TLS; httpx then speaks HTTP/2 (the ``h2``
+    library) when the server picks it. Plain ``http://`` stays HTTP/1.1.
+    """
     timeout = httpx.Timeout(connect=5.0, read=read_timeout_s, write=5.0, pool=5.0)
-    return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=verify)
+    return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=verify, http2=http2)
+
+
+@asynccontextmanager
+async def session_http(
+    shared: httpx.AsyncClient | None,
+    read_timeout_s: float | None,
+    verify: ssl.SSLContext | bool,
+    http2: bool,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The client of one session: the shared one (left open), else a pool of its own."""
+    if shared is not None:
+        yield shared
+        return
+    async with make_http(read_timeout_s, verify, http2) as http:
+        yield http
 
 
 class SocketTracker:
@@ -55,4 +76,6 @@ def parse_events(raw: list[object]) -> list[tuple[FeedEvent, int]]:
     return [(decode_event(e), len(dumps(e))) for e in raw if isinstance(e, dict)]
 
 
-__all__ = ["SocketTracker", "loads", "make_http", "parse_events", "raise_for_status"]
+__all__ = [
+    "SocketTracker", "loads", "make_http", "parse_events", "raise_for_status", "session_http",
+]  # fmt: skip

@@ -16,10 +16,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from clients.retry import RetryPolicy, is_retryable
 from feed.events import FeedEvent, Gap
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class Cuttable(Protocol):
@@ -96,8 +99,16 @@ class FeedClient(ABC):
         headers: dict[str, str] | None = None,
         token: str | None = None,
         verify: ssl.SSLContext | bool = True,
+        http2: bool = False,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # HTTP/2 (ALPN h2 over https://): httpx's HTTP/2 for the HTTP transports, RFC 8441 for
+        # the WebSocket (clients/h2ws.py).
+        self.http2 = http2
+        # An httpx client shared with other feed clients (the HTTP transports): over HTTP/2 their
+        # requests are streams of one connection. Not closed here; its owner closes it.
+        self.http = http
         # A JWT (docs/protocol.md, "Authentication"); each transport sends it its own way.
         self.token = token
         self.topic = topic

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from clients._http import make_http
+from clients._http import session_http
 from clients.base import RawItem, Ready
 from clients.short_poll import ShortPollClient, answer_items
 from feed.wire.contract import CURSOR_HEADER, PATHS
@@ -21,7 +21,7 @@ class LongPollClient(ShortPollClient):
         self.wait_s = wait_s
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with make_http(self.wait_s + 10.0, self.verify) as http:
+        async with session_http(self.http, self.wait_s + 10.0, self.verify, self.http2) as http:
             while True:
                 params = self.params() | {"timeout": str(self.wait_s)}
                 response = await self.fetch(http, PATHS["long-poll"], params)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from clients._http import SocketTracker, make_http, parse_events, raise_for_status
+from clients._http import SocketTracker, parse_events, raise_for_status, session_http
 from clients.base import Counters, Cuttable, FeedClient, RawItem, Ready
 from feed.codec import gap_from_dict, loads
 from feed.wire.contract import PATHS
@@ -65,7 +65,7 @@ class ShortPollClient(FeedClient):
         return response
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with make_http(30.0, self.verify) as http:
+        async with session_http(self.http, 30.0, self.verify, self.http2) as http:
             while True:
                 response = await self.fetch(http, PATHS["poll"], self.params())
                 items, more = answer_items(response.content, self.counters)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from httpx_sse import aconnect_sse
 
-from clients._http import make_http, raise_for_status
+from clients._http import raise_for_status, session_http
 from clients.base import FeedClient, RawItem, Ready, tls_context
 from clients.sse_wire import stream_messages
 from feed.codec import decode_event, gap_from_dict, loads
@@ -50,6 +50,8 @@ class SSEClient(FeedClient):
         self.token_in_query = token_in_query
         if wire not in ("httpx", "stream"):
             raise ValueError(f"wire must be 'httpx' or 'stream', got {wire!r}")
+        if wire == "stream" and (self.http2 or self.http is not None):
+            raise ValueError("wire='stream' speaks HTTP/1.1 on its own socket; use wire='httpx'")
         self.wire = wire
 
     def _request(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -93,7 +95,7 @@ class SSEClient(FeedClient):
     async def _httpx_session(self) -> AsyncGenerator[RawItem, None]:
         params, headers = self._request()
         async with (
-            make_http(self.read_timeout_s, self.verify) as http,
+            session_http(self.http, self.read_timeout_s, self.verify, self.http2) as http,
             aconnect_sse(
                 http, "GET", self.url + PATHS["sse"], params=params, headers=headers
             ) as source,

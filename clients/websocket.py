@@ -12,7 +12,7 @@ server: no pong within ``ping_timeout_s`` ends the connection, the close handsha
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -46,6 +46,8 @@ class WebSocketClient(FeedClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
+        if self.http is not None:
+            raise ValueError("a WebSocket has a connection of its own (no shared httpx client)")
         self.max_size = max_size
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
@@ -81,7 +83,10 @@ class WebSocketClient(FeedClient):
         """TLS context for ``wss://`` (``verify`` as for the HTTP clients); None for ``ws://``."""
         return tls_context(self.verify) if self.url.startswith("https") else None
 
-    async def _session(self) -> AsyncGenerator[RawItem, None]:
+    def _session(self) -> AsyncGenerator[RawItem, None]:
+        return self._h2_session() if self.http2 else self._h1_session()
+
+    async def _h1_session(self) -> AsyncGenerator[RawItem, None]:
         headers, protocols = self._handshake()
         async with connect(
             self.ws_url(),
@@ -97,23 +102,44 @@ class WebSocketClient(FeedClient):
             ssl=self._ssl(),
         ) as ws:
             self._sock = ws.transport.get_extra_info("socket")
-            self.counters.requests += 1
-            self.counters.connections += 1
-            if self.token is not None and self.auth == "message":
-                await ws.send(control("auth", token=self.token).decode())
-            async for message in ws:
-                if isinstance(message, bytes):
-                    yield decode_msgpack_event(message), len(message)
-                    continue
-                obj = loads(message)
-                kind = obj.get("type")
-                if kind is None:
-                    yield decode_event(obj), len(message)
-                elif kind == "ready":
-                    yield Ready(int(obj["cursor"]))
-                elif kind == "gap":
-                    yield gap_from_dict(obj)
-                elif kind == "ping":
-                    self.server_pings += 1
-                    if self.answer_pings:
-                        await ws.send(control("pong", id=obj.get("id")).decode())
+            async for item in self._items(ws, ws.send):
+                yield item
+
+    async def _h2_session(self) -> AsyncGenerator[RawItem, None]:
+        """The same conversation on one HTTP/2 stream (RFC 8441; :mod:`clients.h2ws`)."""
+        if self.compression:
+            raise ValueError("permessage-deflate is not offered over HTTP/2 here")
+        from clients import h2ws  # the h2 library (lab extras) only when asked for
+
+        headers, protocols = self._handshake()
+        async with h2ws.connect(
+            self.ws_url(), ssl_context=self._ssl(), subprotocols=protocols, headers=headers
+        ) as ws:
+            self._sock = ws.socket
+            async for item in self._items(ws, ws.send_text):
+                yield item
+
+    async def _items(
+        self, messages: AsyncIterable[str | bytes], send: Callable[[str], Awaitable[None]]
+    ) -> AsyncGenerator[RawItem, None]:
+        """One connection's messages as client items; answers the app's heartbeat."""
+        self.counters.requests += 1
+        self.counters.connections += 1
+        if self.token is not None and self.auth == "message":
+            await send(control("auth", token=self.token).decode())
+        async for message in messages:
+            if isinstance(message, bytes):
+                yield decode_msgpack_event(message), len(message)
+                continue
+            obj = loads(message)
+            kind = obj.get("type")
+            if kind is None:
+                yield decode_event(obj), len(message)
+            elif kind == "ready":
+                yield Ready(int(obj["cursor"]))
+            elif kind == "gap":
+                yield gap_from_dict(obj)
+            elif kind == "ping":
+                self.server_pings += 1
+                if self.answer_pings:
+                    await send(control("pong", id=obj.get("id")).decode())

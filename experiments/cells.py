@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import ssl
 import subprocess
 import sys
 import time
@@ -47,6 +48,12 @@ class Target:
     port: int
     pid: int
     topic: str
+    # The CA file that signed the server's certificate (https:// targets), for every client here.
+    ca: str | None = None
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What the runner's own control calls verify the server with."""
+        return ssl.create_default_context(cafile=self.ca) if self.ca else True
 
 
 def _split(n: int, parts: int) -> list[int]:
@@ -82,34 +89,40 @@ def latency_figures(lat_ns: np.ndarray[Any, Any]) -> dict[str, Any]:
     return out
 
 
-def set_ticker(url: str, rate: float) -> dict[str, Any]:
-    """``POST /admin/ticker?rate=``, which the Python server and the Node baseline both have."""
+def set_ticker(url: str, rate: float, verify: ssl.SSLContext | bool = True) -> dict[str, Any]:
+    """``POST /admin/ticker?rate=``, which the Python server and the Node baseline both have.
+
+    Over HTTP/1.1 always (a new connection per call; on an HTTP/2 server, ALPN ``http/1.1``):
+    hypercorn 0.18 drops an h2 connection after a bodiless POST like this (servers/http2.py).
+    """
     params = {"rate": f"{rate:g}"}
-    r = httpx.post(f"{url}/admin/ticker", params=params, timeout=10.0, trust_env=False)
+    r = httpx.post(
+        f"{url}/admin/ticker", params=params, timeout=10.0, trust_env=False, verify=verify
+    )
     if r.status_code != 200:
         raise RuntimeError(f"POST /admin/ticker?rate={rate:g} answered {r.status_code}: {r.text}")
     return dict(r.json())
 
 
-def _published(url: str) -> int:
-    r = httpx.get(f"{url}/healthz", timeout=10.0, trust_env=False)
+def _published(url: str, verify: ssl.SSLContext | bool = True) -> int:
+    r = httpx.get(f"{url}/healthz", timeout=10.0, trust_env=False, verify=verify)
     return int(r.json()["broker"]["published"])
 
 
-def pause_ticker(url: str) -> int:
+def pause_ticker(url: str, verify: ssl.SSLContext | bool = True) -> int:
     """Pause the ticker and return the publish count once it stopped moving.
 
     Node stops before it answers; the Python ticker may finish a burst first, so the count must
     hold still for longer than that ticker needs to notice.
     """
-    set_ticker(url, 0)
+    set_ticker(url, 0, verify)
     deadline = time.monotonic() + PAUSE_TIMEOUT_S
-    last, since = _published(url), time.monotonic()
+    last, since = _published(url, verify), time.monotonic()
     while time.monotonic() - since < PAUSE_SETTLE_S:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the ticker kept publishing {PAUSE_TIMEOUT_S:g} s after a pause")
         time.sleep(0.02)
-        now = _published(url)
+        now = _published(url, verify)
         if now != last:
             last, since = now, time.monotonic()
     return last
@@ -132,12 +145,13 @@ def asyncio_cell(
     pre: dict[str, Any] = {}
     try:
         if cell.preconnect:
-            pre["ticker_paused_at"] = pause_ticker(target.url)
+            pre["ticker_paused_at"] = pause_ticker(target.url, target.verify())
         for i, n in enumerate(_split(cell.subscribers, cell.generators)):
             raws.append(raw_dir / f"{cell.name}.gen{i}.npy")
             spec = {
                 "transport": cell.transport, "url": target.url, "topic": target.topic,
                 "subscribers": n, "client": cell.client_options(), "raw_path": str(raws[-1]),
+                "cafile": target.ca,
             }  # fmt: skip
             argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
             spawn(argv, into=procs, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
@@ -154,7 +168,7 @@ def asyncio_cell(
         if cursors:
             pre |= {"start_cursor_min": min(cursors), "start_cursor_max": max(cursors)}
         if cell.preconnect:
-            set_ticker(target.url, cell.rate)
+            set_ticker(target.url, cell.rate, target.verify())
         t0 = time.time_ns() + int(cell.warmup_s * 1e9)
         t1 = t0 + int(cell.duration_s * 1e9)
         for p in procs:
@@ -185,7 +199,7 @@ def asyncio_cell(
         if cell.preconnect:
             # Stop the flat-out load before anything else runs on this server or stops it.
             with contextlib.suppress(Exception):
-                set_ticker(target.url, 0)
+                set_ticker(target.url, 0, target.verify())
         for p in procs:
             stop(p)
     rows, answers = _gather(raws, raw_dir / f"{cell.name}.npy")
@@ -300,30 +314,36 @@ def _wire_figures(
         port=target.port,
         wait_s=float(cell.client_options().get("wait_s", 20.0)),
     )
-    f_up, f_down = formulas.per_event(cell.transport, shape)
     wire = (t.up + t.down) / n
-    formula = f_up + f_down
     # Edge effect: the byte counters are read at two instants, while a request (polling) or an
     # event (push) can be in flight on each subscriber's socket; at each of the two readings one
     # such unit per subscriber can land on the other side from the events it carries.
     units = shape.requests if cell.transport in ("poll", "long-poll") else n
     edge_pct = 100 * 2 * cell.subscribers / max(units, 1)
-    return {
+    out = {
         "wire_edge_pct": edge_pct,
         "app_bytes_per_event": shape.event_len,
         "wire_up_bytes_per_event": t.up / n,
         "wire_down_bytes_per_event": t.down / n,
         "wire_down_segments_per_event": t.down_segments / n,
         "wire_bytes_per_event": wire,
-        "formula_up_bytes_per_event": f_up,
-        "formula_down_bytes_per_event": f_down,
-        "formula_bytes_per_event": formula,
-        "wire_vs_formula_pct": 100 * (wire - formula) / formula,
         "wire_connections": t.connections,
         "wire_closed_connections": t.closed,
         "requests_per_event": out["requests"] / delivered,
         "empty_fraction": out["empty_responses"] / out["requests"] if out["requests"] else 0.0,
     }
+    if cell.proto == "h1":
+        # The framing formulas are HTTP/1.1 plaintext's; over TLS and HTTP/2 only the socket's
+        # count stands (TLS records, HTTP/2 frame headers and HPACK have no formula here).
+        f_up, f_down = formulas.per_event(cell.transport, shape)
+        formula = f_up + f_down
+        out |= {
+            "formula_up_bytes_per_event": f_up,
+            "formula_down_bytes_per_event": f_down,
+            "formula_bytes_per_event": formula,
+            "wire_vs_formula_pct": 100 * (wire - formula) / formula,
+        }
+    return out
 
 
 def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
@@ -343,7 +363,7 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
                 "transport": cell.transport, "url": target.url, "topic": target.topic,
                 "idle": True, "subscribers": n, "client": cell.client_options(),
                 "raw_path": str(raw_dir / f"{cell.name}.gen{i}.npy"),
-                "connect_timeout_s": connect_s,
+                "connect_timeout_s": connect_s, "cafile": target.ca,
             }  # fmt: skip
             argv = [sys.executable, "-m", "experiments.loadgen", json.dumps(spec)]
             spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")

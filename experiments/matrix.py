@@ -6,9 +6,11 @@ as compression, a Redis broker or an nginx front becomes matrix data), which loa
 (``asyncio`` clients, ``locust``, or ``idle`` connections for memory), how many subscribers, and the
 client options (short-poll interval, permessage-deflate, ...). ``tags`` say which figures use it.
 
-Profiles: ``tiny`` (tests, seconds), ``quick`` (``make bench``, <= 3 minutes on 2 cores) and
-``full`` (longer windows, more points). Cells that need a setting this build of the server does
-not have are dropped by :func:`available` with the reason, never silently.
+Profiles: ``tiny`` (tests, seconds), ``quick`` (``make bench``, <= 3 minutes on 2 cores),
+``full`` (longer windows, more points) and ``protocols`` (every transport over each HTTP version,
+:data:`PROTOS`; ``protocols-tiny`` for tests). Cells that need a setting this build of the server
+does not have, or a protocol their server does not speak, are dropped by :func:`available` with
+the reason, never silently.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from feed.settings import ENV_PREFIX, Settings
 from feed.wire.contract import TRANSPORTS
 
 NODE_TRANSPORTS = ("sse", "ws")
+# The HTTP version dimension (issue 20): plaintext HTTP/1.1 (uvicorn, the default), HTTP/1.1 over
+# TLS (uvicorn; TLS's own cost) and HTTP/2 over TLS (hypercorn, ALPN h2; the WebSocket by RFC
+# 8441). A protocol is a server setting plus one client option, the same for every transport.
+PROTOS = ("h1", "h1-tls", "h2-tls")
+PROTO_SERVERS = {"h1": ("python", "granian", "node"), "h1-tls": ("python",), "h2-tls": ("python",)}
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0
 # The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
@@ -54,7 +61,7 @@ class Cell:
     subscribers: int
     rate: float
     size: int
-    kind: str = "asyncio"  # asyncio | locust | idle
+    kind: str = "asyncio"  # asyncio | locust | idle | hpack (experiments/hpack.py)
     server: str = "python"  # python (uvicorn) | granian (the same app under Granian) | node
     server_env: dict[str, str] = field(default_factory=dict)
     client: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +72,7 @@ class Cell:
     # Pause the ticker (POST /admin/ticker rate=0) until every subscriber is connected, then
     # start it at ``rate``: a flat-out ticker starves the handshakes of late subscribers.
     preconnect: bool = False
+    proto: str = "h1"  # PROTOS
 
     @property
     def name(self) -> str:
@@ -75,6 +83,7 @@ class Cell:
         parts += [
             f"{k.removeprefix(ENV_PREFIX).lower()}={v}" for k, v in sorted(self.server_env.items())
         ]
+        parts += [self.proto] if self.proto != "h1" else []
         return "_".join(str(p).replace("/", "-") for p in parts)
 
     @property
@@ -82,7 +91,9 @@ class Cell:
         """Cells with the same key can share one server process (idle cells never do)."""
         if self.kind == "idle":
             return ("idle", self.name)
-        return (self.server, self.rate, self.size, tuple(sorted(self.server_env.items())))
+        return (
+            self.server, self.rate, self.size, tuple(sorted(self.server_env.items())), self.proto,
+        )  # fmt: skip
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for the transport's client, with the lab's defaults filled in."""
@@ -91,6 +102,8 @@ class Cell:
             opts["interval_s"] = DEFAULT_POLL_INTERVAL_S
         if self.transport == "long-poll":
             opts["wait_s"] = DEFAULT_LONG_POLL_WAIT_S
+        if self.proto == "h2-tls":
+            opts["http2"] = True
         return opts | self.client
 
     def params(self) -> CellParams:
@@ -119,6 +132,9 @@ def available(cells: Iterable[Cell]) -> tuple[list[Cell], list[str]]:
     known = {f.name for f in dataclasses.fields(Settings)}
     keep, dropped = [], []
     for c in cells:
+        if c.server not in PROTO_SERVERS.get(c.proto, ()):
+            dropped.append(f"{c.name}: {c.server} is not served over {c.proto} here")
+            continue
         missing = [k for k in c.server_env if k.removeprefix(ENV_PREFIX).lower() not in known]
         if missing and c.server != "node":
             dropped.append(f"{c.name}: server setting {', '.join(missing)} not in this build")
@@ -217,7 +233,7 @@ def profile(name: str) -> list[Cell]:
             for c in cells
         ]
     if name == "quick":
-        return _profile(
+        quick = _profile(
             subs=(10, 100),
             rates=(2, 200),
             base_rate=50,
@@ -229,6 +245,14 @@ def profile(name: str) -> list[Cell]:
             duration_s=2.5,
             locust_users=10,
         )
+        # One HTTP/2 cell per transport next to the same cell over plaintext HTTP/1.1 above.
+        h2 = protocols_profile(protos=("h2-tls",), warmup_s=0.5, duration_s=2.5, hpack=False)
+        return quick + h2
+    if name in ("protocols", "protocols-tiny"):
+        if name == "protocols":
+            # 100: hypercorn's SETTINGS_MAX_CONCURRENT_STREAMS, all on one connection.
+            return protocols_profile(streams=100)
+        return protocols_profile(subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0, streams=6)
     if name == "full":
         cells = _profile(
             subs=(10, 100, 400, 1000),
@@ -280,6 +304,43 @@ PERF_GRANIAN_ROWS = (("granian", "ws"), ("granian", "sse"))
 # SSE subscribers on the lean wire (clients/sse_wire.py): on httpx an SSE generator spent 2.7x the
 # WebSocket client's CPU (docs/performance.md, lever 17): the generator, not the server, set p99.
 PERF_CLIENT = {"sse": {"wire": "stream"}}
+
+
+def protocols_profile(
+    *,
+    protos: tuple[str, ...] = PROTOS,
+    subscribers: int = 10,
+    rate: float = 50,
+    warmup_s: float = 1.0,
+    duration_s: float = 5.0,
+    hpack: bool = True,
+    streams: int = 0,
+) -> list[Cell]:
+    """Every transport over every HTTP version: the same load, the server and client the
+    protocol names (``protocols``; quick takes its h2-tls cells). ``hpack``: per protocol, one
+    cell of polls in a row on one connection, on the same server (experiments/hpack.py).
+    ``streams`` > 0: that many SSE subscribers on one HTTP/2 connection, against as many
+    connections over h1-tls and h2-tls (``multiplex``)."""
+    cells = [
+        Cell(t, subscribers, rate, size=64, proto=p, warmup_s=warmup_s, duration_s=duration_s,
+             tags=("protocols",))
+        for t in TRANSPORTS
+        for p in protos
+    ]  # fmt: skip
+    if hpack:
+        cells += [
+            Cell("poll", 1, rate, size=64, kind="hpack", proto=p, warmup_s=0.0, duration_s=0.0,
+                 tags=("hpack",))
+            for p in protos
+        ]  # fmt: skip
+    if streams:
+        timing: dict[str, Any] = {"size": 64, "warmup_s": warmup_s, "duration_s": duration_s}
+        one = {"shared_connection": True}
+        cells += [
+            Cell("sse", streams, rate, proto=p, client=c, tags=("multiplex",), **timing)
+            for p, c in (("h1-tls", {}), ("h2-tls", {}), ("h2-tls", one))
+        ]
+    return cells
 
 
 def perf_profile(tiny: bool = False) -> list[Cell]:
@@ -397,4 +458,5 @@ def _idle(rows: tuple[tuple[str, str], ...], n: int, timing: dict[str, Any]) -> 
 PERF_PARTS = ("perf-paced", "perf-flat", "perf-idle")
 PROFILES = (
     "tiny", "quick", "full", "perf", "perf-tiny", *PERF_PARTS, "perf-granian", "perf-wire",
+    "protocols", "protocols-tiny",
 )  # fmt: skip

@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from experiments.matrix import variant  # noqa: E402
 from experiments.records import BenchCell  # noqa: E402
@@ -45,10 +46,13 @@ def ok(cells: Iterable[BenchCell], tag: str | None = None, kind: str = "asyncio"
 
 
 def label(c: BenchCell) -> str:
-    """``ws``, ``node ws``, ``ws deflate``, ``sse sse_impl=pushlab``: what tells rows apart."""
+    """``ws``, ``node ws``, ``ws deflate``, ``ws h2-tls``, ``sse sse_impl=pushlab``: what tells
+    rows apart."""
     name = c["transport"] if c.get("server") == "python" else f"{c['server']} {c['transport']}"
     if c["transport"] == "ws" and c.get("client", {}).get("compression"):
         name += " deflate"
+    if c.get("proto", "h1") != "h1":
+        name += f" {c.get('proto')}"
     return " ".join([str(name), *variant(c.get("server_env"))])
 
 
@@ -265,6 +269,26 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
+def hpack_requests(cells: Cells, path: Path) -> Path | None:
+    """Bytes per short-poll request on one connection, request by request, per HTTP version."""
+    chosen = ok(cells, "hpack", kind="hpack")
+    if not chosen:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for c in chosen:
+        total = [u + d for u, d in zip(c["request_up_bytes"], c["request_down_bytes"], strict=True)]
+        ax.plot(range(1, len(total) + 1), total, marker="o", label=str(c.get("proto", "h1")))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_yscale("log")
+    ax.set(
+        xlabel="request on the connection (1 = with TLS / HTTP/2 setup)",
+        ylabel="bytes on the socket (up + down)",
+        title="Short poll: bytes per request (HPACK from request 2)",
+    )
+    ax.legend()
+    return _save(fig, path)
+
+
 FIGURES: dict[str, Callable[[Cells, Path], Path | None]] = {
     "latency_cdf.png": latency_cdf,
     "throughput_vs_subscribers.png": throughput,
@@ -272,6 +296,7 @@ FIGURES: dict[str, Callable[[Cells, Path], Path | None]] = {
     "cpu_per_1k_events.png": cpu_per_event,
     "poll_interval.png": poll_interval,
     "memory_per_connection.png": memory,
+    "hpack_requests.png": hpack_requests,
 }
 
 

@@ -51,6 +51,8 @@ class ClientOptions(TypedDict, total=False):
     wire: str
     compression: bool  # ws permessage-deflate
     source: str  # counting wire: local address to bind, or "auto" (one per process)
+    http2: bool  # HTTP/2 over TLS (cells with proto h2-tls)
+    shared_connection: bool  # a generator's subscribers share one httpx pool (h2: one connection)
 
 
 class CellParams(TypedDict):
@@ -61,7 +63,7 @@ class CellParams(TypedDict):
     subscribers: int
     rate: float
     size: int
-    kind: str  # asyncio | locust | idle
+    kind: str  # asyncio | locust | idle | hpack
     server: str  # python | granian | node
     server_env: dict[str, str]
     client: ClientOptions
@@ -70,6 +72,7 @@ class CellParams(TypedDict):
     generators: int
     tags: list[str]
     preconnect: NotRequired[bool]  # runs before 2026-11-26 lack it
+    proto: NotRequired[str]  # h1 | h1-tls | h2-tls (experiments.matrix.PROTOS); older runs: h1
 
 
 class Delivery(TypedDict, total=False):
@@ -167,6 +170,17 @@ class IdleFigures(TypedDict, total=False):
     memory_per_connection_kb: float
 
 
+class HpackFigures(TypedDict, total=False):
+    """What an ``hpack`` cell adds (experiments.hpack): polls in a row on one connection."""
+
+    request_up_bytes: list[int]  # per request; request 1 includes the connection's setup
+    request_down_bytes: list[int]
+    first_request_bytes: int  # up + down
+    second_request_bytes: int
+    steady_request_bytes: float  # median of requests 3..n
+    steady_request_up_bytes: float
+
+
 # ---------------------------------------------------------------------------------------------
 # The capacity search (experiments.capacity). Its steps are bench cells carrying CapacityStep's
 # keys too; its knees and the machine's ceiling are derived rows of the same summary.json, told
@@ -241,7 +255,9 @@ DERIVED_ROWS: dict[str, type[Mapping[str, object]]] = {
 # The bench (experiments.run): pushlab bench / pushlab plot
 
 
-class BenchCell(CellParams, Delivery, LocustFigures, IdleFigures, CapacityStep, total=False):
+class BenchCell(
+    CellParams, Delivery, LocustFigures, IdleFigures, HpackFigures, CapacityStep, total=False
+):
     """One row of a bench run's ``summary.json``: parameters, outcome and figures."""
 
     status: typing.Required[str]  # ok | skipped | failed

@@ -20,6 +20,7 @@ from experiments.report_delivery import (
     run_section,
     throughput_section,
 )
+from experiments.report_protocols import hpack_section, multiplex_section, protocols_section
 
 __all__ = ["Cells", "Section", "render", "sections"]
 
@@ -46,6 +47,11 @@ def sections(meta: BenchMeta, cells: Cells) -> list[Section]:
         integrity_section(cells),
         *[s for s in (ratios.section(cells),) if s is not None],
         *(m(cells) for m in makers),
+        *[
+            s
+            for s in (protocols_section(cells), hpack_section(cells), multiplex_section(cells))
+            if s is not None
+        ],
         others_section(cells),
     ]
 

@@ -1,7 +1,8 @@
 """The one runner: a profile's cells, each against a real server process, into a results folder.
 
 For each group of cells that share a server configuration it starts the server (``python -m
-servers`` under uvicorn, the same app under Granian, or the Node baseline), waits until
+servers`` under uvicorn, or hypercorn for HTTP/2, with a fresh local CA's certificate for the
+TLS protocols; the same app under Granian, or the Node baseline), waits until
 ``/healthz`` answers, runs the cells (each warms up, then measures over a fixed window) and stops
 the server. Every cell is written to ``summary.json``/``.csv`` as soon as it finishes; Ctrl-C
 stops everything this run started and keeps the finished cells. Progress (cell i/n, time left)
@@ -27,9 +28,11 @@ from experiments.children import (
     stop,
     wait_healthy,
 )
+from experiments.hpack import hpack_cell
 from experiments.matrix import Cell, available, profile
 from experiments.records import BenchCell, BenchParams, ServerInfo, check
 from experiments.results import ResultsDir
+from experiments.tls import make_tls
 from feed.settings import Settings
 from servers.launch import ServerProcess, child_env, free_port
 
@@ -38,8 +41,9 @@ _KINDS: dict[str, CellFn] = {
     "asyncio": run_cells.asyncio_cell,
     "idle": run_cells.idle_cell,
     "locust": run_cells.locust_cell,
+    "hpack": hpack_cell,
 }
-_OVERHEAD_S = {"asyncio": 1.2, "idle": 2.5, "locust": 6.0}
+_OVERHEAD_S = {"asyncio": 1.2, "idle": 2.5, "locust": 6.0, "hpack": 1.0}
 
 
 def _estimate(cell: Cell) -> float:
@@ -53,10 +57,10 @@ def _groups(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def _settings(cell: Cell, port: int) -> Settings:
+def _settings(cell: Cell, port: int, env: dict[str, str] | None = None) -> Settings:
     """What the server process will build from the same environment and flags."""
     return Settings.from_env(
-        child_env(cell.server_env),
+        child_env(cell.server_env if env is None else env),
         port=port,
         ticker_rate=cell.rate,
         ticker_size=cell.size,
@@ -113,13 +117,20 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, ServerInfo
     if cell.server == "granian":
         yield from _granian(cell, env, topic, log)
         return
+    ca = None
+    if cell.proto != "h1":
+        # A fresh local CA per server (never committed); the clients verify against it.
+        tls = make_tls(log.with_suffix(".tls"))
+        env |= {"PUSHLAB_TLS_CERT": str(tls.cert), "PUSHLAB_TLS_KEY": str(tls.key)}
+        env |= {"PUSHLAB_HTTP2": "1"} if cell.proto == "h2-tls" else {}
+        ca = str(tls.ca)
     python = ServerProcess(
         env=env, args=python_server_args(cell.rate, cell.size, topic), log_path=log
     )
     with python:
-        settings = _settings(cell, python.port).as_dict()
+        settings = _settings(cell, python.port, env).as_dict()
         info = {"kind": "python", "argv": python.argv, "settings": settings}
-        yield run_cells.Target(python.url, python.port, python.pid, topic), info
+        yield run_cells.Target(python.url, python.port, python.pid, topic, ca), info
 
 
 def _granian(

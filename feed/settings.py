@@ -142,6 +142,12 @@ class Settings:
     send_close_timeout_s: float = 1.0
     # WebTransport over HTTP/3 (servers/webtransport/): its UDP port; 0 any free one, -1 off.
     webtransport_port: int = -1
+    # TLS: PEM certificate chain and key ("" = plaintext). Both or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Serve under hypercorn instead of uvicorn: HTTP/2 (over TLS: ALPN h2, with http/1.1 as the
+    # fallback; without: h2c by prior knowledge) and RFC 8441 WebSockets (servers/http2.py).
+    http2: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -186,6 +192,8 @@ class Settings:
             raise ValueError("webtransport_port must be -1 (off), 0 (any) or a port")
         if self.send_close_timeout_s <= 0:
             raise ValueError("need send_close_timeout_s > 0")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together (both or neither)")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
             raise ValueError("need 0 < long_poll_timeout_s <= long_poll_max_timeout_s")
         self.trusted_proxy_list  # noqa: B018 (raises on an entry that is not an IP or CIDR)
@@ -215,6 +223,11 @@ class Settings:
         values = dataclasses.asdict(self)
         values["auth_secret"] = "<redacted>"
         return values
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS (``https://``, ``wss://``)."""
+        return bool(self.tls_cert)
 
     @property
     def origin_allowlist(self) -> frozenset[str]:

@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("clients.publish_cli", "publish one event"),
     "token": ("servers.token_cli", "sign a token with PUSHLAB_AUTH_SECRET (--admin for admin)"),
     "explain": ("clients.explain.cli", "show the real bytes of each protocol against a server"),
-    "bench": ("experiments.cli", "run a measurement profile (quick, full, tiny), plot, report"),
+    "bench": ("experiments.cli", "run a profile (quick, full, tiny, protocols, ...), plot, report"),
     "capacity": ("experiments.capacity.cli", "where each transport breaks: knees, report"),
     "plot": ("experiments.cli", "regenerate figures and report of a results folder"),
     "chat": ("clients.chat", "terminal chat client for WS /chat"),

@@ -1,4 +1,4 @@
-"""``pushlab serve`` / ``python -m servers``: run the app under uvicorn."""
+"""``pushlab serve`` / ``python -m servers``: the app under uvicorn (``--http2``: hypercorn)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ _KEYS = (
     "shutdown_timeout_s",
     "snapshot_path",
     "webtransport_port",
+    "tls_cert",
+    "tls_key",
+    "http2",
 )
 
 
@@ -93,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shutdown-timeout", type=float, dest="shutdown_timeout_s")
     parser.add_argument("--snapshot", dest="snapshot_path", help="history snapshot file")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve https:// and wss://")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--http2",
+        action=on_off,
+        default=None,
+        help="serve under hypercorn: HTTP/2 (ALPN h2 over TLS, h2c without) (servers/http2.py)",
+    )
     parser.add_argument(
         "--webtransport-port",
         type=int,
@@ -130,6 +141,21 @@ def run(args: argparse.Namespace) -> int:
 
         return run_workers(settings, args.workers, held=sock)
     raise_nofile()  # one socket per connection: 10k idle connections need > 1,024 descriptors
+    if settings.http2:
+        return _run_http2(settings, sock)
     app = create_app(settings)
     PushlabServer(build_config(settings, app), app).run(sockets=None if sock is None else [sock])
+    return 0
+
+
+def _run_http2(settings: Settings, sock: socket.socket | None) -> int:
+    import asyncio
+
+    from servers.http2 import run as run_http2
+    from servers.launch import bind
+
+    if sock is None:
+        sock = bind(settings.host, settings.port)
+    with sock:
+        asyncio.run(run_http2(settings, sock))
     return 0

@@ -2,7 +2,9 @@
 
 :class:`ServerThread` serves ``create_app(settings)`` under uvicorn with the config ``pushlab
 serve`` uses (``servers.runner.build_config``: the WebSocket class, the guarded HTTP protocol, the
-lifespan, the draining shutdown), or under hypercorn for the HTTP/2 (h2c) tests.
+lifespan, the draining shutdown), or under hypercorn (:mod:`servers.http2`: HTTP/2, h2c or over
+TLS). ``settings.tls_cert``/``tls_key`` make either speak TLS (``url`` is then ``https://``);
+``settings.http2`` picks hypercorn in a thread and in a process alike.
 :class:`ServerProcess` runs ``python -m servers --fd N`` on a socket this process bound: port 0
 means any free port, with no window in which another program can take it (``workers`` > 1:
 ``--workers N`` on that port, whose workers :func:`spawn_worker` starts). Both wait for a
@@ -24,6 +26,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -124,9 +127,22 @@ def child_env(
 
 
 def healthy(url: str, timeout: float = 1.0) -> bool:
-    """``GET /healthz`` answers 200 (stdlib client: no proxy variables, no pool)."""
-    host, _, port = url.removeprefix("http://").rpartition(":")
-    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    """``GET /healthz`` answers 200 (stdlib client: no proxy variables, no pool).
+
+    Over ``https://`` the certificate is not checked: this only asks whether the process that
+    was handed the socket answers yet (the clients verify, against the CA the caller holds).
+    """
+    tls = url.startswith("https://")
+    host, _, port = url.removeprefix("https://").removeprefix("http://").rpartition(":")
+    conn: http.client.HTTPConnection
+    if tls:
+        probe = ssl.create_default_context()
+        probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(
+            host.strip("[]"), int(port), timeout=timeout, context=probe
+        )
+    else:
+        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
     try:
         conn.request("GET", "/healthz")
         return conn.getresponse().status == 200
@@ -136,16 +152,18 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
         conn.close()
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, tls: bool = False) -> str:
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @dataclass
 class ServerThread:
     """``create_app(settings)`` on ``settings.host``, in a daemon thread of this process.
 
-    ``port`` 0 takes a free one (kept for :meth:`restart`). ``server="hypercorn"`` serves the same
-    app over HTTP/1.1 and h2c (prior knowledge) with RFC 8441 WebSockets.
+    ``port`` 0 takes a free one (kept for :meth:`restart`). ``server="hypercorn"`` (or
+    ``settings.http2``) serves the same app over HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or
+    ALPN ``h2`` over TLS) with RFC 8441 WebSockets.
     """
 
     settings: Settings
@@ -168,11 +186,17 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return _url(self.settings.host, self.port)
+        return _url(self.settings.host, self.port, self.settings.tls)
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url.removeprefix("http")
 
     def start(self) -> ServerThread:
         if self.server not in ("uvicorn", "hypercorn"):
             raise ValueError(f"server must be uvicorn or hypercorn, not {self.server!r}")
+        if self.settings.http2:
+            self.server = "hypercorn"
         from servers.app import create_app
 
         sock = bind(self.settings.host, self.port)
@@ -228,7 +252,7 @@ class ServerThread:
     def _hyper_run(self, sock: socket.socket) -> Callable[[], None]:
         import asyncio
 
-        from servers.h2c import serve_h2c
+        from servers.http2 import serve_http2
 
         sock.listen(128)
         started = threading.Event()
@@ -238,7 +262,7 @@ class ServerThread:
             stop = asyncio.Event()
             box.append((asyncio.get_running_loop(), stop))
             started.set()
-            await serve_h2c(self.app, sock, stop)
+            await serve_http2(self.app, self.settings, sock, stop)
 
         def stop() -> None:
             if started.wait(self.stop_timeout_s) and box:
@@ -317,7 +341,10 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return _url(self.host, self.port)
+        """``http://`` or, when the child serves TLS (``PUSHLAB_TLS_CERT`` or ``--tls-cert``),
+        ``https://``."""
+        tls = bool(self.child_env().get(f"{ENV_PREFIX}TLS_CERT")) or "--tls-cert" in self.args
+        return _url(self.host, self.port, tls)
 
     @property
     def ws_url(self) -> str:

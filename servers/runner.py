@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -60,10 +62,24 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         "forwarded_allow_ips": settings.trusted_proxy_list,
         "lifespan": "on",
     }
+    if settings.tls:
+        options |= {
+            "ssl_certfile": settings.tls_cert,
+            "ssl_keyfile": settings.tls_key,
+            "ssl_context_factory": _http11_alpn,
+        }
     options.update(overrides)
     config = uvicorn.Config(app, **options)
     install_redaction()
     return config
+
+
+def _http11_alpn(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's TLS context, answering ALPN with ``http/1.1`` (RFC 7301): uvicorn sets no ALPN,
+    and a client that offered ``h2`` should hear which protocol it got, not infer it."""
+    context = default()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class PushlabServer(uvicorn.Server):

@@ -34,6 +34,14 @@ def settings(sse_impl: str) -> Settings:
     return Settings.from_env({}, ticker_rate=0, sse_impl=sse_impl)
 
 
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A local CA and a certificate for 127.0.0.1 (experiments.tls, as the cluster uses)."""
+    from experiments.tls import make_tls
+
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[..., ServerThread]]:
     """Start real servers; every one is stopped at teardown."""

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sse": "raw text/event-stream bytes from /sse, every line annotated",
         "stream": "raw application/x-ndjson bytes from /stream, chunk by chunk, lines named",
         "poll": "a /poll and a /long-poll on one keep-alive connection, overhead vs payload",
-        "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.h2c (started if needed)",
+        "h2": "a WebSocket over HTTP/2 (RFC 8441), to python -m servers.http2 (started if needed)",
         "h3": "a WebTransport session over HTTP/3: UDP sizes, QUIC packets, SETTINGS, streams",
     }
     for name, text in helps.items():

@@ -2,7 +2,7 @@
 
 uvicorn speaks HTTP/1.1 only, so this talks h2c (HTTP/2 without TLS, prior knowledge) with the
 ``h2`` library on a raw socket to the same app under hypercorn (which implements RFC 8441):
-``python -m servers.h2c``, started here as a child process unless a port is given.
+``python -m servers.http2``, started here as a child process unless a port is given.
 
 What to notice: the server announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL = 1``; the client opens
 a *stream* with an extended CONNECT (``:protocol: websocket``); the answer is ``:status 200``,
@@ -19,33 +19,22 @@ import sys
 import time
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.settings
+from clients.h2ws import NO_EXTENDED_CONNECT, H2WebSocket, H2WebSocketError
+from feed.exceptions import FatalTransportError
+from feed.wire.ws import TEXT, decode_frame
 
-from feed.wire.ws import TEXT, FrameReader, decode_frame, encode_frame, new_mask_key
-
-NO_EXTENDED_CONNECT = (
-    "the server did not announce SETTINGS_ENABLE_CONNECT_PROTOCOL = 1: no WebSocket over this "
-    "HTTP/2 connection (RFC 8441 §3); a browser would open an HTTP/1.1 connection instead"
-)
-
-
-def _headers(pairs: Any) -> list[list[str]]:
-    return [[k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v]
-            for k, v in pairs]  # fmt: skip
+__all__ = ["NO_EXTENDED_CONNECT", "explain", "render", "talk"]
 
 
 def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
     """Open a WebSocket over HTTP/2, ping it at application level, and record what happened.
 
-    ``port``: an h2c server already running on 127.0.0.1; none: start ``python -m servers.h2c``
+    ``port``: an h2c server already running on 127.0.0.1; none: start ``python -m servers.http2``
     for the duration (it reads ``PUSHLAB_*`` from this environment, ticker off)."""
     if port is not None:
         return talk(port, topic)
     child = subprocess.Popen(
-        [sys.executable, "-m", "servers.h2c", "--port", "0"],
+        [sys.executable, "-m", "servers.http2", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -53,7 +42,7 @@ def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
         assert child.stdout is not None
         line = child.stdout.readline()  # "listening on 127.0.0.1:PORT", or EOF if it failed
         if not line.startswith("listening on "):
-            raise ConnectionError(f"python -m servers.h2c did not start (exit {child.poll()})")
+            raise ConnectionError(f"python -m servers.http2 did not start (exit {child.poll()})")
         return talk(int(line.rsplit(":", 1)[1]), topic)
     finally:
         child.terminate()
@@ -65,9 +54,10 @@ def explain(topic: str = "h2", port: int | None = None) -> dict[str, Any]:
 def talk(
     port: int, topic: str, *, tls: ssl.SSLContext | None = None, insist: bool = False
 ) -> dict[str, Any]:
-    """Speak HTTP/2 to 127.0.0.1:port and open ``/ws`` with an extended CONNECT.
+    """Speak HTTP/2 to 127.0.0.1:port and open ``/ws`` with an extended CONNECT (the lab client's
+    sans-I/O :class:`~clients.h2ws.H2WebSocket` on a blocking socket).
 
-    ``tls``: over TLS with ALPN ``h2`` (as a browser does), else h2c with prior knowledge.
+    ``tls``: over TLS with ALPN ``h2`` (as a browser does), else h2c by prior knowledge.
     ``insist``: send the extended CONNECT even when the server did not announce it, to record
     the server's answer (a client that follows RFC 8441 never does this)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -76,60 +66,51 @@ def talk(
         tls.set_alpn_protocols(["h2"])
         sock = tls.wrap_socket(sock, server_hostname="127.0.0.1")
         report["alpn"] = sock.selected_alpn_protocol()
-    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=not insist)
-    conn = h2.connection.H2Connection(config)
-    conn.initiate_connection()
-    sock.sendall(conn.data_to_send())
-    reader = FrameReader()
-    stream_id: int | None = None
+    scheme = "https" if tls is not None else "http"
+    ws = H2WebSocket(f"127.0.0.1:{port}", f"/ws?topic={topic}", scheme=scheme, insist=insist)
+    sock.sendall(ws.data_to_send())
     deadline = time.monotonic() + 10
     try:
-        while len(report["frames"]) < 2 and time.monotonic() < deadline:
+        while len(report["frames"]) < 2 and time.monotonic() < deadline and not ws.ended:
             data = sock.recv(65536)
             if not data:
                 break
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.RemoteSettingsChanged) and stream_id is None:
-                    code = h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL
-                    # The server's own SETTINGS frame (h2 fills in defaults for the rest).
-                    report["server_settings"] = sorted(int(s) for s in event.changed_settings)
-                    report["enable_connect_protocol"] = conn.remote_settings.get(code)
-                    if report["enable_connect_protocol"] != 1:
-                        # RFC 8441 §3: a client MUST NOT send :protocol to a server that has
-                        # not announced SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
-                        report["error"] = NO_EXTENDED_CONNECT
-                        if not insist:
-                            return _finish(report)
-                    stream_id = conn.get_next_available_stream_id()
-                    request = [
-                        (":method", "CONNECT"),
-                        (":protocol", "websocket"),
-                        (":scheme", "https" if tls else "http"),
-                        (":path", f"/ws?topic={topic}"),
-                        (":authority", f"127.0.0.1:{port}"),
-                        ("sec-websocket-version", "13"),
-                    ]
-                    conn.send_headers(stream_id, request)
-                    report["request_headers"] = _headers(request)
-                    report["stream_id"] = stream_id
-                elif isinstance(event, h2.events.ResponseReceived) and stream_id is not None:
-                    report["response_headers"] = _headers(event.headers)
-                    if dict(report["response_headers"]).get(":status") != "200":
-                        return _finish(report)  # refused: no WebSocket on this stream
-                    frame = encode_frame(TEXT, b'{"type":"ping","id":7}', mask_key=new_mask_key())
-                    conn.send_data(stream_id, frame)
-                    decoded = decode_frame(frame)
-                    assert decoded is not None
-                    report["sent"].append(decoded[0].fields())
-                elif isinstance(event, h2.events.DataReceived):
-                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                    reader.feed(event.data)
-                    report["frames"] += [f.fields() for f in reader.frames()]
-            if out := conn.data_to_send():
+            asked = ws.stream_id is not None
+            try:
+                frames = ws.receive_data(data)
+            except (H2WebSocketError, FatalTransportError) as exc:
+                _settings(report, ws)
+                report["error"] = str(exc)
+                if ws.response_headers:
+                    report["response_headers"] = [list(h) for h in ws.response_headers]
+                return _finish(report)
+            _settings(report, ws)
+            if insist and ws.enable_connect_protocol != 1:
+                report.setdefault("error", NO_EXTENDED_CONNECT)
+            if not asked and ws.stream_id is not None:
+                report["request_headers"] = [list(h) for h in ws.request_headers]
+                report["stream_id"] = ws.stream_id
+            if ws.status is not None and "response_headers" not in report:
+                report["response_headers"] = [list(h) for h in ws.response_headers]
+                sock.sendall(ws.data_to_send())  # what is queued (acks): the ping goes alone
+                ws.send(TEXT, b'{"type":"ping","id":7}')
+                out = ws.data_to_send()
+                # One DATA frame: a 9-byte HTTP/2 frame header, the WebSocket frame its payload.
+                decoded = decode_frame(out, 9)
+                assert decoded is not None
+                report["sent"].append(decoded[0].fields())
+                sock.sendall(out)
+            report["frames"] += [f.fields() for f in frames]
+            if out := ws.data_to_send():
                 sock.sendall(out)
     finally:
         sock.close()
     return _finish(report)
+
+
+def _settings(report: dict[str, Any], ws: H2WebSocket) -> None:
+    report["enable_connect_protocol"] = ws.enable_connect_protocol
+    report["server_settings"] = ws.server_settings
 
 
 def _finish(report: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
+from experiments.matrix import PROTOS
 from experiments.report import render
 from experiments.results import load
 from experiments.run import run_bench
@@ -93,6 +94,44 @@ def test_tiny_matrix_through_locust(tiny):
     assert row["status"] == "ok", row.get("reason")
     assert row["generator"] == "locust" and row["delivered"] > 0
     assert isinstance(row["generator_bound"], bool)
+
+
+def test_protocols_profile_end_to_end(tmp_path):
+    """Every transport over h1, h1-tls and h2-tls: real servers, no loss, one report table."""
+    path = run_bench("protocols-tiny", tmp_path, progress=False)
+    render(path)
+    meta, rows = load(path)
+    assert all(c["status"] == "ok" for c in rows), [c.get("reason") for c in rows]
+    cells = [c for c in rows if c["kind"] == "asyncio"]
+    assert {(c["transport"], c["proto"]) for c in cells} == {
+        (t, p) for t in TRANSPORTS for p in PROTOS
+    }
+    for c in cells:
+        assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
+        assert c["wire_bytes_per_event"] > c["app_bytes_per_event"], c["cell"]
+        # The HTTP/1.1 framing formula is for plaintext only.
+        assert ("wire_vs_formula_pct" in c) == (c["proto"] == "h1"), c["cell"]
+        settings = meta["servers"][c["server_index"]]["settings"]
+        assert bool(settings["tls_cert"]) == (c["proto"] != "h1"), c["cell"]
+        assert settings["http2"] == (c["proto"] == "h2-tls"), c["cell"]
+    # HPACK: over h2 a repeated poll request shrinks to indexes; over HTTP/1.1 it never does.
+    hpack = {c["proto"]: c for c in rows if c["kind"] == "hpack"}
+    assert set(hpack) == set(PROTOS)
+    assert hpack["h2-tls"]["steady_request_up_bytes"] < hpack["h1-tls"]["steady_request_up_bytes"]
+    assert hpack["h2-tls"]["request_up_bytes"][1] < hpack["h2-tls"]["request_up_bytes"][0]
+    # Many SSE streams: one connection when shared over h2, one per subscriber otherwise.
+    multiplex = [c for c in cells if "multiplex" in c["tags"]]
+    assert sorted(
+        (c["proto"], c["client"].get("shared_connection", False), c["wire_connections"])
+        for c in multiplex
+    ) == [("h1-tls", False, 6), ("h2-tls", False, 6), ("h2-tls", True, 1)]
+    report = (path / "report.md").read_text()
+    assert "Transport x HTTP version" in report
+    assert "Many SSE streams" in report
+    assert "figures/hpack_requests.png" in report
+    for t in TRANSPORTS:
+        for p in PROTOS:
+            assert f"| {t} | {p} |" in report
 
 
 def test_ctrl_c_stops_everything_and_keeps_finished_cells(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.matrix import Cell, available, merge, profile
+from experiments.matrix import PROTOS, Cell, available, merge, profile
 from experiments.run import _estimate
 from feed.wire.contract import TRANSPORTS
 
@@ -47,3 +47,45 @@ def test_idle_memory_has_sse_on_both_implementations(name):
     """The design card's sse-starlette and pushlab's one-task response, side by side."""
     idle = [c for c in profile(name) if c.kind == "idle" and c.transport == "sse"]
     assert [c.server_env for c in idle] == [{}, {"PUSHLAB_SSE_IMPL": "pushlab"}]
+
+
+def test_protocols_profile_is_every_transport_over_every_http_version():
+    """The protocols profile is the full transport x {h1, h1-tls, h2-tls} grid, one load."""
+    everything = profile("protocols")
+    cells = [c for c in everything if "protocols" in c.tags]
+    assert {(c.proto, c.tags) for c in everything if c.kind == "hpack"} == {
+        (p, ("hpack",)) for p in PROTOS
+    }
+    assert {(c.transport, c.proto) for c in cells} == {(t, p) for t in TRANSPORTS for p in PROTOS}
+    assert len({(c.subscribers, c.rate, c.size) for c in cells}) == 1
+    assert all(c.server == "python" and c.kind == "asyncio" for c in cells)
+    multiplex = [(c.proto, c.client) for c in everything if "multiplex" in c.tags]
+    assert multiplex == [
+        ("h1-tls", {}), ("h2-tls", {}), ("h2-tls", {"shared_connection": True})
+    ]  # fmt: skip
+
+
+def test_proto_is_one_client_option_and_part_of_name_and_server_key():
+    """h2-tls asks every transport's client for HTTP/2; h1 names stay as they were."""
+    h1, tls, h2 = (Cell("sse", 10, 50, 64, proto=p) for p in PROTOS)
+    assert h1.name == "asyncio_python_sse_n10_r50_s64"
+    assert tls.name.endswith("_h1-tls") and h2.name.endswith("_h2-tls")
+    assert len({h1.server_key, tls.server_key, h2.server_key}) == 3
+    assert "http2" not in h1.client_options() and "http2" not in tls.client_options()
+    assert all(Cell(t, 1, 1, 64, proto="h2-tls").client_options()["http2"] for t in TRANSPORTS)
+    assert h2.params()["proto"] == "h2-tls"
+
+
+def test_quick_has_one_h2_cell_per_transport():
+    """make bench measures each transport once over HTTP/2 next to its HTTP/1.1 twin."""
+    cells = profile("quick")
+    h2 = [c for c in cells if c.proto == "h2-tls"]
+    assert sorted(c.transport for c in h2) == sorted(TRANSPORTS)
+    names = {c.name for c in cells}
+    assert all(c.name.removesuffix("_h2-tls") in names for c in h2)
+
+
+def test_servers_without_tls_are_dropped_from_tls_cells_with_a_reason():
+    """Node and Granian serve plaintext HTTP/1.1 only here: their TLS cells are dropped."""
+    keep, dropped = available([Cell("ws", 1, 1, 64, server="node", proto="h2-tls")])
+    assert keep == [] and "node is not served over h2-tls" in dropped[0]

@@ -1,0 +1,168 @@
+"""Report section: every transport over each HTTP version (issue 20, ``protocols`` profile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from experiments.matrix import PROTOS
+from experiments.plots import ok
+from experiments.records import BenchCell
+from experiments.report_base import Cells, Section, f, source
+from feed.wire.contract import TRANSPORTS
+
+
+def proto(c: BenchCell) -> str:
+    """The cell's HTTP version; runs from before the dimension are plaintext HTTP/1.1."""
+    return str(c.get("proto", "h1"))
+
+
+def _load(c: BenchCell) -> tuple[Any, ...]:
+    """What must match for two cells to differ only in their protocol."""
+    client = tuple(sorted((k, str(v)) for k, v in c.get("client", {}).items() if k != "http2"))
+    env = tuple(sorted(c.get("server_env", {}).items()))
+    return (c["transport"], c["subscribers"], c["rate"], c["size"], c.get("server"), env, client)
+
+
+def chosen(cells: Cells) -> list[BenchCell]:
+    """The ``protocols`` cells and, for each, its plaintext HTTP/1.1 twin (same load)."""
+    tagged = ok(cells, "protocols")
+    loads = {_load(c) for c in tagged}
+    twins = [c for c in ok(cells) if proto(c) == "h1" and _load(c) in loads]
+    rows = {c["cell"]: c for c in tagged + twins}.values()
+    order = [*TRANSPORTS, *sorted({c["transport"] for c in rows} - set(TRANSPORTS))]
+    return sorted(rows, key=lambda c: (order.index(c["transport"]), PROTOS.index(proto(c))))
+
+
+def protocols_section(cells: Cells) -> Section | None:
+    """One table, transport x HTTP version; None for runs without protocol cells."""
+    rows = chosen(cells)
+    if not any(proto(c) != "h1" for c in rows):
+        return None
+    s = Section("Transport x HTTP version (h1, h1 over TLS, h2 over TLS)")
+    s.header = [
+        "transport",
+        "HTTP",
+        "subs x rate",
+        "events/s delivered",
+        "p99 ms",
+        "wire bytes/event",
+        "server CPU s / 1k events",
+        "server RSS MB",
+    ]
+    for c in rows:
+        s.rows.append(
+            [
+                c["transport"],
+                proto(c),
+                f"{c['subscribers']} x {f(c['rate'])}",
+                f(c.get("events_per_s")),
+                f(c.get("latency_ms_p99")),
+                f(c.get("wire_bytes_per_event")),
+                f(c.get("server_cpu_s_per_1k_events")),
+                f(c.get("server_rss_mb")),
+            ]
+        )
+    s.text.append(
+        "h1: uvicorn, plaintext HTTP/1.1 (the other sections). h1-tls: the same server with TLS "
+        "(ALPN http/1.1). h2-tls: the same app under hypercorn, ALPN h2; poll, long-poll and SSE "
+        "on httpx's HTTP/2, the WebSocket on one HTTP/2 stream (RFC 8441). One connection per "
+        "subscriber in every cell. Wire bytes: TCP payload of the client sockets (kernel "
+        "counters), so TLS records (5-byte headers, AEAD tags, handshakes of new connections) "
+        "and HTTP/2 frame headers and HPACK-coded headers are in; results/README.md. h2-tls "
+        "against h1-tls changes the server too (hypercorn, without uvicorn's fast paths)."
+    )
+    s.text += _ratios(rows)
+    s.text.append(source(rows))
+    return s
+
+
+def _ratios(rows: list[BenchCell]) -> list[str]:
+    """Generated sentences: each protocol's cost against plaintext HTTP/1.1, per transport."""
+    out = []
+    by = {(c["transport"], proto(c)): c for c in rows}
+    for (t, p), c in by.items():
+        base = by.get((t, "h1"))
+        if p == "h1" or base is None:
+            continue
+        bits = []
+        for key, what in (
+            ("server_cpu_s_per_1k_events", "server CPU per event"),
+            ("wire_bytes_per_event", "bytes per event"),
+        ):
+            a, b = c.get(key), base.get(key)
+            if isinstance(a, float) and isinstance(b, float) and b > 0:
+                bits.append(f"{what} x{f(a / b, 2)}")
+        if bits:
+            out.append(f"{t} over {p} against h1: {', '.join(bits)}.")
+    return out
+
+
+def hpack_section(cells: Cells) -> Section | None:
+    """Short-poll bytes per request on one connection: first, second, steady; per protocol."""
+    rows = sorted(ok(cells, "hpack", kind="hpack"), key=lambda c: PROTOS.index(proto(c)))
+    if not rows:
+        return None
+    s = Section("Header compression: short-poll bytes per request on one connection",
+                "hpack_requests.png")  # fmt: skip
+    s.header = ["HTTP", "request 1 up/down", "request 2 up/down", "steady up", "steady total"]
+    for c in rows:
+        up, down = c["request_up_bytes"], c["request_down_bytes"]
+        s.rows.append(
+            [
+                proto(c),
+                f"{up[0]} / {down[0]}",
+                f"{up[1]} / {down[1]}",
+                f(c["steady_request_up_bytes"]),
+                f(c["steady_request_bytes"]),
+            ]
+        )
+    n = len(rows[0]["request_up_bytes"])
+    s.text.append(
+        f"{n} polls in a row on one connection, on a topic nobody publishes to (every answer the "
+        "same empty poll), counted on the client socket after each answer (experiments/hpack.py). "
+        "Request 1 carries the connection's setup (TLS handshake, HTTP/2 preface and SETTINGS); "
+        "steady = median of requests 3 to n."
+    )
+    by = {proto(c): c for c in rows}
+    if "h2-tls" in by and "h1-tls" in by:
+        h2, h1 = by["h2-tls"], by["h1-tls"]
+        s.text.append(
+            f"In steady state a poll costs {f(h2['steady_request_bytes'])} bytes over h2 against "
+            f"{f(h1['steady_request_bytes'])} over h1 with TLS; the request alone "
+            f"{f(h2['steady_request_up_bytes'])} against {f(h1['steady_request_up_bytes'])} bytes."
+        )
+    return s
+
+
+def multiplex_section(cells: Cells) -> Section | None:
+    """Many SSE streams: one HTTP/2 connection against one connection per subscriber."""
+    rows = ok(cells, "multiplex")
+    if not rows:
+        return None
+    s = Section("Many SSE streams: one HTTP/2 connection against one connection each")
+    s.header = [
+        "HTTP", "subscribers", "connections", "events/s", "p99 ms", "wire bytes/event",
+        "server CPU s / 1k events", "server RSS MB",
+    ]  # fmt: skip
+    for c in rows:
+        s.rows.append(
+            [
+                proto(c),
+                f(c["subscribers"]),
+                f(c.get("wire_connections")),
+                f(c.get("events_per_s")),
+                f(c.get("latency_ms_p99")),
+                f(c.get("wire_bytes_per_event")),
+                f(c.get("server_cpu_s_per_1k_events")),
+                f(c.get("server_rss_mb")),
+            ]
+        )
+    s.text.append(
+        "Connections: client sockets open at the end of the window (ss). One connection: every "
+        "subscriber's stream on one httpx pool over HTTP/2 (up to the server's "
+        "SETTINGS_MAX_CONCURRENT_STREAMS, 100 under hypercorn); the browser's case, where "
+        "HTTP/1.1 would stop at six per host. Server RSS is the process's at the end of the "
+        "cell, after the same server's earlier cells."
+    )
+    s.text.append(source(rows))
+    return s

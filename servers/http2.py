@@ -1,0 +1,111 @@
+"""The lab's app under hypercorn: HTTP/2 over TLS (ALPN ``h2``) or without (h2c), and RFC 8441.
+
+uvicorn speaks HTTP/1.1 only. hypercorn serves the same ``create_app(settings)`` over HTTP/2 and
+announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL``, so a WebSocket can ride an HTTP/2 stream. With
+``settings.tls_cert``/``tls_key`` it speaks TLS and offers ALPN ``h2`` then ``http/1.1`` (a
+client that offers only ``http/1.1``, like the lab's control calls, gets HTTP/1.1 over TLS);
+without, HTTP/1.1 and h2c by prior knowledge on the same port.
+
+One way to start it: :class:`servers.launch.ServerThread` (``server="hypercorn"`` or
+``settings.http2``) in a thread, ``pushlab serve --http2`` / :class:`servers.launch.ServerProcess`
+with ``http2`` set as a process. ``python -m servers.http2 --port P`` prints ``listening on
+127.0.0.1:PORT`` once it accepts (``pushlab explain h2`` starts it that way: a client starts a
+server process, it never imports one).
+
+Deliberate divergences from the uvicorn runner (:mod:`servers.runner`): no fast paths (they hook
+uvicorn's HTTP/1.1 cycle; :mod:`servers.fastpath`), no head-size guard of our own (hypercorn's
+h11/h2 limits apply), hypercorn's own WebSocket implementation. The shutdown drains like uvicorn's
+(:func:`servers.runner.drain`: goodbyes first), then hypercorn waits ``shutdown_timeout_s``.
+Known hypercorn 0.18 fault: over h2, after a POST without a body that the app answers without
+reading it (``POST /admin/ticker?rate=``), the next request on that connection ends the whole
+connection, and asyncio logs the TLS close error (pinned by
+``tests/clients/test_http_versions.py``); the lab's control calls (the bench's ticker) therefore
+go over HTTP/1.1 (ALPN ``http/1.1`` on the same port). Publishes carry a body and work on h2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+from fastapi import FastAPI
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from feed.settings import Settings
+from servers.app import create_app
+from servers.runner import drain
+from servers.state import AppState
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    return sock
+
+
+def build_config(settings: Settings, sock: socket.socket) -> Config:
+    """hypercorn's config for ``settings`` on ``sock`` (bound by the caller)."""
+    config = Config()
+    # Bound by the caller and handed over (fd://): nobody can take the port before hypercorn
+    # listens. hypercorn owns (closes) the dup.
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.loglevel = settings.log_level.upper()
+    config.keep_alive_timeout = settings.http_idle_timeout_s
+    config.graceful_timeout = settings.shutdown_timeout_s
+    config.websocket_max_message_size = settings.ws_max_message_bytes
+    if settings.tls:
+        # hypercorn's own context: TLS >= 1.2 and no compression (RFC 9113 9.2), ALPN h2 first.
+        config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+    return config
+
+
+async def serve_http2(
+    app: FastAPI, settings: Settings, sock: socket.socket, stop: asyncio.Event
+) -> None:
+    """Serve ``app`` under hypercorn on ``sock`` until ``stop`` is set, then drain."""
+
+    async def shutdown() -> None:
+        await stop.wait()
+        st: AppState | None = getattr(app.state, "pushlab", None)
+        if st is not None:
+            await drain(st)
+
+    config = build_config(settings, sock)
+    await serve(app, config, shutdown_trigger=shutdown)  # type: ignore[arg-type]
+
+
+async def run(settings: Settings, sock: socket.socket) -> None:
+    """Serve ``create_app(settings)`` on ``sock`` until SIGTERM/SIGINT (the process entry)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_http2(create_app(settings), settings, sock, stop)
+
+
+async def _main(settings: Settings, port: int) -> None:
+    sock = _listen(port)
+    print(f"listening on 127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    try:
+        await run(settings, sock)
+    finally:
+        sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m servers.http2 [--port P]``: serve until SIGTERM/SIGINT (ticker off)."""
+    parser = argparse.ArgumentParser(prog="python -m servers.http2", description=__doc__)
+    parser.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
+    args = parser.parse_args(argv)
+    asyncio.run(_main(Settings.from_env(ticker_rate=0), args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

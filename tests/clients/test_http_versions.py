@@ -1,0 +1,165 @@
+"""Every transport delivers the published sequence over HTTP/1.1+TLS and HTTP/2+TLS, resuming
+after a cut: the same clients (``http2=True``), real uvicorn and hypercorn on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import httpx
+import pytest
+
+from clients import CLIENTS, h2ws
+from feed.exceptions import FatalTransportError
+from feed.wire.contract import TRANSPORTS
+from servers.launch import ServerThread
+from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
+
+PROTOS = {"h1-tls": False, "h2-tls": True}
+
+
+class _Versions:
+    """Records the HTTP version of each feed request (ASGI ``http_version``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"] not in ("/publish", "/healthz"):
+            SEEN.add((scope["type"], scope["http_version"]))
+            PEERS.add(scope["client"][1])
+        await self.app(scope, receive, send)
+
+
+SEEN: set[tuple[str, str]] = set()
+PEERS: set[int] = set()  # client ports of the feed requests
+
+
+@pytest.fixture
+async def tls_http(tls_files) -> AsyncGenerator[httpx.AsyncClient, None]:
+    """Publishes over HTTP/1.1 with the certificate checked (the control plane's client)."""
+    async with httpx.AsyncClient(trust_env=False, verify=tls_files.client_context()) as client:
+        yield client
+
+
+def _server(serve, settings, tls_files, proto: str) -> ServerThread:
+    tls = settings.replace(
+        tls_cert=str(tls_files.cert), tls_key=str(tls_files.key), http2=PROTOS[proto]
+    )
+    return serve(tls, customize=lambda app: app.add_middleware(_Versions))
+
+
+def _client(transport: str, server: ServerThread, tls_files, proto: str) -> Any:
+    extra: dict[str, Any] = {"interval_s": 0.02} if transport == "poll" else {}
+    if transport == "long-poll":
+        extra["wait_s"] = 2.0
+    return CLIENTS[transport](
+        server.url, "t", retry=FAST_RETRY, verify=tls_files.client_context(),
+        http2=PROTOS[proto], **extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("proto", sorted(PROTOS))
+# The HTTP transports (WebTransport is HTTP/3 on its own UDP port: docs/webtransport.md).
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+async def test_sequence_and_resume_over_tls(transport, proto, serve, settings, tls_files, tls_http):
+    """In order, exactly once, across client-side cuts; each feed request on the version asked."""
+    SEEN.clear()
+    server = _server(serve, settings, tls_files, proto)
+    c = Collector(_client(transport, server, tls_files, proto))
+    await ready(c.client)
+    for round_ in range(3):
+        await publish(tls_http, server.url, "t", 30, start=30 * round_)
+        await c.until(30 * round_ + 10)
+        c.client.drop()
+    await c.until(90)
+    await c.close()
+    assert c.seqs == list(range(1, 91))
+    assert c.client.counters.connections >= 2
+    assert c.client.counters.silent_gaps == 0
+    kind = "websocket" if transport == "ws" else "http"
+    assert SEEN == {(kind, "2" if PROTOS[proto] else "1.1")}
+
+
+async def test_publish_over_h2(serve, settings, tls_files):
+    """A POST with a body answered over HTTP/2 (hypercorn): the publish route works on h2 too."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    async with httpx.AsyncClient(verify=tls_files.client_context(), http2=True) as http:
+        for i in range(3):
+            r = await http.post(f"{server.url}/publish", params={"topic": "t"}, json={"i": i})
+            assert (r.status_code, r.http_version) == (200, "HTTP/2"), r.text
+        r = await http.get(f"{server.url}/poll", params={"topic": "t", "since": "0"})
+    assert [e["seq"] for e in r.json()["events"]] == [1, 2, 3]
+
+
+async def test_second_bodiless_post_over_h2_drops_the_connection(serve, settings, tls_files):
+    """Pins hypercorn 0.18: after a POST without a body that the app answers without reading
+    the body (``/admin/ticker?rate=``), the next request on that h2 connection ends it instead
+    of being answered. So the lab's control calls (the bench's ticker) go over HTTP/1.1. When
+    this fails, hypercorn answers: drop the note in servers/http2.py."""
+    server = _server(serve, settings.replace(admin=True, ticker_rate=1.0), tls_files, "h2-tls")
+    async with httpx.AsyncClient(verify=tls_files.client_context(), http2=True) as http:
+        first = await http.post(f"{server.url}/admin/ticker", params={"rate": "2"})
+        assert (first.status_code, first.http_version) == (200, "HTTP/2"), first.text
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # the race decides
+            await http.post(f"{server.url}/admin/ticker", params={"rate": "3"})
+    async with httpx.AsyncClient(verify=tls_files.client_context()) as http:
+        for rate in ("2", "3"):  # the same calls on one HTTP/1.1 connection: answered
+            r = await http.post(f"{server.url}/admin/ticker", params={"rate": rate})
+            assert (r.status_code, r.http_version) == (200, "HTTP/1.1"), r.text
+
+
+@pytest.mark.parametrize("transport", ["poll", "long-poll", "sse", "stream"])
+async def test_subscribers_share_one_h2_connection(transport, serve, settings, tls_files, tls_http):
+    """Given one shared httpx client, HTTP/2 subscribers are streams of one TCP connection."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    PEERS.clear()
+    extra = {"poll": {"interval_s": 0.02}, "long-poll": {"wait_s": 2.0}}.get(transport, {})
+    async with httpx.AsyncClient(
+        verify=tls_files.client_context(), http2=True, timeout=10.0
+    ) as shared:
+        subs = [
+            Collector(
+                CLIENTS[transport](
+                    server.url,
+                    "t",
+                    retry=FAST_RETRY,
+                    verify=tls_files.client_context(),
+                    http2=True,
+                    http=shared,
+                    **extra,
+                )  # fmt: skip
+            )
+            for _ in range(5)
+        ]
+        for c in subs:
+            await ready(c.client)
+        await publish(tls_http, server.url, "t", 20)
+        for c in subs:
+            await c.until(20)
+            await c.close()
+    assert all(c.seqs == list(range(1, 21)) for c in subs)
+    assert len(PEERS) == 1
+
+
+@pytest.mark.parametrize(("path", "status"), [("/nope", 403), ("/ws", 400)])
+async def test_refused_h2_websocket_is_a_fatal_status(serve, settings, tls_files, path, status):
+    """A 4xx answer to the extended CONNECT is fatal, as a 4xx to the HTTP/1.1 upgrade is."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    with pytest.raises(FatalTransportError) as caught:
+        async with h2ws.connect(server.ws_url + path, ssl_context=tls_files.client_context()):
+            pass
+    assert caught.value.status == status
+
+
+async def test_h2_websocket_policy_close_is_fatal(serve, settings, tls_files):
+    """The server's policy close (1008: a missing token with auth on) ends the client for good."""
+    server = _server(serve, settings.replace(auth=True), tls_files, "h2-tls")
+    client = CLIENTS["ws"](
+        server.url, "t", retry=FAST_RETRY, verify=tls_files.client_context(), http2=True,
+        auth="message", token="not-a-jwt",
+    )  # fmt: skip
+    with pytest.raises(FatalTransportError) as caught:
+        async for _ in client.events():
+            pass
+    assert caught.value.close_code == 1008
