@@ -23,10 +23,10 @@ from experiments import (
     results,  # noqa: E402
 )
 from experiments.ladder.targets import rows as target_rows
+from experiments.plots import COLORS  # noqa: E402
 from experiments.records import LadderCell, RungParams, StormCell  # noqa: E402
 from experiments.report_base import Section, f  # noqa: E402
 
-COLORS = {"long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
 LADDER_HEADER = [
     "rung", "open", "KiB RSS/conn", "KiB tcp mem/conn", "KiB slab/conn", "handshakes/s",
     "connect errors (503 evicted)", "idle CPU %", "broadcast p50/p99/last ms", "/healthz p99 ms",

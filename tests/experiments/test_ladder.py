@@ -15,7 +15,8 @@ from experiments.ladder.cells import Rung, profile
 from experiments.ladder.holder import Holder
 from experiments.ladder.run import Params, measure, sources
 from experiments.records import LadderCell, StormCell, check
-from experiments.storm import storm_cell
+from feed.wire.contract import TRANSPORTS
+from experiments.storm import STORM_TRANSPORTS, storm_cell
 from tests.support import IN_CI, require
 
 N = 200
@@ -63,6 +64,14 @@ def test_each_rung_runs_on_a_fresh_server(tmp_path: Path, clean_env: None) -> No
     assert (tmp_path / f"{ws['name']}.broadcast.npy").exists()
 
 
+def test_stream_rung_holds_ndjson_streams(tmp_path: Path, clean_env: None) -> None:
+    """``/stream`` climbs the rung as SSE does: the server counts every stream, and the
+    broadcast after an idle window of heartbeat lines reaches all of them."""
+    cell = measure(Rung("python", "stream", N), SHORT, tmp_path, sources())
+    _held(cell)
+    assert cell["server_held"] == N
+
+
 def test_parked_long_polls_are_held_and_answered(tmp_path: Path, clean_env: None) -> None:
     """Long polls park (the server counts them) and the broadcast answers every one."""
     cell = measure(Rung("python", "long-poll", N), SHORT, tmp_path, sources())
@@ -93,12 +102,17 @@ def _storm_args(**kw: object) -> argparse.Namespace:
     return argparse.Namespace(**(base | kw))
 
 
+# WS and /stream: /stream's held connection is SSE's with another framing, so it covers the
+# SSE resume path too; the full storm runs every STORM_TRANSPORTS row.
+@pytest.mark.parametrize("transport", ["ws", "stream"])
 def test_storm_resumes_every_client_without_loss(
-    tmp_path: Path, clean_env: None, redis_prefix: str
+    transport: str, tmp_path: Path, clean_env: None, redis_prefix: str
 ) -> None:
     """After a SIGKILL and a restart on the same port, clients are back, resumed, 0 lost, 0 dup."""
     params = dataclasses.replace(SHORT, redis_prefix=redis_prefix)
-    cell = storm_cell(Rung("python", "ws", N), params, _storm_args(), tmp_path, sources())
+    impl = "pushlab" if transport == "sse" else ""
+    rung = Rung("python", transport, N, sse_impl=impl)
+    cell = storm_cell(rung, params, _storm_args(), tmp_path, sources())
     check(StormCell, cell, "storm cell")
     assert cell["status"] == "ok", cell.get("error")
     assert cell["resumed"] >= 0.99 * N
@@ -133,6 +147,11 @@ def test_profiles() -> None:
         "sse-starlette", "pushlab",
     }  # fmt: skip
     assert max(r.n for r in profile("short")) <= 500
+    # Every transport that holds a connection has its rung (short polls hold none).
+    held = {t for t in TRANSPORTS if t != "poll"}
+    for name in ("short", "full"):
+        assert {r.transport for r in profile(name) if r.server == "python"} == held
+    assert set(STORM_TRANSPORTS) == {"ws", "sse", "stream"}
     with pytest.raises(ValueError, match="unknown ladder profile"):
         profile("huge")
 
