@@ -15,8 +15,8 @@ from experiments.ladder.cells import Rung, profile
 from experiments.ladder.holder import Holder
 from experiments.ladder.run import Params, measure, sources
 from experiments.records import LadderCell, StormCell, check
-from feed.wire.contract import TRANSPORTS
 from experiments.storm import STORM_TRANSPORTS, storm_cell
+from feed.wire.contract import TRANSPORTS
 from tests.support import IN_CI, require
 
 N = 200
