@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from experiments.baseline import node_available
-from experiments.ladder.cells import Rung, profile
+from experiments.ladder.cells import HELD_TRANSPORTS, Rung, profile
 from experiments.ladder.holder import Holder
 from experiments.ladder.run import Params, measure, sources
 from experiments.records import LadderCell, StormCell, check
@@ -188,6 +188,29 @@ def test_target_rows_come_from_the_saved_cells() -> None:
     assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]
     assert not rows["KiB RSS / idle conn at 15000 (vs node sse)"]["met"]
     assert target_rows([c for c in cells if c["n"] == 1000])[-1]["why_not"]  # no 15k rung
+
+
+def test_memory_figure_draws_every_held_transport(tmp_path: Path) -> None:
+    """Each held transport gets its line in the colour experiments.plots gives it (a transport
+    missing from the ladder's own table used to stop the figure)."""
+    import matplotlib.pyplot as plt
+
+    from experiments.ladder import report
+    from experiments.plots import COLORS
+
+    cells = [_cell("python", t, n, rss_kib_per_conn=float(n) / 100)
+             for t in HELD_TRANSPORTS for n in (100, 300)]  # fmt: skip
+    drawn: dict[str, object] = {}
+    real_plot = plt.Axes.plot
+
+    def spy(ax: Any, *args: Any, **kw: Any) -> Any:
+        drawn[kw["label"]] = kw["color"]
+        return real_plot(ax, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plt.Axes, "plot", spy)
+        assert report.memory_figure(cells, tmp_path / "m.png") is not None  # type: ignore[arg-type]
+    assert drawn == {f"python {t}": COLORS[t] for t in HELD_TRANSPORTS}
 
 
 def test_ladder_run_saves_meta_cells_and_report(tmp_path: Path, clean_env: None) -> None:
