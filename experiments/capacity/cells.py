@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from experiments.countwire import COUNTERS
 from experiments.matrix import NODE_TRANSPORTS, Cell, variant
 from feed.wire.contract import TRANSPORTS
 
@@ -158,12 +157,12 @@ def generators(transport: str, step: Step) -> int:
 def client(transport: str) -> dict[str, Any]:
     """Counting-wire options for a transport (per-process source address, bounded connects)."""
     opts: dict[str, Any] = {"wire": "count", "source": "auto"}
-    if transport in COUNTERS:  # a pushed stream (ws, sse, stream): read and counted per read
-        opts["hold_ms"] = HOLD_MS
-    elif transport == "poll":
+    if transport == "poll":
         opts["interval_s"] = POLL_INTERVAL_S
-    else:
+    elif transport == "long-poll":
         opts["wait_s"] = LONG_POLL_WAIT_S
+    else:  # every pushed transport (ws, sse, stream) is read and counted per read, with a hold
+        opts["hold_ms"] = HOLD_MS
     return opts
 
 
