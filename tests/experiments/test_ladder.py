@@ -213,6 +213,39 @@ def test_memory_figure_draws_every_held_transport(tmp_path: Path) -> None:
     assert drawn == {f"python {t}": COLORS[t] for t in HELD_TRANSPORTS}
 
 
+def test_storm_figure_colours_by_transport_and_dashes_the_herd(tmp_path: Path) -> None:
+    """Each storm cell's comeback curve is in its transport's colour; the herd's is dashed."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from experiments.ladder import report
+    from experiments.plots import COLORS
+
+    (tmp_path / "raw").mkdir()
+    cells = []
+    for t, jitter in (("stream", True), ("stream", False), ("ws", True)):
+        cell = Rung("python", t, 4).as_dict() | {"jitter": jitter}
+        name = f"storm-{cell['name']}-{'jitter' if jitter else 'herd'}.npy"
+        np.save(tmp_path / "raw" / name, np.arange(4, dtype=np.int64) * 10**8)
+        cells.append(cell)
+    drawn: dict[str, tuple[object, object]] = {}
+    real_step = plt.Axes.step
+
+    def spy(ax: Any, *args: Any, **kw: Any) -> Any:
+        drawn[kw["label"]] = (kw["color"], kw["linestyle"])
+        return real_step(ax, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plt.Axes, "step", spy)
+        out = report.storm_figure(tmp_path, cells, tmp_path / "s.png")  # type: ignore[arg-type]
+    assert out is not None
+    assert drawn == {
+        "python stream, jitter": (COLORS["stream"], "-"),
+        "python stream, no jitter": (COLORS["stream"], "--"),
+        "python ws, jitter": (COLORS["ws"], "-"),
+    }
+
+
 def test_ladder_run_saves_meta_cells_and_report(tmp_path: Path, clean_env: None) -> None:
     """``pushlab ladder`` writes its parameters, one cell per rung, raw samples and a report."""
     import json
