@@ -15,6 +15,10 @@ target that produces the figure (default ``bench``). No REFERENCE file, no match
 run or no matching cell: the block says "not yet measured" and how to produce it. A key the
 run's cell record does not declare (:mod:`experiments.records`) is a typo and an error.
 
+``expect=transports`` adds a line naming every transport of the contract
+(``feed.wire.contract.TRANSPORTS``) without a row, "not measured in the reference run": a run
+older than a transport shows the rows it has and says what it lacks, never a number it lacks.
+
 ``<!-- fig table=envelope transport=ws -->`` renders :mod:`experiments.envelope`'s arithmetic
 for one transport from the same reference run instead of a metric table.
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from experiments import envelope
 from experiments.records import DERIVED_ROWS, BenchCell, record_keys
 from experiments.results import cell_record, load_cells
+from feed.wire.contract import TRANSPORTS
 
 MARKER = re.compile(r"(<!-- fig (?P<attrs>[^>]*?) -->\n)(?P<body>.*?)(<!-- /fig -->)", re.DOTALL)
 MAX_ROWS = 12
@@ -161,8 +166,23 @@ def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
         values += [_fmt(c[m], d) for m, d in zip(metrics, digits, strict=True)]
         lines.append("| " + " | ".join(values) + " |")
     more = f" ({len(rows) - MAX_ROWS} more rows there)" if len(rows) > MAX_ROWS else ""
-    lines += ["", _source(run, results, doc_dir) + more]
+    lines += ["", *_unmeasured(attrs, rows), _source(run, results, doc_dir) + more]
     return "\n".join(lines) + "\n"
+
+
+def _unmeasured(attrs: dict[str, str], rows: list[Mapping[str, object]]) -> list[str]:
+    """``expect=transports``: the contract's transports the table has no row of, in words."""
+    expect = attrs.get("expect")
+    if expect is None:
+        return []
+    if expect != "transports":
+        raise DocFigureError(f"expect={expect!r}: only expect=transports is known")
+    have = {str(c.get("transport")) for c in rows}
+    missing = [t for t in TRANSPORTS if t not in have]
+    if not missing:
+        return []
+    names = ", ".join(f"`{t}`" for t in missing)
+    return [f"*Not measured in the reference run:* {names}.", ""]
 
 
 def _source(run: str | None, results: Path, doc_dir: Path) -> str:

@@ -31,6 +31,7 @@ LOCUSTFILES = {
     "sse": "sse.py",
     "poll": "short_poll.py",
     "long-poll": "long_poll.py",
+    "stream": "stream.py",
 }
 ALIASES = {"websocket": "ws", "short-poll": "poll", "short_poll": "poll", "long_poll": "long-poll"}
 GENERATOR_BOUND_PCT = 90.0
@@ -46,7 +47,7 @@ def locust_bin() -> Path:
 
 
 def locustfile(transport: str) -> Path:
-    """The locustfile driving ``transport`` (``ws``, ``sse``, ``poll``, ``long-poll``)."""
+    """The locustfile driving ``transport`` (one per ``feed.wire.contract.TRANSPORTS``)."""
     key = ALIASES.get(transport, transport)
     if key not in LOCUSTFILES:
         raise ValueError(f"unknown transport {transport!r}; one of {sorted(LOCUSTFILES)}")

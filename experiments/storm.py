@@ -1,6 +1,6 @@
 """``pushlab storm``: kill a server under N connected clients, start it again, time the comeback.
 
-    pushlab storm                           # 10,000 WS, then SSE; pushlab and Node; jittered
+    pushlab storm                           # 10,000 WS, SSE, /stream; pushlab and Node; jittered
     pushlab storm --herd                    # each cell again without jitter: the thundering herd
     pushlab storm -n 300 --transport ws     # the mechanics (tests)
 
@@ -33,15 +33,24 @@ import numpy as np
 from experiments.cpuclock import tree_cpu_s
 from experiments.ladder.cells import Rung
 from experiments.ladder.run import Holders, Params, Server, sources
+from experiments.matrix import NODE_TRANSPORTS
 from experiments.processes import delete_prefix
 from experiments.results import ResultsDir
+from feed.wire.contract import TRANSPORTS
 
 QUORUM = 0.99
+# The transports that hold a stream open across events, so a restart cuts every client at once.
+# Left out: polls, whose clients are not connected between answers (a restart is a refused
+# request or two, not a storm of reconnects and resumes).
+STORM_TRANSPORTS = tuple(t for t in TRANSPORTS if t not in ("poll", "long-poll"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=10_000, help="connected clients")
-    parser.add_argument("--transport", choices=("ws", "sse"), action="append")
+    parser.add_argument(
+        "--transport", choices=STORM_TRANSPORTS, action="append",
+        help=f"default: {', '.join(STORM_TRANSPORTS)}",
+    )  # fmt: skip
     parser.add_argument("--server", choices=("python", "node"), action="append")
     parser.add_argument(
         "--herd", action="store_true", help="each cell again without jitter (thundering herd)"
@@ -195,12 +204,13 @@ class CpuSampler:
 
 
 def run(args: argparse.Namespace) -> int:
-    transports = args.transport or ["ws", "sse"]
+    transports = args.transport or STORM_TRANSPORTS
     servers = args.server or ["python", "node"]
     rungs = [
         Rung(server, t, args.n, sse_impl="pushlab" if t == "sse" and server == "python" else "")
         for server in servers
         for t in transports
+        if server != "node" or t in NODE_TRANSPORTS  # the Node baseline has no /stream
     ]
     params = Params(per_holder=args.per_holder)
     out = ResultsDir.create("storm", args.out)

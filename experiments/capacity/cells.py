@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from experiments.matrix import Cell, variant
+from experiments.matrix import NODE_TRANSPORTS, Cell, variant
+from feed.wire.contract import TRANSPORTS
 
 EVENT_SIZE = 64
 P99_LIMIT_MS = 100.0
@@ -114,12 +115,18 @@ LADDER = (
     Step(1000, 80), Step(1000, 160), Step(2000, 160),
 )  # fmt: skip
 SHOOTOUT = tuple(Step(n, SHOOTOUT_RATE) for n in (500, 1000, 2000, 4000, 8000, 16000))
-ROWS = (
-    Row("python", "poll"), Row("python", "long-poll"), Row("python", "sse"),
-    Row("python", "sse", {"PUSHLAB_SSE_IMPL": "pushlab"}), Row("python", "ws"),
-    Row("node", "sse"), Row("node", "ws"),
-    Row("python", "ws", search="shootout"), Row("node", "ws", search="shootout"),
-)  # fmt: skip
+SSE_PUSHLAB = {"PUSHLAB_SSE_IMPL": "pushlab"}
+
+
+def _knee_rows() -> tuple[Row, ...]:
+    """Every transport of the contract on pushlab (SSE in both implementations), then the ones
+    Node serves too: a transport added to the contract gets its capacity row without an edit."""
+    mine = [Row("python", t) for t in TRANSPORTS]
+    mine.insert(TRANSPORTS.index("sse") + 1, Row("python", "sse", SSE_PUSHLAB))
+    return (*mine, *(Row("node", t) for t in TRANSPORTS if t in NODE_TRANSPORTS))
+
+
+ROWS = (*_knee_rows(), Row("python", "ws", search="shootout"), Row("node", "ws", search="shootout"))
 PROFILES = ("capacity", "capacity-tiny")
 
 
@@ -130,7 +137,7 @@ def plan(name: str) -> Plan:
     if name == "capacity-tiny":
         rows = (
             Row("python", "poll"), Row("python", "long-poll"), Row("python", "ws"),
-            Row("node", "ws"), Row("python", "ws", search="shootout"),
+            Row("python", "stream"), Row("node", "ws"), Row("python", "ws", search="shootout"),
         )  # fmt: skip
         tiny = (Step(4, 20), Step(8, 40))
         return Plan(name, rows, tiny, (Step(8, 20),), 0.3, 1.0, (8,), 0.5)
@@ -150,12 +157,12 @@ def generators(transport: str, step: Step) -> int:
 def client(transport: str) -> dict[str, Any]:
     """Counting-wire options for a transport (per-process source address, bounded connects)."""
     opts: dict[str, Any] = {"wire": "count", "source": "auto"}
-    if transport in ("ws", "sse"):
-        opts["hold_ms"] = HOLD_MS
-    elif transport == "poll":
+    if transport == "poll":
         opts["interval_s"] = POLL_INTERVAL_S
-    else:
+    elif transport == "long-poll":
         opts["wait_s"] = LONG_POLL_WAIT_S
+    else:  # every pushed transport (ws, sse, stream) is read and counted per read, with a hold
+        opts["hold_ms"] = HOLD_MS
     return opts
 
 

@@ -2,15 +2,18 @@
 
 A rung is one server (``python`` with an SSE implementation, ``node``, or ``workers``: ``pushlab
 serve --workers N`` over Redis), one transport and one connection count. ``full`` is issue 18's
-ladder: 1k, 5k, 10k and ~19k idle connections (one process holds at most ~19k sockets here: the
-open-files limit is 20,000 per process and cannot be raised), Node rows for WebSocket and SSE, and
-36,000 over three workers. ``short`` is the mechanics at a few hundred connections (tests).
+ladder: 1k, 5k, 10k and ~19k idle connections of every held transport (one process holds at most
+~19k sockets here: the open-files limit is 20,000 per process and cannot be raised), Node rows
+for WebSocket and SSE, and 36,000 over three workers. ``short`` is the mechanics at a few
+hundred connections (tests).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from feed.wire.contract import TRANSPORTS
 
 SSE_IMPLS = ("sse-starlette", "pushlab")
 FULL_COUNTS = (1_000, 5_000, 10_000, 19_000)
@@ -24,7 +27,7 @@ class Rung:
     """One cell of the ladder."""
 
     server: str  # python | node | workers
-    transport: str  # ws | sse | long-poll
+    transport: str  # one of HELD_TRANSPORTS
     n: int
     sse_impl: str = ""  # python SSE only
     workers: int = 1
@@ -39,13 +42,18 @@ class Rung:
         return asdict(self) | {"name": self.name}
 
 
+# Held idle: every transport of the contract but short polling, which holds no connection
+# between its requests (nothing to hold idle; its cost is per request, the capacity search's).
+HELD_TRANSPORTS = tuple(t for t in TRANSPORTS if t != "poll")
+
+
 def python_rungs(n: int) -> list[Rung]:
-    """Every Python transport at ``n`` connections: WS, SSE in both implementations, long poll."""
-    return [
-        Rung("python", "ws", n),
-        *(Rung("python", "sse", n, sse_impl=impl) for impl in SSE_IMPLS),
-        Rung("python", "long-poll", n),
-    ]
+    """Every held Python transport at ``n`` connections (SSE in both implementations)."""
+    rungs = []
+    for t in HELD_TRANSPORTS:
+        impls = SSE_IMPLS if t == "sse" else ("",)
+        rungs += [Rung("python", t, n, sse_impl=impl) for impl in impls]
+    return rungs
 
 
 def profile(name: str, node: bool = True) -> list[Rung]:

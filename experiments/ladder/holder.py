@@ -2,12 +2,12 @@
 
 The connection ladder and the reconnect storm need thousands of sockets per process at the least
 client CPU, so each connection is a counting subscriber of :mod:`experiments.countwire` (raw
-socket, parsed per read; WebSocket and SSE) or its long poll (:mod:`experiments.capacity.pollwire`),
-bound to the spec's source address (``source``: ephemeral ports and TIME_WAIT are per source
-address, ~28k here).
+socket, parsed per read; WebSocket, SSE and NDJSON streams) or its long poll
+(:mod:`experiments.capacity.pollwire`), bound to the spec's source address (``source``:
+ephemeral ports and TIME_WAIT are per source address, ~28k here).
 With ``reconnect`` a connection that ends comes back after the project's backoff
 (``clients.retry.RetryPolicy``, full jitter; ``jitter: false`` waits the un-jittered delays,
-the thundering herd) and resumes from its last seq (WS ``?since=``, SSE ``?since=``, long poll
+the thundering herd) and resumes from its last seq (WS, SSE and ``/stream`` ``?since=``, long poll
 ``since=``), on the same :class:`~experiments.countwire.Tally`, so lost and duplicated events
 are counted across the outage.
 
@@ -38,11 +38,11 @@ from typing import Any
 from clients.explain.handshake import ws_target
 from clients.retry import RetryPolicy
 from experiments.capacity.pollwire import LongPollCounter
-from experiments.countwire import SSECounter, Tally, Window, WSCounter
+from experiments.countwire import SSECounter, StreamCounter, Tally, Window, WSCounter
 from experiments.loadgen import read_command, say
 from feed.fdlimit import raise_nofile
 from feed.wire.contract import SUBPROTOCOL_JSON
-from feed.wire.http1 import Head, split_head, sse_request_for
+from feed.wire.http1 import Head, split_head, sse_request_for, stream_request_for
 from feed.wire.ws import upgrade_request
 
 CONNECT_TIMEOUT_S = 20.0
@@ -135,14 +135,23 @@ class HeldWS(_Held, WSCounter):
 
 class HeldSSE(_Held, SSECounter):
     ok_status = 200
+    request_for = staticmethod(sse_request_for)
 
     def __init__(self, holder: Holder, slot: Slot) -> None:
         self.holder, self.slot = holder, slot
         super().__init__(holder.url, holder.topic, slot.tally, holder.win)
         if (since := _since(holder, slot)) is not None:
-            self.request = sse_request_for(
+            self.request = self.request_for(
                 holder.url, {"topic": holder.topic, "since": str(since)}, {}
             )
+
+
+class HeldStream(HeldSSE, StreamCounter):
+    """``GET /stream``: SSE's held connection; only the request and the framing differ (the
+    counter's line reader). It resumes by ``?since``, which the server takes as it takes the
+    ``Pushlab-Cursor`` header."""
+
+    request_for = staticmethod(stream_request_for)
 
 
 class HeldLongPoll(_Held, LongPollCounter):
@@ -169,7 +178,9 @@ class HeldLongPoll(_Held, LongPollCounter):
         LongPollCounter._opened(self, head)  # every answer has a head; the slot opened already
 
 
-HELD: dict[str, type[Any]] = {"ws": HeldWS, "sse": HeldSSE, "long-poll": HeldLongPoll}
+HELD: dict[str, type[Any]] = {
+    "ws": HeldWS, "sse": HeldSSE, "stream": HeldStream, "long-poll": HeldLongPoll,
+}  # fmt: skip
 
 
 class Holder:

@@ -23,10 +23,10 @@ from experiments import (
     results,  # noqa: E402
 )
 from experiments.ladder.targets import rows as target_rows
+from experiments.plots import COLORS  # noqa: E402
 from experiments.records import LadderCell, RungParams, StormCell  # noqa: E402
 from experiments.report_base import Section, f  # noqa: E402
 
-COLORS = {"long-poll": "tab:orange", "sse": "tab:blue", "ws": "tab:green"}
 LADDER_HEADER = [
     "rung", "open", "KiB RSS/conn", "KiB tcp mem/conn", "KiB slab/conn", "handshakes/s",
     "connect errors (503 evicted)", "idle CPU %", "broadcast p50/p99/last ms", "/healthz p99 ms",
@@ -79,7 +79,10 @@ def storm_figure(folder: Path, cells: Sequence[StormCell], path: Path) -> Path |
         if not raw.exists():
             continue
         back = np.sort(np.load(raw)) / 1e9
+        # Colour: the transport's (experiments.plots); dashed: the herd; thin: Node.
         ax.step(back, np.arange(1, len(back) + 1) / c["n"], where="post",
+                color=COLORS.get(c["transport"]), linestyle="-" if c.get("jitter") else "--",
+                linewidth=1.0 if c["server"] == "node" else 1.8,
                 label=f"{_label(c)}, {'jitter' if c.get('jitter') else 'no jitter'}")  # fmt: skip
         drawn += 1
     if not drawn:

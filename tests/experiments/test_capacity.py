@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
 import math
@@ -13,9 +14,11 @@ import pytest
 
 from experiments import ratios
 from experiments.capacity import knee
-from experiments.capacity.cells import Level, Step, generators, plan
+from experiments.capacity.cells import HOLD_MS, Level, Step, client, generators, plan
+from experiments.capacity.cli import add_arguments, selected
 from experiments.capacity.search import run_capacity
 from experiments.countwire import Tally, Window, auto_source, open_counter, result
+from experiments.matrix import NODE_TRANSPORTS
 from experiments.report import render
 from experiments.results import load
 from tests.support import async_wait_until
@@ -72,6 +75,41 @@ def test_report_figures_and_target_rows_are_written(tiny):
     rows = json.loads((tiny / "ratios.json").read_text())["ratios"]
     ws = [r for r in rows if r["figure"] == "knee events/s" and r["transport"] == "ws"]
     assert len(ws) == 1 and ws[0]["node_ws"] is not None  # the node ws knee was found
+
+
+@pytest.mark.load
+def test_stream_row_is_counted_like_sse(tiny):
+    """The /stream row's steps are counted per read with a hold (as SSE), bytes on the wire
+    measured, and its knee is in the report's breaks table."""
+    _, cells = load(tiny)
+    steps = [c for c in cells if c["kind"] == "asyncio" and c["transport"] == "stream"]
+    assert steps and all(c["client"]["hold_ms"] == HOLD_MS for c in steps)
+    assert all(c["wire_bytes_per_event"] > 64 for c in steps)  # 64-byte payload + its line
+    assert "| pushlab stream |" in (tiny / "report.md").read_text()
+
+
+def test_every_transport_has_a_capacity_row():
+    """The full plan has a pushlab knee row per transport of the contract (SSE twice), and Node
+    rows only for the transports Node serves."""
+    rows = [r for r in plan("capacity").rows if r.search == "knee"]
+    assert [r.transport for r in rows if r.server == "python"] == [
+        "poll", "long-poll", "sse", "sse", "ws", "stream",
+    ]  # fmt: skip
+    assert {r.transport for r in rows if r.server == "node"} == set(NODE_TRANSPORTS)
+    assert "stream" in {r.transport for r in plan("capacity-tiny").rows}
+    assert client("stream") == client("sse") and "wait_s" not in client("stream")
+
+
+def test_cli_keeps_only_the_chosen_transports():
+    """``pushlab capacity --transport stream`` runs the stream rows alone; a transport without a
+    row in the profile is an error, not an empty run."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    p = selected(parser.parse_args(["--transport", "stream"]))
+    assert [r.label for r in p.rows] == ["pushlab stream"]
+    assert selected(parser.parse_args([])).rows == plan("capacity").rows
+    with pytest.raises(SystemExit, match="no row"):
+        selected(parser.parse_args(["--profile", "capacity-tiny", "--transport", "sse"]))
 
 
 def _step(i: int, **kw: Any) -> dict[str, Any]:

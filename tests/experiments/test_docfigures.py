@@ -185,3 +185,51 @@ def test_a_run_that_does_not_match_its_record_is_an_error(tmp_path):
     make_run(results, [bench(latency_ms_p99=1.0, latency_ms_p98=1.0)])
     with pytest.raises(ValueError, match=r"summary\.json: cell 0: unknown key 'latency_ms_p98'"):
         render(DOC, results, docs)
+
+
+KNEES = (
+    "<!-- fig metric=events_per_s where=kind:knee cols=row expect=transports -->\n"
+    "old\n<!-- /fig -->\n"
+)
+
+
+def knee_row(transport, events):
+    """A capacity knee row as the reference run saves it (experiments.records.KneeRow)."""
+    return {
+        "kind": "knee", "tags": ["capacity", "knee"], "status": "derived",
+        "row": f"pushlab {transport}", "server": "python", "transport": transport,
+        "search": "knee", "step": 1, "subscribers": 10, "rate": 10.0, "events_per_s": events,
+        "connections": 10, "server_cpu_pct": 50.0, "wire_bytes_per_s": 1e4,
+        "generator_cpu_pct": 10.0, "server_cpu_us_per_event": 50.0,
+        "generator_cpu_us_per_event": 10.0, "latency_ms_p99": 5.0, "lower_bound": False,
+        "why": "the next step broke the level",
+    }  # fmt: skip
+
+
+def test_a_run_older_than_a_transport_says_what_it_lacks(tmp_path):
+    """``expect=transports``: rows for what the run measured, the missing transports named, and
+    no row (no number) for them."""
+    results = tmp_path / "results"
+    make_run(results, [knee_row(t, 100.0) for t in ("poll", "long-poll", "sse", "ws")])
+    out = render(KNEES, results, tmp_path)
+    assert "| pushlab ws | 100.0 |" in out
+    assert "*Not measured in the reference run:* `stream`." in out
+    assert "| pushlab stream" not in out
+
+
+def test_a_run_with_every_transport_has_no_such_line(tmp_path):
+    """Once the reference run has the row, it is a row like the others and the line goes."""
+    from feed.wire.contract import TRANSPORTS
+
+    results = tmp_path / "results"
+    make_run(results, [knee_row(t, 100.0) for t in TRANSPORTS])
+    out = render(KNEES, results, tmp_path)
+    assert "| pushlab stream | 100.0 |" in out and "Not measured" not in out
+
+
+def test_expect_only_knows_transports(tmp_path):
+    """A misspelt ``expect`` is an error, not a silent no-op."""
+    results = tmp_path / "results"
+    make_run(results, [knee_row("ws", 100.0)])
+    with pytest.raises(DocFigureError, match="expect="):
+        render(KNEES.replace("expect=transports", "expect=servers"), results, tmp_path)

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from experiments.baseline import node_available
-from experiments.ladder.cells import Rung, profile
+from experiments.ladder.cells import HELD_TRANSPORTS, Rung, profile
 from experiments.ladder.holder import Holder
 from experiments.ladder.run import Params, measure, sources
 from experiments.records import LadderCell, StormCell, check
-from experiments.storm import storm_cell
+from experiments.storm import STORM_TRANSPORTS, storm_cell
+from feed.wire.contract import TRANSPORTS
 from tests.support import IN_CI, require
 
 N = 200
@@ -63,6 +64,14 @@ def test_each_rung_runs_on_a_fresh_server(tmp_path: Path, clean_env: None) -> No
     assert (tmp_path / f"{ws['name']}.broadcast.npy").exists()
 
 
+def test_stream_rung_holds_ndjson_streams(tmp_path: Path, clean_env: None) -> None:
+    """``/stream`` climbs the rung as SSE does: the server counts every stream, and the
+    broadcast after an idle window of heartbeat lines reaches all of them."""
+    cell = measure(Rung("python", "stream", N), SHORT, tmp_path, sources())
+    _held(cell)
+    assert cell["server_held"] == N
+
+
 def test_parked_long_polls_are_held_and_answered(tmp_path: Path, clean_env: None) -> None:
     """Long polls park (the server counts them) and the broadcast answers every one."""
     cell = measure(Rung("python", "long-poll", N), SHORT, tmp_path, sources())
@@ -93,12 +102,17 @@ def _storm_args(**kw: object) -> argparse.Namespace:
     return argparse.Namespace(**(base | kw))
 
 
+# WS and /stream: /stream's held connection is SSE's with another framing, so it covers the
+# SSE resume path too; the full storm runs every STORM_TRANSPORTS row.
+@pytest.mark.parametrize("transport", ["ws", "stream"])
 def test_storm_resumes_every_client_without_loss(
-    tmp_path: Path, clean_env: None, redis_prefix: str
+    transport: str, tmp_path: Path, clean_env: None, redis_prefix: str
 ) -> None:
     """After a SIGKILL and a restart on the same port, clients are back, resumed, 0 lost, 0 dup."""
     params = dataclasses.replace(SHORT, redis_prefix=redis_prefix)
-    cell = storm_cell(Rung("python", "ws", N), params, _storm_args(), tmp_path, sources())
+    impl = "pushlab" if transport == "sse" else ""
+    rung = Rung("python", transport, N, sse_impl=impl)
+    cell = storm_cell(rung, params, _storm_args(), tmp_path, sources())
     check(StormCell, cell, "storm cell")
     assert cell["status"] == "ok", cell.get("error")
     assert cell["resumed"] >= 0.99 * N
@@ -133,6 +147,11 @@ def test_profiles() -> None:
         "sse-starlette", "pushlab",
     }  # fmt: skip
     assert max(r.n for r in profile("short")) <= 500
+    # Every transport that holds a connection has its rung (short polls hold none).
+    held = {t for t in TRANSPORTS if t != "poll"}
+    for name in ("short", "full"):
+        assert {r.transport for r in profile(name) if r.server == "python"} == held
+    assert set(STORM_TRANSPORTS) == {"ws", "sse", "stream"}
     with pytest.raises(ValueError, match="unknown ladder profile"):
         profile("huge")
 
@@ -169,6 +188,62 @@ def test_target_rows_come_from_the_saved_cells() -> None:
     assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]
     assert not rows["KiB RSS / idle conn at 15000 (vs node sse)"]["met"]
     assert target_rows([c for c in cells if c["n"] == 1000])[-1]["why_not"]  # no 15k rung
+
+
+def test_memory_figure_draws_every_held_transport(tmp_path: Path) -> None:
+    """Each held transport gets its line in the colour experiments.plots gives it (a transport
+    missing from the ladder's own table used to stop the figure)."""
+    import matplotlib.pyplot as plt
+
+    from experiments.ladder import report
+    from experiments.plots import COLORS
+
+    cells = [_cell("python", t, n, rss_kib_per_conn=float(n) / 100)
+             for t in HELD_TRANSPORTS for n in (100, 300)]  # fmt: skip
+    drawn: dict[str, object] = {}
+    real_plot = plt.Axes.plot
+
+    def spy(ax: Any, *args: Any, **kw: Any) -> Any:
+        drawn[kw["label"]] = kw["color"]
+        return real_plot(ax, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plt.Axes, "plot", spy)
+        assert report.memory_figure(cells, tmp_path / "m.png") is not None  # type: ignore[arg-type]
+    assert drawn == {f"python {t}": COLORS[t] for t in HELD_TRANSPORTS}
+
+
+def test_storm_figure_colours_by_transport_and_dashes_the_herd(tmp_path: Path) -> None:
+    """Each storm cell's comeback curve is in its transport's colour; the herd's is dashed."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from experiments.ladder import report
+    from experiments.plots import COLORS
+
+    (tmp_path / "raw").mkdir()
+    cells = []
+    for t, jitter in (("stream", True), ("stream", False), ("ws", True)):
+        cell = Rung("python", t, 4).as_dict() | {"jitter": jitter}
+        name = f"storm-{cell['name']}-{'jitter' if jitter else 'herd'}.npy"
+        np.save(tmp_path / "raw" / name, np.arange(4, dtype=np.int64) * 10**8)
+        cells.append(cell)
+    drawn: dict[str, tuple[object, object]] = {}
+    real_step = plt.Axes.step
+
+    def spy(ax: Any, *args: Any, **kw: Any) -> Any:
+        drawn[kw["label"]] = (kw["color"], kw["linestyle"])
+        return real_step(ax, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plt.Axes, "step", spy)
+        out = report.storm_figure(tmp_path, cells, tmp_path / "s.png")  # type: ignore[arg-type]
+    assert out is not None
+    assert drawn == {
+        "python stream, jitter": (COLORS["stream"], "-"),
+        "python stream, no jitter": (COLORS["stream"], "--"),
+        "python ws, jitter": (COLORS["ws"], "-"),
+    }
 
 
 def test_ladder_run_saves_meta_cells_and_report(tmp_path: Path, clean_env: None) -> None:

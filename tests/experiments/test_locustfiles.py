@@ -18,7 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from experiments.locust_runner import LocustRunError, locust_bin, locustfile, run_locust
+from experiments.locust_runner import (
+    LOCUSTFILES,
+    LocustRunError,
+    locust_bin,
+    locustfile,
+    run_locust,
+)
+from feed.wire.contract import TRANSPORTS
 from servers.launch import ServerProcess
 from tests.support import FULL, free_port, wait_until
 
@@ -52,7 +59,13 @@ def assert_clean(result: dict, users: int) -> None:
     assert 0 < result["locust_csv_requests"] <= result["delivered"], result
 
 
-@pytest.mark.parametrize("transport", ["ws", "sse", "poll", "long-poll"])
+def test_one_locustfile_per_transport():
+    """Every transport of the contract has its Locust user (``--transport`` offers each)."""
+    assert set(LOCUSTFILES) == set(TRANSPORTS)
+    assert all(locustfile(t).is_file() for t in TRANSPORTS)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_headless_delivery(transport, server, tmp_path):
     """Each user class delivers the ticker's events exactly once, with latency and bytes."""
     env = {"LOCUST_FEED_POLL_INTERVAL_S": "0.1", "LOCUST_FEED_LONG_POLL_TIMEOUT_S": "5"}
@@ -92,7 +105,7 @@ def test_two_distributed_runs_at_once_keep_their_own_workers(server, tmp_path):
         assert r["locust_workers"] == 2 and r["locust_processes"] == 3, r
 
 
-@pytest.mark.parametrize("transport", ["ws", "sse"])
+@pytest.mark.parametrize("transport", ["ws", "sse", "stream"])
 def test_resume_after_kicks(transport, server, tmp_path):
     """Streams cut by the server mid-run resume after their last seq: no loss, no duplicate."""
     stop = threading.Event()
@@ -155,7 +168,7 @@ def test_clients_are_cooperative_under_gevent(tmp_path):
     slow = pushlab_server(4)  # 250 ms between events: a blocking read holds the hub
     env = {"LOCUST_FEED_MONITOR_HUB_MS": "100"}
     try:
-        for transport in ("ws", "sse"):
+        for transport in ("ws", "sse", "stream"):
             r = run_locust(
                 transport, slow.url, users, 3, out_dir=tmp_path / transport, extra_env=env
             )
