@@ -25,8 +25,14 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def settings(redis_prefix: str, sse_impl: str) -> Settings:
-    """Ticker off, Redis broker, this test's own key prefix, the SSE implementation under test."""
+def settings(redis_prefix: str, sse_impl: str, transport: str) -> Settings:
+    """Ticker off, Redis broker, this test's own key prefix, the SSE implementation under test;
+    for the WebTransport client, HTTP/3 on too (as in test_delivery.py)."""
     return Settings.from_env(
-        {}, ticker_rate=0, broker=SHARED_URL, redis_prefix=redis_prefix, sse_impl=sse_impl
+        {},
+        ticker_rate=0,
+        broker=SHARED_URL,
+        redis_prefix=redis_prefix,
+        sse_impl=sse_impl,
+        webtransport_port=0 if transport == "wt" else -1,
     )
