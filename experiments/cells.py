@@ -26,6 +26,7 @@ import psutil
 
 from experiments import formulas, sockstats
 from experiments.children import CpuMeter, rss_bytes, spawn, stop
+from experiments.cpuclock import tree_run_delay_s
 from experiments.matrix import Cell
 from experiments.metrics import summarize
 
@@ -180,10 +181,11 @@ def asyncio_cell(
         s0, snap0 = _timed_snapshot(target.port)
         server_cpu.start()
         gen_cpu.start()
-        machine0 = psutil.cpu_times()
+        machine0, wait0 = psutil.cpu_times(), _run_delay_s(target.pid)
         _sleep_until(t1)
         s1, snap1 = _timed_snapshot(target.port)
         (wall, s_cpu), (_, g_cpu) = server_cpu.stop(), gen_cpu.stop()
+        server_wait_s = _run_delay_s(target.pid) - wait0
         machine_pct = _busy_pct(machine0, psutil.cpu_times())
         rss = rss_bytes(target.pid)
         results = [_readline(p, "its result")["result"] for p in procs]
@@ -206,6 +208,8 @@ def asyncio_cell(
     recv, done = rows[:, 0], answers[:, 0]
     out = _merge(results)
     out.update(connected=connected, window_s=wall, machine_cpu_pct=machine_pct, **pre)
+    # Runnable but not running: how much CPU the server was denied, the sign of a starved one.
+    out["server_wait_pct"] = 100 * server_wait_s / wall
     if cell.preconnect:
         out["preconnected"] = _preconnected(out)
     out.update(latency_figures(rows[(recv >= t0) & (recv < t1), 1]))
@@ -274,6 +278,13 @@ def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         elif isinstance(value, int) and not isinstance(value, bool):
             out[key] = sum(int(r[key]) for r in results)
     return out
+
+
+def _run_delay_s(pid: int) -> float:
+    try:
+        return tree_run_delay_s(pid)
+    except ProcessLookupError:
+        return math.nan
 
 
 def _cpu_figures(

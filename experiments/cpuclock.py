@@ -20,6 +20,7 @@ keeps it only in the parent's ``cutime``/``cstime``, in clock ticks); the trees 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import psutil
@@ -38,6 +39,28 @@ def process_cpu_ns(pid: int) -> int:
 def process_cpu_s(pid: int) -> float:
     """:func:`process_cpu_ns` in seconds."""
     return process_cpu_ns(pid) / 1e9
+
+
+def tree_run_delay_s(pid: int) -> float:
+    """Seconds the live threads of ``pid`` and its descendants spent runnable but waiting for a
+    CPU (the second field of ``/proc/PID/task/*/schedstat``, ns); ProcessLookupError if gone.
+
+    This is the direct sign of a starved process: CPU time says how much work it did, this says
+    how long it was ready to do more and the scheduler ran something else (on this machine, the
+    load generators). Live threads only; the servers the lab measures keep theirs for the window.
+    """
+    try:
+        members = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    except psutil.NoSuchProcess as e:
+        raise ProcessLookupError(pid) from e
+    total = 0
+    for member in members:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for task in os.scandir(f"/proc/{member}/task"):
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    with open(f"{task.path}/schedstat") as f:
+                        total += int(f.read().split()[1])
+    return total / 1e9
 
 
 def tree_cpu_s(pid: int) -> float:

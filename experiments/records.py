@@ -96,6 +96,7 @@ class Delivery(TypedDict, total=False):
     connected: int
     window_s: float
     machine_cpu_pct: float
+    server_wait_pct: float  # runnable but waiting for a CPU, % of the window
     ticker_paused_at: int
     start_cursor_min: int
     start_cursor_max: int

@@ -3,8 +3,11 @@
 The knee is the largest step, in ladder order, that held the level before the first one that
 did not. When a generator process reached ~90% of a core at or before that point, the load
 client may have been the limit, so the knee is only a lower bound of the server's capacity;
-so is a knee on the ladder's last step (nothing broke), and one where the level broke while
-every core was busy but the server had less than a core (it was starved of CPU).
+so is a knee on the ladder's last step (nothing broke), and one where the level broke while the
+server had less than a core and was starved of CPU: every core busy, or the server running or
+waiting runnable for a CPU (its schedstat run delay) for as much of the window as a full core
+means. Such a server never idled: on a core of its own it would have done the same work in its
+CPU time and had the rest to spare, so the break says what the shared machine allowed.
 """
 
 from __future__ import annotations
@@ -70,10 +73,17 @@ def broke(step: Step, level: Level) -> list[str]:
     return why
 
 
-def machine_full(step: Step, level: Level) -> bool:
-    """Every core busy while the server had less than its full core: it was starved of CPU."""
-    machine = float(step.get("machine_cpu_pct", 0.0))
-    return machine >= MACHINE_FULL_PCT and float(step.get("server_cpu_pct", 0.0)) < level.server_pct
+def starved(step: Step, level: Level) -> str:
+    """How the server, with less than its full core, was starved of CPU ('' when it was not)."""
+    if float(step.get("server_cpu_pct", 0.0)) >= level.server_pct:
+        return ""
+    machine, wait = float(step.get("machine_cpu_pct", 0.0)), float(step.get("server_wait_pct", 0.0))
+    why = []
+    if machine >= MACHINE_FULL_PCT:
+        why.append(f"the whole machine was {machine:.0f}% busy")
+    if float(step.get("server_cpu_pct", 0.0)) + wait >= level.server_pct:
+        why.append(f"the server waited runnable for a CPU {wait:.0f}% of the window")
+    return " and ".join(why)
 
 
 def generator_full(step: Step) -> bool:
@@ -98,12 +108,11 @@ def find(row: str, steps: Iterable[Step], level: Level) -> KneeRecord:
             break
         if reasons:
             why, lower = f"broke at {_offered(s)}: {'; '.join(reasons)}", False
-            if machine_full(s, level):
+            if cause := starved(s, level):
                 lower = True
                 why += (
-                    f", while the whole machine was {float(s['machine_cpu_pct']):.0f}% busy and "
-                    f"the server had {float(s.get('server_cpu_pct', 0.0)):.0f}% of a core: the "
-                    "machine, not the server, was the limit"
+                    f", while {cause} and it had {float(s.get('server_cpu_pct', 0.0)):.0f}% of "
+                    "a core: the machine, not the server, was the limit"
                 )
             break
         knee = s

@@ -153,8 +153,8 @@ def steps_section(cells: Cells) -> Section:
     """Every measured step: offered and delivered load, p99, server and generator CPU."""
     s = Section("Every step")
     s.header = ["row", "search", "subs x ev/s", "offered ev/s", "delivered ev/s", "p99 ms",
-                "p95 ms", "server CPU %", "generator CPU % (each process)", "machine CPU %",
-                "outside the level"]  # fmt: skip
+                "p95 ms", "server CPU %", "server waited %", "generator CPU % (each process)",
+                "machine CPU %", "outside the level"]  # fmt: skip
     for c in cells:
         if c.get("kind") != "asyncio" or "capacity" not in c.get("tags", []):
             continue
@@ -163,7 +163,8 @@ def steps_section(cells: Cells) -> Section:
             str(c.get("row")), str(c.get("search")), f"{c['subscribers']} x {f(c['rate'])}",
             f(_num(c, "offered_per_s")), f(_num(c, "events_per_s")),
             f(_num(c, "latency_ms_p99")), f(_num(c, "latency_ms_p95")),
-            f(_num(c, "server_cpu_pct")), each or "-", f(_num(c, "machine_cpu_pct")),
+            f(_num(c, "server_cpu_pct")), f(_num(c, "server_wait_pct")), each or "-",
+            f(_num(c, "machine_cpu_pct")),
             "; ".join(c.get("broke") or []) or "-",
         ])  # fmt: skip
     return s

@@ -44,6 +44,7 @@ def test_every_row_climbs_and_gets_a_knee(tiny):
         assert c["delivered"] > 0 and c["lost"] == 0 and not c["errors"], c["row"]
         assert c["generator_processes"] >= 2 and c["connected"] == c["subscribers"]
         assert c["preconnected"] is True, c["row"]
+        assert 0 <= c["server_wait_pct"] < math.inf, c["row"]  # read from the server's schedstat
     polls = [c for c in steps if c["transport"] in ("poll", "long-poll")]
     assert polls and all(c["requests"] > 0 for c in polls)
     knees = [c for c in cells if c["kind"] == "knee"]
@@ -166,6 +167,12 @@ def test_a_full_generator_makes_the_knee_a_lower_bound():
     assert k["step"] == 0 and k["lower_bound"] and "the machine, not the server" in k["why"]
     k = knee.find("pushlab ws", [_step(0), starved | {"server_cpu_pct": 97.0}], Level())
     assert not k["lower_bound"]  # the server had its core: its own limit
+    # Running 62% and runnable-waiting 38% of the window: it never idled, yet had 62% of a core.
+    waited = starved | {"machine_cpu_pct": 80.0, "server_cpu_pct": 62.0, "server_wait_pct": 38.0}
+    k = knee.find("pushlab ws", [_step(0), waited], Level())
+    assert k["lower_bound"] and "waited runnable for a CPU 38%" in k["why"]
+    k = knee.find("pushlab ws", [_step(0), waited | {"server_wait_pct": 20.0}], Level())
+    assert not k["lower_bound"]  # it idled 18% of the window: the break is its own
     k = knee.find("pushlab ws", [_step(0, latency_ms_p99=math.nan)], Level())
     assert k["step"] is None and not k["lower_bound"]
 
