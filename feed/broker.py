@@ -8,7 +8,7 @@ replay atomically (the memory backend does both in one synchronous step).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -36,6 +36,11 @@ class Subscription:
     connection is closing); the event is then buffered and the writer woken, and direct mode
     stays off until the writer has drained the buffer and parks again — so order is kept.
 
+    A burst (several events published in one step, :meth:`Broker.publish_many`) reaches each
+    subscriber as one :meth:`feed_run`; a sink attached with a ``run`` writes the whole run with
+    one write, as Node's http corks a response's writes until the next tick. Under load the
+    ticker falls behind and publishes bursts, so each delivery costs less just when it matters.
+
     A writer can also park without staying a task (:meth:`park`): an SSE stream waiting for its
     client's disconnect, an idle WebSocket's writer that is only started again when needed. Direct
     mode is armed the same way and a callback, called once when an event is buffered or the
@@ -54,6 +59,7 @@ class Subscription:
         "_waiter",
         "_on_wake",
         "_sink",
+        "_run",
         "_direct",
     )
 
@@ -70,12 +76,19 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._on_wake: Callable[[], None] | None = None
         self._sink: Callable[[EncodedEvent], bool] | None = None
+        self._run: Callable[[Sequence[EncodedEvent]], bool] | None = None
         # True only while the writer is parked with an empty buffer and a sink is attached.
         self._direct = False
 
-    def attach(self, sink: Callable[[EncodedEvent], bool] | None) -> None:
-        """Set (or with None remove) the direct-delivery sink; it must not raise."""
+    def attach(
+        self,
+        sink: Callable[[EncodedEvent], bool] | None,
+        run: Callable[[Sequence[EncodedEvent]], bool] | None = None,
+    ) -> None:
+        """Set (or with None remove) the direct-delivery sink, and optionally its ``run`` (several
+        events in one write, all or none); neither may raise."""
         self._sink = sink
+        self._run = run if sink is not None else None
         if sink is None:
             self._direct = False
             self._on_wake = None
@@ -110,6 +123,17 @@ class Subscription:
             return
         self._buf.append(event)
         self._wake()
+
+    def feed_run(self, events: Sequence[EncodedEvent]) -> None:
+        """Called by the broker for a burst of live events, in seq order (same rules as feed)."""
+        if len(events) > 1 and self._direct and self._run is not None:
+            if self.closed_reason is not None:
+                return
+            if self._run(events):
+                self.cursor = events[-1].seq
+                return
+        for event in events:
+            self.feed(event)
 
     def feed_many(self, events: list[EncodedEvent]) -> None:
         """Replay: queue history on top of ``maxsize`` (it is bounded by the history)."""
@@ -178,6 +202,9 @@ class Broker(Protocol):
 
     async def publish(self, topic: str, data: Any) -> EncodedEvent:
         """Assign the next seq and a timestamp, retain, and fan out."""
+
+    async def publish_many(self, topic: str, datas: Sequence[Any]) -> list[EncodedEvent]:
+        """:meth:`publish` each in order, fanned out as one run per subscriber where it can."""
 
     async def read(self, topic: str, since: int | None, limit: int) -> Batch:
         """Events after ``since`` from history (``None``: from now)."""

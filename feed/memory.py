@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -186,12 +187,30 @@ class MemoryBroker:
         self.append(t, event)
         return event
 
+    async def publish_many(self, topic: str, datas: Sequence[Any]) -> list[EncodedEvent]:
+        """Sequence and retain each, then give every subscriber the burst as one run."""
+        t = self._topic(topic, publisher=True)
+        events = []
+        for data in datas:
+            event = encode_event(topic, t.history.last_seq + 1, time.time_ns(), data)
+            self._retain(t, event)
+            events.append(event)
+        self.published += len(events)
+        for sub in t.subscribers:
+            sub.feed_run(events)
+        self._wake_waiters(t)
+        return events
+
     def append(self, t: _Topic, event: EncodedEvent) -> None:
         """Retain an already-sequenced event and deliver it."""
         self._retain(t, event)
         self.published += 1
         for sub in t.subscribers:
             sub.feed(event)
+        self._wake_waiters(t)
+
+    @staticmethod
+    def _wake_waiters(t: _Topic) -> None:
         if t.waiters:
             waiters, t.waiters = t.waiters, []
             for w in waiters:

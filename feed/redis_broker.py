@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -113,6 +113,11 @@ class RedisBroker:
         self.published += 1
         self._note_epoch(epoch)
         return encoded_from_json(topic, int(seq), ts_ns, head + str(seq).encode() + tail)
+
+    async def publish_many(self, topic: str, datas: Sequence[Any]) -> list[EncodedEvent]:
+        """One script call each (seqs come from Redis); the reader fans out what one XREAD
+        returns as one run per subscriber."""
+        return [await self.publish(topic, data) for data in datas]
 
     def _maxlen(self, body_bytes: int) -> int:
         """The stream's MAXLEN for this XADD: the count cap, lowered so that this many events of
@@ -273,17 +278,21 @@ class RedisBroker:
         t = self._topics.get(topic)
         if t is None:
             return  # untracked while the XREAD was in flight
+        run: list[EncodedEvent] = []
         for entry_id, fields in entries:
             event = entry_event(topic, entry_id, fields)
             if event.seq <= t.position:
                 continue
             t.position = event.seq
-            self.read_entries += 1
-            for sub, covered in t.subscribers.items():
-                if event.seq > covered:
-                    sub.feed(event)
+            run.append(event)
             for buffered in t.pending.values():
                 buffered.append(event)
+        self.read_entries += len(run)
+        for sub, covered in t.subscribers.items():
+            if run and run[0].seq > covered:
+                sub.feed_run(run)
+            else:
+                sub.feed_run([e for e in run if e.seq > covered])
         if t.waiters:
             waiters, t.waiters = t.waiters, []
             for w in waiters:

@@ -22,6 +22,7 @@ the overflow bound (1013) and the send watchdog apply as before.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -86,6 +87,22 @@ class DirectSink:
         conn.events += 1
         conn.bytes += size
         conn.direct_events += 1
+        return True
+
+    def run(self, events: Sequence[EncodedEvent]) -> bool:
+        """Several events' frames in one write (frames back to back are one valid stream)."""
+        if self.binary:
+            if not self.write(b"".join([e.ws_binary or ws_binary_frame(e) for e in events])):
+                return False
+            size = sum(len(msgpack_frame(e)) for e in events)
+        else:
+            if not self.write(b"".join([e.ws_text or ws_text_frame(e) for e in events])):
+                return False
+            size = sum(len(e.json) for e in events)
+        conn = self.conn
+        conn.events += len(events)
+        conn.bytes += size
+        conn.direct_events += len(events)
         return True
 
     def write_control(self, payload: bytes) -> bool:

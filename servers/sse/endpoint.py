@@ -73,7 +73,8 @@ async def _stream(
         yield retry_block(cfg.sse_retry_ms) + preamble(sub)
         # Resumed only once sse-starlette has sent the preamble: the response has started.
         if cfg.sse_direct:
-            sub.attach(make_sink(raw_send, conn))
+            sink = make_sink(raw_send, conn)
+            sub.attach(sink, sink.run if sink is not None else None)
         try:
             while True:
                 batch = await sub.next_batch()

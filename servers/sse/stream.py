@@ -206,7 +206,7 @@ async def serve(
                 sink = None
                 if cfg.sse_direct and cycle is not None:
                     sink = sse_direct.make_sink(raw_send, conn, framing.chunk, framing.size)
-                sub.attach(sink)
+                sub.attach(sink, sink.run if sink is not None else None)
                 wake = sse_direct.waker(cycle) if parked is None else parked.event.set
                 stream = Stream(cycle, wake, framing.ping_chunk, direct=sink is not None)
                 st.sse_keepalive.add(stream)

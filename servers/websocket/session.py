@@ -191,7 +191,7 @@ class Session:
         await ws.send_text(control("ready", topic=sub.topic, cursor=sub.cursor).decode())
         if cfg.ws_direct:
             self.sink = direct_sink(self.send, self.conn, self.binary)
-            sub.attach(self.sink)
+            sub.attach(self.sink, self.sink.run if self.sink is not None else None)
         self._start_writer()
 
     async def _close(self) -> None:

@@ -268,3 +268,55 @@ async def test_fan_out_goes_in_subscription_order():
         await cm.__aexit__(None, None, None)
     await b.publish("t", 2)
     assert len(order) == 64  # unsubscribed: nothing more delivered
+
+
+class RunSink(Sink):
+    """A sink with ``run``: records each run it takes as a list of seqs."""
+
+    def __init__(self, accept: bool) -> None:
+        super().__init__(accept)
+        self.runs: list[list[int]] = []
+
+    def run(self, events: object) -> bool:
+        if self.accept:
+            self.runs.append([e.seq for e in events])  # type: ignore[attr-defined]
+        return self.accept
+
+
+async def test_a_burst_reaches_a_parked_writer_as_one_run():
+    """publish_many: one run call per subscriber whose sink has run, one call per event for a
+    sink without; a run of one is a plain feed; a declined run is buffered, in order."""
+    b = MemoryBroker(100)
+    sink, plain = RunSink(accept=True), Sink(accept=True)
+    async with b.subscribe("t", None, 2) as sub, b.subscribe("t", None, 10) as other:
+        sub.attach(sink, sink.run)
+        other.attach(plain)
+        writers = [asyncio.ensure_future(s.next_batch()) for s in (sub, other)]
+        await _parked(sub)
+        await _parked(other)
+        events = await b.publish_many("t", [1, 2, 3])
+        assert [e.seq for e in events] == [1, 2, 3]
+        # Three events past a buffer of two: a run written whole never queues.
+        assert sink.runs == [[1, 2, 3]] and sink.sunk == [] and sub.cursor == 3
+        assert plain.sunk == [1, 2, 3]
+        await b.publish_many("t", [4])
+        assert sink.sunk == [4] and sink.runs == [[1, 2, 3]]
+        sink.accept = False
+        await b.publish_many("t", [5, 6])
+        assert [e.seq for e in await writers[0]] == [5, 6]
+        assert plain.sunk == [1, 2, 3, 4, 5, 6]
+        writers[1].cancel()
+    assert [e.seq for e in (await b.read("t", 0, 10)).events] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_run_is_not_given_to_a_closed_or_unparked_subscription():
+    """A run follows feed's rules: nothing after close, buffered while the writer is busy."""
+    b = MemoryBroker(100)
+    sink = RunSink(accept=True)
+    async with b.subscribe("t", None, 10) as sub:
+        sub.attach(sink, sink.run)
+        await b.publish_many("t", [1, 2])  # the writer is not parked: buffered
+        assert sink.runs == [] and [e.seq for e in await sub.next_batch()] == [1, 2]
+        sub.close(KICKED)
+        await b.publish_many("t", [3, 4])
+        assert sink.runs == [] and sink.sunk == []

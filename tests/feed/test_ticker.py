@@ -67,3 +67,22 @@ async def test_rate_and_size_change_while_running():
         await asyncio.wait_for(task, 2)
         with contextlib.suppress(Exception):
             await broker.close()
+
+
+async def test_overdue_ticks_go_out_as_one_run():
+    """Behind schedule, the ticker hands each subscriber the overdue ticks as one run."""
+    b = MemoryBroker(1000)
+    runs: list[int] = []
+    stop = asyncio.Event()
+    async with b.subscribe("t", None, 1000) as sub:
+        sub.attach(lambda e: True, lambda events: runs.append(len(events)) is None)
+        writer = asyncio.ensure_future(sub.next_batch())
+        await async_wait_until(lambda: sub._direct, 5, "writer parked")
+        task = asyncio.ensure_future(run_ticker(b, "t", 100.0, 64, stop=stop))
+        await async_wait_until(lambda: b.stats()["published"] >= 1, 5, "first tick")
+        time.sleep(0.3)  # block the loop: ~30 ticks fall due meanwhile
+        await async_wait_until(lambda: runs, 5, "a run")
+        stop.set()
+        await task
+        writer.cancel()
+    assert max(runs) >= 20
