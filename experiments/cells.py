@@ -29,6 +29,7 @@ from experiments.children import CpuMeter, rss_bytes, spawn, stop
 from experiments.cpuclock import tree_run_delay_s
 from experiments.matrix import Cell
 from experiments.metrics import summarize
+from experiments.schedule import schedule_figures
 
 GENERATOR_BOUND_PCT = 90.0
 # A server process at >= 90% of a core is at its limit: one event loop is one core (Node's and
@@ -189,6 +190,7 @@ def asyncio_cell(
         machine_pct = _busy_pct(machine0, psutil.cpu_times())
         rss = rss_bytes(target.pid)
         results = [_readline(p, "its result")["result"] for p in procs]
+        stamps = [row for r in results for row in r.pop("stamps", [])]
         for p in procs:
             _send(p, {"cmd": "stop"})
         # A generator still draining a flat-out backlog is stopped by the finally below; the
@@ -213,6 +215,7 @@ def asyncio_cell(
     if cell.preconnect:
         out["preconnected"] = _preconnected(out)
     out.update(latency_figures(rows[(recv >= t0) & (recv < t1), 1]))
+    out.update(schedule_figures(stamps, cell.rate, t0, t1))
     # Events counted over exactly the interval the byte counters were read over.
     out["wire_window_events"] = int(((recv >= s0) & (recv < s1)).sum())
     in_span = (done >= s0) & (done < s1)

@@ -54,6 +54,11 @@ READY = re.compile(rb'\{"type":"ready"[^}]*?"cursor":(\d+)')
 PING = re.compile(rb'\{"type":"ping","id":(\d+|null)\}')
 
 
+# Stamps kept per generator process: a step's warm-up and window at the ladder's highest rate are
+# a few thousand events; the cap only bounds a run that is much longer than a step.
+MAX_STAMPS = 100_000
+
+
 @dataclass
 class Tally:
     """One subscriber's counts; ``last_seq`` is the stream's, the rest are the window's."""
@@ -118,6 +123,10 @@ class Window:
         self.counts: list[int] = []
         self.ts: list[int] = []
         self.responses: list[tuple[int, int]] = []  # polling: (done_ns, empty) per answer
+        # One subscriber's (seq -> (ts_ns, arrival)) from its first event on: the publisher's
+        # timing against its own schedule (schedule_figures), at one dict entry per event.
+        self.witness: Tally | None = None
+        self.stamps: dict[int, tuple[int, int]] = {}
 
     def answered(self, tally: Tally, now: int, empty: bool) -> None:
         """Account one polling answer (loadgen's ``responses`` rows and window counters)."""
@@ -152,6 +161,11 @@ class Window:
                 return
             ints, tss = kept, [by_seq[q] for q in kept]
         tally.last_seq = ints[-1]
+        if self.witness is None:
+            self.witness = tally
+        if tally is self.witness and len(self.stamps) < MAX_STAMPS:
+            for seq, ts in zip(ints, tss, strict=True):
+                self.stamps[seq] = (int(ts), now)
         if not self.open:
             return
         if self.t0 - self.margin_ns <= now < self.t1 + self.margin_ns:
@@ -458,6 +472,7 @@ def result(tallies: list[Tally], win: Window) -> dict[str, Any]:
         "reconnects": 0,
         "connections": 0,
         "gaps": sum(t.gaps for t in tallies),
+        "stamps": [[seq, ts, now] for seq, (ts, now) in win.stamps.items()],
     }
 
 

@@ -110,6 +110,15 @@ class Delivery(TypedDict, total=False):
     latency_ms_p99: float
     latency_ms_p99_9: float
     latency_cdf: list[list[float]]  # [quantile, ms] pairs
+    # experiments/schedule.py: the ticker against its schedule, and latency from due times
+    ticker_lag_ms_p50: float
+    ticker_lag_ms_p95: float
+    ticker_lag_ms_p99: float
+    ticker_lag_ms_max: float
+    schedule_latency_ms_p50: float
+    schedule_latency_ms_p95: float
+    schedule_latency_ms_p99: float
+    schedule_latency_ms_max: float
     wire_window_events: int
     wire_window_requests: int
     wire_window_empty: int
@@ -224,6 +233,8 @@ class KneeRow(TypedDict):
     server_cpu_us_per_event: float
     generator_cpu_us_per_event: float
     latency_ms_p99: float
+    schedule_latency_ms_p99: NotRequired[float]  # runs before 2026-12-05 lack it
+    ticker_lag_ms_p99: NotRequired[float]
     lower_bound: bool
     why: str
 

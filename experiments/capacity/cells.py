@@ -108,11 +108,12 @@ class Plan:
         return self.shootout if row.search == "shootout" else self.ladder
 
 
-# Offered deliveries/s from 1k to 320k, roughly doubling; subscribers grow too, since the
+# Offered deliveries/s from 1k to 2.56M, roughly doubling; subscribers grow too, since the
 # cost of a transport is per connection as well as per event.
 LADDER = (
     Step(50, 20), Step(100, 25), Step(200, 25), Step(250, 40), Step(500, 40), Step(500, 80),
-    Step(1000, 80), Step(1000, 160), Step(2000, 160),
+    Step(1000, 80), Step(1000, 160), Step(2000, 160), Step(4000, 160), Step(4000, 320),
+    Step(8000, 320),
 )  # fmt: skip
 SHOOTOUT = tuple(Step(n, SHOOTOUT_RATE) for n in (500, 1000, 2000, 4000, 8000, 16000))
 SSE_PUSHLAB = {"PUSHLAB_SSE_IMPL": "pushlab"}
@@ -209,6 +210,8 @@ class KneeRecord(TypedDict):
     server_cpu_us_per_event: float
     generator_cpu_us_per_event: float
     latency_ms_p99: float
+    schedule_latency_ms_p99: float  # from each event's due time (experiments/schedule.py)
+    ticker_lag_ms_p99: float
     lower_bound: bool
     why: str
 

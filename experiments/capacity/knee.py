@@ -57,10 +57,21 @@ def broke(step: Step, level: Level) -> list[str]:
         p95 = p95_ms(step)
         if not p95 <= level.p95_ms:
             why.append(f"p95 {p95:.0f} ms > {level.p95_ms:g} ms")
+        quantile, limit = "p95", level.p95_ms
     else:
         p99 = float(step.get("latency_ms_p99", math.nan))
         if not p99 <= level.p99_ms:
             why.append(f"p99 {p99:.0f} ms > {level.p99_ms:g} ms")
+        quantile, limit = "p99", level.p99_ms
+    # Stamped latency leaves out how late the ticker published; counted from the schedule it
+    # does not (experiments/schedule.py). Absent on steps measured without the stamps.
+    late = float(step.get(f"schedule_latency_ms_{quantile}", math.nan))
+    if late > limit:
+        lag = float(step.get(f"ticker_lag_ms_{quantile}", math.nan))
+        why.append(
+            f"{quantile} from the ticker's schedule {late:.0f} ms > {limit:g} ms "
+            f"(it published {lag:.0f} ms late at {quantile})"
+        )
     pct = delivered_pct(step)
     if not pct >= level.delivered_pct:
         why.append(f"delivered {pct:.2f}% < {level.delivered_pct:g}%")
@@ -146,6 +157,8 @@ def _record(row: str, k: Step, first: Step, why: str, lower: bool) -> KneeRecord
         "server_cpu_us_per_event": _per_event_us(k.get("server_cpu_s"), k.get("delivered")),
         "generator_cpu_us_per_event": 1000 * gen_1k,  # s per 1k events = ms per event
         "latency_ms_p99": float(k.get("latency_ms_p99", nan)),
+        "schedule_latency_ms_p99": float(k.get("schedule_latency_ms_p99", nan)),
+        "ticker_lag_ms_p99": float(k.get("ticker_lag_ms_p99", nan)),
         "lower_bound": lower, "why": why if k else f"no step held the level: {why}",
     }  # fmt: skip
 

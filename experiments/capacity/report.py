@@ -37,12 +37,13 @@ def _num(c: Mapping[str, Any], key: str) -> float:
 def breaks_section(cells: Cells) -> Section:
     s = Section("Where each transport breaks", figure=LATENCY)
     s.header = ["row", "knee (subs x ev/s)", "delivered ev/s", "connections", "p99 ms",
-                "server CPU %", "wire bytes/s", "generator CPU % (max process)",
-                "server us/event", "knee"]  # fmt: skip
+                "p99 ms from schedule", "server CPU %", "wire bytes/s",
+                "generator CPU % (max process)", "server us/event", "knee"]  # fmt: skip
     for row, k in knees(cells, "knee").items():
         s.rows.append([
             row, f"{k['subscribers']} x {f(k['rate'])}" if k.get("step") is not None else "-",
             f(_num(k, "events_per_s")), f(k.get("connections")), f(_num(k, "latency_ms_p99")),
+            f(_num(k, "schedule_latency_ms_p99")),
             f(_num(k, "server_cpu_pct")), f(_num(k, "wire_bytes_per_s")),
             f(_num(k, "generator_cpu_pct")), f(_num(k, "server_cpu_us_per_event")),
             "lower bound" if k.get("lower_bound") else "measured",
@@ -51,7 +52,9 @@ def breaks_section(cells: Cells) -> Section:
     s.text.append(
         "Each row climbs subscribers x events/s, open loop (the ticker publishes at the step's "
         "rate whatever the subscribers do; all connected before it starts), on one fresh server "
-        "process, until a step breaks the service level: p99 above the limit, less than 99.9% "
+        "process, until a step breaks the service level: p99 above the limit (from the publish "
+        "stamp, and from each event's due time on the ticker's schedule: a ticker that falls "
+        "behind publishes the overdue ticks at once, late), less than 99.9% "
         "delivered (seq gaps), less than 95% of the offered events/s carried, or the server at a "
         "full core (>= 90%). The knee is the largest step within "
         "it. Subscribers are counting wires spread over several processes, each on its own "
@@ -114,8 +117,14 @@ def ceiling_section(cells: Cells) -> Section | None:
     s.text.append(
         "The ceiling is a plain loop of `send` calls on ready-made frames, no event loop and no "
         "framework, to as many loopback sockets as a reader process drains: what one core here "
-        "does at the least user-space work per delivery. Each knee is compared with the "
-        "calibration cell of its own connection count (the nearest one measured)."
+        "does at the least user-space work per delivery when every event is its own write. Each "
+        "knee is compared with the calibration cell of its own connection count (the nearest one "
+        "measured). A server that writes a late ticker's burst as one write per connection (both "
+        "Node's http, which corks a response until the next tick, and pushlab's runs) makes fewer "
+        "writes than deliveries, so its CPU per delivery can go below the ceiling's per write; "
+        "the ceiling's own CPU per write is measured per socket count and can differ between "
+        "counts; why is not broken down here (TCP autocorking, which merges small writes on a "
+        "socket whose previous segment is still queued, is one candidate)."
     )
     return s
 
@@ -153,8 +162,9 @@ def steps_section(cells: Cells) -> Section:
     """Every measured step: offered and delivered load, p99, server and generator CPU."""
     s = Section("Every step")
     s.header = ["row", "search", "subs x ev/s", "offered ev/s", "delivered ev/s", "p99 ms",
-                "p95 ms", "server CPU %", "server waited %", "generator CPU % (each process)",
-                "machine CPU %", "outside the level"]  # fmt: skip
+                "p95 ms", "ticker lag p99 ms", "p99 ms from schedule", "server CPU %",
+                "server waited %", "generator CPU % (each process)", "machine CPU %",
+                "outside the level"]  # fmt: skip
     for c in cells:
         if c.get("kind") != "asyncio" or "capacity" not in c.get("tags", []):
             continue
@@ -163,6 +173,7 @@ def steps_section(cells: Cells) -> Section:
             str(c.get("row")), str(c.get("search")), f"{c['subscribers']} x {f(c['rate'])}",
             f(_num(c, "offered_per_s")), f(_num(c, "events_per_s")),
             f(_num(c, "latency_ms_p99")), f(_num(c, "latency_ms_p95")),
+            f(_num(c, "ticker_lag_ms_p99")), f(_num(c, "schedule_latency_ms_p99")),
             f(_num(c, "server_cpu_pct")), f(_num(c, "server_wait_pct")), each or "-",
             f(_num(c, "machine_cpu_pct")),
             "; ".join(c.get("broke") or []) or "-",

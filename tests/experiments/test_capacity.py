@@ -45,6 +45,8 @@ def test_every_row_climbs_and_gets_a_knee(tiny):
         assert c["generator_processes"] >= 2 and c["connected"] == c["subscribers"]
         assert c["preconnected"] is True, c["row"]
         assert 0 <= c["server_wait_pct"] < math.inf, c["row"]  # read from the server's schedstat
+        # The witness subscribers' stamps: the ticker against its schedule.
+        assert c["ticker_lag_ms_p50"] >= 0 and c["schedule_latency_ms_p99"] > 0, c["row"]
     polls = [c for c in steps if c["transport"] in ("poll", "long-poll")]
     assert polls and all(c["requests"] > 0 for c in polls)
     knees = [c for c in cells if c["kind"] == "knee"]
