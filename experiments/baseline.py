@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from experiments.children import spawn, stop, wait_healthy
+from experiments.tls import TLSFiles
 from servers.launch import free_port
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "baseline" / "node"
@@ -106,11 +107,14 @@ class NodeServer:
     log_path: Path | None = None
     port: int = 0
     start_timeout_s: float = 30.0
+    # HTTPS with these files (ALPN http/1.1), or node:http2's secure server with ``http2``.
+    tls: TLSFiles | None = None
+    http2: bool = False
     proc: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -121,6 +125,11 @@ class NodeServer:
     @property
     def argv(self) -> list[str]:
         cmd = node_server_command(self.port, self.rate, self.size, self.topic, self.history)
+        if self.tls is not None:
+            cmd += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+            cmd += ["--http2", "1"] if self.http2 else []
+        elif self.http2:
+            raise ValueError("the Node baseline serves HTTP/2 over TLS only (give tls)")
         return cmd + list(self.flags)
 
     def start(self) -> NodeServer:
@@ -129,7 +138,8 @@ class NodeServer:
         started: list[subprocess.Popen[str]] = []
         try:
             self.proc = spawn(self.argv, into=started, log=self.log_path)
-            wait_healthy(self.url, self.proc, self.start_timeout_s)
+            verify = self.tls.client_context() if self.tls else True
+            wait_healthy(self.url, self.proc, self.start_timeout_s, verify=verify)
         except BaseException:
             for p in started:
                 stop(p)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -89,15 +90,22 @@ def _stop(proc: subprocess.Popen[str], timeout: float) -> None:
         proc.wait(timeout)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen[str],
+    timeout: float = 30.0,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
     """Poll ``/healthz`` of a foreign server (Node, Granian) until it answers 200; fail early if
-    the process died. The lab's own server waits in ``servers.launch.ServerProcess``."""
+    the process died (``verify``: the client context of an https server). The lab's own server
+    waits in ``servers.launch.ServerProcess``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before /healthz answered")
         try:
-            if httpx.get(url + "/healthz", timeout=1.0, trust_env=False).status_code == 200:
+            r = httpx.get(url + "/healthz", timeout=1.0, trust_env=False, verify=verify)
+            if r.status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -25,12 +25,23 @@ from experiments.records import CellParams, check
 from feed.settings import ENV_PREFIX, Settings
 from feed.wire.contract import TRANSPORTS
 
-NODE_TRANSPORTS = ("sse", "ws")
+NODE_TRANSPORTS = ("poll", "long-poll", "sse", "ws")  # what baseline/node/server.js serves
+# The bench's Node cells: its CPU and p99 targets compare every transport against Node ws (and
+# SSE); the polls' Node rows are measured where they decide something, in the capacity search.
+NODE_HEADLINE = ("sse", "ws")
 # The HTTP version dimension (issue 20): plaintext HTTP/1.1 (uvicorn, the default), HTTP/1.1 over
 # TLS (uvicorn; TLS's own cost) and HTTP/2 over TLS (hypercorn, ALPN h2; the WebSocket by RFC
 # 8441). A protocol is a server setting plus one client option, the same for every transport.
 PROTOS = ("h1", "h1-tls", "h2-tls")
-PROTO_SERVERS = {"h1": ("python", "granian", "node"), "h1-tls": ("python",), "h2-tls": ("python",)}
+# Node: node:https, and node:http2's secure server (baseline/node/server.js).
+PROTO_SERVERS = {
+    "h1": ("python", "granian", "node"), "h1-tls": ("python", "node"), "h2-tls": ("python", "node")
+}  # fmt: skip
+# Combinations a server cannot serve, and why (tests/experiments/test_baseline.py shows it).
+NOT_SUPPORTED = {
+    ("node", "ws", "h2-tls"): "Node's ws has no RFC 8441 (extended CONNECT): its WebSocket "
+    "needs an HTTP/1.1 connection",
+}
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0
 # The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
@@ -135,6 +146,10 @@ def available(cells: Iterable[Cell]) -> tuple[list[Cell], list[str]]:
         if c.server not in PROTO_SERVERS.get(c.proto, ()):
             dropped.append(f"{c.name}: {c.server} is not served over {c.proto} here")
             continue
+        why = NOT_SUPPORTED.get((c.server, c.transport, c.proto))
+        if why:
+            dropped.append(f"{c.name}: not supported: {why}")
+            continue
         missing = [k for k in c.server_env if k.removeprefix(ENV_PREFIX).lower() not in known]
         if missing and c.server != "node":
             dropped.append(f"{c.name}: server setting {', '.join(missing)} not in this build")
@@ -178,7 +193,7 @@ def _profile(
         cells.append(
             Cell("poll", small, base_rate, client={"interval_s": iv}, tags=("interval",), **common)
         )
-    for t in NODE_TRANSPORTS if extras else ():
+    for t in NODE_HEADLINE if extras else ():
         cells.append(
             Cell(t, big, base_rate, server="node", tags=("baseline", "headline"), **common)
         )
@@ -251,8 +266,10 @@ def profile(name: str) -> list[Cell]:
     if name in ("protocols", "protocols-tiny"):
         if name == "protocols":
             # 100: hypercorn's SETTINGS_MAX_CONCURRENT_STREAMS, all on one connection.
-            return protocols_profile(streams=100)
-        return protocols_profile(subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0, streams=6)
+            return protocols_profile(streams=100, node=True)
+        return protocols_profile(
+            subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0, streams=6, node=True
+        )
     if name == "full":
         cells = _profile(
             subs=(10, 100, 400, 1000),
@@ -315,17 +332,22 @@ def protocols_profile(
     duration_s: float = 5.0,
     hpack: bool = True,
     streams: int = 0,
+    node: bool = False,
 ) -> list[Cell]:
     """Every transport over every HTTP version: the same load, the server and client the
     protocol names (``protocols``; quick takes its h2-tls cells). ``hpack``: per protocol, one
     cell of polls in a row on one connection, on the same server (experiments/hpack.py).
     ``streams`` > 0: that many SSE subscribers on one HTTP/2 connection, against as many
-    connections over h1-tls and h2-tls (``multiplex``)."""
+    connections over h1-tls and h2-tls (``multiplex``). ``node``: the Node baseline's cells of
+    the same load next to them (node:https, node:http2), where it serves the combination."""
+    servers = ("python", "node") if node else ("python",)
     cells = [
-        Cell(t, subscribers, rate, size=64, proto=p, warmup_s=warmup_s, duration_s=duration_s,
-             tags=("protocols",))
+        Cell(t, subscribers, rate, size=64, server=srv, proto=p, warmup_s=warmup_s,
+             duration_s=duration_s, tags=("protocols",))
+        for srv in servers
         for t in TRANSPORTS
         for p in protos
+        if srv == "python" or t in NODE_TRANSPORTS
     ]  # fmt: skip
     if hpack:
         cells += [

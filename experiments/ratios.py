@@ -35,7 +35,11 @@ P99_TARGETS = {"ws": 1.0, "sse": 1.0}
 CAPACITY_TARGET = 1.0
 IDLE_TARGET_KIB = 16.0
 # Issue 18's knee targets: (pushlab row's transport, reference row label, minimum ratio).
-KNEE_TARGETS = (("ws", "node ws", 1.0), ("sse", "node sse", 1.0), ("long-poll", "pushlab sse", 0.5))
+KNEE_TARGETS = (
+    ("ws", "node ws", 1.0), ("sse", "node sse", 1.0), ("long-poll", "pushlab sse", 0.5),
+    # Not issue 18's: whether a polling knee is Python's or the transport's (plain Node http).
+    ("poll", "node poll", 1.0), ("long-poll", "node long-poll", 1.0),
+)  # fmt: skip
 IDLE_QUORUM = 0.95
 # Flat out, a cell that delivered >= 95% of subscribers x rate was limited by the ticker.
 TICKER_BOUND = 0.95

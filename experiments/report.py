@@ -104,7 +104,9 @@ def render(path: Path | str) -> Path:
         drawn = capacity_plot.draw_all(cells, folder / "figures", limit)
     else:
         drawn = draw_all(cells, folder / "figures")
-    secs = sections(meta, cells)
+    # A figure section with neither its figure nor a table row has nothing of this run to show
+    # (a profile without those cells, e.g. ``protocols`` has no headline load).
+    secs = [s for s in sections(meta, cells) if s.rows or s.figure is None or s.figure in drawn]
     rows = ratios.compute(cells)
     if rows:
         ratios.write(folder, rows)

@@ -30,7 +30,14 @@ def chosen(cells: Cells) -> list[BenchCell]:
     twins = [c for c in ok(cells) if proto(c) == "h1" and _load(c) in loads]
     rows = {c["cell"]: c for c in tagged + twins}.values()
     order = [*TRANSPORTS, *sorted({c["transport"] for c in rows} - set(TRANSPORTS))]
-    return sorted(rows, key=lambda c: (order.index(c["transport"]), PROTOS.index(proto(c))))
+    return sorted(
+        rows,
+        key=lambda c: (order.index(c["transport"]), _who(c), PROTOS.index(proto(c))),
+    )
+
+
+def _who(c: BenchCell) -> str:
+    return "pushlab" if c.get("server", "python") == "python" else str(c["server"])
 
 
 def protocols_section(cells: Cells) -> Section | None:
@@ -41,6 +48,7 @@ def protocols_section(cells: Cells) -> Section | None:
     s = Section("Transport x HTTP version (h1, h1 over TLS, h2 over TLS)")
     s.header = [
         "transport",
+        "server",
         "HTTP",
         "subs x rate",
         "events/s delivered",
@@ -53,6 +61,7 @@ def protocols_section(cells: Cells) -> Section | None:
         s.rows.append(
             [
                 c["transport"],
+                _who(c),
                 proto(c),
                 f"{c['subscribers']} x {f(c['rate'])}",
                 f(c.get("events_per_s")),
@@ -69,7 +78,9 @@ def protocols_section(cells: Cells) -> Section | None:
         "subscriber in every cell. Wire bytes: TCP payload of the client sockets (kernel "
         "counters), so TLS records (5-byte headers, AEAD tags, handshakes of new connections) "
         "and HTTP/2 frame headers and HPACK-coded headers are in; results/README.md. h2-tls "
-        "against h1-tls changes the server too (hypercorn, without uvicorn's fast paths)."
+        "against h1-tls changes the server too (hypercorn, without uvicorn's fast paths). "
+        "node: baseline/node/server.js on node:http, node:https and node:http2's secure server "
+        "(compatibility API); its WebSocket (ws) has no HTTP/2 form, so that cell is not run."
     )
     s.text += _ratios(rows)
     s.text.append(source(rows))
@@ -79,9 +90,9 @@ def protocols_section(cells: Cells) -> Section | None:
 def _ratios(rows: list[BenchCell]) -> list[str]:
     """Generated sentences: each protocol's cost against plaintext HTTP/1.1, per transport."""
     out = []
-    by = {(c["transport"], proto(c)): c for c in rows}
-    for (t, p), c in by.items():
-        base = by.get((t, "h1"))
+    by = {(c["transport"], _who(c), proto(c)): c for c in rows}
+    for (t, who, p), c in by.items():
+        base = by.get((t, who, "h1"))
         if p == "h1" or base is None:
             continue
         bits = []
@@ -93,7 +104,7 @@ def _ratios(rows: list[BenchCell]) -> list[str]:
             if isinstance(a, float) and isinstance(b, float) and b > 0:
                 bits.append(f"{what} x{f(a / b, 2)}")
         if bits:
-            out.append(f"{t} over {p} against h1: {', '.join(bits)}.")
+            out.append(f"{who} {t} over {p} against h1: {', '.join(bits)}.")
     return out
 
 

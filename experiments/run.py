@@ -107,23 +107,25 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, ServerInfo
     base = Settings.from_env(child_env())
     topic, history = base.ticker_topic, base.history
     env = dict(cell.server_env)
+    # A fresh local CA per server (never committed); the clients verify against it.
+    tls = make_tls(log.with_suffix(".tls")) if cell.proto != "h1" else None
+    ca = str(tls.ca) if tls else None
     if cell.server == "node":
         from experiments.baseline import NodeServer
 
-        with NodeServer(cell.rate, cell.size, topic, history, log_path=log) as node:
+        h2 = cell.proto == "h2-tls"
+        with NodeServer(
+            cell.rate, cell.size, topic, history, log_path=log, tls=tls, http2=h2
+        ) as node:
             info: ServerInfo = {"kind": "node", "argv": node.argv}
-            yield run_cells.Target(node.url, node.port, node.pid, topic), info
+            yield run_cells.Target(node.url, node.port, node.pid, topic, ca), info
         return
     if cell.server == "granian":
         yield from _granian(cell, env, topic, log)
         return
-    ca = None
-    if cell.proto != "h1":
-        # A fresh local CA per server (never committed); the clients verify against it.
-        tls = make_tls(log.with_suffix(".tls"))
+    if tls is not None:
         env |= {"PUSHLAB_TLS_CERT": str(tls.cert), "PUSHLAB_TLS_KEY": str(tls.key)}
         env |= {"PUSHLAB_HTTP2": "1"} if cell.proto == "h2-tls" else {}
-        ca = str(tls.ca)
     python = ServerProcess(
         env=env, args=python_server_args(cell.rate, cell.size, topic), log_path=log
     )

@@ -1,20 +1,24 @@
 'use strict';
 /*
- * The baseline row: "what the seed would have built" — Express for plain HTTP, `ws` for
- * WebSocket, plain Node `http` for Server-Sent Events — speaking pushlab's wire contract
+ * The baseline row: "what the seed would have built" — Express for publish and admin, `ws` for
+ * WebSocket, plain Node `http` for Server-Sent Events and the polls — speaking pushlab's contract
  * (docs/protocol.md) so the lab's clients and load drivers run against it unchanged.
  *
  *   node server.js [--port 8000] [--host 127.0.0.1] [--rate 10] [--size 64] [--topic ticks]
  *                  [--history 10000] [--subscriber-buffer 1000] [--retry-ms 1000]
- *                  [--keepalive-s 15]
+ *                  [--keepalive-s 15] [--poll-batch 1000] [--long-poll-timeout-s 20]
+ *                  [--long-poll-max-timeout-s 30] [--tls-cert PEM --tls-key PEM [--http2 1]]
  *
  * Endpoints: POST /publish?topic=, GET /healthz, POST /admin/kick?topic=, WS /ws?topic=&since=,
- * GET /sse?topic=&since= (Last-Event-ID wins), GET and POST /admin/ticker?rate=&size= (as
+ * GET /sse?topic=&since= (Last-Event-ID wins), GET /poll?topic=&since=&limit=,
+ * GET /long-poll?topic=&since=&timeout=, GET and POST /admin/ticker?rate=&size= (as
  * servers/demos/pages.py: rate 0 pauses, a change restarts the schedule from now; 404 when started
- * with rate 0). Not implemented (the baseline serves the push transports only): /poll and
- * /long-poll; there is no admin switch, so /admin/* never answers 403.
+ * with rate 0). There is no admin switch, so /admin/* never answers 403.
  *
  * Deliberate choices, so the row measures the seed's stack and not a tuned one:
+ * - SSE and the two polls are served by plain Node `http` (no Express routing per request): the
+ *   polls are answered thousands of times a second in a capacity run, and the baseline should be
+ *   the strongest plain Node, so a gap to it is the transport's or Python's, not Express's;
  * - each event is serialised once; the same string goes to every WebSocket (ws `send`) and the
  *   same SSE frame string to every stream;
  * - ts_ns is wall-clock nanoseconds comparable with Python's time.time_ns() on the same host:
@@ -23,8 +27,16 @@
  * - a slow consumer is cut when its socket buffer holds more than subscriber-buffer events
  *   (bytes of the latest frame x the buffer), WS 1013 / SSE `event: end` reason overflow;
  * - every socket has an 'error' handler: without one a bad frame kills a Node `ws` server.
+ *
+ * With --tls-cert/--tls-key it serves HTTPS (node:https, ALPN http/1.1); with --http2 1 as well,
+ * node:http2's secure server (ALPN h2, HTTP/1.1 still accepted for the admin and health routes).
+ * Over HTTP/2 the polls and SSE run on node:http2's compatibility API; the WebSocket does not:
+ * `ws` has no RFC 8441 (extended CONNECT), so /ws needs an HTTP/1.1 connection.
  */
+const fs = require('node:fs');
 const http = require('node:http');
+const http2 = require('node:http2');
+const https = require('node:https');
 const express = require('express');
 const { WebSocketServer, WebSocket } = require('ws');
 
@@ -38,6 +50,9 @@ function parseArgs(argv) {
   const opts = {
     port: 8000, host: '127.0.0.1', rate: 10, size: 64, topic: 'ticks', history: 10000,
     'subscriber-buffer': 1000, 'retry-ms': 1000, 'keepalive-s': 15,
+    // feed/settings.py poll_batch, long_poll_timeout_s, long_poll_max_timeout_s
+    'poll-batch': 1000, 'long-poll-timeout-s': 20, 'long-poll-max-timeout-s': 30,
+    'tls-cert': '', 'tls-key': '', http2: 0,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
@@ -98,6 +113,8 @@ class Topic {
     this.count = 0;
     this.sockets = new Set(); // WebSocket subscribers
     this.streams = new Set(); // SSE responses
+    this.waiters = new Set(); // parked long polls: called once with the next event
+    this.wakePending = false;
   }
   oldest() { return this.count ? this.last - this.count + 1 : null; }
   append(ev) {
@@ -105,10 +122,17 @@ class Topic {
     this.last = ev.seq;
     this.count = Math.min(this.count + 1, this.capacity);
   }
-  after(seq) {
+  after(seq, upto = this.last) {
     const out = [];
-    for (let s = seq + 1; s <= this.last; s++) out.push(this.ring[s % this.capacity]);
+    for (let s = seq + 1; s <= upto; s++) out.push(this.ring[s % this.capacity]);
     return out;
+  }
+  // feed/history.py History.read: at most `limit` events after `since` (null: from now).
+  read(since, limit) {
+    const [start, gap] = this.resolve(since);
+    const stop = Math.min(this.last, start + limit);
+    const events = this.after(start, stop);
+    return { events, cursor: events.length ? stop : start, more: stop < this.last, gap };
   }
   // Same rules as feed/history.py History.resolve: [cursor actually served, gap object or null].
   resolve(since) {
@@ -159,6 +183,17 @@ class Feed {
       if (res.writableLength > limit) endStream(res, 'overflow');
       else res.write(ev.sse);
     }
+    // Parked long polls answer after the current burst (the ticker publishes an overdue run in
+    // one loop), so each answer carries the whole run, as servers/long_poll.py's does.
+    if (t.waiters.size && !t.wakePending) {
+      t.wakePending = true;
+      queueMicrotask(() => {
+        t.wakePending = false;
+        const waiters = [...t.waiters];
+        t.waiters.clear();
+        for (const wake of waiters) wake();
+      });
+    }
     return ev;
   }
   kick(name) {
@@ -170,10 +205,26 @@ class Feed {
     }
     return n;
   }
+  // Server shutdown: every parked long poll answers 204 at once, as servers/long_poll.py.
+  drain() {
+    let n = 0;
+    for (const t of this.topics.values()) {
+      const waiters = [...t.waiters];
+      t.waiters.clear();
+      for (const wake of waiters) { wake(); n++; }
+    }
+    return n;
+  }
   stats() {
     let subscribers = 0;
-    for (const t of this.topics.values()) subscribers += t.sockets.size + t.streams.size;
-    return { backend: 'node', topics: this.topics.size, published: this.published, subscribers };
+    let parked = 0;
+    for (const t of this.topics.values()) {
+      subscribers += t.sockets.size + t.streams.size;
+      parked += t.waiters.size;
+    }
+    return {
+      backend: 'node', topics: this.topics.size, published: this.published, subscribers, parked,
+    };
   }
 }
 
@@ -249,7 +300,8 @@ function serveSSE(feed, req, res) {
   }
   const t = feed.topic(sub.topic);
   const [cursor, gap] = t.resolve(sub.since);
-  res.socket.setNoDelay(true);
+  // HTTP/2 streams share a socket node:http2 owns (and sets no-delay on); it refuses changes.
+  if (req.httpVersionMajor < 2) res.socket.setNoDelay(true);
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-store',
@@ -267,6 +319,85 @@ function serveSSE(feed, req, res) {
   const done = () => { clearInterval(ping); t.streams.delete(res); };
   res.on('close', done);
   res.on('error', done);
+}
+
+// --- short and long polling, plain Node http ---------------------------------------------
+// The body of servers/short_poll.py batch_body: each event's JSON spliced in, never re-encoded.
+function pollBody(t, batch) {
+  const events = batch.events.map((e) => e.text).join(',');
+  const gap = batch.gap ? JSON.stringify(batch.gap) : 'null';
+  return `{"topic":${JSON.stringify(t.name)},"events":[${events}],"cursor":${batch.cursor},` +
+    `"more":${batch.more},"last_seq":${t.last},"recovered":${batch.gap ? 'false' : 'true'},` +
+    `"gap":${gap}}`;
+}
+function sendJSON(res, status, body, headers = {}) {
+  res.writeHead(status, {
+    'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers,
+  }).end(body);
+}
+const invalid = (res, name, msg) => sendJSON(res, 422,
+  errorBody('invalid_parameter', [{ loc: ['query', name], msg }]));
+// servers/query.py optional_int(ge=1) and optional_positive_float: [value or null, error or null].
+function positiveParam(q, name, integer) {
+  const raw = q.get(name);
+  if (raw === null) return [null, null];
+  const text = raw.trim();
+  const special = integer ? null : SPECIAL_RE.exec(text);
+  let value;
+  if (special) value = special[2].toLowerCase() === 'nan' ? NaN : (special[1] === '-' ? -Infinity : Infinity);
+  else if ((integer ? /^[+-]?\d(?:_?\d)*$/ : FLOAT_RE).test(text)) value = Number(text.replace(/_/g, ''));
+  else return [null, `Input should be a valid ${integer ? 'integer' : 'number'}`];
+  if (integer && value < 1) return [null, 'Input should be greater than or equal to 1'];
+  if (!integer && !(value > 0)) return [null, 'Input should be greater than 0'];
+  return [value, null];
+}
+function parsePoll(req, res, extra) {
+  const q = query(req);
+  let topic;
+  let since;
+  try {
+    if (q.get('topic') === null) { invalid(res, 'topic', 'Field required'); return null; }
+    topic = checkTopic(q.get('topic'));
+    since = parseCursor(q.get('since') ?? undefined);
+  } catch (err) {
+    sendJSON(res, 400, errorBody(err.code, err.message));
+    return null;
+  }
+  const [value, error] = positiveParam(q, extra, extra === 'limit');
+  if (error) { invalid(res, extra, error); return null; }
+  return { topic, since, value };
+}
+function servePoll(feed, req, res) {
+  const p = parsePoll(req, res, 'limit');
+  if (!p) return;
+  const cap = Math.min(p.value ?? feed.opts['poll-batch'], feed.opts['poll-batch']);
+  const t = feed.topic(p.topic);
+  sendJSON(res, 200, pollBody(t, t.read(p.since, cap)));
+}
+function serveLongPoll(feed, req, res) {
+  const p = parsePoll(req, res, 'timeout');
+  if (!p) return;
+  const opts = feed.opts;
+  const waitS = Math.min(p.value ?? opts['long-poll-timeout-s'], opts['long-poll-max-timeout-s']);
+  const t = feed.topic(p.topic);
+  const batch = t.read(p.since, opts['poll-batch']);
+  if (batch.events.length || batch.gap) {
+    sendJSON(res, 200, pollBody(t, batch));
+    return;
+  }
+  let timer = null;
+  const answer = () => {
+    clearTimeout(timer);
+    t.waiters.delete(answer);
+    res.off('close', gone);
+    const next = t.read(batch.cursor, opts['poll-batch']);
+    if (next.events.length) sendJSON(res, 200, pollBody(t, next));
+    else res.writeHead(204, { 'pushlab-cursor': String(next.cursor) }).end();
+  };
+  const gone = () => { clearTimeout(timer); t.waiters.delete(answer); };
+  timer = setTimeout(answer, waitS * 1000);
+  t.waiters.add(answer);
+  res.on('close', gone);
 }
 
 // --- WebSocket, ws -------------------------------------------------------------------------
@@ -413,6 +544,15 @@ class Ticker {
   }
 }
 
+function createServer(opts, handler) {
+  if (!opts['tls-cert']) return http.createServer({ noDelay: true }, handler);
+  const tls = { cert: fs.readFileSync(opts['tls-cert']), key: fs.readFileSync(opts['tls-key']) };
+  if (Number(opts.http2)) return http2.createSecureServer({ ...tls, allowHTTP1: true }, handler);
+  return https.createServer({ ...tls, noDelay: true }, handler);
+}
+
+const HTTP_ROUTES = { '/sse': serveSSE, '/poll': servePoll, '/long-poll': serveLongPoll };
+
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   checkTopic(opts.topic);
@@ -421,10 +561,12 @@ function main() {
   const app = makeApp(feed, ticker);
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_BODY, perMessageDeflate: false });
   wss.on('error', (err) => console.error(`wss error: ${err.message}`));
-  const server = http.createServer({ noDelay: true }, (req, res) => {
-    if (req.method === 'GET' && req.url.split('?')[0] === '/sse') serveSSE(feed, req, res);
+  const handler = (req, res) => {
+    const route = req.method === 'GET' ? HTTP_ROUTES[req.url.split('?')[0]] : undefined;
+    if (route) route(feed, req, res);
     else app(req, res);
-  });
+  };
+  const server = createServer(opts, handler);
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
     if (req.url.split('?')[0] === '/ws') serveWS(feed, wss, req, socket, head);
@@ -432,7 +574,8 @@ function main() {
   });
   server.listen(opts.port, opts.host, () => {
     const { port } = server.address();
-    console.log(`pushlab node baseline listening on http://${opts.host}:${port}`);
+    const scheme = opts['tls-cert'] ? 'https' : 'http';
+    console.log(`pushlab node baseline listening on ${scheme}://${opts.host}:${port}`);
     ticker.start();
   });
   const shutdown = () => {
@@ -441,6 +584,7 @@ function main() {
       for (const ws of t.sockets) ws.close(1001, 'shutdown');
       for (const res of t.streams) endStream(res, 'shutdown');
     }
+    feed.drain();
     server.close(() => process.exit(0)); // Node >= 19 also closes idle keep-alive sockets
     setTimeout(() => process.exit(0), 2000).unref();
   };

@@ -7,8 +7,6 @@ connected before it starts (``preconnect``). The subscribers are counting wires
 generator processes, each on its own loopback source address, so the knee is the server's,
 not the load client's. A step is one :class:`experiments.matrix.Cell`, run by the bench's
 own cell runner.
-
-Records are TypedDicts for now (issue 18 moves result shapes into ``experiments.records``).
 """
 
 from __future__ import annotations
@@ -138,7 +136,8 @@ def plan(name: str) -> Plan:
     if name == "capacity-tiny":
         rows = (
             Row("python", "poll"), Row("python", "long-poll"), Row("python", "ws"),
-            Row("python", "stream"), Row("node", "ws"), Row("python", "ws", search="shootout"),
+            Row("python", "stream"), Row("node", "long-poll"), Row("node", "ws"),
+            Row("python", "ws", search="shootout"),
         )  # fmt: skip
         tiny = (Step(4, 20), Step(8, 40))
         return Plan(name, rows, tiny, (Step(8, 20),), 0.3, 1.0, (8,), 0.5)

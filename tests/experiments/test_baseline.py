@@ -13,9 +13,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from clients import SSEClient, WebSocketClient
-from clients.base import Received
+from clients import LongPollClient, ShortPollClient, SSEClient, WebSocketClient, h2ws
+from clients.base import FeedClient, Received
 from experiments.baseline import NODE_DIR, NodeServer, node_available
+from experiments.matrix import NOT_SUPPORTED
+from experiments.tls import TLSFiles, make_tls
 from feed.events import Gap
 from feed.ticker import make_payload
 from feed.wire.ws import TEXT, encode_frame, new_ws_key, upgrade_request
@@ -24,7 +26,10 @@ from tests.support import IN_CI, require
 
 pytestmark = pytest.mark.load
 
-CLIENTS = {"ws": WebSocketClient, "sse": SSEClient}
+CLIENTS = {
+    "ws": WebSocketClient, "sse": SSEClient, "poll": ShortPollClient, "long-poll": LongPollClient
+}  # fmt: skip
+PUSHED = ("sse", "ws")
 
 
 def node_server(rate: float = 0, size: int = 64, history: int = 10_000) -> NodeServer:
@@ -48,7 +53,11 @@ async def http() -> AsyncGenerator[httpx.AsyncClient, None]:
         yield client
 
 
-def make(transport: str, srv: NodeServer, topic: str, **kwargs) -> WebSocketClient | SSEClient:
+def make(transport: str, srv: NodeServer, topic: str, **kwargs) -> FeedClient:
+    if transport == "poll":
+        kwargs.setdefault("interval_s", 0.02)
+    if transport == "long-poll":  # its first answer (the cursor) comes when the wait ends
+        kwargs.setdefault("wait_s", 2.0)
     return CLIENTS[transport](srv.url, topic, retry=FAST_RETRY, **kwargs)
 
 
@@ -90,7 +99,7 @@ async def test_resume_after_client_side_drop(transport, node, http):
     assert c.client.counters.connections >= 2 and c.client.counters.silent_gaps == 0
 
 
-@pytest.mark.parametrize("transport", sorted(CLIENTS))
+@pytest.mark.parametrize("transport", PUSHED)
 async def test_resume_after_kick(transport, node, http):
     """The server closes every stream (1012 / ``end: kicked``); the client resumes exactly."""
     topic = f"kick-{transport}"
@@ -293,3 +302,106 @@ async def test_ticker_pause_and_resume(http):
     assert c.seqs[:20] == list(range(last + 1, last + 21))
     first = next(i for i in c.items if isinstance(i, Received))
     assert first.event.data["i"] == 1 and len(orjson.dumps(first.event.data)) == 100
+
+
+# GET /poll and /long-poll queries whose statuses and error bodies must match servers/short_poll.py
+# and servers/long_poll.py (the capacity search drives both servers with one polling wire).
+POLL_QUERIES = [
+    ("/poll", {}), ("/poll", {"topic": "a b"}), ("/poll", {"topic": "q", "since": "-1"}),
+    ("/poll", {"topic": "q", "since": "x"}), ("/poll", {"topic": "q", "limit": "0"}),
+    ("/poll", {"topic": "q", "limit": "x"}), ("/poll", {"topic": "q", "since": "0", "limit": "2"}),
+    ("/poll", {"topic": "q", "since": "9"}), ("/poll", {"topic": "q"}),
+    ("/long-poll", {}), ("/long-poll", {"topic": "q", "since": "-1"}),
+    ("/long-poll", {"topic": "q", "timeout": "0"}),
+    ("/long-poll", {"topic": "q", "timeout": "nan"}),
+    ("/long-poll", {"topic": "q", "timeout": "x"}), ("/long-poll", {"topic": "q", "since": "1"}),
+    ("/long-poll", {"topic": "q", "since": "3", "timeout": "0.05"}),
+]  # fmt: skip
+
+
+def _poll_answer(r: httpx.Response) -> tuple[int, object, str | None]:
+    body = r.json() if r.content else None
+    if isinstance(body, dict):
+        if isinstance(body.get("detail"), str):
+            del body["detail"]  # prose: the error code and the 422's loc/msg list are the contract
+        for e in body.get("events", []):
+            e.pop("ts_ns")  # each server stamps its own clock
+    return r.status_code, body, r.headers.get("pushlab-cursor")
+
+
+def test_poll_answers_like_the_python_server(serve, settings):
+    """Statuses, bodies and the 204's cursor of /poll and /long-poll as the Python server's."""
+    srv_node, srv_py = node_server(), serve(settings)
+    try:
+        with httpx.Client(trust_env=False) as http:
+            for srv in (srv_node, srv_py):
+                for i in range(3):
+                    http.post(f"{srv.url}/publish", params={"topic": "q"}, json={"i": i})
+            for path, q in POLL_QUERIES:
+                ours = _poll_answer(http.get(f"{srv_py.url}{path}", params=q))
+                assert _poll_answer(http.get(f"{srv_node.url}{path}", params=q)) == ours, (path, q)
+    finally:
+        srv_node.stop()
+
+
+async def test_long_poll_wakes_on_publish_and_forgets_a_gone_client(node, http):
+    """A parked long poll answers with the next event; one whose client left is not answered."""
+    url = f"{node.url}/long-poll"
+    gone = asyncio.create_task(http.get(url, params={"topic": "park", "timeout": 30}))
+    parked = asyncio.create_task(http.get(url, params={"topic": "park", "timeout": 30}))
+
+    async def parked_count() -> int:
+        r = await http.get(f"{node.url}/healthz")
+        return int(r.json()["broker"]["parked"])
+
+    deadline = time.monotonic() + 10
+    while await parked_count() < 2:
+        assert time.monotonic() < deadline, "the two long polls never parked"
+        await asyncio.sleep(0.01)
+    gone.cancel()
+    while await parked_count() > 1:
+        assert time.monotonic() < deadline, "the cancelled long poll stayed parked"
+        await asyncio.sleep(0.01)
+    await publish(http, node.url, "park", 1)
+    answer = await asyncio.wait_for(parked, 10)
+    assert answer.status_code == 200 and [e["seq"] for e in answer.json()["events"]] == [1]
+    assert await parked_count() == 0
+
+
+@pytest.fixture(scope="module")
+def node_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeServer, TLSFiles]]:
+    """The baseline on node:http2's secure server (ALPN h2, HTTP/1.1 still accepted)."""
+    require("node", "the Node.js baseline row")
+    tls = make_tls(tmp_path_factory.mktemp("node-tls"))
+    srv = NodeServer(tls=tls, http2=True).start()
+    yield srv, tls
+    srv.stop()
+
+
+@pytest.mark.parametrize("transport", ["poll", "long-poll", "sse"])
+async def test_http2_feed_in_order(transport, node_tls):
+    """Over HTTP/2 (node:http2) the polls and SSE deliver in order on h2 connections."""
+    srv, tls = node_tls
+    c = Collector(make(transport, srv, f"h2-{transport}", http2=True, verify=tls.client_context()))
+    await ready(c.client)
+    async with httpx.AsyncClient(trust_env=False, verify=tls.client_context()) as http:
+        await publish(http, srv.url, f"h2-{transport}", 50)
+    await c.until(50)
+    await c.close()
+    assert c.seqs == list(range(1, 51))
+    async with httpx.AsyncClient(trust_env=False, verify=tls.client_context(), http2=True) as http:
+        r = await http.get(f"{srv.url}/poll", params={"topic": "h2-poll", "since": 49})
+    assert r.http_version == "HTTP/2" and r.json()["events"][0]["seq"] == 50
+
+
+async def test_websocket_over_http2_is_not_supported(node_tls):
+    """The evidence for matrix.NOT_SUPPORTED: node:http2 does not announce the extended CONNECT
+    (RFC 8441), so no WebSocket over HTTP/2; over HTTP/1.1 on the same TLS port it works."""
+    srv, tls = node_tls
+    wss = srv.url.replace("https", "wss") + "/ws?topic=h2ws"
+    with pytest.raises(h2ws.H2WebSocketError, match="SETTINGS_ENABLE_CONNECT_PROTOCOL"):
+        async with h2ws.connect(wss, ssl_context=tls.client_context()):
+            pass
+    async with connect(wss, ssl=tls.client_context()) as ws:  # ALPN http/1.1: an Upgrade
+        assert orjson.loads(await ws.recv())["type"] == "ready"
+    assert ("node", "ws", "h2-tls") in NOT_SUPPORTED

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from nbclient import NotebookClient
 
-from experiments.matrix import PROTOS
+from experiments.matrix import NODE_TRANSPORTS, NOT_SUPPORTED, PROTOS
 from experiments.report import render
 from experiments.results import load
 from experiments.run import run_bench
@@ -103,17 +103,25 @@ def test_protocols_profile_end_to_end(tmp_path):
     meta, rows = load(path)
     assert all(c["status"] == "ok" for c in rows), [c.get("reason") for c in rows]
     cells = [c for c in rows if c["kind"] == "asyncio"]
-    assert {(c["transport"], c["proto"]) for c in cells} == {
-        (t, p) for t in TRANSPORTS for p in PROTOS
-    }
+    assert {(c["server"], c["transport"], c["proto"]) for c in cells} == {
+        (s, t, p) for s in ("python", "node") for t in TRANSPORTS for p in PROTOS
+        if s == "python" or (t in NODE_TRANSPORTS and (s, t, p) not in NOT_SUPPORTED)
+    }  # fmt: skip
     for c in cells:
         assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
         assert c["wire_bytes_per_event"] > c["app_bytes_per_event"], c["cell"]
         # The HTTP/1.1 framing formula is for plaintext only.
         assert ("wire_vs_formula_pct" in c) == (c["proto"] == "h1"), c["cell"]
-        settings = meta["servers"][c["server_index"]]["settings"]
+        server = meta["servers"][c["server_index"]]
+        if c["server"] == "node":
+            argv = " ".join(server["argv"])
+            assert ("--tls-cert" in argv) == (c["proto"] != "h1"), c["cell"]
+            assert ("--http2 1" in argv) == (c["proto"] == "h2-tls"), c["cell"]
+            continue
+        settings = server["settings"]
         assert bool(settings["tls_cert"]) == (c["proto"] != "h1"), c["cell"]
         assert settings["http2"] == (c["proto"] == "h2-tls"), c["cell"]
+    assert any("not supported: Node's ws has no RFC 8441" in d for d in meta["params"]["dropped"])
     # HPACK: over h2 a repeated poll request shrinks to indexes; over HTTP/1.1 it never does.
     hpack = {c["proto"]: c for c in rows if c["kind"] == "hpack"}
     assert set(hpack) == set(PROTOS)
@@ -129,9 +137,12 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert "Transport x HTTP version" in report
     assert "Many SSE streams" in report
     assert "figures/hpack_requests.png" in report
+    # No headline load in this profile: its figure sections are left out, not left empty.
+    assert "## Latency at the headline load" not in report and "no load generator" not in report
     for t in TRANSPORTS:
         for p in PROTOS:
-            assert f"| {t} | {p} |" in report
+            assert f"| {t} | pushlab | {p} |" in report
+    assert "| sse | node | h2-tls |" in report
 
 
 def test_ctrl_c_stops_everything_and_keeps_finished_cells(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.matrix import PROTOS, Cell, available, merge, profile
+from experiments.matrix import NODE_TRANSPORTS, PROTOS, Cell, available, merge, profile
 from experiments.run import _estimate
 from feed.wire.contract import TRANSPORTS
 
@@ -56,9 +56,14 @@ def test_protocols_profile_is_every_transport_over_every_http_version():
     assert {(c.proto, c.tags) for c in everything if c.kind == "hpack"} == {
         (p, ("hpack",)) for p in PROTOS
     }
-    assert {(c.transport, c.proto) for c in cells} == {(t, p) for t in TRANSPORTS for p in PROTOS}
+    mine = [c for c in cells if c.server == "python"]
+    assert {(c.transport, c.proto) for c in mine} == {(t, p) for t in TRANSPORTS for p in PROTOS}
+    # The Node baseline beside them over every protocol it serves (every one in the profile:
+    # what it cannot serve is dropped by `available`, with the reason).
+    node = {(c.transport, c.proto) for c in cells if c.server == "node"}
+    assert node == {(t, p) for t in NODE_TRANSPORTS for p in PROTOS}
     assert len({(c.subscribers, c.rate, c.size) for c in cells}) == 1
-    assert all(c.server == "python" and c.kind == "asyncio" for c in cells)
+    assert all(c.kind == "asyncio" for c in cells)
     multiplex = [(c.proto, c.client) for c in everything if "multiplex" in c.tags]
     assert multiplex == [
         ("h1-tls", {}), ("h2-tls", {}), ("h2-tls", {"shared_connection": True})
@@ -86,6 +91,10 @@ def test_quick_has_one_h2_cell_per_transport():
 
 
 def test_servers_without_tls_are_dropped_from_tls_cells_with_a_reason():
-    """Node and Granian serve plaintext HTTP/1.1 only here: their TLS cells are dropped."""
-    keep, dropped = available([Cell("ws", 1, 1, 64, server="node", proto="h2-tls")])
-    assert keep == [] and "node is not served over h2-tls" in dropped[0]
+    """Granian serves plaintext HTTP/1.1 only here, and Node's ws has no HTTP/2 form: those
+    cells are dropped with the reason; Node's other HTTP/2 cells stay."""
+    sse, ws = (Cell(t, 1, 1, 64, server="node", proto="h2-tls") for t in ("sse", "ws"))
+    keep, dropped = available([sse, ws, Cell("sse", 1, 1, 64, server="granian", proto="h1-tls")])
+    assert keep == [sse] and len(dropped) == 2
+    assert "not supported: Node's ws has no RFC 8441" in dropped[0]
+    assert "granian is not served over h1-tls" in dropped[1]
