@@ -33,6 +33,11 @@ NODE_HEADLINE = ("sse", "ws")
 # TLS (uvicorn; TLS's own cost) and HTTP/2 over TLS (hypercorn, ALPN h2; the WebSocket by RFC
 # 8441). A protocol is a server setting plus one client option, the same for every transport.
 PROTOS = ("h1", "h1-tls", "h2-tls")
+# Transports that hold a connection between events (short polling holds none) and, per protocol,
+# how many idle ones measure the server's memory per connection: enough that RSS growth is well
+# above the allocator's noise, few enough that 20 cells of TLS handshakes stay in minutes.
+IDLE_TRANSPORTS = ("long-poll", "sse", "ws", "stream")
+PROTOCOLS_IDLE = 1_000
 # Node: node:https, and node:http2's secure server (baseline/node/server.js).
 PROTO_SERVERS = {
     "h1": ("python", "granian", "node"), "h1-tls": ("python", "node"), "h2-tls": ("python", "node")
@@ -171,7 +176,7 @@ def _profile(
     duration_s: float,
     locust_users: int,
     extras: bool = True,
-    idle_transports: tuple[str, ...] = ("long-poll", "sse", "ws", "stream"),
+    idle_transports: tuple[str, ...] = IDLE_TRANSPORTS,
 ) -> list[Cell]:
     common: dict[str, Any] = {"size": size, "warmup_s": warmup_s, "duration_s": duration_s}
     big = max(subs)
@@ -266,10 +271,11 @@ def profile(name: str) -> list[Cell]:
     if name in ("protocols", "protocols-tiny"):
         if name == "protocols":
             # 100: hypercorn's SETTINGS_MAX_CONCURRENT_STREAMS, all on one connection.
-            return protocols_profile(streams=100, node=True)
+            return protocols_profile(streams=100, node=True, idle_n=PROTOCOLS_IDLE)
         return protocols_profile(
-            subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0, streams=6, node=True
-        )
+            subscribers=3, rate=20, warmup_s=0.3, duration_s=1.0, streams=6, node=True,
+            idle_n=20, idle_transports=("ws",),
+        )  # fmt: skip
     if name == "full":
         cells = _profile(
             subs=(10, 100, 400, 1000),
@@ -333,13 +339,17 @@ def protocols_profile(
     hpack: bool = True,
     streams: int = 0,
     node: bool = False,
+    idle_n: int = 0,
+    idle_transports: tuple[str, ...] = IDLE_TRANSPORTS,
 ) -> list[Cell]:
     """Every transport over every HTTP version: the same load, the server and client the
     protocol names (``protocols``; quick takes its h2-tls cells). ``hpack``: per protocol, one
     cell of polls in a row on one connection, on the same server (experiments/hpack.py).
     ``streams`` > 0: that many SSE subscribers on one HTTP/2 connection, against as many
     connections over h1-tls and h2-tls (``multiplex``). ``node``: the Node baseline's cells of
-    the same load next to them (node:https, node:http2), where it serves the combination."""
+    the same load next to them (node:https, node:http2), where it serves the combination.
+    ``idle_n`` > 0: server memory per idle connection of ``idle_transports`` over each protocol
+    (``protocols-idle``: TLS state and, over h2, an HTTP/2 connection per subscriber)."""
     servers = ("python", "node") if node else ("python",)
     cells = [
         Cell(t, subscribers, rate, size=64, server=srv, proto=p, warmup_s=warmup_s,
@@ -349,6 +359,15 @@ def protocols_profile(
         for p in protos
         if srv == "python" or t in NODE_TRANSPORTS
     ]  # fmt: skip
+    if idle_n:
+        cells += [
+            Cell(t, idle_n, 0.0, size=64, kind="idle", server=srv, proto=p, generators=2,
+                 tags=("protocols-idle",))
+            for srv in servers
+            for t in idle_transports
+            for p in protos
+            if srv == "python" or t in NODE_TRANSPORTS
+        ]  # fmt: skip
     if hpack:
         cells += [
             Cell("poll", 1, rate, size=64, kind="hpack", proto=p, warmup_s=0.0, duration_s=0.0,

@@ -32,7 +32,7 @@ def chosen(cells: Cells) -> list[BenchCell]:
     order = [*TRANSPORTS, *sorted({c["transport"] for c in rows} - set(TRANSPORTS))]
     return sorted(
         rows,
-        key=lambda c: (order.index(c["transport"]), _who(c), PROTOS.index(proto(c))),
+        key=lambda c: (order.index(c["transport"]), _who(c) != "pushlab", PROTOS.index(proto(c))),
     )
 
 
@@ -40,11 +40,21 @@ def _who(c: BenchCell) -> str:
     return "pushlab" if c.get("server", "python") == "python" else str(c["server"])
 
 
+def _idle_kb(cells: Cells) -> dict[tuple[str, str, str], float]:
+    """Server memory per idle connection by (transport, server, protocol) (``protocols-idle``)."""
+    return {
+        (c["transport"], _who(c), proto(c)): float(c["memory_per_connection_kb"])
+        for c in ok(cells, "protocols-idle", kind="idle")
+        if not c.get("server_env")
+    }
+
+
 def protocols_section(cells: Cells) -> Section | None:
     """One table, transport x HTTP version; None for runs without protocol cells."""
     rows = chosen(cells)
     if not any(proto(c) != "h1" for c in rows):
         return None
+    idle = _idle_kb(cells)
     s = Section("Transport x HTTP version (h1, h1 over TLS, h2 over TLS)")
     s.header = [
         "transport",
@@ -56,6 +66,7 @@ def protocols_section(cells: Cells) -> Section | None:
         "wire bytes/event",
         "server CPU s / 1k events",
         "server RSS MB",
+        "KiB / idle connection",
     ]
     for c in rows:
         s.rows.append(
@@ -69,6 +80,7 @@ def protocols_section(cells: Cells) -> Section | None:
                 f(c.get("wire_bytes_per_event")),
                 f(c.get("server_cpu_s_per_1k_events")),
                 f(c.get("server_rss_mb")),
+                f(idle.get((c["transport"], _who(c), proto(c)))),
             ]
         )
     s.text.append(
@@ -80,7 +92,10 @@ def protocols_section(cells: Cells) -> Section | None:
         "and HTTP/2 frame headers and HPACK-coded headers are in; results/README.md. h2-tls "
         "against h1-tls changes the server too (hypercorn, without uvicorn's fast paths). "
         "node: baseline/node/server.js on node:http, node:https and node:http2's secure server "
-        "(compatibility API); its WebSocket (ws) has no HTTP/2 form, so that cell is not run."
+        "(compatibility API); its WebSocket (ws) has no HTTP/2 form, so that cell is not run. "
+        "KiB / idle connection: server RSS growth over that many idle subscribers on a fresh "
+        "server of the same protocol, divided by the connections open (TLS session state and, "
+        "over h2, one HTTP/2 connection per subscriber are in it); '-' where not measured."
     )
     s.text += _ratios(rows)
     s.text.append(source(rows))

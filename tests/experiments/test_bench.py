@@ -122,6 +122,12 @@ def test_protocols_profile_end_to_end(tmp_path):
         assert bool(settings["tls_cert"]) == (c["proto"] != "h1"), c["cell"]
         assert settings["http2"] == (c["proto"] == "h2-tls"), c["cell"]
     assert any("not supported: Node's ws has no RFC 8441" in d for d in meta["params"]["dropped"])
+    # Memory per idle WebSocket over each protocol, pushlab's and Node's (no Node ws over h2).
+    idle = {(c["server"], c["proto"]): c for c in rows if "protocols-idle" in c["tags"]}
+    assert set(idle) == {("python", p) for p in PROTOS} | {("node", "h1"), ("node", "h1-tls")}
+    for c in idle.values():
+        assert c["status"] == "ok" and c["idle_connections"] == c["subscribers"], c["cell"]
+        assert c["memory_per_connection_kb"] > 0, c["cell"]
     # HPACK: over h2 a repeated poll request shrinks to indexes; over HTTP/1.1 it never does.
     hpack = {c["proto"]: c for c in rows if c["kind"] == "hpack"}
     assert set(hpack) == set(PROTOS)

@@ -2,7 +2,15 @@
 
 import pytest
 
-from experiments.matrix import NODE_TRANSPORTS, PROTOS, Cell, available, merge, profile
+from experiments.matrix import (
+    IDLE_TRANSPORTS,
+    NODE_TRANSPORTS,
+    PROTOS,
+    Cell,
+    available,
+    merge,
+    profile,
+)
 from experiments.run import _estimate
 from feed.wire.contract import TRANSPORTS
 
@@ -58,12 +66,15 @@ def test_protocols_profile_is_every_transport_over_every_http_version():
     }
     mine = [c for c in cells if c.server == "python"]
     assert {(c.transport, c.proto) for c in mine} == {(t, p) for t in TRANSPORTS for p in PROTOS}
+    mine_keys = {("python", c.transport, c.proto) for c in mine}
     # The Node baseline beside them over every protocol it serves (every one in the profile:
     # what it cannot serve is dropped by `available`, with the reason).
-    node = {(c.transport, c.proto) for c in cells if c.server == "node"}
-    assert node == {(t, p) for t in NODE_TRANSPORTS for p in PROTOS}
+    node = {(c.server, c.transport, c.proto) for c in cells if c.server == "node"}
+    assert node == {("node", t, p) for t in NODE_TRANSPORTS for p in PROTOS}
     assert len({(c.subscribers, c.rate, c.size) for c in cells}) == 1
     assert all(c.kind == "asyncio" for c in cells)
+    idle = {(c.server, c.transport, c.proto) for c in everything if "protocols-idle" in c.tags}
+    assert idle == {(s, t, p) for s, t, p in node | mine_keys if t in IDLE_TRANSPORTS}
     multiplex = [(c.proto, c.client) for c in everything if "multiplex" in c.tags]
     assert multiplex == [
         ("h1-tls", {}), ("h2-tls", {}), ("h2-tls", {"shared_connection": True})
