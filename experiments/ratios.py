@@ -232,7 +232,7 @@ def capacity_rows(cells: Sequence[Mapping[str, Any]]) -> list[RatioRow]:
                 "rate": float(c.get("rate") or 0.0), "python": value, "node_ws": base,
                 "ratio": ratio, "target": f">= {target:g}x {ref_label}", "met": met,
                 "counts": not why, "why_not": why,
-                "note": f"reference: {ref_label} knee; {c.get('why', '')}",
+                "note": f"reference: {ref_label} knee; {c['row']} {c.get('why', '')}",
             })  # fmt: skip
     return rows
 
