@@ -51,6 +51,9 @@ class ResultsDir:
 
     path: Path
     cells: list[Mapping[str, object]] = field(default_factory=list)
+    # Read once, at the first write: the machine as the run found it (a later write would
+    # record the load the run itself put on the machine as the load "when the run started").
+    machine: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def create(cls, name: str, root: Path | str = "results") -> ResultsDir:
@@ -66,7 +69,8 @@ class ResultsDir:
 
     def write_meta(self, params: Mapping[str, object], **extra: object) -> None:
         """Parameters of the run plus machine facts; call again to update (e.g. end time)."""
-        meta = {"params": params, "machine": machine_info(), "written_at": time.time(), **extra}
+        self.machine = self.machine or machine_info()
+        meta = {"params": params, "machine": self.machine, "written_at": time.time(), **extra}
         _write_json(self.path / "meta.json", meta)
 
     def add_cell(self, cell: Mapping[str, object]) -> None:

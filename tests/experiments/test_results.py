@@ -30,3 +30,14 @@ def test_run_name(tmp_path):
     assert run_name(tmp_path / "20261126T104925Z_quick") == "quick"
     assert run_name(tmp_path / "20261126T104925Z_cluster-pubsub-loss-2") == "cluster-pubsub-loss"
     assert run_name(tmp_path / "20261126T024211Z_perf-granian") == "perf-granian"
+
+
+def test_machine_facts_are_the_ones_at_the_start(tmp_path, monkeypatch):
+    """Rewriting meta at the end keeps the load average the run started on, not its own."""
+    loads = iter([(0.1, 0.2, 0.3), (1.9, 1.0, 0.5)])
+    monkeypatch.setattr("experiments.machine.os.getloadavg", lambda: next(loads))
+    rd = ResultsDir.create("demo", root=tmp_path)
+    rd.write_meta({"profile": "demo"})
+    rd.write_meta({"profile": "demo"}, ended_at=1.0)
+    meta, _ = load_as(rd.path, Demo)
+    assert meta["machine"]["load_avg"] == [0.1, 0.2, 0.3] and meta["ended_at"] == 1.0
