@@ -161,11 +161,13 @@ def render_block(attrs: dict[str, str], results: Path, doc_dir: Path) -> str:
     digits = [int(d) for d in _per_metric(attrs, "digits", len(metrics), "1")]
     header = cols + [m + (f" ({u})" if u else "") for m, u in zip(metrics, units, strict=True)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for c in rows[:MAX_ROWS]:
+    # ``max_rows=N``: a transport x server x protocol grid is one table, not a sample of it.
+    cap = int(attrs.get("max_rows", MAX_ROWS))
+    for c in rows[:cap]:
         values = [_fmt(c.get(k, ""), digits[0]) for k in cols]
         values += [_fmt(c[m], d) for m, d in zip(metrics, digits, strict=True)]
         lines.append("| " + " | ".join(values) + " |")
-    more = f" ({len(rows) - MAX_ROWS} more rows there)" if len(rows) > MAX_ROWS else ""
+    more = f" ({len(rows) - cap} more rows there)" if len(rows) > cap else ""
     lines += ["", *_unmeasured(attrs, rows), _source(run, results, doc_dir) + more]
     return "\n".join(lines) + "\n"
 

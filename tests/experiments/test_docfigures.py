@@ -233,3 +233,16 @@ def test_expect_only_knows_transports(tmp_path):
     make_run(results, [knee_row("ws", 100.0)])
     with pytest.raises(DocFigureError, match="expect="):
         render(KNEES.replace("expect=transports", "expect=servers"), results, tmp_path)
+
+
+def test_max_rows_shows_a_whole_grid(tmp_path):
+    """Past 12 rows a table is cut with a count of the rest, unless ``max_rows`` asks for more."""
+    results, docs = tmp_path / "results", tmp_path / "docs"
+    docs.mkdir()
+    cells = [bench(transport="ws", tags=["headline"], subscribers=n, latency_ms_p99=1.0)
+             for n in range(1, 16)]  # fmt: skip
+    make_run(results, cells)
+    cut = render(DOC.replace("cols=transport", "cols=subscribers"), results, docs)
+    assert "(3 more rows there)" in cut and "| 13 |" not in cut
+    whole = render(DOC.replace("cols=transport", "cols=subscribers max_rows=20"), results, docs)
+    assert "more rows there" not in whole and "| 15 |" in whole
