@@ -63,6 +63,11 @@ def _variants(server: str, transport: str) -> tuple[dict[str, str], ...]:
     return VARIANTS.get((server, transport), ({},))
 
 
+def who(server: str) -> str:
+    """The server's name in tables: the lab's own is ``pushlab``, a baseline keeps its name."""
+    return "pushlab" if server == "python" else server
+
+
 def variant(server_env: dict[str, str] | None) -> list[str]:
     """The implementation settings in a cell's server env, as ``sse_impl=pushlab``."""
     env = server_env or {}

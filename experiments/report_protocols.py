@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.matrix import PROTOS
+from experiments.matrix import PROTOS, who
 from experiments.plots import ok
 from experiments.records import BenchCell
 from experiments.report_base import Cells, Section, f, source
@@ -37,7 +37,7 @@ def chosen(cells: Cells) -> list[BenchCell]:
 
 
 def _who(c: BenchCell) -> str:
-    return "pushlab" if c.get("server", "python") == "python" else str(c["server"])
+    return who(str(c.get("server", "python")))
 
 
 def _idle_kb(cells: Cells) -> dict[tuple[str, str, str], float]:
@@ -106,8 +106,8 @@ def _ratios(rows: list[BenchCell]) -> list[str]:
     """Generated sentences: each protocol's cost against plaintext HTTP/1.1, per transport."""
     out = []
     by = {(c["transport"], _who(c), proto(c)): c for c in rows}
-    for (t, who, p), c in by.items():
-        base = by.get((t, who, "h1"))
+    for (t, server, p), c in by.items():
+        base = by.get((t, server, "h1"))
         if p == "h1" or base is None:
             continue
         bits = []
@@ -119,7 +119,7 @@ def _ratios(rows: list[BenchCell]) -> list[str]:
             if isinstance(a, float) and isinstance(b, float) and b > 0:
                 bits.append(f"{what} x{f(a / b, 2)}")
         if bits:
-            out.append(f"{who} {t} over {p} against h1: {', '.join(bits)}.")
+            out.append(f"{server} {t} over {p} against h1: {', '.join(bits)}.")
     return out
 
 

@@ -127,6 +127,13 @@ class Topic {
     for (let s = seq + 1; s <= upto; s++) out.push(this.ring[s % this.capacity]);
     return out;
   }
+  // Answer every parked long poll once (each re-reads from its cursor); how many there were.
+  wakeAll() {
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiters) wake();
+    return waiters.length;
+  }
   // feed/history.py History.read: at most `limit` events after `since` (null: from now).
   read(since, limit) {
     const [start, gap] = this.resolve(since);
@@ -189,9 +196,7 @@ class Feed {
       t.wakePending = true;
       queueMicrotask(() => {
         t.wakePending = false;
-        const waiters = [...t.waiters];
-        t.waiters.clear();
-        for (const wake of waiters) wake();
+        t.wakeAll();
       });
     }
     return ev;
@@ -208,11 +213,7 @@ class Feed {
   // Server shutdown: every parked long poll answers 204 at once, as servers/long_poll.py.
   drain() {
     let n = 0;
-    for (const t of this.topics.values()) {
-      const waiters = [...t.waiters];
-      t.waiters.clear();
-      for (const wake of waiters) { wake(); n++; }
-    }
+    for (const t of this.topics.values()) n += t.wakeAll();
     return n;
   }
   stats() {
@@ -257,16 +258,23 @@ const INT_RE = new RegExp(`^[+-]?${DIGITS}(?:\\.0+)?$`);
 const FLOAT_RE = new RegExp(
   `^[+-]?(?:${DIGITS}(?:\\.(?:${DIGITS})?)?|\\.${DIGITS})(?:[eE][+-]?${DIGITS})?$`);
 const SPECIAL_RE = /^([+-]?)(inf|infinity|nan)$/i;
+const PY_INT_RE = new RegExp(`^[+-]?${DIGITS}$`);
+// The number in `text` (an integer by `intRe`, else a float with inf/nan), or undefined.
+function lexNumber(text, intRe) {
+  const special = intRe ? null : SPECIAL_RE.exec(text);
+  if (special) {
+    if (special[2].toLowerCase() === 'nan') return NaN;
+    return special[1] === '-' ? -Infinity : Infinity;
+  }
+  return (intRe || FLOAT_RE).test(text) ? Number(text.replace(/_/g, '')) : undefined;
+}
 function queryNumber(req, name, integer, max) {
   const raw = req.query[name];
   if (raw === undefined) return { value: null };
   const text = (Array.isArray(raw) ? raw[raw.length - 1] : String(raw)).trim();
   const loc = ['query', name];
-  const special = integer ? null : SPECIAL_RE.exec(text);
-  let value;
-  if (special) value = special[2].toLowerCase() === 'nan' ? NaN : (special[1] === '-' ? -Infinity : Infinity);
-  else if ((integer ? INT_RE : FLOAT_RE).test(text)) value = Number(text.replace(/_/g, ''));
-  else {
+  const value = lexNumber(text, integer ? INT_RE : null);
+  if (value === undefined) {
     const what = integer ? 'a valid integer, unable to parse string as an integer'
       : 'a valid number, unable to parse string as a number';
     return { error: { loc, msg: `Input should be ${what}` } };
@@ -341,12 +349,9 @@ const invalid = (res, name, msg) => sendJSON(res, 422,
 function positiveParam(q, name, integer) {
   const raw = q.get(name);
   if (raw === null) return [null, null];
-  const text = raw.trim();
-  const special = integer ? null : SPECIAL_RE.exec(text);
-  let value;
-  if (special) value = special[2].toLowerCase() === 'nan' ? NaN : (special[1] === '-' ? -Infinity : Infinity);
-  else if ((integer ? /^[+-]?\d(?:_?\d)*$/ : FLOAT_RE).test(text)) value = Number(text.replace(/_/g, ''));
-  else return [null, `Input should be a valid ${integer ? 'integer' : 'number'}`];
+  // Python's int() and float(), as servers/query.py: no "1.0" for an integer.
+  const value = lexNumber(raw.trim(), integer ? PY_INT_RE : null);
+  if (value === undefined) return [null, `Input should be a valid ${integer ? 'integer' : 'number'}`];
   if (integer && value < 1) return [null, 'Input should be greater than or equal to 1'];
   if (!integer && !(value > 0)) return [null, 'Input should be greater than 0'];
   return [value, null];

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-from experiments.matrix import NODE_TRANSPORTS, Cell, variant
+from experiments.matrix import NODE_TRANSPORTS, Cell, variant, who
 from feed.wire.contract import TRANSPORTS
 
 EVENT_SIZE = 64
@@ -75,8 +75,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        who = "pushlab" if self.server == "python" else self.server
-        return " ".join([who, self.transport, *variant(self.server_env)])
+        return " ".join([who(self.server), self.transport, *variant(self.server_env)])
 
 
 @dataclass(frozen=True)
