@@ -9,9 +9,13 @@ is ``:status 200``: no 101, no Sec-WebSocket-Key/Accept. :func:`connect` runs it
 connection (TLS with ALPN ``h2``, or h2c by prior knowledge); :mod:`clients.websocket` uses that
 with ``http2=True`` and ``pushlab explain h2`` drives the same class on a blocking socket.
 
+Liveness as :mod:`websockets` gives it over HTTP/1.1: after ``ping_interval_s`` of silence the
+client sends an HTTP/2 PING, and no bytes within ``ping_timeout_s`` more end the connection (a dead
+server or path). Closing is bounded too: asyncio's TLS close can wait for a ``close_notify`` that
+never comes (CPython issue 83939), so after ``close_timeout_s`` the socket is aborted.
+
 Deliberate limits: one WebSocket per connection (the lab's clients open one per subscriber; the
-streams-per-connection figure is measured with SSE), no permessage-deflate, and no client
-protocol pings (the app's heartbeat checks liveness; a dead server ends the read on its timeout).
+streams-per-connection figure is measured with SSE) and no permessage-deflate.
 """
 
 from __future__ import annotations
@@ -158,6 +162,10 @@ class H2WebSocket:
                 self.ended = True
         return frames
 
+    def ping(self) -> None:
+        """Queue an HTTP/2 PING: the peer must acknowledge it (RFC 9113 §6.7)."""
+        self.conn.ping(b"pushlab!")
+
     def send(self, opcode: int, payload: bytes) -> None:
         """Queue one masked WebSocket frame on the stream."""
         self.conn.send_data(self._stream(), client_frame(opcode, payload))
@@ -187,9 +195,17 @@ class H2WebSocketConnection:
     """:class:`H2WebSocket` on an asyncio stream: whole messages in, text out."""
 
     def __init__(
-        self, ws: H2WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        ws: H2WebSocket,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        ping_interval_s: float | None = None,
+        ping_timeout_s: float | None = None,
     ) -> None:
         self.ws, self.reader, self.writer = ws, reader, writer
+        self.ping_interval_s, self.ping_timeout_s = ping_interval_s, ping_timeout_s
+        self.pings_sent = 0
         self._pending: list[Decoded] = []
         self._parts: list[bytes] = []
         self._kind = TEXT
@@ -199,12 +215,36 @@ class H2WebSocketConnection:
         return self.writer.get_extra_info("socket")
 
     async def _pump(self) -> None:
-        data = await self.reader.read(READ_BYTES)
+        data = await self._read()
         if not data:
             self.ws.ended = True
         else:
             self._pending += self.ws.receive_data(data)
         await self.flush()
+
+    async def _read(self) -> bytes:
+        """The next bytes; a PING after ``ping_interval_s`` of silence, and an error when nothing
+        comes within ``ping_timeout_s`` after it (any bytes prove the peer alive)."""
+        if self.ping_interval_s is None:
+            return await self.reader.read(READ_BYTES)
+        try:
+            return await asyncio.wait_for(self.reader.read(READ_BYTES), self.ping_interval_s)
+        except TimeoutError:
+            pass
+
+        async def answer() -> bytes:
+            self.ws.ping()
+            self.pings_sent += 1
+            await self.flush()
+            return await self.reader.read(READ_BYTES)
+
+        try:
+            return await asyncio.wait_for(answer(), self.ping_timeout_s)
+        except TimeoutError:
+            raise H2WebSocketError(
+                f"no answer to an HTTP/2 PING within {self.ping_timeout_s} s: the server or the "
+                "path is gone"
+            ) from None
 
     async def flush(self) -> None:
         if out := self.ws.data_to_send():
@@ -255,9 +295,13 @@ async def connect(
     subprotocols: Sequence[str] = (),
     headers: dict[str, str] | None = None,
     open_timeout_s: float = 10.0,
+    ping_interval_s: float | None = None,
+    ping_timeout_s: float | None = None,
+    close_timeout_s: float = 10.0,
 ) -> AsyncIterator[H2WebSocketConnection]:
     """A WebSocket over HTTP/2 to ``url`` (``wss://``: TLS with ALPN ``h2``; ``ws://``: h2c by
-    prior knowledge)."""
+    prior knowledge). Leaving it takes at most ``close_timeout_s`` (then the socket is aborted),
+    also when the task is cancelled."""
     parts = urlsplit(url)
     tls = parts.scheme == "wss"
     host = parts.hostname or "127.0.0.1"
@@ -277,15 +321,17 @@ async def connect(
             parts.netloc, path, scheme="https" if tls else "http", subprotocols=subprotocols,
             headers=headers,
         )  # fmt: skip
-        conn = H2WebSocketConnection(ws, reader, writer)
+        conn = H2WebSocketConnection(
+            ws, reader, writer, ping_interval_s=ping_interval_s, ping_timeout_s=ping_timeout_s
+        )
         await asyncio.wait_for(conn.handshake(), open_timeout_s)
         yield conn
         ws.close()
-        with contextlib.suppress(OSError):
-            await conn.flush()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(conn.flush(), close_timeout_s)
     finally:
         writer.close()
         try:
-            await writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
+            await asyncio.wait_for(writer.wait_closed(), close_timeout_s)
+        except (OSError, ssl.SSLError, TimeoutError):
+            writer.transport.abort()

@@ -113,7 +113,13 @@ class WebSocketClient(FeedClient):
 
         headers, protocols = self._handshake()
         async with h2ws.connect(
-            self.ws_url(), ssl_context=self._ssl(), subprotocols=protocols, headers=headers
+            self.ws_url(),
+            ssl_context=self._ssl(),
+            subprotocols=protocols,
+            headers=headers,
+            ping_interval_s=self.ping_interval_s,
+            ping_timeout_s=self.ping_timeout_s,
+            close_timeout_s=self.ping_timeout_s if self.ping_timeout_s is not None else 10,
         ) as ws:
             self._sock = ws.socket
             async for item in self._items(ws, ws.send_text):

@@ -3,6 +3,8 @@ after a cut: the same clients (``http2=True``), real uvicorn and hypercorn on lo
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -14,6 +16,10 @@ from feed.exceptions import FatalTransportError
 from feed.wire.contract import TRANSPORTS
 from servers.launch import ServerThread
 from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
+from tests.support import MS, async_wait_until
+
+# Scheduling slack on a busy 2-core machine (as tests/servers/test_heartbeat.py).
+MARGIN = 0.5 * MS
 
 PROTOS = {"h1-tls": False, "h2-tls": True}
 
@@ -163,3 +169,105 @@ async def test_h2_websocket_policy_close_is_fatal(serve, settings, tls_files):
         async for _ in client.events():
             pass
     assert caught.value.close_code == 1008
+
+
+class _Relay:
+    """A loopback TCP relay whose current connections can be frozen: bytes stop in both
+    directions and the sockets stay open, as on a dead path (no FIN, no RST, no close_notify)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.accepted: list[float] = []
+        self._frozen: list[asyncio.Event] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def freeze(self) -> None:
+        for frozen in self._frozen:
+            frozen.set()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted.append(time.monotonic())
+        frozen = asyncio.Event()
+        self._frozen.append(frozen)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._writers += [writer, up_writer]
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(self._pump(src, dst, frozen))
+            self._tasks.add(task)
+
+    @staticmethod
+    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, frozen: asyncio.Event):
+        while data := await src.read(65536):
+            if frozen.is_set():
+                await asyncio.Event().wait()  # held until close(): nothing passes any more
+            dst.write(data)
+            await dst.drain()
+        if not frozen.is_set():
+            dst.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        for task in self._tasks:
+            task.cancel()
+        for writer in self._writers:
+            writer.transport.abort()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def test_h2_websocket_notices_a_dead_path_and_resumes(serve, settings, tls_files, tls_http):
+    """Over HTTP/2 the WebSocket client pings after ``ping_interval_s`` of silence, gives up
+    ``ping_timeout_s`` later, leaves the dead connection within ``close_timeout_s`` (asyncio's
+    TLS close alone would wait 30 s for a close_notify) and resumes without a loss."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    relay = _Relay(server.port)
+    port = await relay.start()
+    interval = timeout = 0.2
+    client = CLIENTS["ws"](
+        f"https://127.0.0.1:{port}", "t", retry=FAST_RETRY, verify=tls_files.client_context(),
+        http2=True, ping_interval_s=interval, ping_timeout_s=timeout,
+    )  # fmt: skip
+    c = Collector(client)
+    try:
+        await ready(client)
+        await publish(tls_http, server.url, "t", 10)
+        await c.until(10)
+        relay.freeze()
+        frozen_at = time.monotonic()
+        await publish(tls_http, server.url, "t", 10, start=10)
+        await async_wait_until(lambda: len(relay.accepted) >= 2, 10, "a new connection")
+        detected = relay.accepted[1] - frozen_at
+        await c.until(20)
+    finally:
+        await c.close()
+        await relay.close()
+    assert detected <= interval + timeout + timeout + MARGIN  # ping, no answer, bounded close
+    assert "H2WebSocketError" in client.counters.errors
+    assert c.seqs == list(range(1, 21))
+    assert client.counters.silent_gaps == 0
+
+
+async def test_h2_websocket_cancel_on_a_dead_path_is_bounded(serve, settings, tls_files):
+    """Cancelling a client whose path died returns within the close timeout: nothing waits for
+    a TLS close_notify that cannot come (the hang CPython issue 83939 describes)."""
+    server = _server(serve, settings, tls_files, "h2-tls")
+    relay = _Relay(server.port)
+    port = await relay.start()
+    client = CLIENTS["ws"](
+        f"https://127.0.0.1:{port}", "t", retry=FAST_RETRY, verify=tls_files.client_context(),
+        http2=True, ping_interval_s=None, ping_timeout_s=0.2,
+    )  # fmt: skip
+    c = Collector(client)
+    try:
+        await ready(client)
+        relay.freeze()
+        started = time.monotonic()
+        await c.close()
+        took = time.monotonic() - started
+    finally:
+        await relay.close()
+    assert took <= 0.2 + MARGIN
