@@ -191,6 +191,29 @@ class Subscription:
             on_wake()
 
 
+Unwatch = Callable[[], None]
+
+
+def resolve_waiter(waiter: asyncio.Future[None], *_: object) -> None:
+    """Resolve ``waiter`` unless it is done already (usable as a done-callback or a timer)."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def wait_for_news(broker: Broker, topic: str, after: int, timeout: float) -> bool:
+    """:meth:`Broker.wait` for every backend: :meth:`Broker.watch` with a deadline."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    unwatch = await broker.watch(topic, after, waiter)
+    try:
+        async with asyncio.timeout(timeout):
+            await waiter
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        unwatch()
+
+
 class Broker(Protocol):
     """What servers need from a pub/sub backend."""
 
@@ -210,7 +233,16 @@ class Broker(Protocol):
         """Events after ``since`` from history (``None``: from now)."""
 
     async def wait(self, topic: str, after: int, timeout: float) -> bool:
-        """Wait until an event with seq > ``after`` exists; False on timeout."""
+        """Wait until an event with seq > ``after`` exists; False on timeout
+        (:func:`wait_for_news` on :meth:`watch`)."""
+
+    async def watch(self, topic: str, after: int, waiter: asyncio.Future[None]) -> Unwatch:
+        """Resolve ``waiter`` once an event with seq > ``after`` exists (at once if one does).
+
+        The caller must call the returned function when it stops waiting, woken or not: it
+        unregisters the waiter and lets the topic go. No task is started: a long poll waits on
+        one future that a timer, a disconnect or the drain may resolve as well.
+        """
 
     def subscribe(
         self, topic: str, since: int | None, maxsize: int

@@ -31,7 +31,14 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from feed.broker import KICKED, SHUTDOWN, Subscription
+from feed.broker import (
+    KICKED,
+    SHUTDOWN,
+    Subscription,
+    Unwatch,
+    resolve_waiter,
+    wait_for_news,
+)
 from feed.codec import encode_event
 from feed.events import EncodedEvent, check_topic
 from feed.exceptions import TopicLimit
@@ -44,6 +51,10 @@ from feed.settings import (
 from feed.snapshot import Snapshot
 
 
+def _nothing() -> None:
+    """The unwatch of a wait that never registered."""
+
+
 class _Topic:
     __slots__ = ("history", "subscribers", "waiters")
 
@@ -52,7 +63,8 @@ class _Topic:
         # Insertion-ordered (a dict as an ordered set): fan-out goes in subscription order, as
         # the Redis backend's and Node's do, not in a set's address-hash order.
         self.subscribers: dict[Subscription, None] = {}
-        self.waiters: list[asyncio.Future[None]] = []
+        # An ordered set, as subscribers: a waiter that stops waiting leaves in O(1).
+        self.waiters: dict[asyncio.Future[None], None] = {}
 
 
 class _Subscribed:
@@ -212,10 +224,9 @@ class MemoryBroker:
     @staticmethod
     def _wake_waiters(t: _Topic) -> None:
         if t.waiters:
-            waiters, t.waiters = t.waiters, []
+            waiters, t.waiters = t.waiters, {}
             for w in waiters:
-                if not w.done():
-                    w.set_result(None)
+                resolve_waiter(w)
 
     def _retain(self, t: _Topic, event: EncodedEvent) -> None:
         # O(1) per event: the byte delta, one LRU move, and eviction only when over the total.
@@ -242,20 +253,21 @@ class MemoryBroker:
 
     async def wait(self, topic: str, after: int, timeout: float) -> bool:
         """Wait until the topic's last seq exceeds ``after``."""
+        return await wait_for_news(self, topic, after, timeout)
+
+    async def watch(self, topic: str, after: int, waiter: asyncio.Future[None]) -> Unwatch:
+        """Register ``waiter`` on the topic (resolved at once if it is past ``after``)."""
         if self._last_seq(topic) > after:
-            return True
+            resolve_waiter(waiter)
+            return _nothing
         t = self._topic(topic)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        t.waiters.append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            return t.history.last_seq > after
-        finally:
-            if fut in t.waiters:
-                t.waiters.remove(fut)
+        t.waiters[waiter] = None
+
+        def unwatch() -> None:
+            t.waiters.pop(waiter, None)
             self.release(t)
-        return True
+
+        return unwatch
 
     def subscribe(
         self, topic: str, since: int | None, maxsize: int

@@ -24,7 +24,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from feed.broker import KICKED, SHUTDOWN, Subscription
+from feed.broker import KICKED, SHUTDOWN, Subscription, Unwatch, resolve_waiter, wait_for_news
 from feed.codec import encoded_from_json
 from feed.events import EncodedEvent, Gap, check_topic
 from feed.exceptions import TopicLimit
@@ -168,21 +168,24 @@ class RedisBroker:
         return Batch(events, cursor, cursor < last, last, gap)
 
     async def wait(self, topic: str, after: int, timeout: float) -> bool:
-        """Register first, then check Redis: an event landing in between still wakes us."""
+        return await wait_for_news(self, topic, after, timeout)
+
+    async def watch(self, topic: str, after: int, waiter: asyncio.Future[None]) -> Unwatch:
+        """Register first, then check Redis: an event landing in between still wakes ``waiter``."""
         t = await self._track(topic)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        t.waiters.append(fut)
+        t.waiters[waiter] = None
+
+        def unwatch() -> None:
+            t.waiters.pop(waiter, None)
+            self._untrack(topic, t)
+
         try:
             if t.position > after or await self._last_seq(topic) > after:
-                return True
-            await asyncio.wait_for(fut, timeout)
-            return True
-        except TimeoutError:
-            return t.position > after
-        finally:
-            if fut in t.waiters:
-                t.waiters.remove(fut)
-            self._untrack(topic, t)
+                resolve_waiter(waiter)
+        except BaseException:
+            unwatch()
+            raise
+        return unwatch
 
     async def _last_seq(self, topic: str) -> int:
         try:
@@ -294,10 +297,9 @@ class RedisBroker:
             else:
                 sub.feed_run([e for e in run if e.seq > covered])
         if t.waiters:
-            waiters, t.waiters = t.waiters, []
+            waiters, t.waiters = t.waiters, {}
             for w in waiters:
-                if not w.done():
-                    w.set_result(None)
+                resolve_waiter(w)
 
     async def _sync_epoch(self) -> None:
         """After (re)connecting: claim the epoch if Redis is empty, then compare with ours."""

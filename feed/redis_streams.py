@@ -67,7 +67,7 @@ class TopicState:
         # XRANGE that built the replay, and must not deliver those events a second time.
         self.subscribers: dict[Subscription, int] = {}
         self.pending: dict[Subscription, list[EncodedEvent]] = {}
-        self.waiters: list[asyncio.Future[None]] = []
+        self.waiters: dict[asyncio.Future[None], None] = {}  # an ordered set
 
 
 FIELD_BODY = b"e"

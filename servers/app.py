@@ -19,7 +19,7 @@ from feed.ticker import TickerControl, run_controlled
 from servers import auth, metrics, policy, publish, routes
 from servers.demos import chat, echo, pages, whiteboard
 from servers.fastpath.bare import PushlabApp
-from servers.state import AppState, on_pushlab_error, on_validation_error
+from servers.state import AppState, Shutdown, on_pushlab_error, on_validation_error
 from servers.webtransport import info as webtransport_info
 
 
@@ -52,7 +52,7 @@ def create_app(settings: Settings, broker: Broker | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_broker = broker if broker is not None else make_broker(settings)
-        shutdown = asyncio.Event()
+        shutdown = Shutdown()
         # The ticker runs whenever a rate is set; the dashboard may change it live.
         control = (
             TickerControl(settings.ticker_rate, settings.ticker_size)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from feed.broker import Broker
+from feed.broker import Broker, resolve_waiter
 from feed.codec import dumps
 from feed.exceptions import BadInput, CapacityError, PayloadTooLarge, Refused, Unauthorized
 from feed.settings import Settings
@@ -20,6 +20,31 @@ from servers.metrics import Metrics
 from servers.timers.heartbeat import Heartbeats
 from servers.timers.keepalive import KeepAlive
 from servers.timers.watchdog import SendWatchdog
+
+
+class Shutdown(asyncio.Event):
+    """The drain signal: an :class:`asyncio.Event` that also resolves the futures parked on it,
+    so a long poll waits on one future (no task per waiting request to watch the event)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: dict[asyncio.Future[None], None] = {}  # an ordered set
+
+    def park(self, waiter: asyncio.Future[None]) -> None:
+        """Resolve ``waiter`` when the drain starts (at once if it has); :meth:`unpark` after."""
+        if self.is_set():
+            resolve_waiter(waiter)
+        else:
+            self.parked[waiter] = None
+
+    def unpark(self, waiter: asyncio.Future[None]) -> None:
+        self.parked.pop(waiter, None)
+
+    def set(self) -> None:
+        super().set()
+        parked, self.parked = self.parked, {}
+        for waiter in parked:
+            resolve_waiter(waiter)
 
 
 @dataclass(slots=True)
@@ -32,7 +57,7 @@ class AppState:
 
     settings: Settings
     broker: Broker
-    shutdown: asyncio.Event
+    shutdown: Shutdown
     ticker: TickerControl | None = None
     metrics: Metrics = field(default_factory=Metrics)
     conns: Connections = field(init=False)

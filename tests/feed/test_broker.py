@@ -71,6 +71,26 @@ async def test_wait_wakes_on_publish_and_times_out():
     assert await b.wait("t", 1, 0.01) is False
 
 
+async def test_watch_resolves_one_future_and_unwatch_lets_the_topic_go():
+    """watch(): resolved at once when the topic is past ``after``, else by the next publish;
+    unwatch() drops the waiter, and an empty topic nobody holds is reclaimed."""
+    b = MemoryBroker(10)
+    loop = asyncio.get_running_loop()
+    parked: asyncio.Future[None] = loop.create_future()
+    unwatch = await b.watch("w", 0, parked)
+    assert (parked.done(), b.stats()["waiters"], b.stats()["topics"]) == (False, 1, 1)
+    unwatch()
+    assert (b.stats()["waiters"], b.stats()["topics"]) == (0, 0)
+    woken: asyncio.Future[None] = loop.create_future()
+    unwatch = await b.watch("t", 0, woken)
+    await b.publish("t", 1)
+    assert woken.done()
+    unwatch()
+    past: asyncio.Future[None] = loop.create_future()
+    (await b.watch("t", 0, past))()
+    assert past.done() and b.stats()["waiters"] == 0
+
+
 async def test_reading_unknown_topic_creates_nothing():
     """Reads of unknown topics answer empty and do not allocate a topic."""
     b = MemoryBroker(10)

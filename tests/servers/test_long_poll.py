@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 
+from servers.state import Shutdown
 from tests.support import async_wait_until
 
 
@@ -81,3 +82,18 @@ async def test_client_leaving_frees_the_wait(live, http):
     await other.aclose()
     # Without disconnect detection the waiter would stay for the full 25 s timeout.
     await async_wait_until(none_waiting, 5, "the waiter to be released")
+
+
+async def test_drain_answers_every_parked_wait_at_once():
+    """Shutdown resolves the futures parked on it when set, and at once when parked after."""
+    shutdown = Shutdown()
+    loop = asyncio.get_running_loop()
+    before = [loop.create_future() for _ in range(3)]
+    for waiter in before:
+        shutdown.park(waiter)
+    shutdown.unpark(before[2])
+    shutdown.set()
+    assert [w.done() for w in before] == [True, True, False]
+    late = loop.create_future()
+    shutdown.park(late)
+    assert late.done() and not shutdown.parked
