@@ -22,6 +22,8 @@ from feed.wire.contract import CURSOR_HEADER
 from servers.admission import admit
 from servers.connections import Conn
 from servers.fastpath.bare import BareEndpoint
+from servers.fastpath.disconnect import watch_disconnect
+from servers.fastpath.rawsend import RAW_SEND
 from servers.query import optional_positive_float, required_str
 from servers.short_poll import answer
 from servers.state import AppState, state
@@ -39,12 +41,13 @@ async def _park(
     request: Request, st: AppState, topic: str, cursor: int, wait_s: float, conn: Conn
 ) -> bool:
     """Wait on one future for whichever comes first: an event after ``cursor`` (the broker), the
-    deadline (a timer), the drain (:class:`~servers.state.Shutdown`) or the client leaving (the
-    one task: ASGI tells it only through ``receive()``). True when the client left.
+    deadline (a timer), the drain (:class:`~servers.state.Shutdown`) or the client leaving
+    (uvicorn's cycle: :mod:`servers.fastpath.disconnect`; elsewhere a task in ``receive()``, the
+    only way ASGI tells it). True when the client left.
 
-    One future and one task per parked request, not a task per condition: at the long-poll knee
-    the server is CPU-bound on per-request work, and tasks started, woken and cancelled three at
-    a time were a fifth of it (a py-spy profile at 200 pollers x 40 events/s).
+    One future per parked request, not a task per condition: at the long-poll knee the server is
+    CPU-bound on per-request work, and tasks started, woken and cancelled three at a time were a
+    fifth of it (a py-spy profile at 200 pollers x 40 events/s).
     """
     loop = asyncio.get_running_loop()
     woken: asyncio.Future[None] = loop.create_future()
@@ -57,17 +60,24 @@ async def _park(
         raise
     timer = loop.call_later(wait_s, resolve_waiter, woken)
     st.shutdown.park(woken)
-    left = asyncio.ensure_future(_disconnected(request))
-    left.add_done_callback(functools.partial(resolve_waiter, woken))
+    watch = watch_disconnect(request.scope.get(RAW_SEND), woken)
+    left: asyncio.Task[None] | None = None
+    if watch is None:
+        left = asyncio.ensure_future(_disconnected(request))
+        left.add_done_callback(functools.partial(resolve_waiter, woken))
     try:
         await woken
     finally:
         timer.cancel()
         st.shutdown.unpark(woken)
         unwatch()
-        if not left.done():
+        if watch is not None:
+            watch.close()
+        elif left is not None and not left.done():
             left.cancel()
-    if left.done() and not left.cancelled():
+    if watch is not None:
+        return watch.gone
+    if left is not None and left.done() and not left.cancelled():
         left.exception()  # retrieved: a receive() that failed means the client is gone as well
         return True
     return False

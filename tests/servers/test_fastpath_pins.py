@@ -142,6 +142,36 @@ def test_request_response_cycle_attributes_direct_delivery_reads():
     _assigns(h11_impl.RequestResponseCycle, "conn")
 
 
+# -- uvicorn's cycle and asyncio.Event for a parked long poll (servers/fastpath/disconnect.py) --
+
+
+def test_connection_lost_marks_the_cycle_and_sets_its_event():
+    """Both protocols tell a parked cycle its client left the way DisconnectWatch listens for."""
+    from uvicorn.protocols.http import h11_impl, httptools_impl
+
+    for module in (h11_impl, httptools_impl):
+        lost = _source(module.HttpToolsProtocol if module is httptools_impl else module.H11Protocol)
+        assert "self.cycle.disconnected = True" in lost, module.__name__
+        assert "self.cycle.message_event.set()" in lost, module.__name__
+        _assigns(module.RequestResponseCycle, "more_body", "body")
+        receive = _source(module.RequestResponseCycle.receive)
+        # What DisconnectWatch does in receive()'s place: resume reading, then wait on the event.
+        assert "self.flow.resume_reading()" in receive, module.__name__
+        assert "await self.message_event.wait()" in receive, module.__name__
+
+
+async def test_event_set_resolves_futures_among_its_waiters():
+    """asyncio.Event keeps its waiters in ``_waiters`` and set() resolves each future there."""
+    import asyncio
+
+    event = asyncio.Event()
+    waiter = asyncio.get_running_loop().create_future()
+    event._waiters.append(waiter)
+    event.set()
+    assert waiter.done()
+    event._waiters.remove(waiter)
+
+
 def test_flow_control_write_paused():
     from uvicorn.protocols.http.flow_control import FlowControl
 

@@ -61,27 +61,33 @@ async def test_bad_timeout_is_422(http, timeout):
     assert (r.status_code, r.json()["error"]) == (422, "invalid_parameter")
 
 
-async def test_client_leaving_frees_the_wait(live, http):
-    """A client that disconnects mid-wait is noticed at once: its waiter is released."""
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+async def test_client_leaving_frees_the_wait(serve, settings, server):
+    """A client that disconnects mid-wait is noticed at once: its waiter is released (uvicorn:
+    by its cycle, servers/fastpath/disconnect.py; hypercorn: by a task in ``receive()``)."""
+    live = serve(settings, server=server)
+    async with (
+        httpx.AsyncClient(base_url=live.url, timeout=30) as http,
+        httpx.AsyncClient(base_url=live.url, timeout=30) as other,
+    ):
 
-    async def waiters() -> int:
-        return int((await http.get("/healthz")).json()["broker"]["waiters"])
+        async def waiters() -> int:
+            return int((await http.get("/healthz")).json()["broker"]["waiters"])
 
-    async def one_waiting() -> bool:
-        return await waiters() == 1
+        async def one_waiting() -> bool:
+            return await waiters() == 1
 
-    async def none_waiting() -> bool:
-        return await waiters() == 0
+        async def none_waiting() -> bool:
+            return await waiters() == 0
 
-    other = httpx.AsyncClient(base_url=live.url, timeout=30)
-    task = asyncio.ensure_future(
-        other.get("/long-poll", params={"topic": "w", "since": 0, "timeout": 25})
-    )
-    await async_wait_until(one_waiting, 10, "the long-poll to wait")
-    task.cancel()
-    await other.aclose()
-    # Without disconnect detection the waiter would stay for the full 25 s timeout.
-    await async_wait_until(none_waiting, 5, "the waiter to be released")
+        task = asyncio.ensure_future(
+            other.get("/long-poll", params={"topic": "w", "since": 0, "timeout": 25})
+        )
+        await async_wait_until(one_waiting, 10, "the long-poll to wait")
+        task.cancel()
+        await other.aclose()
+        # Without disconnect detection the waiter would stay for the full 25 s timeout.
+        await async_wait_until(none_waiting, 5, "the waiter to be released")
 
 
 async def test_drain_answers_every_parked_wait_at_once():
