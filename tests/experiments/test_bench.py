@@ -135,10 +135,17 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert hpack["h2-tls"]["request_up_bytes"][1] < hpack["h2-tls"]["request_up_bytes"][0]
     # Many SSE streams: one connection when shared over h2, one per subscriber otherwise.
     multiplex = [c for c in cells if "multiplex" in c["tags"]]
-    assert sorted(
-        (c["proto"], c["client"].get("shared_connection", False), c["wire_connections"])
-        for c in multiplex
-    ) == [("h1-tls", False, 6), ("h2-tls", False, 6), ("h2-tls", True, 1)]
+    shapes = sorted((c["proto"], c["client"].get("shared_connection", False)) for c in multiplex)
+    assert shapes == [("h1-tls", False), ("h2-tls", False), ("h2-tls", True)]
+    for c in multiplex:
+        why = (c["cell"], c["wire_connections"], c["reconnects"], c["errors"])
+        if c["client"].get("shared_connection", False):
+            assert c["wire_connections"] == 1, why  # a reconnect reuses the shared connection
+        else:
+            # One each; a subscriber that reconnected under load may still hold its old one
+            # open at the count (httpx keeps a finished HTTP/2 connection for reuse).
+            n = c["subscribers"]
+            assert n <= c["wire_connections"] <= n + c["reconnects"], why
     report = (path / "report.md").read_text()
     assert "Transport x HTTP version" in report
     assert "Many SSE streams" in report

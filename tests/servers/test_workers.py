@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import httpx
 import psutil
 import pytest
 
+from clients import CLIENTS
 from feed.settings import Settings
 from servers.launch import ServerProcess, healthy
 from servers.workers import check, reuse_port_socket
+from tests.clients.test_delivery import FAST_RETRY, Collector, publish, ready
 from tests.redis_support import SHARED_URL
 
 
@@ -55,3 +58,44 @@ def test_launcher_runs_workers_on_its_port(redis_prefix: str) -> None:
     finally:
         code = server.stop()
     assert code == 0, server.log()
+
+
+async def test_workers_serve_http2_over_tls(redis_prefix: str, tls_files) -> None:
+    """Two hypercorn workers on one port (TLS, ALPN h2) serve one feed: HTTP/2 subscribers of
+    SSE and of the RFC 8441 WebSocket, spread over both processes, each get the whole published
+    sequence in order, whichever worker took the publishes."""
+    env = {
+        "PUSHLAB_BROKER": SHARED_URL, "PUSHLAB_REDIS_PREFIX": redis_prefix, "PUSHLAB_HTTP2": "1",
+        "PUSHLAB_TLS_CERT": str(tls_files.cert), "PUSHLAB_TLS_KEY": str(tls_files.key),
+    }  # fmt: skip
+    server = ServerProcess(env=env, workers=2).start()
+    try:
+        children = psutil.Process(server.pid).children()
+        verify = tls_files.client_context()
+        subs: list[Collector] = []
+        served: set[int] = set()
+        # The kernel picks the worker by a hash of the 4-tuple: subscribe until both hold some
+        # (all of 40 on one worker: odds 2**-39).
+        while (len(subs) < 8 or len(served) < 2) and len(subs) < 40:
+            transport = ("sse", "ws")[len(subs) % 2]
+            c = Collector(
+                CLIENTS[transport](server.url, "w", retry=FAST_RETRY, verify=verify, http2=True)
+            )
+            subs.append(c)
+            await ready(c.client)
+            served = {
+                child.pid for child in children for conn in child.net_connections(kind="tcp")
+                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == server.port
+            }  # fmt: skip
+        async with httpx.AsyncClient(verify=verify, http2=True) as http:
+            await publish(http, server.url, "w", 20)
+        for c in subs:
+            await c.until(20)
+        for c in subs:
+            await c.close()
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()
+    assert len(served) == 2, "the kernel gave every connection to one worker"
+    assert all(c.seqs == list(range(1, 21)) for c in subs)
+    assert "Traceback" not in server.log()
