@@ -149,13 +149,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_http2(settings: Settings, sock: socket.socket | None) -> int:
-    import asyncio
-
-    from servers.http2 import run as run_http2
+    from servers.http2 import run as run_http2, run_loop
     from servers.launch import bind
 
     if sock is None:
         sock = bind(settings.host, settings.port)
     with sock:
-        asyncio.run(run_http2(settings, sock))
+        run_loop(run_http2(settings, sock))
     return 0

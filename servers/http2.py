@@ -31,7 +31,10 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
+import uvloop
 from fastapi import FastAPI
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -40,6 +43,16 @@ from feed.settings import Settings
 from servers.app import create_app
 from servers.runner import drain
 from servers.state import AppState
+
+T = TypeVar("T")
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop, the loop uvicorn picks (``loop="auto"``), so the HTTP/1.1 and
+    HTTP/2 figures share an event loop. On asyncio's own loop every TLS connection costs ~260 KiB
+    more RSS: its SSL transport zero-fills a 256 KiB read buffer per connection (CPython's
+    ``sslproto``), uvloop's leaves the untouched pages unmapped."""
+    return uvloop.run(main)
 
 
 def _listen(port: int) -> socket.socket:
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m servers.http2", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
     args = parser.parse_args(argv)
-    asyncio.run(_main(Settings.from_env(ticker_rate=0), args.port))
+    run_loop(_main(Settings.from_env(ticker_rate=0), args.port))
     return 0
 
 

@@ -252,7 +252,7 @@ class ServerThread:
     def _hyper_run(self, sock: socket.socket) -> Callable[[], None]:
         import asyncio
 
-        from servers.http2 import serve_http2
+        from servers.http2 import run_loop, serve_http2
 
         sock.listen(128)
         started = threading.Event()
@@ -271,7 +271,7 @@ class ServerThread:
                     loop.call_soon_threadsafe(event.set)
 
         self._stop = stop
-        return lambda: asyncio.run(main())
+        return lambda: run_loop(main())
 
     def _ready(self) -> bool:
         if self.server == "uvicorn":
