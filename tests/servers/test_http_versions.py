@@ -15,6 +15,7 @@ import pytest
 
 from feed.settings import Settings
 from servers.launch import ServerProcess, ServerThread, healthy
+from tests.servers.test_long_poll import leaving_frees_the_wait
 
 OFFER = ["h2", "http/1.1"]
 
@@ -93,6 +94,11 @@ def test_explain_h2_server_module_runs():
         check=True,
     )
     assert "--port" in out.stdout
+
+
+async def test_hypercorn_frees_a_long_poll_whose_client_left(serve, settings):
+    """Under hypercorn (no uvicorn cycle to watch) the parked long poll watches ``receive()``."""
+    await leaving_frees_the_wait(serve(settings, server="hypercorn").url)
 
 
 class _LoopSeen:
