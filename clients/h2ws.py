@@ -228,7 +228,9 @@ class H2WebSocketConnection:
         if self.ping_interval_s is None:
             return await self.reader.read(READ_BYTES)
         try:
-            return await asyncio.wait_for(self.reader.read(READ_BYTES), self.ping_interval_s)
+            # asyncio.timeout: one timer per read; wait_for would wrap every read in a task.
+            async with asyncio.timeout(self.ping_interval_s):
+                return await self.reader.read(READ_BYTES)
         except TimeoutError:
             pass
 

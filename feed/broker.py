@@ -209,7 +209,8 @@ async def wait_for_news(broker: Broker, topic: str, after: int, timeout: float) 
             await waiter
         return True
     except TimeoutError:
-        return False
+        # Resolved in the same loop turn as the deadline: the news came in time.
+        return waiter.done() and not waiter.cancelled()
     finally:
         unwatch()
 

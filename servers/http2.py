@@ -49,9 +49,10 @@ T = TypeVar("T")
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on uvloop, the loop uvicorn picks (``loop="auto"``), so the HTTP/1.1 and
-    HTTP/2 figures share an event loop. On asyncio's own loop every TLS connection costs ~260 KiB
-    more RSS: its SSL transport zero-fills a 256 KiB read buffer per connection (CPython's
-    ``sslproto``), uvloop's leaves the untouched pages unmapped."""
+    HTTP/2 figures share an event loop. asyncio's own SSL transport zero-fills a 256 KiB read
+    buffer per connection (CPython's ``sslproto``), so all of it is resident; uvloop's leaves
+    untouched pages unmapped (tests/servers/test_http_versions.py bounds the RSS per idle TLS
+    connection)."""
     return uvloop.run(main)
 
 

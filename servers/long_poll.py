@@ -46,8 +46,8 @@ async def _park(
     only way ASGI tells it). True when the client left.
 
     One future per parked request, not a task per condition: at the long-poll knee the server is
-    CPU-bound on per-request work, and tasks started, woken and cancelled three at a time were a
-    fifth of it (a py-spy profile at 200 pollers x 40 events/s).
+    CPU-bound on per-request work, and three tasks started, woken and cancelled per request were
+    a large part of it (before/after: results/ab-long-poll).
     """
     loop = asyncio.get_running_loop()
     woken: asyncio.Future[None] = loop.create_future()
