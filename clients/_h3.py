@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from collections.abc import Callable
 from typing import Any, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -17,11 +18,23 @@ from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import H3Event
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
 from aioquic.quic.logger import QuicLogger
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from feed.exceptions import FatalTransportError, TransportError
+
+
+class Totals:
+    """UDP payload bytes of every QUIC connection of this process: what a load generator reports
+    for HTTP/3 cells, where the kernel keeps no per-socket byte counters (UDP has no
+    ``tcp_info``)."""
+
+    sent = received = 0
+    connections = 0  # QUIC connections open now
+
+
+UDP = Totals()
 
 
 class H3Client(QuicConnectionProtocol):
@@ -39,26 +52,33 @@ class H3Client(QuicConnectionProtocol):
         self.udp: Counting
         self.sent: list[int] = []
         self.received: list[int] = []
+        # Told of each stream the peer reset (aioquic's HTTP/3 layer drops those events).
+        self.on_reset: Callable[[StreamReset], None] | None = None
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
             self.queue.put_nowait(None)
             return
+        if isinstance(event, StreamReset) and self.on_reset is not None:
+            self.on_reset(event)
         for h3_event in self.h3.handle_event(event):
             self.queue.put_nowait(h3_event)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        UDP.connections -= 1
         self.queue.put_nowait(None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: uvloop's UDP transport is not asyncio's class.
         self.udp = Counting(cast(asyncio.DatagramTransport, transport), self)
+        UDP.connections += 1
         super().connection_made(self.udp)
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         self.udp_received += 1
         self.bytes_received += len(data)
+        UDP.received += len(data)
         if self.record:
             self.received.append(len(data))
         super().datagram_received(data, addr)
@@ -117,6 +137,7 @@ class Counting(asyncio.DatagramTransport):
         owner = self.owner
         owner.udp_sent += 1
         owner.bytes_sent += len(data)
+        UDP.sent += len(data)
         if owner.record:
             owner.sent.append(len(data))
         self.inner.sendto(data, addr)
@@ -147,7 +168,10 @@ async def connect(
     """A QUIC + HTTP/3 connection to ``host:port``, handshake done.
 
     ``cert_sha256`` pins the server certificate by hash (as a browser's
-    ``serverCertificateHashes``) instead of a chain check; else ``verify`` as for the TCP clients.
+    ``serverCertificateHashes``) instead of a chain check; else ``verify`` as for the TCP clients:
+    aioquic takes no ``SSLContext``, so the CA certificates loaded into one (``get_ca_certs``)
+    become aioquic's trust anchors; ``True`` or a context without any loaded is aioquic's default
+    (certifi).
     """
     config = QuicConfiguration(
         is_client=True,
@@ -159,9 +183,11 @@ async def connect(
     if cert_sha256 is not None or verify is False:
         config.verify_mode = ssl.CERT_NONE
     elif isinstance(verify, ssl.SSLContext):
-        raise FatalTransportError(
-            "wt: pass cert_sha256 or verify=False; aioquic takes no SSLContext"
-        )
+        ders = verify.get_ca_certs(binary_form=True)
+        if ders:
+            config.load_verify_locations(
+                cadata="".join(ssl.DER_cert_to_PEM_cert(d) for d in ders).encode()
+            )
     loop = asyncio.get_running_loop()
     local = ("::", 0) if ":" in host else ("0.0.0.0", 0)
     _, protocol = await loop.create_datagram_endpoint(
@@ -173,8 +199,8 @@ async def connect(
         await asyncio.wait_for(protocol.wait_connected(), timeout_s)
     except (ConnectionError, TimeoutError) as exc:
         protocol.abort()
-        raise TransportError(f"wt: QUIC handshake with {host}:{port} failed: {exc!r}") from None
+        raise TransportError(f"QUIC handshake with {host}:{port} failed: {exc!r}") from None
     if cert_sha256 is not None and protocol.peer_cert_sha256() != cert_sha256:
         protocol.shutdown()
-        raise FatalTransportError("wt: the server certificate does not match the pinned hash")
+        raise FatalTransportError("the server certificate does not match the pinned hash")
     return protocol

@@ -9,36 +9,41 @@ from typing import Any
 
 import httpx
 
-from clients.base import Counters, Cuttable
+from clients.base import Counters, Cuttable, FeedClient
+from clients.h3http import H3Transport
 from feed.codec import decode_event, dumps, loads
 from feed.events import FeedEvent
 from feed.exceptions import FatalTransportError
 
 
 def make_http(
-    read_timeout_s: float | None, verify: ssl.SSLContext | bool = True, http2: bool = False
+    read_timeout_s: float | None,
+    verify: ssl.SSLContext | bool = True,
+    http2: bool = False,
+    http3: bool = False,
 ) -> httpx.AsyncClient:
     """One pooled client per feed client; ``read_timeout_s`` bounds silence on a connection.
 
     ``http2``: offer ALPN ``h2`` (and ``http/1.1``) over TLS; httpx then speaks HTTP/2 (the ``h2``
-    library) when the server picks it. Plain ``http://`` stays HTTP/1.1.
+    library) when the server picks it. Plain ``http://`` stays HTTP/1.1. ``http3``: HTTP/3 over
+    QUIC to the URL's port on UDP (:mod:`clients.h3http`; ``https://`` only).
     """
     timeout = httpx.Timeout(connect=5.0, read=read_timeout_s, write=5.0, pool=5.0)
+    if http3:
+        return httpx.AsyncClient(timeout=timeout, trust_env=False, transport=H3Transport(verify))
     return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=verify, http2=http2)
 
 
 @asynccontextmanager
 async def session_http(
-    shared: httpx.AsyncClient | None,
-    read_timeout_s: float | None,
-    verify: ssl.SSLContext | bool,
-    http2: bool,
+    client: FeedClient, read_timeout_s: float | None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The client of one session: the shared one (left open), else a pool of its own."""
-    if shared is not None:
-        yield shared
+    """The httpx client of one session of ``client``: its shared one (left open), else a pool
+    of its own on the HTTP version it asks for."""
+    if client.http is not None:
+        yield client.http
         return
-    async with make_http(read_timeout_s, verify, http2) as http:
+    async with make_http(read_timeout_s, client.verify, client.http2, client.http3) as http:
         yield http
 
 

@@ -100,12 +100,15 @@ class FeedClient(ABC):
         token: str | None = None,
         verify: ssl.SSLContext | bool = True,
         http2: bool = False,
+        http3: bool = False,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         # HTTP/2 (ALPN h2 over https://): httpx's HTTP/2 for the HTTP transports, RFC 8441 for
-        # the WebSocket (clients/h2ws.py).
+        # the WebSocket (clients/h2ws.py). HTTP/3 (QUIC to the URL's port on UDP): the HTTP
+        # transports only, through clients/h3http.py.
         self.http2 = http2
+        self.http3 = http3
         # An httpx client shared with other feed clients (the HTTP transports): over HTTP/2 their
         # requests are streams of one connection. Not closed here; its owner closes it.
         self.http = http

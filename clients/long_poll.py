@@ -21,7 +21,7 @@ class LongPollClient(ShortPollClient):
         self.wait_s = wait_s
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with session_http(self.http, self.wait_s + 10.0, self.verify, self.http2) as http:
+        async with session_http(self, self.wait_s + 10.0) as http:
             while True:
                 params = self.params() | {"timeout": str(self.wait_s)}
                 response = await self.fetch(http, PATHS["long-poll"], params)

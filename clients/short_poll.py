@@ -65,7 +65,7 @@ class ShortPollClient(FeedClient):
         return response
 
     async def _session(self) -> AsyncGenerator[RawItem, None]:
-        async with session_http(self.http, 30.0, self.verify, self.http2) as http:
+        async with session_http(self, 30.0) as http:
             while True:
                 response = await self.fetch(http, PATHS["poll"], self.params())
                 items, more = answer_items(response.content, self.counters)

@@ -50,7 +50,7 @@ class SSEClient(FeedClient):
         self.token_in_query = token_in_query
         if wire not in ("httpx", "stream"):
             raise ValueError(f"wire must be 'httpx' or 'stream', got {wire!r}")
-        if wire == "stream" and (self.http2 or self.http is not None):
+        if wire == "stream" and (self.http2 or self.http3 or self.http is not None):
             raise ValueError("wire='stream' speaks HTTP/1.1 on its own socket; use wire='httpx'")
         self.wire = wire
 
@@ -95,7 +95,7 @@ class SSEClient(FeedClient):
     async def _httpx_session(self) -> AsyncGenerator[RawItem, None]:
         params, headers = self._request()
         async with (
-            session_http(self.http, self.read_timeout_s, self.verify, self.http2) as http,
+            session_http(self, self.read_timeout_s) as http,
             aconnect_sse(
                 http, "GET", self.url + PATHS["sse"], params=params, headers=headers
             ) as source,

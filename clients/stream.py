@@ -55,7 +55,7 @@ class StreamClient(FeedClient):
         return params, headers
 
     def _session(self) -> AsyncGenerator[RawItem, None]:
-        if self.http2 or self.http is not None:
+        if self.http2 or self.http3 or self.http is not None:
             return self._httpx_session()
         return self._wire_session()
 
@@ -78,7 +78,7 @@ class StreamClient(FeedClient):
     async def _httpx_session(self) -> AsyncGenerator[RawItem, None]:
         params, headers = self._request()
         async with (
-            session_http(self.http, self.read_timeout_s, self.verify, self.http2) as http,
+            session_http(self, self.read_timeout_s) as http,
             http.stream(
                 "GET", self.url + PATHS["stream"], params=params, headers=headers
             ) as response,

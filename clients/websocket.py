@@ -46,6 +46,9 @@ class WebSocketClient(FeedClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
+        if self.http3:
+            # RFC 9220: no browser ships it (tests/clients/web/test_no_ws_over_h3.py).
+            raise ValueError("ws: no WebSocket over HTTP/3 (RFC 9220) client here; use h1 or h2")
         if self.http is not None:
             raise ValueError("a WebSocket has a connection of its own (no shared httpx client)")
         self.max_size = max_size

@@ -57,6 +57,8 @@ class WebTransportClient(FeedClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
+        if self.http2 or self.http3:
+            raise ValueError("wt: always HTTP/3, on the port GET /webtransport names")
         self.datagrams = datagrams
         self.origin = origin
         self.handshake_timeout_s = handshake_timeout_s

@@ -216,6 +216,17 @@ def asyncio_cell(
         out["preconnected"] = _preconnected(out)
     out.update(latency_figures(rows[(recv >= t0) & (recv < t1), 1]))
     out.update(schedule_figures(stamps, cell.rate, t0, t1))
+    traffic = sockstats.delta(snap0, snap1)
+    if cell.proto == "h3":
+        # QUIC is UDP: no kernel byte counters per socket; the generators counted the UDP
+        # payload of their QUIC connections over [t0, t1) (clients/_h3.py, loadgen).
+        s0, s1 = t0, t1
+        traffic = sockstats.Traffic(
+            up=out.pop("udp_up_bytes"),
+            down=out.pop("udp_down_bytes"),
+            connections=out.pop("udp_connections"),
+            closed=0,
+        )
     # Events counted over exactly the interval the byte counters were read over.
     out["wire_window_events"] = int(((recv >= s0) & (recv < s1)).sum())
     in_span = (done >= s0) & (done < s1)
@@ -227,7 +238,7 @@ def asyncio_cell(
         )
     )
     out["server_rss_mb"] = rss / 2**20
-    out.update(_wire_figures(cell, target, sockstats.delta(snap0, snap1), out))
+    out.update(_wire_figures(cell, target, traffic, out))
     return out
 
 
@@ -383,12 +394,17 @@ def idle_cell(cell: Cell, target: Target, raw_dir: Path) -> dict[str, Any]:
             spawn(argv, into=started, pipes=True, log=raw_dir / f"{cell.name}.gen{i}.log")
         connected = sum(_readline(p, "connecting")["connected"] for p in started)
         deadline = time.monotonic() + connect_s
+        # QUIC connections are UDP: ``ss -t`` does not see them; the generators' count stands
+        # (each subscriber had its answer's head, so the server holds its request).
+        h3 = cell.proto == "h3"
         while (
-            len(sockstats.snapshot(target.port)) < cell.subscribers and time.monotonic() < deadline
+            not h3
+            and len(sockstats.snapshot(target.port)) < cell.subscribers
+            and time.monotonic() < deadline
         ):
             time.sleep(0.05)
         time.sleep(max(0.3, cell.warmup_s))  # let the server finish setting up each subscription
-        open_now = len(sockstats.snapshot(target.port))
+        open_now = connected if h3 else len(sockstats.snapshot(target.port))
         after = rss_bytes(target.pid)
         for p in started:
             _send(p, {"cmd": "stop"})

@@ -8,7 +8,10 @@ dedupe code a user runs) on uvloop and talks to the runner over pipes, like vmbe
 2. stdin ``{"cmd": "window", "t0_ns": .., "t1_ns": ..}``: count what arrives in ``[t0, t1)``
    (both ``time.time_ns()``, the clock the server stamps events with), print the result line,
    and keep the connections open until stdin says ``{"cmd": "stop"}`` (or closes), so the
-   runner can read the kernel's byte counters at ``t1`` on live sockets.
+   runner can read the kernel's byte counters at ``t1`` on live sockets. HTTP/3 specs
+   (``client.http3``) also report the UDP payload bytes this process sent and received over
+   ``[t0, t1)`` (``udp_up_bytes``, ``udp_down_bytes``; ``udp_connections`` open at ``t1``):
+   UDP sockets keep no byte counters.
 
 Samples go to ``spec["raw_path"]`` as an ``.npy`` of int64 rows ``(recv_ns, latency_ns)`` for
 every event received from ``t0 - MARGIN`` to ``t1 + MARGIN``: the runner aligns event counts with
@@ -38,6 +41,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from clients import CLIENTS
+from clients._h3 import UDP
 from clients._http import make_http
 from clients.base import FeedClient, Received
 from feed.codec import dumps, loads
@@ -200,7 +204,9 @@ async def run(spec: dict[str, Any]) -> None:
     if options.pop("shared_connection", False):
         # Every subscriber's requests through one httpx pool: over HTTP/2 one connection, each
         # subscriber a stream of it (up to the server's SETTINGS_MAX_CONCURRENT_STREAMS).
-        options["http"] = make_http(60.0, shared, bool(options.get("http2")))
+        options["http"] = make_http(
+            60.0, shared, bool(options.get("http2")), bool(options.get("http3"))
+        )
     subs = [
         Sub(cls(spec["url"], spec["topic"], verify=shared, **options))
         for _ in range(spec["subscribers"])
@@ -230,11 +236,18 @@ async def run(spec: dict[str, Any]) -> None:
             return
         await asyncio.sleep(max(0.0, (win.t0 - time.time_ns()) / 1e9))
         before = [_counters(s.client) for s in subs]
+        udp0 = (UDP.sent, UDP.received)
         await asyncio.sleep(max(0.0, (win.t1 - time.time_ns()) / 1e9))
         after = [_counters(s.client) for s in subs]
+        udp = {
+            "udp_up_bytes": UDP.sent - udp0[0],
+            "udp_down_bytes": UDP.received - udp0[1],
+            "udp_connections": UDP.connections,
+        }
         await asyncio.sleep(MARGIN_NS / 1e9)
         win.open = False
-        say({"result": _result(spec, subs, before, after, win)})
+        result = _result(spec, subs, before, after, win)
+        say({"result": result | (udp if options.get("http3") else {})})
         await read_command()
     finally:
         for t in tasks:

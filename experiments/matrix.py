@@ -32,7 +32,7 @@ NODE_HEADLINE = ("sse", "ws")
 # The HTTP version dimension (issue 20): plaintext HTTP/1.1 (uvicorn, the default), HTTP/1.1 over
 # TLS (uvicorn; TLS's own cost) and HTTP/2 over TLS (hypercorn, ALPN h2; the WebSocket by RFC
 # 8441). A protocol is a server setting plus one client option, the same for every transport.
-PROTOS = ("h1", "h1-tls", "h2-tls")
+PROTOS = ("h1", "h1-tls", "h2-tls", "h3")
 # Transports that hold a connection between events (short polling holds none) and, per protocol,
 # how many idle ones measure the server's memory per connection: enough that RSS growth is well
 # above the allocator's noise, few enough that 20 cells of TLS handshakes stay in minutes.
@@ -40,12 +40,20 @@ IDLE_TRANSPORTS = ("long-poll", "sse", "ws", "stream")
 PROTOCOLS_IDLE = 1_000
 # Node: node:https, and node:http2's secure server (baseline/node/server.js).
 PROTO_SERVERS = {
-    "h1": ("python", "granian", "node"), "h1-tls": ("python", "node"), "h2-tls": ("python", "node")
+    "h1": ("python", "granian", "node"), "h1-tls": ("python", "node"), "h2-tls": ("python", "node"),
+    "h3": ("python", "node"),
 }  # fmt: skip
 # Combinations a server cannot serve, and why (tests/experiments/test_baseline.py shows it).
 NOT_SUPPORTED = {
     ("node", "ws", "h2-tls"): "Node's ws has no RFC 8441 (extended CONNECT): its WebSocket "
     "needs an HTTP/1.1 connection",
+    ("python", "ws", "h3"): "WebSocket over HTTP/3 (RFC 9220): no browser ships it "
+    "(tests/clients/web/test_no_ws_over_h3.py) and the lab has no client for it",
+    **{
+        ("node", t, "h3"): "Node has no HTTP/3 server (node:quic is not in Node 20, the "
+        "baseline's runtime; tests/experiments/test_baseline.py)"
+        for t in ("poll", "long-poll", "sse", "ws")
+    },
 }
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0
@@ -125,6 +133,8 @@ class Cell:
             opts["wait_s"] = DEFAULT_LONG_POLL_WAIT_S
         if self.proto == "h2-tls":
             opts["http2"] = True
+        if self.proto == "h3":
+            opts["http3"] = True
         return opts | self.client
 
     def params(self) -> CellParams:
@@ -350,9 +360,10 @@ def protocols_profile(
     """Every transport over every HTTP version: the same load, the server and client the
     protocol names (``protocols``; quick takes its h2-tls cells). ``hpack``: per protocol, one
     cell of polls in a row on one connection, on the same server (experiments/hpack.py).
-    ``streams`` > 0: that many SSE subscribers on one HTTP/2 connection, against as many
-    connections over h1-tls and h2-tls (``multiplex``). ``node``: the Node baseline's cells of
-    the same load next to them (node:https, node:http2), where it serves the combination.
+    ``streams`` > 0: that many SSE subscribers on one HTTP/2 connection and on one QUIC
+    connection, against as many connections over h1-tls, h2-tls and h3 (``multiplex``).
+    ``node``: the Node baseline's cells of the same load next to them (node:https,
+    node:http2), where it serves the combination.
     ``idle_n`` > 0: server memory per idle connection of ``idle_transports`` over each protocol
     (``protocols-idle``: TLS state and, over h2, an HTTP/2 connection per subscriber)."""
     servers = ("python", "node") if node else ("python",)
@@ -384,7 +395,7 @@ def protocols_profile(
         one = {"shared_connection": True}
         cells += [
             Cell("sse", streams, rate, proto=p, client=c, tags=("multiplex",), **timing)
-            for p, c in (("h1-tls", {}), ("h2-tls", {}), ("h2-tls", one))
+            for p, c in (("h1-tls", {}), ("h2-tls", {}), ("h2-tls", one), ("h3", {}), ("h3", one))
         ]
     return cells
 

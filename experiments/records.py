@@ -52,7 +52,9 @@ class ClientOptions(TypedDict, total=False):
     compression: bool  # ws permessage-deflate
     source: str  # counting wire: local address to bind, or "auto" (one per process)
     http2: bool  # HTTP/2 over TLS (cells with proto h2-tls)
-    shared_connection: bool  # a generator's subscribers share one httpx pool (h2: one connection)
+    http3: bool  # HTTP/3 over QUIC (cells with proto h3)
+    # A generator's subscribers share one httpx pool (h2: one TCP connection, h3: one QUIC one).
+    shared_connection: bool
 
 
 class CellParams(TypedDict):
@@ -408,6 +410,8 @@ class WebTransportCell(TypedDict):
     latency_ms_p99: float
     latency_ms_max: float
     cpu_scope: str
+    generator_cpu_pct: float  # this process (every client) over the window, % of one core
+    generator_bound: bool
 
 
 class AbuseCell(TypedDict):

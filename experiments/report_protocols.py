@@ -18,7 +18,9 @@ def proto(c: BenchCell) -> str:
 
 def _load(c: BenchCell) -> tuple[Any, ...]:
     """What must match for two cells to differ only in their protocol."""
-    client = tuple(sorted((k, str(v)) for k, v in c.get("client", {}).items() if k != "http2"))
+    client = tuple(
+        sorted((k, str(v)) for k, v in c.get("client", {}).items() if k not in ("http2", "http3"))
+    )
     env = tuple(sorted(c.get("server_env", {}).items()))
     return (c["transport"], c["subscribers"], c["rate"], c["size"], c.get("server"), env, client)
 
@@ -55,7 +57,7 @@ def protocols_section(cells: Cells) -> Section | None:
     if not any(proto(c) != "h1" for c in rows):
         return None
     idle = _idle_kb(cells)
-    s = Section("Transport x HTTP version (h1, h1 over TLS, h2 over TLS)")
+    s = Section("Transport x HTTP version (h1, h1 over TLS, h2 over TLS, h3)")
     s.header = [
         "transport",
         "server",
@@ -93,9 +95,15 @@ def protocols_section(cells: Cells) -> Section | None:
         "against h1-tls changes the server too (hypercorn, without uvicorn's fast paths). "
         "node: baseline/node/server.js on node:http, node:https and node:http2's secure server "
         "(compatibility API); its WebSocket (ws) has no HTTP/2 form, so that cell is not run. "
+        "h3: the same hypercorn serving HTTP/3 over QUIC (aioquic) on UDP at the same port "
+        "number, the clients on httpx over aioquic (clients/h3http.py); its wire bytes are the "
+        "UDP payload of the generators' QUIC connections, counted by the clients (UDP sockets "
+        "keep no byte counters), so QUIC packet headers, ACKs and QPACK are in. No WebSocket "
+        "over HTTP/3 (RFC 9220: no browser ships it) and no Node HTTP/3 (Node 20 has no QUIC). "
         "KiB / idle connection: server RSS growth over that many idle subscribers on a fresh "
         "server of the same protocol, divided by the connections open (TLS session state and, "
-        "over h2, one HTTP/2 connection per subscriber are in it); '-' where not measured."
+        "over h2, one HTTP/2 connection per subscriber, over h3 one QUIC connection, are in it); "
+        "'-' where not measured."
     )
     s.text += _ratios(rows)
     s.text.append(source(rows))
@@ -147,7 +155,8 @@ def hpack_section(cells: Cells) -> Section | None:
         f"{n} polls in a row on one connection, on a topic nobody publishes to (every answer the "
         "same empty poll), counted on the client socket after each answer (experiments/hpack.py). "
         "Request 1 carries the connection's setup (TLS handshake, HTTP/2 preface and SETTINGS); "
-        "steady = median of requests 3 to n."
+        "over h3 the counts are the QUIC connection's UDP payload as the client sees it (its "
+        "ACKs and QPACK's encoder stream included). Steady = median of requests 3 to n."
     )
     by = {proto(c): c for c in rows}
     if "h2-tls" in by and "h1-tls" in by:
@@ -156,6 +165,12 @@ def hpack_section(cells: Cells) -> Section | None:
             f"In steady state a poll costs {f(h2['steady_request_bytes'])} bytes over h2 against "
             f"{f(h1['steady_request_bytes'])} over h1 with TLS; the request alone "
             f"{f(h2['steady_request_up_bytes'])} against {f(h1['steady_request_up_bytes'])} bytes."
+        )
+    if "h3" in by:
+        h3 = by["h3"]
+        s.text.append(
+            f"Over h3 a steady poll costs {f(h3['steady_request_bytes'])} bytes, the request "
+            f"{f(h3['steady_request_up_bytes'])}."
         )
     return s
 

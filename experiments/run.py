@@ -125,7 +125,8 @@ def server(cell: Cell, log: Path) -> Iterator[tuple[run_cells.Target, ServerInfo
         return
     if tls is not None:
         env |= {"PUSHLAB_TLS_CERT": str(tls.cert), "PUSHLAB_TLS_KEY": str(tls.key)}
-        env |= {"PUSHLAB_HTTP2": "1"} if cell.proto == "h2-tls" else {}
+        env |= {"PUSHLAB_HTTP2": "1"} if cell.proto in ("h2-tls", "h3") else {}
+        env |= {"PUSHLAB_HTTP3": "1"} if cell.proto == "h3" else {}
     python = ServerProcess(
         env=env, args=python_server_args(cell.rate, cell.size, topic), log_path=log
     )

@@ -148,6 +148,9 @@ class Settings:
     # Serve under hypercorn instead of uvicorn: HTTP/2 (over TLS: ALPN h2, with http/1.1 as the
     # fallback; without: h2c by prior knowledge) and RFC 8441 WebSockets (servers/http2.py).
     http2: bool = False
+    # With http2 and TLS: HTTP/3 too, on UDP at the TCP port's number (hypercorn + aioquic; its
+    # responses announce it in Alt-Svc). servers/http2.py.
+    http3: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -194,6 +197,8 @@ class Settings:
             raise ValueError("need send_close_timeout_s > 0")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key go together (both or neither)")
+        if self.http3 and not (self.http2 and self.tls):
+            raise ValueError("http3 needs http2 and TLS (tls_cert, tls_key): QUIC is always TLS")
         if not 0 < self.long_poll_timeout_s <= self.long_poll_max_timeout_s:
             raise ValueError("need 0 < long_poll_timeout_s <= long_poll_max_timeout_s")
         self.trusted_proxy_list  # noqa: B018 (raises on an entry that is not an IP or CIDR)

@@ -38,6 +38,7 @@ _KEYS = (
     "tls_cert",
     "tls_key",
     "http2",
+    "http3",
 )
 
 
@@ -105,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve under hypercorn: HTTP/2 (ALPN h2 over TLS, h2c without) (servers/http2.py)",
     )
     parser.add_argument(
+        "--http3",
+        action=on_off,
+        default=None,
+        help="with --http2 and TLS: HTTP/3 on UDP at the same port number (servers/http2.py)",
+    )
+    parser.add_argument(
         "--webtransport-port",
         type=int,
         help="WebTransport over HTTP/3 on this UDP port (0: any free one; -1: off, the default)",
@@ -131,10 +138,10 @@ def run(args: argparse.Namespace) -> int:
         sock = socket.socket(fileno=args.fd)
         args.host, args.port = sock.getsockname()[:2]
     settings = settings_from_args(args)
-    if getattr(args, "workers", 1) != 1 and settings.webtransport_port >= 0:
+    if getattr(args, "workers", 1) != 1 and (settings.webtransport_port >= 0 or settings.http3):
         # One UDP socket per process, and QUIC packets are not routed to the worker that holds
         # their connection (that needs connection-ID-aware routing): not supported.
-        print("pushlab serve: --webtransport-port needs --workers 1", file=sys.stderr)
+        print("pushlab serve: --webtransport-port and --http3 need --workers 1", file=sys.stderr)
         return 2
     if getattr(args, "workers", 1) != 1:
         from servers.workers import run_workers

@@ -1,4 +1,5 @@
-"""The lab's app under hypercorn: HTTP/2 over TLS (ALPN ``h2``) or without (h2c), and RFC 8441.
+"""The lab's app under hypercorn: HTTP/2 over TLS (ALPN ``h2``) or without (h2c), RFC 8441, and
+HTTP/3 (``settings.http3``: QUIC on UDP at the TCP port's number, through aioquic).
 
 uvicorn speaks HTTP/1.1 only. hypercorn serves the same ``create_app(settings)`` over HTTP/2 and
 announces ``SETTINGS_ENABLE_CONNECT_PROTOCOL``, so a WebSocket can ride an HTTP/2 stream. With
@@ -11,6 +12,11 @@ One way to start it: :class:`servers.launch.ServerThread` (``server="hypercorn"`
 with ``http2`` set as a process. ``python -m servers.http2 --port P`` prints ``listening on
 127.0.0.1:PORT`` once it accepts (``pushlab explain h2`` starts it that way: a client starts a
 server process, it never imports one).
+
+HTTP/3 serves the HTTP transports (poll, long poll, SSE, the NDJSON stream); hypercorn 0.18's
+HTTP/3 never tells a request that its client left, which :mod:`servers.fastpath.hypercorn_h3`
+mends. WebSocket over HTTP/3 (RFC 9220) is not measured: no browser ships it
+(docs/webtransport.md) and the lab has no client for it.
 
 Deliberate divergences from the uvicorn runner (:mod:`servers.runner`): no fast paths (they hook
 uvicorn's HTTP/1.1 cycle; :mod:`servers.fastpath`), no head-size guard of our own (hypercorn's
@@ -41,6 +47,7 @@ from hypercorn.config import Config
 
 from feed.settings import Settings
 from servers.app import create_app
+from servers.fastpath.hypercorn_h3 import install as install_h3_streams
 from servers.runner import drain
 from servers.state import AppState
 
@@ -76,7 +83,23 @@ def build_config(settings: Settings, sock: socket.socket) -> Config:
     if settings.tls:
         # hypercorn's own context: TLS >= 1.2 and no compression (RFC 9113 9.2), ALPN h2 first.
         config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+    if settings.http3:
+        # HTTP/3 on UDP at the TCP port's number, as browsers expect from Alt-Svc (hypercorn
+        # announces it on every response); bound here so a taken port fails the start loudly.
+        install_h3_streams()
+        config.quic_bind = [f"fd://{_udp_twin(sock)}"]
     return config
+
+
+def _udp_twin(sock: socket.socket) -> int:
+    """A UDP socket bound to ``sock``'s address; its descriptor, now hypercorn's to close."""
+    udp = socket.socket(sock.family, socket.SOCK_DGRAM)
+    try:
+        udp.bind(sock.getsockname()[:2])
+    except OSError as exc:
+        udp.close()
+        raise OSError(exc.errno, f"HTTP/3: UDP {sock.getsockname()[:2]} is taken: {exc}") from None
+    return udp.detach()
 
 
 async def serve_http2(

@@ -1,5 +1,6 @@
 """Everything that reaches into private internals of the pinned uvicorn, h11, websockets,
-wsproto, Starlette, FastAPI, sse-starlette and aioquic (and asyncio.Event's waiters), in one place.
+wsproto, Starlette, FastAPI, sse-starlette, hypercorn and aioquic (and asyncio.Event's
+waiters), in one place.
 
 Each internal touched here is pinned by tests/servers/test_fastpath_pins.py (aioquic's by
 tests/servers/test_quic_pins.py), which fails loudly

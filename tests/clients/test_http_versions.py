@@ -1,5 +1,6 @@
-"""Every transport delivers the published sequence over HTTP/1.1+TLS and HTTP/2+TLS, resuming
-after a cut: the same clients (``http2=True``), real uvicorn and hypercorn on loopback."""
+"""Every transport delivers the published sequence over HTTP/1.1+TLS, HTTP/2+TLS and (the HTTP
+transports) HTTP/3, resuming after a cut: the same clients (``http2=True``, ``http3=True``), real
+uvicorn and hypercorn on loopback."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from clients import CLIENTS, h2ws
+from clients._http import make_http
 from feed.exceptions import FatalTransportError
 from feed.wire.contract import TRANSPORTS
 from servers.launch import ServerThread
@@ -21,7 +23,9 @@ from tests.support import MS, async_wait_until
 # Scheduling slack on a busy 2-core machine (as tests/servers/test_heartbeat.py).
 MARGIN = 0.5 * MS
 
-PROTOS = {"h1-tls": False, "h2-tls": True}
+# proto: (http2, http3), for the server's settings and the client alike.
+PROTOS = {"h1-tls": (False, False), "h2-tls": (True, False), "h3": (True, True)}
+VERSION = {"h1-tls": "1.1", "h2-tls": "2", "h3": "3"}
 
 
 class _Versions:
@@ -49,8 +53,9 @@ async def tls_http(tls_files) -> AsyncGenerator[httpx.AsyncClient, None]:
 
 
 def _server(serve, settings, tls_files, proto: str) -> ServerThread:
+    http2, http3 = PROTOS[proto]
     tls = settings.replace(
-        tls_cert=str(tls_files.cert), tls_key=str(tls_files.key), http2=PROTOS[proto]
+        tls_cert=str(tls_files.cert), tls_key=str(tls_files.key), http2=http2, http3=http3
     )
     return serve(tls, customize=lambda app: app.add_middleware(_Versions))
 
@@ -59,15 +64,19 @@ def _client(transport: str, server: ServerThread, tls_files, proto: str) -> Any:
     extra: dict[str, Any] = {"interval_s": 0.02} if transport == "poll" else {}
     if transport == "long-poll":
         extra["wait_s"] = 2.0
+    http2, http3 = PROTOS[proto]
     return CLIENTS[transport](
         server.url, "t", retry=FAST_RETRY, verify=tls_files.client_context(),
-        http2=PROTOS[proto], **extra,
+        http2=http2, http3=http3, **extra,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("proto", sorted(PROTOS))
-# The HTTP transports (WebTransport is HTTP/3 on its own UDP port: docs/webtransport.md).
-@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
+# The transports of TRANSPORTS over each version (WebTransport is HTTP/3 on its own UDP port:
+# docs/webtransport.md); no WebSocket over HTTP/3 (test_no_websocket_client_over_h3).
+CASES = [(t, p) for p in sorted(PROTOS) for t in sorted(TRANSPORTS) if (t, p) != ("ws", "h3")]
+
+
+@pytest.mark.parametrize(("transport", "proto"), CASES)
 async def test_sequence_and_resume_over_tls(transport, proto, serve, settings, tls_files, tls_http):
     """In order, exactly once, across client-side cuts; each feed request on the version asked."""
     SEEN.clear()
@@ -84,7 +93,13 @@ async def test_sequence_and_resume_over_tls(transport, proto, serve, settings, t
     assert c.client.counters.connections >= 2
     assert c.client.counters.silent_gaps == 0
     kind = "websocket" if transport == "ws" else "http"
-    assert SEEN == {(kind, "2" if PROTOS[proto] else "1.1")}
+    assert SEEN == {(kind, VERSION[proto])}
+
+
+def test_no_websocket_client_over_h3():
+    """RFC 9220 has no client here (and no browser ships it): asking for it is a clear error."""
+    with pytest.raises(ValueError, match="RFC 9220"):
+        CLIENTS["ws"]("https://127.0.0.1:1", "t", http3=True)
 
 
 async def test_publish_over_h2(serve, settings, tls_files):
@@ -115,15 +130,18 @@ async def test_second_bodiless_post_over_h2_drops_the_connection(serve, settings
             assert (r.status_code, r.http_version) == (200, "HTTP/1.1"), r.text
 
 
+@pytest.mark.parametrize("proto", ["h2-tls", "h3"])
 @pytest.mark.parametrize("transport", ["poll", "long-poll", "sse", "stream"])
-async def test_subscribers_share_one_h2_connection(transport, serve, settings, tls_files, tls_http):
-    """Given one shared httpx client, HTTP/2 subscribers are streams of one TCP connection."""
-    server = _server(serve, settings, tls_files, "h2-tls")
+async def test_subscribers_share_one_connection(
+    transport, proto, serve, settings, tls_files, tls_http
+):
+    """Given one shared httpx client, HTTP/2 and HTTP/3 subscribers are streams of one TCP or
+    QUIC connection."""
+    server = _server(serve, settings, tls_files, proto)
     PEERS.clear()
     extra = {"poll": {"interval_s": 0.02}, "long-poll": {"wait_s": 2.0}}.get(transport, {})
-    async with httpx.AsyncClient(
-        verify=tls_files.client_context(), http2=True, timeout=10.0
-    ) as shared:
+    http2, http3 = PROTOS[proto]
+    async with make_http(10.0, tls_files.client_context(), http2, http3) as shared:
         subs = [
             Collector(
                 CLIENTS[transport](
@@ -131,7 +149,8 @@ async def test_subscribers_share_one_h2_connection(transport, serve, settings, t
                     "t",
                     retry=FAST_RETRY,
                     verify=tls_files.client_context(),
-                    http2=True,
+                    http2=http2,
+                    http3=http3,
                     http=shared,
                     **extra,
                 )  # fmt: skip

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import AsyncGenerator, Iterator
 
@@ -15,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from clients import LongPollClient, ShortPollClient, SSEClient, WebSocketClient, h2ws
 from clients.base import FeedClient, Received
+from clients.h3http import H3Transport
 from experiments.baseline import NODE_DIR, NodeServer, node_available
 from experiments.matrix import NOT_SUPPORTED
 from experiments.tls import TLSFiles, make_tls
@@ -405,3 +408,17 @@ async def test_websocket_over_http2_is_not_supported(node_tls):
     async with connect(wss, ssl=tls.client_context()) as ws:  # ALPN http/1.1: an Upgrade
         assert orjson.loads(await ws.recv())["type"] == "ready"
     assert ("node", "ws", "h2-tls") in NOT_SUPPORTED
+
+
+async def test_http3_is_not_served(node_tls):
+    """The evidence for matrix.NOT_SUPPORTED's Node HTTP/3 rows: the baseline's runtime has no
+    QUIC module, and nothing answers a QUIC handshake on the TLS port's number over UDP."""
+    srv, tls = node_tls
+    argv = [shutil.which("node") or "node", "-e", "require('node:quic')"]
+    probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert probe.returncode != 0 and "ERR_UNKNOWN_BUILTIN_MODULE" in probe.stderr
+    h3 = httpx.AsyncClient(transport=H3Transport(tls.client_context()), timeout=1.0)
+    async with h3:
+        with pytest.raises(httpx.ConnectError, match="QUIC handshake"):
+            await h3.get(srv.url + "/healthz")
+    assert all(("node", t, "h3") in NOT_SUPPORTED for t in ("poll", "long-poll", "sse", "ws"))

@@ -97,7 +97,7 @@ def test_tiny_matrix_through_locust(tiny):
 
 
 def test_protocols_profile_end_to_end(tmp_path):
-    """Every transport over h1, h1-tls and h2-tls: real servers, no loss, one report table."""
+    """Every transport over h1, h1-tls, h2-tls and h3: real servers, no loss, one report table."""
     path = run_bench("protocols-tiny", tmp_path, progress=False)
     render(path)
     meta, rows = load(path)
@@ -105,7 +105,7 @@ def test_protocols_profile_end_to_end(tmp_path):
     cells = [c for c in rows if c["kind"] == "asyncio"]
     assert {(c["server"], c["transport"], c["proto"]) for c in cells} == {
         (s, t, p) for s in ("python", "node") for t in TRANSPORTS for p in PROTOS
-        if s == "python" or (t in NODE_TRANSPORTS and (s, t, p) not in NOT_SUPPORTED)
+        if (s == "python" or t in NODE_TRANSPORTS) and (s, t, p) not in NOT_SUPPORTED
     }  # fmt: skip
     for c in cells:
         assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
@@ -120,11 +120,16 @@ def test_protocols_profile_end_to_end(tmp_path):
             continue
         settings = server["settings"]
         assert bool(settings["tls_cert"]) == (c["proto"] != "h1"), c["cell"]
-        assert settings["http2"] == (c["proto"] == "h2-tls"), c["cell"]
-    assert any("not supported: Node's ws has no RFC 8441" in d for d in meta["params"]["dropped"])
-    # Memory per idle WebSocket over each protocol, pushlab's and Node's (no Node ws over h2).
+        assert settings["http2"] == (c["proto"] in ("h2-tls", "h3")), c["cell"]
+        assert settings["http3"] == (c["proto"] == "h3"), c["cell"]
+    dropped = meta["params"]["dropped"]
+    assert any("not supported: Node's ws has no RFC 8441" in d for d in dropped)
+    assert any("not supported: WebSocket over HTTP/3 (RFC 9220)" in d for d in dropped)
+    # Memory per idle WebSocket over each protocol, pushlab's and Node's (no Node ws over h2, no
+    # WebSocket over h3).
     idle = {(c["server"], c["proto"]): c for c in rows if "protocols-idle" in c["tags"]}
-    assert set(idle) == {("python", p) for p in PROTOS} | {("node", "h1"), ("node", "h1-tls")}
+    mine = {("python", p) for p in PROTOS if p != "h3"}
+    assert set(idle) == mine | {("node", "h1"), ("node", "h1-tls")}
     for c in idle.values():
         assert c["status"] == "ok" and c["idle_connections"] == c["subscribers"], c["cell"]
         assert c["memory_per_connection_kb"] > 0, c["cell"]
@@ -133,10 +138,13 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert set(hpack) == set(PROTOS)
     assert hpack["h2-tls"]["steady_request_up_bytes"] < hpack["h1-tls"]["steady_request_up_bytes"]
     assert hpack["h2-tls"]["request_up_bytes"][1] < hpack["h2-tls"]["request_up_bytes"][0]
+    assert hpack["h3"]["steady_request_up_bytes"] < hpack["h1-tls"]["steady_request_up_bytes"]
     # Many SSE streams: one connection when shared over h2, one per subscriber otherwise.
     multiplex = [c for c in cells if "multiplex" in c["tags"]]
     shapes = sorted((c["proto"], c["client"].get("shared_connection", False)) for c in multiplex)
-    assert shapes == [("h1-tls", False), ("h2-tls", False), ("h2-tls", True)]
+    assert shapes == [
+        ("h1-tls", False), ("h2-tls", False), ("h2-tls", True), ("h3", False), ("h3", True)
+    ]  # fmt: skip
     for c in multiplex:
         why = (c["cell"], c["wire_connections"], c["reconnects"], c["errors"])
         if c["client"].get("shared_connection", False):
@@ -154,7 +162,8 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert "## Latency at the headline load" not in report and "no load generator" not in report
     for t in TRANSPORTS:
         for p in PROTOS:
-            assert f"| {t} | pushlab | {p} |" in report
+            shown = f"| {t} | pushlab | {p} |" in report
+            assert shown == (("python", t, p) not in NOT_SUPPORTED), (t, p)
     assert "| sse | node | h2-tls |" in report
 
 

@@ -58,7 +58,7 @@ def test_idle_memory_has_sse_on_both_implementations(name):
 
 
 def test_protocols_profile_is_every_transport_over_every_http_version():
-    """The protocols profile is the full transport x {h1, h1-tls, h2-tls} grid, one load."""
+    """The protocols profile is the full transport x {h1, h1-tls, h2-tls, h3} grid, one load."""
     everything = profile("protocols")
     cells = [c for c in everything if "protocols" in c.tags]
     assert {(c.proto, c.tags) for c in everything if c.kind == "hpack"} == {
@@ -76,8 +76,9 @@ def test_protocols_profile_is_every_transport_over_every_http_version():
     idle = {(c.server, c.transport, c.proto) for c in everything if "protocols-idle" in c.tags}
     assert idle == {(s, t, p) for s, t, p in node | mine_keys if t in IDLE_TRANSPORTS}
     multiplex = [(c.proto, c.client) for c in everything if "multiplex" in c.tags]
+    shared = {"shared_connection": True}
     assert multiplex == [
-        ("h1-tls", {}), ("h2-tls", {}), ("h2-tls", {"shared_connection": True})
+        ("h1-tls", {}), ("h2-tls", {}), ("h2-tls", shared), ("h3", {}), ("h3", shared)
     ]  # fmt: skip
 
 

@@ -17,6 +17,7 @@ def test_a_small_run_saves_every_cell(tmp_path):
         assert c["deliveries"] >= 3 * 5, c  # 40/s for 0.5 s to three sessions, with slack
         assert c["server_cpu_s_per_1k_deliveries"] > 0
         assert c["reconnects"] == 0
+        assert 0 < c["generator_cpu_pct"] < 90 and not c["generator_bound"], c
     for c in cells:
         if c["cell"] != "wt-datagrams":
             assert c["lost"] == 0 and c["server_dropped"] == 0, c

@@ -1,11 +1,11 @@
 """Pins of every private library internal servers/fastpath/ touches: one test each.
 
 servers/fastpath/ reaches into the pinned uvicorn, h11, httptools, websockets, wsproto,
-Starlette, FastAPI and sse-starlette. Each test names one internal and checks it exists with the
-shape the code uses (names, signatures, the attributes it reads, and for code we replicate or
-override, the library's source itself), so an upgrade that changes one fails here, loudly and by
-name, instead of silently taking a slow path or breaking under load. On a failure: re-read the
-fastpath module named in the message against the new library, then update the pin.
+Starlette, FastAPI, sse-starlette and hypercorn. Each test names one internal and checks it
+exists with the shape the code uses (names, signatures, the attributes it reads, and for code we
+replicate or override, the library's source itself), so an upgrade that changes one fails here,
+loudly and by name, instead of silently taking a slow path or breaking under load. On a failure:
+re-read the fastpath module named in the message against the new library, then update the pin.
 (The uvicorn methods servers/fastpath/ws_protocol.py compensates for are pinned by source in
 tests/servers/test_ws_protocol.py.)
 """
@@ -329,6 +329,7 @@ def test_uvicorn_server_shutdown_hook():
         "servers.fastpath.routing",
         "servers.fastpath.bare",
         "servers.fastpath.rawsend",
+        "servers.fastpath.hypercorn_h3",
     ],
 )
 def test_fastpath_modules_import(module):
@@ -361,3 +362,43 @@ def test_httptools_pipeline_is_only_appended_left_popped_and_tested():
     for item in (1, 2, 3):
         pipeline.appendleft(item)
     assert [pipeline.pop() for _ in range(3)] == [1, 2, 3] and not pipeline
+
+
+def test_hypercorn_looks_up_h3_protocol_and_udp_server_by_module_name():
+    """servers/fastpath/hypercorn_h3.py swaps both names; hypercorn must look them up there, at
+    call time."""
+    from hypercorn.asyncio import run
+    from hypercorn.protocol import quic
+
+    assert "H3Protocol(" in _source(quic.QuicProtocol._handle_events)
+    assert "UDPServer(app, loop, config, context, lifespan_state)" in _source(run.worker_serve)
+    assert hasattr(quic, "H3Protocol") and hasattr(run, "UDPServer")
+
+
+def test_hypercorn_h3_protocol_keeps_streams_and_sends_through_stream_send():
+    """H3Streams pops from ``streams`` and wraps ``handle``/``stream_send``; the events it sends
+    each carry a ``stream_id`` and headers, as frozen dataclasses."""
+    from hypercorn.protocol.events import Response
+    from hypercorn.protocol.h3 import H3Protocol
+
+    _assigns(H3Protocol, "streams")
+    assert _params(H3Protocol.handle) == ["self", "quic_event"]
+    assert _params(H3Protocol.stream_send) == ["self", "event"]
+    assert {"stream_id", "headers"} <= set(Response.__dataclass_fields__)
+
+
+def test_hypercorn_udp_server_queue_loop_and_quic_connections():
+    """ClosingUDPServer reads ``context``, ``protocol``, ``protocol_queue``, ``transport`` and
+    ``loop``; it wakes the run loop, which re-checks ``terminated`` and ``idle`` only after an
+    event; it closes each QuicProtocol connection (``connections``: cid -> one with ``cids``
+    and ``quic``) and flushes it with ``send_all``."""
+    from hypercorn.asyncio.udp_server import UDPServer
+    from hypercorn.protocol.quic import QuicProtocol, _Connection
+
+    _assigns(UDPServer, "context", "protocol", "protocol_queue", "transport", "loop")
+    assert "while not self.context.terminated.is_set() or not self.protocol.idle" in _source(
+        UDPServer.run
+    )
+    _assigns(QuicProtocol, "connections")
+    assert _params(QuicProtocol.send_all) == ["self", "connection"]
+    assert {"cids", "quic"} <= set(_Connection.__dataclass_fields__)
