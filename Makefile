@@ -72,7 +72,7 @@ PROFILE ?= quick
 bench: install ## the transport comparison: run, plot, report (PROFILE=quick|full|tiny)
 	$(BIN)/pushlab bench --profile $(PROFILE)
 
-bench-protocols: install ## every transport over h1, h1+TLS and h2+TLS (hypercorn): run, report
+bench-protocols: install ## every transport over h1, h1+TLS, h2+TLS and h3 (hypercorn): run, report
 	$(BIN)/pushlab bench --profile protocols
 
 P99_MS ?= 100

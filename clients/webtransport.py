@@ -57,7 +57,7 @@ class WebTransportClient(FeedClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, topic, **kwargs)
-        if self.http2 or self.http3:
+        if self.http2:
             raise ValueError("wt: always HTTP/3, on the port GET /webtransport names")
         self.datagrams = datagrams
         self.origin = origin

@@ -23,7 +23,7 @@ from typing import Any
 
 from experiments.records import CellParams, check
 from feed.settings import ENV_PREFIX, Settings
-from feed.wire.contract import TRANSPORTS
+from feed.wire.contract import TRANSPORTS, WEBTRANSPORT
 
 NODE_TRANSPORTS = ("poll", "long-poll", "sse", "ws")  # what baseline/node/server.js serves
 # The bench's Node cells: its CPU and p99 targets compare every transport against Node ws (and
@@ -55,6 +55,8 @@ NOT_SUPPORTED = {
         for t in ("poll", "long-poll", "sse", "ws")
     },
 }
+# A server with WebTransport on (any free UDP port; GET /webtransport names it).
+WEBTRANSPORT_ENV = {"PUSHLAB_WEBTRANSPORT_PORT": "0"}
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_LONG_POLL_WAIT_S = 20.0
 # The Python SSE row twice: sse-starlette (the design card's choice, the default) and pushlab's
@@ -364,7 +366,8 @@ def protocols_profile(
     connection, against as many connections over h1-tls, h2-tls and h3 (``multiplex``).
     ``node``: the Node baseline's cells of the same load next to them (node:https,
     node:http2), where it serves the combination.
-    ``idle_n`` > 0: server memory per idle connection of ``idle_transports`` over each protocol
+    With h3 in ``protos``, WebTransport (HTTP/3 only) gets the same cells. ``idle_n`` > 0:
+    server memory per idle connection of ``idle_transports`` (and WebTransport) over each protocol
     (``protocols-idle``: TLS state and, over h2, an HTTP/2 connection per subscriber)."""
     servers = ("python", "node") if node else ("python",)
     cells = [
@@ -375,6 +378,12 @@ def protocols_profile(
         for p in protos
         if srv == "python" or t in NODE_TRANSPORTS
     ]  # fmt: skip
+    if "h3" in protos:
+        # The sixth transport: WebTransport, HTTP/3 only, on the UDP port the server announces.
+        cells.append(
+            Cell(WEBTRANSPORT, subscribers, rate, size=64, proto="h3", warmup_s=warmup_s,
+                 duration_s=duration_s, server_env=dict(WEBTRANSPORT_ENV), tags=("protocols",))
+        )  # fmt: skip
     if idle_n:
         cells += [
             Cell(t, idle_n, 0.0, size=64, kind="idle", server=srv, proto=p, generators=2,
@@ -384,6 +393,11 @@ def protocols_profile(
             for p in protos
             if srv == "python" or t in NODE_TRANSPORTS
         ]  # fmt: skip
+        if "h3" in protos:
+            cells.append(
+                Cell(WEBTRANSPORT, idle_n, 0.0, size=64, kind="idle", proto="h3", generators=2,
+                     server_env=dict(WEBTRANSPORT_ENV), tags=("protocols-idle",))
+            )  # fmt: skip
     if hpack:
         cells += [
             Cell("poll", 1, rate, size=64, kind="hpack", proto=p, warmup_s=0.0, duration_s=0.0,

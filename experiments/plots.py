@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from experiments.matrix import variant  # noqa: E402
 from experiments.records import BenchCell  # noqa: E402
-from feed.wire.contract import TRANSPORTS  # noqa: E402
+from feed.wire.contract import TRANSPORTS, WEBTRANSPORT  # noqa: E402
 
 Cells = list[BenchCell]
 COLORS = {
@@ -30,8 +30,9 @@ COLORS = {
     "sse": "tab:blue",
     "ws": "tab:green",
     "stream": "tab:purple",
+    WEBTRANSPORT: "tab:brown",
 }
-ORDER = TRANSPORTS
+ORDER = (*TRANSPORTS, WEBTRANSPORT)
 
 
 def ok(cells: Iterable[BenchCell], tag: str | None = None, kind: str = "asyncio") -> Cells:

@@ -8,7 +8,7 @@ from experiments.matrix import PROTOS, who
 from experiments.plots import ok
 from experiments.records import BenchCell
 from experiments.report_base import Cells, Section, f, source
-from feed.wire.contract import TRANSPORTS
+from feed.wire.contract import TRANSPORTS, WEBTRANSPORT
 
 
 def proto(c: BenchCell) -> str:
@@ -47,7 +47,7 @@ def _idle_kb(cells: Cells) -> dict[tuple[str, str, str], float]:
     return {
         (c["transport"], _who(c), proto(c)): float(c["memory_per_connection_kb"])
         for c in ok(cells, "protocols-idle", kind="idle")
-        if not c.get("server_env")
+        if not c.get("server_env") or c["transport"] == WEBTRANSPORT
     }
 
 
@@ -100,6 +100,8 @@ def protocols_section(cells: Cells) -> Section | None:
         "UDP payload of the generators' QUIC connections, counted by the clients (UDP sockets "
         "keep no byte counters), so QUIC packet headers, ACKs and QPACK are in. No WebSocket "
         "over HTTP/3 (RFC 9220: no browser ships it) and no Node HTTP/3 (Node 20 has no QUIC). "
+        "wt: WebTransport, the same hypercorn process serving it from aioquic on a UDP port of "
+        "its own (servers/webtransport/), one QUIC connection and one session per subscriber. "
         "KiB / idle connection: server RSS growth over that many idle subscribers on a fresh "
         "server of the same protocol, divided by the connections open (TLS session state and, "
         "over h2, one HTTP/2 connection per subscriber, over h3 one QUIC connection, are in it); "

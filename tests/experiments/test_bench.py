@@ -19,7 +19,7 @@ from experiments.matrix import NODE_TRANSPORTS, NOT_SUPPORTED, PROTOS
 from experiments.report import render
 from experiments.results import load
 from experiments.run import run_bench
-from feed.wire.contract import TRANSPORTS
+from feed.wire.contract import TRANSPORTS, WEBTRANSPORT
 from tests.support import IN_CI, wait_until
 
 pytestmark = pytest.mark.load
@@ -106,7 +106,7 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert {(c["server"], c["transport"], c["proto"]) for c in cells} == {
         (s, t, p) for s in ("python", "node") for t in TRANSPORTS for p in PROTOS
         if (s == "python" or t in NODE_TRANSPORTS) and (s, t, p) not in NOT_SUPPORTED
-    }  # fmt: skip
+    } | {("python", WEBTRANSPORT, "h3")}  # fmt: skip
     for c in cells:
         assert c["delivered"] > 0 and c["lost"] == 0 and c["duplicates"] == 0, c["cell"]
         assert c["wire_bytes_per_event"] > c["app_bytes_per_event"], c["cell"]
@@ -126,10 +126,10 @@ def test_protocols_profile_end_to_end(tmp_path):
     assert any("not supported: Node's ws has no RFC 8441" in d for d in dropped)
     assert any("not supported: WebSocket over HTTP/3 (RFC 9220)" in d for d in dropped)
     # Memory per idle WebSocket over each protocol, pushlab's and Node's (no Node ws over h2, no
-    # WebSocket over h3).
+    # WebSocket over h3: WebTransport's session there).
     idle = {(c["server"], c["proto"]): c for c in rows if "protocols-idle" in c["tags"]}
-    mine = {("python", p) for p in PROTOS if p != "h3"}
-    assert set(idle) == mine | {("node", "h1"), ("node", "h1-tls")}
+    assert set(idle) == {("python", p) for p in PROTOS} | {("node", "h1"), ("node", "h1-tls")}
+    assert idle[("python", "h3")]["transport"] == WEBTRANSPORT
     for c in idle.values():
         assert c["status"] == "ok" and c["idle_connections"] == c["subscribers"], c["cell"]
         assert c["memory_per_connection_kb"] > 0, c["cell"]
@@ -164,6 +164,7 @@ def test_protocols_profile_end_to_end(tmp_path):
         for p in PROTOS:
             shown = f"| {t} | pushlab | {p} |" in report
             assert shown == (("python", t, p) not in NOT_SUPPORTED), (t, p)
+    assert "| wt | pushlab | h3 |" in report
     assert "| sse | node | h2-tls |" in report
 
 

@@ -12,7 +12,7 @@ from experiments.matrix import (
     profile,
 )
 from experiments.run import _estimate
-from feed.wire.contract import TRANSPORTS
+from feed.wire.contract import TRANSPORTS, WEBTRANSPORT
 
 
 @pytest.mark.parametrize("name", ["tiny", "quick", "full"])
@@ -65,7 +65,8 @@ def test_protocols_profile_is_every_transport_over_every_http_version():
         (p, ("hpack",)) for p in PROTOS
     }
     mine = [c for c in cells if c.server == "python"]
-    assert {(c.transport, c.proto) for c in mine} == {(t, p) for t in TRANSPORTS for p in PROTOS}
+    every = {(t, p) for t in TRANSPORTS for p in PROTOS} | {(WEBTRANSPORT, "h3")}
+    assert {(c.transport, c.proto) for c in mine} == every
     mine_keys = {("python", c.transport, c.proto) for c in mine}
     # The Node baseline beside them over every protocol it serves (every one in the profile:
     # what it cannot serve is dropped by `available`, with the reason).
@@ -74,7 +75,8 @@ def test_protocols_profile_is_every_transport_over_every_http_version():
     assert len({(c.subscribers, c.rate, c.size) for c in cells}) == 1
     assert all(c.kind == "asyncio" for c in cells)
     idle = {(c.server, c.transport, c.proto) for c in everything if "protocols-idle" in c.tags}
-    assert idle == {(s, t, p) for s, t, p in node | mine_keys if t in IDLE_TRANSPORTS}
+    holding = (*IDLE_TRANSPORTS, WEBTRANSPORT)
+    assert idle == {(s, t, p) for s, t, p in node | mine_keys if t in holding}
     multiplex = [(c.proto, c.client) for c in everything if "multiplex" in c.tags]
     shared = {"shared_connection": True}
     assert multiplex == [
