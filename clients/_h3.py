@@ -8,6 +8,7 @@ can measure: the packets inside are encrypted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import H3Event
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, QuicEvent, StreamReset
 from aioquic.quic.logger import QuicLogger
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -54,10 +55,19 @@ class H3Client(QuicConnectionProtocol):
         self.received: list[int] = []
         # Told of each stream the peer reset (aioquic's HTTP/3 layer drops those events).
         self.on_reset: Callable[[StreamReset], None] | None = None
+        # The handshake's outcome. Not aioquic's ``wait_connected()``: aioquic 1.7.2 records a
+        # completed handshake only when a waiter already exists, so a handshake that completes
+        # before the waiting task first runs (Python 3.11's ``wait_for`` starts it a loop turn
+        # later; on uvloop, with several handshakes at once, it often did) waits forever.
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, HandshakeCompleted) and not self.handshake.done():
+            self.handshake.set_result(None)
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
+            if not self.handshake.done():
+                self.handshake.set_exception(ConnectionError(event.reason_phrase))
             self.queue.put_nowait(None)
             return
         if isinstance(event, StreamReset) and self.on_reset is not None:
@@ -105,6 +115,17 @@ class H3Client(QuicConnectionProtocol):
         self.h3.send_headers(sid, request + headers)
         self.transmit()
         return sid
+
+    def new_stream(self) -> int:
+        """The id of the next client-initiated bidirectional stream (a request)."""
+        return self._quic.get_next_available_stream_id()
+
+    def cancel_stream(self, stream_id: int, error_code: int) -> None:
+        """Stop both directions of a request stream (STOP_SENDING, RESET_STREAM) and send."""
+        with contextlib.suppress(ValueError):  # the stream is already finished both ways
+            self._quic.stop_stream(stream_id, error_code)
+        self._quic.reset_stream(stream_id, error_code)
+        self.transmit()
 
     def peer_cert_sha256(self) -> bytes | None:
         # aioquic has no public accessor (pinned by tests/servers/test_quic_pins.py).
@@ -196,8 +217,9 @@ async def connect(
     assert isinstance(protocol, H3Client)
     try:
         protocol.connect((host, port))
-        await asyncio.wait_for(protocol.wait_connected(), timeout_s)
+        await asyncio.wait_for(asyncio.shield(protocol.handshake), timeout_s)
     except (ConnectionError, TimeoutError) as exc:
+        protocol.handshake.cancel()  # an outcome arriving later has nobody to tell
         protocol.abort()
         raise TransportError(f"QUIC handshake with {host}:{port} failed: {exc!r}") from None
     if cert_sha256 is not None and protocol.peer_cert_sha256() != cert_sha256:

@@ -25,7 +25,6 @@ multiplexed as over HTTP/2.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -99,7 +98,7 @@ class _Connection:
                 stream.put_nowait(None)
 
     def open(self) -> tuple[int, asyncio.Queue[_Item]]:
-        sid = self.client._quic.get_next_available_stream_id()
+        sid = self.client.new_stream()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.streams[sid] = queue
         return sid, queue
@@ -108,11 +107,7 @@ class _Connection:
         """The response is not wanted any more: stop both directions of its stream."""
         if self.streams.pop(sid, None) is None or self.gone:
             return
-        quic = self.client._quic
-        with contextlib.suppress(ValueError):  # the stream is already finished both ways
-            quic.stop_stream(sid, H3_REQUEST_CANCELLED)
-        quic.reset_stream(sid, H3_REQUEST_CANCELLED)
-        self.client.transmit()
+        self.client.cancel_stream(sid, H3_REQUEST_CANCELLED)
 
     def finish(self, sid: int) -> None:
         self.streams.pop(sid, None)

@@ -6,7 +6,7 @@
 // Kept apart from dashboard.js: it knows nothing of the panels.
 
 const LABELS = { "http/1.1": "h1", h2: "h2", h3: "h3" };
-const NOT_SERVED = { h3: "h3: not served here (see the WebTransport panel)" };
+const NOT_SERVED = { h3: "h3: no ?h3= origin (pushlab serve --http2 --http3)" };
 
 /** Origins from the query; anything that is not an http(s) URL is ignored. */
 export function origins(search) {

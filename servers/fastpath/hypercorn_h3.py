@@ -86,11 +86,18 @@ class H3Streams(H3Protocol):
             await stream.handle(StreamClosed(stream_id=stream_id))
 
 
+# Datagrams waiting for the QUIC protocol (hypercorn: 10).
+UDP_QUEUE = 1024
+
+
 class ClosingUDPServer(UDPServer):
     """hypercorn's UDP server that closes its QUIC connections when the shutdown begins."""
 
     def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # hypercorn queues 10 datagrams and drops the rest: ten clients' Initial packets at
+        # once overflow it. A deeper queue, still bounded (the kernel's buffer is the next).
+        self.protocol_queue = asyncio.Queue(UDP_QUEUE)
         self._closer = self.loop.create_task(self._close_at_shutdown())
 
     async def run(self) -> None:

@@ -85,13 +85,16 @@ def test_protocols_profile_is_every_transport_over_every_http_version():
 
 
 def test_proto_is_one_client_option_and_part_of_name_and_server_key():
-    """h2-tls asks every transport's client for HTTP/2; h1 names stay as they were."""
-    h1, tls, h2 = (Cell("sse", 10, 50, 64, proto=p) for p in PROTOS)
+    """h2-tls asks every transport's client for HTTP/2 and h3 for HTTP/3; h1 names stay as
+    they were."""
+    h1, tls, h2, h3 = (Cell("sse", 10, 50, 64, proto=p) for p in PROTOS)
     assert h1.name == "asyncio_python_sse_n10_r50_s64"
     assert tls.name.endswith("_h1-tls") and h2.name.endswith("_h2-tls")
-    assert len({h1.server_key, tls.server_key, h2.server_key}) == 3
+    assert h3.name.endswith("_h3")
+    assert len({h1.server_key, tls.server_key, h2.server_key, h3.server_key}) == 4
     assert "http2" not in h1.client_options() and "http2" not in tls.client_options()
     assert all(Cell(t, 1, 1, 64, proto="h2-tls").client_options()["http2"] for t in TRANSPORTS)
+    assert h3.client_options() == {"http3": True} and "http3" not in h2.client_options()
     assert h2.params()["proto"] == "h2-tls"
 
 

@@ -125,3 +125,10 @@ def test_http3_with_several_workers_is_refused(tls_files):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "--http3 need --workers 1" in done.stderr
+
+
+async def test_h3_client_refuses_plain_http():
+    """QUIC is always TLS: an ``http://`` URL is a clear error, not a hang."""
+    async with httpx.AsyncClient(transport=H3Transport(), timeout=5) as h3:
+        with pytest.raises(httpx.UnsupportedProtocol, match="https"):
+            await h3.get("http://127.0.0.1:1/healthz")

@@ -1,4 +1,5 @@
-"""The dashboard's protocol switch: the same page from an h1 and an h2 origin of one nginx pair."""
+"""The dashboard's protocol switch: the same page from an h1 and an h2 origin of one nginx pair,
+and from hypercorn's HTTP/3 origin."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ EACH_GOT = "n => Object.values(window.pushlab.clients).every(c => c.counters.eve
 HOP = "() => performance.getEntriesByType('navigation')[0].nextHopProtocol"
 
 
-def every_transport_receives(page: Any, live: ServerThread, n: int) -> None:
+def every_transport_receives(page: Any, live: ServerThread, n: int, verify: Any = True) -> None:
     """Publish to the dashboard's topic until each of its four clients has ``n`` events.
 
     A long poll only reports itself open once an answer came back, so publishing is also what
@@ -28,7 +29,9 @@ def every_transport_receives(page: Any, live: ServerThread, n: int) -> None:
     page.wait_for_function(READY)
     topic = page.evaluate("window.pushlab.topic")
     for _ in range(50):
-        r = httpx.post(f"{live.url}/publish", params={"topic": topic}, json={}, trust_env=False)
+        r = httpx.post(
+            f"{live.url}/publish", params={"topic": topic}, json={}, trust_env=False, verify=verify
+        )
         assert r.status_code == 200
         try:
             page.wait_for_function(EACH_GOT, arg=n, timeout=200 * MS)
@@ -55,7 +58,7 @@ def test_switch_moves_every_transport_to_the_h2_origin(live, front, pinned):
             "#protocol option", "os => os.map(o => [o.value, o.disabled, o.textContent])"
         )
         assert options[:2] == [["h1", False, "h1"], ["h2", False, "h2"]]
-        assert options[2][:2] == ["h3", True] and "WebTransport panel" in options[2][2]
+        assert options[2][:2] == ["h3", True] and "--http3" in options[2][2]
         with page.expect_navigation():
             page.select_option("#protocol", "h2")
         every_transport_receives(page, live, 1)
@@ -85,3 +88,54 @@ def test_origins_that_are_not_http_urls_are_ignored(front, pinned):
         assert disabled == [["h1", True], ["h2", False], ["h3", True]]
     finally:
         context.close()
+
+
+class _Versions:
+    """Records each request's path and HTTP version (ASGI ``http_version``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            SEEN.add((scope["path"], scope["http_version"]))
+        await self.app(scope, receive, send)
+
+
+SEEN: set[tuple[str, str]] = set()
+
+
+def test_dashboard_over_h3_runs_every_http_transport_on_quic(serve, settings, tls, playwright):
+    """Chromium told to speak QUIC to hypercorn's origin (``--http3``): the page and every HTTP
+    transport's requests arrive over HTTP/3 and deliver; the WebSocket goes over TCP (RFC 9220
+    is in no browser); the switch shows h3 as this page's protocol."""
+    from clients.browser import launch
+
+    SEEN.clear()
+    h3 = settings.replace(
+        tls_cert=str(tls.cert), tls_key=str(tls.key), http2=True, http3=True, ticker_rate=0
+    )
+    server = serve(h3, customize=lambda app: app.add_middleware(_Versions))
+    browser = launch(
+        playwright,
+        quic=True,
+        args=(
+            f"--origin-to-force-quic-on=127.0.0.1:{server.port}",
+            f"--ignore-certificate-errors-spki-list={tls.spki_pin()}",
+        ),
+    )
+    errors: list[str] = []
+    try:
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(10_000 * MS)
+        page.goto(f"{server.url}/?{urlencode({'h3': server.url})}")
+        every_transport_receives(page, server, 2, verify=tls.client_context())
+        assert page.evaluate(HOP) == "h3"
+        assert page.input_value("#protocol") == "h3"
+    finally:
+        browser.close()
+    assert errors == []
+    versions = {path: v for path, v in SEEN if path in ("/poll", "/long-poll", "/sse", "/stream")}
+    assert versions == {p: "3" for p in ("/poll", "/long-poll", "/sse", "/stream")}, SEEN
+    assert {v for path, v in SEEN if path == "/ws"} <= {"1.1", "2"}, SEEN
