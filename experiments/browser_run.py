@@ -7,16 +7,20 @@ counters of each transport's client; then times whiteboard strokes from send to 
 ``--streams`` EventSources at once (clients/web/streams.html) and records which opened within
 ``--stall-window`` and each one's first-event latency. All of it once per ``--protocols`` entry:
 ``direct`` (the app itself, plaintext HTTP/1.1), ``h1`` and ``h2`` (the same nginx with TLS in
-front, experiments/front.py, http2 off or on; nginx speaks HTTP/1.1 to the app either way). Every
-cell names its protocol and what Chromium negotiated. Writes a results folder (meta.json with
-every parameter, setting and protocol, summary.json/csv). The browser, nginx and the server share
-the machine: on 2 busy cores these are relative figures, not capacity.
+front, experiments/front.py, http2 off or on; nginx speaks HTTP/1.1 to the app either way), ``h3``
+(the app under hypercorn with HTTP/3, TLS, a server of its own with the same settings; Chromium,
+a second instance with QUIC on, is told to speak QUIC to that origin, as it would after seeing its
+``Alt-Svc``; the WebSocket still goes over TCP). Every cell names its protocol and what Chromium
+negotiated. Writes a results folder (meta.json with every parameter, setting and protocol,
+summary.json/csv). The browser, nginx and the server share the machine: on 2 busy cores these
+are relative figures, not capacity.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,10 @@ from feed.settings import Settings
 from servers.launch import ServerThread
 
 # name -> (via, http2)
-PROTOCOLS = {"direct": ("direct", False), "h1": ("nginx", False), "h2": ("nginx", True)}
+PROTOCOLS = {
+    "direct": ("direct", False), "h1": ("nginx", False), "h2": ("nginx", True),
+    "h3": ("hypercorn", True),
+}  # fmt: skip
 NEXT_HOP = "() => performance.getEntriesByType('navigation')[0].nextHopProtocol"
 OPENED = "() => window.streamsReport().streams.filter(s => s.openMs !== null).length"
 
@@ -81,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=protocol_list,
         default=["direct"],
         help="comma list of: direct (the app, plaintext HTTP/1.1), h1, h2 (nginx with TLS, "
-        "http2 off or on, in front of the app)",
+        "http2 off or on, in front of the app), h3 (the app under hypercorn with HTTP/3)",
     )
     parser.add_argument("--streams", type=int, default=10, help="EventSources opened at once")
     parser.add_argument(
@@ -150,7 +157,12 @@ def _feed(browser: Any, url: str, args: argparse.Namespace) -> list[BrowserCell]
 
 
 def _streams(
-    browser: Any, url: str, publish_url: str, topic: str, args: argparse.Namespace
+    browser: Any,
+    url: str,
+    publish_url: str,
+    topic: str,
+    args: argparse.Namespace,
+    verify: ssl.SSLContext | bool = True,
 ) -> BrowserCell:
     """Open ``--streams`` EventSources at once; which open in the window; first-event latency."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -163,7 +175,9 @@ def _streams(
             f"() => ({OPENED})() === {args.streams}", timeout=args.stall_window * 1000
         )
     opened = page.evaluate(OPENED)
-    r = httpx.post(f"{publish_url}/publish", params={"topic": topic}, json={}, trust_env=False)
+    r = httpx.post(
+        f"{publish_url}/publish", params={"topic": topic}, json={}, trust_env=False, verify=verify
+    )
     r.raise_for_status()
     got = "n => window.streamsReport().streams.filter(s => s.events > 0).length === n"
     page.wait_for_function(got, arg=opened)
@@ -210,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         p = stack.enter_context(sync_playwright())
         settings = settings.replace(port=server.port)  # recorded as served
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pushlab-browser-")))
-        tls = make_tls(scratch / "tls") if any(x["via"] == "nginx" for x in protocols) else None
+        tls = make_tls(scratch / "tls") if any(x["via"] != "direct" for x in protocols) else None
         # Chromium takes no CA file: it trusts exactly this certificate's key.
         pin = (f"--ignore-certificate-errors-spki-list={tls.spki_pin()}",) if tls else ()
         browser = launch(p, args=pin)
@@ -219,7 +233,23 @@ def run(args: argparse.Namespace) -> int:
             params, settings=settings.as_dict(), browser=browser.version, protocols=protocols
         )
         for proto in protocols:
-            url = server.url
+            url, publish, page_browser = server.url, server.url, browser
+            verify: ssl.SSLContext | bool = True
+            if proto["via"] == "hypercorn":
+                assert tls is not None
+                h3 = stack.enter_context(
+                    ServerThread(
+                        settings.replace(
+                            port=0, tls_cert=str(tls.cert), tls_key=str(tls.key), http2=True,
+                            http3=True,
+                        )
+                    )
+                )  # fmt: skip
+                url = publish = h3.url
+                verify = tls.client_context()
+                quic = f"--origin-to-force-quic-on=127.0.0.1:{h3.port}"
+                page_browser = launch(p, quic=True, args=(*pin, quic))
+                stack.callback(page_browser.close)
             if proto["via"] == "nginx":
                 front = running_front(
                     scratch / proto["name"],
@@ -229,13 +259,13 @@ def run(args: argparse.Namespace) -> int:
                     max_streams=proto["max_streams"],
                 )
                 url = stack.enter_context(front).url
-            cells = _feed(browser, url, args)
+            cells = _feed(page_browser, url, args)
             cells += [
-                _whiteboard(browser, url, t, args.strokes, f"bench-{proto['name']}-{t}")
+                _whiteboard(page_browser, url, t, args.strokes, f"bench-{proto['name']}-{t}")
                 for t in ("ws", "sse")
             ]
             topic = f"browser-streams-{proto['name']}"
-            cells.append(_streams(browser, url, server.url, topic, args))
+            cells.append(_streams(page_browser, url, publish, topic, args, verify))
             for cell in cells:
                 out.add_cell({"protocol": proto["name"], **cell})
     for c in out.cells:

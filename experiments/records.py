@@ -333,8 +333,10 @@ class RatioRow(TypedDict):
 class BrowserProtocol(TypedDict):
     """experiments.browser_run: how the page reached the app for one ``--protocols`` entry."""
 
-    name: str  # direct | h1 | h2 (experiments.browser_run.PROTOCOLS)
-    via: str  # direct: the app itself, plaintext; nginx: TLS, http2 on or off, h1 to the app
+    name: str  # direct | h1 | h2 | h3 (experiments.browser_run.PROTOCOLS)
+    # direct: the app itself, plaintext; nginx: TLS, http2 on or off, h1 to the app; hypercorn:
+    # the app under hypercorn with HTTP/3 (TLS), Chromium forced onto QUIC for its origin
+    via: str
     http2: bool
     max_streams: int | None  # nginx's http2_max_concurrent_streams; None: its default (128)
 

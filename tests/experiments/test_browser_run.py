@@ -70,7 +70,28 @@ def test_protocols_through_nginx_record_what_the_page_saw(tmp_path):
     assert len(feed) == 2 * len(TRANSPORTS) and all(c["events"] > 0 and c["no_loss"] for c in feed)
 
 
-@pytest.mark.parametrize("text", ["", "h3", "h1,h1", "direct,,spdy"])
+def test_h3_records_what_chromium_saw_over_quic(tmp_path):
+    """Over hypercorn's HTTP/3 the page loads as h3, every transport delivers, and ten
+    EventSources open at once (streams of one QUIC connection, not six per host)."""
+    require("chromium", "browser-run drives Debian's Chromium")
+    parser = argparse.ArgumentParser()
+    browser_run.add_arguments(parser)
+    args = parser.parse_args(
+        ["--seconds", "0.5", "--warmup", "0.2", "--strokes", "2", "--root", str(tmp_path)]
+        + ["--protocols", "h3", "--stall-window", "2"]
+    )
+    assert browser_run.run(args) == 0
+    (folder,) = tmp_path.iterdir()
+    meta, cells = load_as(folder, BrowserCell)
+    assert [(p["name"], p["via"]) for p in meta["protocols"]] == [("h3", "hypercorn")]
+    assert {(c["protocol"], c["next_hop_protocol"]) for c in cells} == {("h3", "h3")}
+    feed = [c for c in cells if c["kind"] == "feed"]
+    assert len(feed) == len(TRANSPORTS) and all(c["events"] > 0 and c["no_loss"] for c in feed)
+    (streams,) = [c for c in cells if c["kind"] == "streams"]
+    assert (streams["streams_open"], streams["streams_waiting"]) == (10, 0)
+
+
+@pytest.mark.parametrize("text", ["", "h4", "h1,h1", "direct,,spdy"])
 def test_unknown_protocols_are_refused(text):
     """``--protocols`` takes known names, each once; anything else is a usage error."""
     with pytest.raises(argparse.ArgumentTypeError):

@@ -381,9 +381,13 @@ def test_hypercorn_h3_protocol_keeps_streams_and_sends_through_stream_send():
     from hypercorn.protocol.events import Response
     from hypercorn.protocol.h3 import H3Protocol
 
-    _assigns(H3Protocol, "streams")
+    _assigns(H3Protocol, "streams", "connection", "send")
     assert _params(H3Protocol.handle) == ["self", "quic_event"]
     assert _params(H3Protocol.stream_send) == ["self", "event"]
+    # H3Streams replicates the Body/Data branch, minus the flush after each write.
+    body = _source(H3Protocol.stream_send)
+    assert "self.connection.send_data(event.stream_id, event.data, False)\n" in body
+    assert body.count("await self.send()") == 4
     assert {"stream_id", "headers"} <= set(Response.__dataclass_fields__)
 
 

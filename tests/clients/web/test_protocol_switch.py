@@ -41,15 +41,21 @@ def every_transport_receives(page: Any, live: ServerThread, n: int, verify: Any 
     page.wait_for_function(EACH_GOT, arg=n)
 
 
+def _page(opener: Any, errors: list[str]) -> Any:
+    """A new page of ``opener`` (a browser or a context) whose script errors land in ``errors``."""
+    page = opener.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(10_000 * MS)
+    return page
+
+
 def test_switch_moves_every_transport_to_the_h2_origin(live, front, pinned):
     """From the h1 origin, choosing h2 reloads the dashboard over HTTP/2; h3 is offered disabled."""
     h1, h2 = front(http2=False), front(http2=True)
     context = pinned.new_context()
     errors: list[str] = []
     try:
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(10_000 * MS)
+        page = _page(context, errors)
         page.goto(f"{h1.url}/?{urlencode({'h1': h1.url, 'h2': h2.url})}")
         every_transport_receives(page, live, 1)
         assert page.evaluate(HOP) == "http/1.1"
@@ -126,9 +132,7 @@ def test_dashboard_over_h3_runs_every_http_transport_on_quic(serve, settings, tl
     )
     errors: list[str] = []
     try:
-        page = browser.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(10_000 * MS)
+        page = _page(browser, errors)
         page.goto(f"{server.url}/?{urlencode({'h3': server.url})}")
         every_transport_receives(page, server, 2, verify=tls.client_context())
         assert page.evaluate(HOP) == "h3"
