@@ -137,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
         # from the descriptor; uvicorn's own --fd path would treat it as a Unix socket.
         sock = socket.socket(fileno=args.fd)
         args.host, args.port = sock.getsockname()[:2]
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:  # a setting out of range or unknown: the user's input, not a bug
+        print(f"pushlab serve: {exc}", file=sys.stderr)
+        return 2
     if getattr(args, "workers", 1) != 1 and (settings.webtransport_port >= 0 or settings.http3):
         # One UDP socket per process, and QUIC packets are not routed to the worker that holds
         # their connection (that needs connection-ID-aware routing): not supported.

@@ -118,6 +118,18 @@ def test_http3_needs_http2_and_tls(tls_files):
         Settings(http3=True, tls_cert=str(tls_files.cert), tls_key=str(tls_files.key))
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--http3"], "http3 needs http2 and TLS"), (["--history", "0"], "history must be >= 1")],
+)
+def test_a_bad_setting_is_a_usage_error_not_a_traceback(flags, message):
+    """``pushlab serve`` with a setting out of range says which, exits 2, prints no traceback."""
+    argv = [sys.executable, "-m", "servers", "--port", "0", *flags]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
 def test_http3_with_several_workers_is_refused(tls_files):
     """QUIC packets would reach whichever worker the kernel picks: one process only."""
     argv = [sys.executable, "-m", "servers", "--workers", "2", "--http2", "--http3"]
