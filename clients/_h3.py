@@ -217,11 +217,17 @@ async def connect(
     assert isinstance(protocol, H3Client)
     try:
         protocol.connect((host, port))
-        await asyncio.wait_for(asyncio.shield(protocol.handshake), timeout_s)
-    except (ConnectionError, TimeoutError) as exc:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result and drops a
+        # cancellation that arrives as the handshake completes, and the cancelled caller (a
+        # client being closed) would then go on reconnecting.
+        async with asyncio.timeout(timeout_s):
+            await protocol.handshake
+    except BaseException as exc:
         protocol.handshake.cancel()  # an outcome arriving later has nobody to tell
-        protocol.abort()
-        raise TransportError(f"QUIC handshake with {host}:{port} failed: {exc!r}") from None
+        protocol.abort()  # cancelled too: the socket is closed, not left to the GC
+        if isinstance(exc, ConnectionError | TimeoutError):
+            raise TransportError(f"QUIC handshake with {host}:{port} failed: {exc!r}") from None
+        raise
     if cert_sha256 is not None and protocol.peer_cert_sha256() != cert_sha256:
         protocol.shutdown()
         raise FatalTransportError("the server certificate does not match the pinned hash")

@@ -241,7 +241,8 @@ class H2WebSocketConnection:
             return await self.reader.read(READ_BYTES)
 
         try:
-            return await asyncio.wait_for(answer(), self.ping_timeout_s)
+            async with asyncio.timeout(self.ping_timeout_s):
+                return await answer()
         except TimeoutError:
             raise H2WebSocketError(
                 f"no answer to an HTTP/2 PING within {self.ping_timeout_s} s: the server or the "
@@ -313,9 +314,8 @@ async def connect(
             raise ValueError("wss:// needs an SSL context")
         ssl_context.set_alpn_protocols(["h2"])
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=ssl_context if tls else None), open_timeout_s
-    )
+    async with asyncio.timeout(open_timeout_s):
+        reader, writer = await asyncio.open_connection(host, port, ssl=ssl_context if tls else None)
     try:
         if tls and writer.get_extra_info("ssl_object").selected_alpn_protocol() != "h2":
             raise H2WebSocketError("the server did not negotiate h2 by ALPN")
@@ -326,14 +326,17 @@ async def connect(
         conn = H2WebSocketConnection(
             ws, reader, writer, ping_interval_s=ping_interval_s, ping_timeout_s=ping_timeout_s
         )
-        await asyncio.wait_for(conn.handshake(), open_timeout_s)
+        async with asyncio.timeout(open_timeout_s):
+            await conn.handshake()
         yield conn
         ws.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(conn.flush(), close_timeout_s)
+            async with asyncio.timeout(close_timeout_s):
+                await conn.flush()
     finally:
         writer.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), close_timeout_s)
+            async with asyncio.timeout(close_timeout_s):
+                await writer.wait_closed()
         except (OSError, ssl.SSLError, TimeoutError):
             writer.transport.abort()

@@ -61,7 +61,8 @@ async def bridge(
         async with queue.iterator() as messages:
             while max_messages is None or handled < max_messages:
                 try:
-                    message = await asyncio.wait_for(anext(messages), idle_timeout_s)
+                    async with asyncio.timeout(idle_timeout_s):
+                        message = await anext(messages)
                 except TimeoutError:
                     break
                 await _forward(http, server_url, topic, message, stats)

@@ -118,7 +118,8 @@ class WebTransportClient(FeedClient):
         Returns the session's events that overtook the answer (QUIC does not order streams)."""
         early: list[H3Event] = []
         while True:
-            event = await asyncio.wait_for(conn.queue.get(), self.handshake_timeout_s)
+            async with asyncio.timeout(self.handshake_timeout_s):
+                event = await conn.queue.get()
             if event is None:
                 raise TransportError("wt: the QUIC connection ended before the CONNECT's answer")
             if isinstance(event, HeadersReceived) and event.stream_id == sid:
@@ -129,7 +130,8 @@ class WebTransportClient(FeedClient):
             return early
         body = b""
         while not event.stream_ended and len(body) < MAX_ERROR_BODY:
-            event = await asyncio.wait_for(conn.queue.get(), self.handshake_timeout_s)
+            async with asyncio.timeout(self.handshake_timeout_s):
+                event = await conn.queue.get()
             if not isinstance(event, DataReceived | HeadersReceived):
                 break
             body += event.data if isinstance(event, DataReceived) else b""

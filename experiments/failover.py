@@ -103,4 +103,5 @@ async def with_fault(url: str, fault: Callable[[], Any], **options: Any) -> dict
     """:func:`fault_run` with a bounded overall time (the loops inside are bounded too)."""
     events = int(options.get("events", 300))
     rate = float(options.get("rate", 100.0))
-    return await asyncio.wait_for(fault_run(url, fault, **options), events / rate + 120)
+    async with asyncio.timeout(events / rate + 120):
+        return await fault_run(url, fault, **options)

@@ -81,7 +81,8 @@ async def measure(
                 r = await c.post("/publish", params={"topic": "mem"}, json=blob)
                 r.raise_for_status()
                 uploaded += len(r.request.content)
-            await asyncio.wait_for(asyncio.gather(*readers), 120)
+            async with asyncio.timeout(120):
+                await asyncio.gather(*readers)
             broker = (await c.get("/healthz")).json()["broker"]
             after = rss_bytes(srv.pid)
     held = broker["history_bytes"] - held_before

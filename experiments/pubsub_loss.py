@@ -64,7 +64,8 @@ async def plain_pubsub(
     await subscribed.wait()
     await _paced(count, rate, lambda i: pub.publish(channel, str(i)))
     finished.set()
-    await asyncio.wait_for(task, count / rate + 15)
+    async with asyncio.timeout(count / rate + 15):
+        await task
     await pub.aclose()
     return _cell("pubsub", count, received, down_ms)
 
@@ -89,7 +90,8 @@ async def pushlab_streams(
                     deadline = time.monotonic() + count / rate + 5
                     while time.monotonic() < deadline and len(received) < count:
                         try:
-                            batch = await asyncio.wait_for(sub.next_batch(), 0.2)
+                            async with asyncio.timeout(0.2):
+                                batch = await sub.next_batch()
                         except TimeoutError:
                             continue
                         received.extend(int(loads(e.json)["data"]) for e in batch)
@@ -104,7 +106,8 @@ async def pushlab_streams(
     task = asyncio.create_task(subscriber())
     await ready.wait()
     await _paced(count, rate, lambda i: publisher.publish("loss", i))
-    await asyncio.wait_for(task, count / rate + 15)
+    async with asyncio.timeout(count / rate + 15):
+        await task
     await publisher.close()
     return _cell("pushlab-streams", count, received, down_ms)
 

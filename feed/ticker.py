@@ -127,7 +127,8 @@ async def run_ticker(
         if stop is not None and delay > _WAKE_S:
             # A long gap between ticks (low rates) must not delay a stop or a live rate change.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await stop.wait()
         else:
             await asyncio.sleep(max(0.0, delay))
     return i

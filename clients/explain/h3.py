@@ -84,7 +84,8 @@ async def talk(
     try:
         while len(lines) + len(grams) < max_events + 1 and time.monotonic() < deadline:
             try:
-                event = await asyncio.wait_for(conn.queue.get(), deadline - time.monotonic())
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    event = await conn.queue.get()
             except TimeoutError:
                 break
             if event is None:

@@ -315,3 +315,32 @@ def test_quic_handshakes_at_once_on_uvloop_all_complete(tls_files):
             await asyncio.gather(*(one() for _ in range(10)))
 
         uvloop.run(ten())
+
+
+async def test_a_cancel_as_the_quic_handshake_completes_is_not_lost(
+    serve, settings, tls_files, monkeypatch
+):
+    """The client being closed while it reconnects: cancelled in the loop turn its handshake
+    completes, ``connect`` raises CancelledError and closes its UDP socket. (Python 3.11's
+    ``wait_for`` returned the connection instead and the closed client went on reconnecting.)"""
+    from aioquic.quic.events import HandshakeCompleted
+
+    from clients import _h3
+
+    server = _server(serve, settings, tls_files, "h3")
+    task: asyncio.Task[Any] | None = None
+    completed = _h3.H3Client.quic_event_received
+
+    def cancel_on_completion(self: _h3.H3Client, event: Any) -> None:
+        completed(self, event)
+        if isinstance(event, HandshakeCompleted) and task is not None:
+            task.cancel()
+
+    monkeypatch.setattr(_h3.H3Client, "quic_event_received", cancel_on_completion)
+    before = _h3.UDP.connections
+    task = asyncio.ensure_future(
+        _h3.connect("127.0.0.1", server.port, verify=tls_files.client_context(), timeout_s=5.0)
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await async_wait_until(lambda: _h3.UDP.connections == before, 5, "the UDP socket closed")
