@@ -46,10 +46,9 @@ def build_config(settings: Settings, app: FastAPI, **overrides: Any) -> uvicorn.
         # The app runs its own heartbeat (servers/websocket/session.py); see the docstring there.
         "ws_ping_interval": None,
         "ws_ping_timeout": None,
-        # uvicorn negotiates permessage-deflate unless told not to. In the reference bench run
-        # (results/20261125T200346Z_quick, 10 WS subscribers x 50 events/s, 64 B) it cost 0.056
-        # vs 0.032 server CPU-s per 1k events, and Node's ws has it off by default: off unless
-        # ws_compression is set.
+        # uvicorn negotiates permessage-deflate unless told not to. For the feed's 64-byte
+        # events it cost 1.18x the server CPU per event (results/20261204T175711Z_compression),
+        # and Node's ws has it off by default: off unless ws_compression is set.
         "ws_per_message_deflate": settings.ws_compression,
         "timeout_graceful_shutdown": settings.shutdown_timeout_s,
         # The client address (per-IP cap, logs, every route): uvicorn's ProxyHeadersMiddleware

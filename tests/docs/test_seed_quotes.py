@@ -1,4 +1,4 @@
-"""Every erratum quotes the seed, and every quote is verbatim in docs/seed.md."""
+"""Every erratum quotes the seed, and every quote is verbatim in tests/docs/seed.md."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "interview-prep.md").read_text()
-SEED = (ROOT / "docs" / "seed.md").read_text()
+SEED = (Path(__file__).parent / "seed.md").read_text()
 
 
 def squash(text: str) -> str:
@@ -20,7 +20,7 @@ def errata() -> list[tuple[str, str]]:
 
 
 def test_every_erratum_quotes_the_seed_verbatim():
-    """Each erratum holds at least one “quote”, and each quote appears in docs/seed.md."""
+    """Each erratum holds at least one “quote”, and each quote appears in tests/docs/seed.md."""
     seed = squash(SEED)
     problems = []
     for name, body in errata():
@@ -32,7 +32,7 @@ def test_every_erratum_quotes_the_seed_verbatim():
 
 
 def test_the_seed_has_all_fifty_questions_and_ten_tasks():
-    """docs/seed.md is the whole seed: Q.1 to Q.50 and Task 1 to Task 10, in order."""
+    """tests/docs/seed.md is the whole seed: Q.1 to Q.50 and Task 1 to Task 10, in order."""
     questions = [int(n) for n in re.findall(r"^### Q\.\s?(\d+)\s?\)", SEED, re.M)]
     tasks = [int(n) for n in re.findall(r"^### Task (\d+):", SEED, re.M)]
     assert questions == list(range(1, 51)) and tasks == list(range(1, 11))
