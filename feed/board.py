@@ -6,7 +6,7 @@ gives the picture, so a client that reconnects with ``since=N`` gets the operati
 (:meth:`Board.replay`) and a newcomer, or one whose cursor fell out of the retained log, gets a
 :meth:`Board.snapshot` of the visible strokes instead. Cursor moves are ephemeral: relayed, never
 sequenced or stored. The server adds sockets, fan-out and rate limits (servers/demos/whiteboard.py).
-See docs/protocol.md, "Whiteboard".
+See docs/demos.md, "Whiteboard".
 """
 
 from __future__ import annotations

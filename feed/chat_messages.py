@@ -4,7 +4,7 @@ Client frames are JSON objects discriminated by ``type``: ``join``, ``leave``, `
 ``who``. Anything else — not JSON, not an object, unknown ``type``, missing or extra fields, a
 room or user name outside :func:`feed.names.is_name`, text over the limit — is rejected by
 :func:`parse_client_message` with a :class:`ChatInputError` carrying an error code the server puts
-in an ``error`` frame. The full protocol is in docs/protocol.md (Chat).
+in an ``error`` frame. The full protocol is in docs/demos.md (Chat).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ tabs) and which connection joined which room. It never touches a socket: every m
 the :class:`Delivery` list the server must send, in order. The server calls it from one event loop,
 so a room's ``seq`` order is the order in which every connection receives that room's frames.
 
-Deliberate rules (docs/protocol.md, Chat):
+Deliberate rules (docs/demos.md, Chat):
 
 - Membership is per connection; presence is per user. A user's first connection to join a room
   announces ``presence join``; the room hears ``presence leave`` only when the user's last

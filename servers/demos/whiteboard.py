@@ -14,7 +14,7 @@ Limits, per connection (WS) or per board+user (POST): frames over ``board_max_me
 (WS close 1009 / HTTP 413), a token bucket of ``board_rate``/s with bursts of ``board_burst``
 (error frame ``rate_limited`` / HTTP 429), invalid frames answered with an ``error`` frame (HTTP
 400/409) and the ``ws_max_bad_messages``-th bad frame closes the socket with 1008. Boards live in
-this process's memory: one server, not a cluster. See docs/protocol.md, "Whiteboard".
+this process's memory: one server, not a cluster. See docs/demos.md, "Whiteboard".
 """
 
 from __future__ import annotations
