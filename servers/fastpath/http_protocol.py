@@ -17,6 +17,10 @@ limits (8,192-byte lines, 128 headers) then fail the handshake without an answer
 - a connection beyond what the open-file limit leaves room for (:func:`connection_cap`) gets
   ``503`` at once, counted in a WARNING, instead of libuv's silent close at the limit itself.
 
+And an answer with a ``Content-Length`` leaves in one write, head and body together
+(:class:`OneWrite`), where uvicorn writes the head and the body apart: one TCP segment per poll
+answer, not two (Node's http does the same).
+
 Every refusal is written with ``connection: close`` and a one-line reason, the socket is closed
 once the client has read it (a lingering close, at most :data:`LINGER_S`), and it is logged at
 INFO (no traceback). Idle keep-alive connections between requests are
@@ -33,7 +37,7 @@ import asyncio
 import logging
 import resource
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -205,7 +209,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_done()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        # A new request's cycle (not an upgrade's, which keeps the old one), and not HEAD: its
+        # answer has a head and no body write, so a held head would never go out.
+        if cycle is not None and cycle is not before and self.scope["method"] != "HEAD":
+            cycle.transport = cast(asyncio.Transport, OneWrite(cycle, self.transport))
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -282,6 +292,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         self.refuse(400, msg)
+
+
+class OneWrite:
+    """A request cycle's transport until its response's first write, so that an answer with a
+    ``Content-Length`` goes out as one write: one ``send`` and one TCP segment, not two.
+
+    uvicorn writes the status line and headers when the app sends ``http.response.start`` and the
+    body on ``http.response.body``: two writes, and with ``TCP_NODELAY`` two segments, two
+    wake-ups of the reader and two system calls per poll answer (Node's http corks a response
+    into one). Here a head naming a ``Content-Length`` waits for the body's first write and goes
+    out with it; any other first write (a streaming head, ``100 Continue``) goes out at once. The
+    cycle then gets its own transport back, so everything after (SSE chunks, the direct writers
+    of servers/fastpath) sees uvicorn's transport itself. Not installed for ``HEAD`` (no body
+    write follows its head).
+    """
+
+    __slots__ = ("_cycle", "_transport", "_head")
+
+    def __init__(self, cycle: Any, transport: asyncio.Transport) -> None:
+        self._cycle, self._transport = cycle, transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        # uvicorn lowercases header names, and a value cannot hold CR or LF.
+        if self._head is None and b"\r\ncontent-length:" in data:
+            self._head = data
+            return
+        self._release(data)
+
+    def close(self) -> None:
+        # The app failed after its response started: uvicorn closes the connection; what was
+        # written goes first, as it would have without the hold.
+        self._release(b"")
+        self._transport.close()
+
+    def _release(self, data: bytes) -> None:
+        self._cycle.transport = self._transport
+        head, self._head = self._head, None
+        if head is not None or data:
+            self._transport.write(head + data if head is not None else data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def http_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
