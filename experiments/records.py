@@ -195,8 +195,9 @@ class HpackFigures(TypedDict, total=False):
 
 # ---------------------------------------------------------------------------------------------
 # The capacity search (experiments.capacity). Its steps are bench cells carrying CapacityStep's
-# keys too; its knees and the machine's ceiling are derived rows of the same summary.json, told
-# apart by "kind" and checked as KneeRow / CalibrationRow (DERIVED_ROWS, results.load_cells).
+# keys too; its knees, the machine's ceiling and the request floors are derived rows of the same
+# summary.json, told apart by "kind" and checked as KneeRow / CalibrationRow / RequestFloorRow
+# (DERIVED_ROWS, results.load_cells).
 
 
 class CapacityStep(TypedDict, total=False):
@@ -259,9 +260,38 @@ class CalibrationRow(TypedDict):
     cpu_us_per_write: float
 
 
+class RequestFloorFigures(TypedDict):
+    """A server stack's request floor (experiments.capacity.request_floor): a fixed answer per
+    request, closed loop."""
+
+    server: str  # python | node
+    connections: int
+    answers: int
+    wall_s: float
+    answer_bytes: int
+    server_cpu_s: float
+    driver_cpu_s: float
+    answers_per_s: float
+    server_cpu_pct: float
+    driver_cpu_pct: float
+    answers_per_core_s: float
+    server_us_per_answer: float
+    driver_us_per_answer: float
+
+
+class RequestFloorRow(RequestFloorFigures):
+    """:class:`RequestFloorFigures` as a row of a capacity run's ``summary.json``."""
+
+    kind: str  # "request-floor"
+    tags: list[str]
+    status: str
+    generator: str
+
+
 DERIVED_ROWS: dict[str, type[Mapping[str, object]]] = {
     "knee": KneeRow,
     "calibration": CalibrationRow,
+    "request-floor": RequestFloorRow,
 }
 
 

@@ -2,7 +2,8 @@
 
 "Where each transport breaks" (each row's knee, in words when it is only a lower bound), the
 generators' CPU against the server's, the machine's ceiling (the calibration) with every knee
-as a fraction of it, and the websocket-shootout view. The targets are rows of the perf ratios
+as a fraction of it, each polling knee against its stack's request floor, and the
+websocket-shootout view. The targets are rows of the perf ratios
 table (:func:`experiments.ratios.capacity_rows`).
 """
 
@@ -129,6 +130,54 @@ def ceiling_section(cells: Cells) -> Section | None:
     return s
 
 
+def _knee_step(cells: Cells, k: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The measured step a knee row was derived from."""
+    return next((c for c in cells if c.get("kind") == "asyncio" and c.get("row") == k.get("row")
+                 and c.get("search") == k.get("search") and c.get("step") == k.get("step")),
+                {})  # fmt: skip
+
+
+def floor_section(cells: Cells) -> Section | None:
+    """Each polling knee against the request floor of the stack it ran on."""
+    floors = {str(c["server"]): c for c in cells if c.get("kind") == "request-floor"}
+    if not floors:
+        return None
+    s = Section("The request floor (a fixed answer per request)")
+    s.header = ["row", "delivered ev/s", "requests / event", "server us/request",
+                "floor us/answer", "x floor", "floor's ev/s at 1 event per answer, 90% of a core",
+                "x knee of pushlab sse"]  # fmt: skip
+    marks = knees(cells, "knee")
+    sse = _num(marks.get("pushlab sse", {}), "events_per_s")
+    for row, k in marks.items():
+        top = floors.get(str(k.get("server")))
+        if k.get("transport") not in ("poll", "long-poll") or top is None or k.get("step") is None:
+            continue
+        per_event = _num(_knee_step(cells, k), "requests_per_event")
+        per_request = _num(k, "server_cpu_us_per_event") / per_event
+        us = _num(top, "server_us_per_answer")
+        bound = 0.9e6 / us
+        s.rows.append([row, f(_num(k, "events_per_s")), f(per_event), f(per_request), f(us),
+                       f(per_request / us), f(bound), f(bound / sse)])  # fmt: skip
+    for server, c in floors.items():
+        s.text.append(
+            f"{server}: {f(_num(c, 'answers_per_s'))} answers/s on {c['connections']} keep-alive "
+            f"connections, server {f(_num(c, 'server_cpu_pct'))}% of a core: "
+            f"{f(_num(c, 'server_us_per_answer'))} us of server CPU per answer "
+            f"({c['answer_bytes']}-byte answers; driver {f(_num(c, 'driver_us_per_answer'))} us "
+            f"per answer, {f(_num(c, 'driver_cpu_pct'))}% of a core)."
+        )
+    s.text.append(
+        "Polling pays per request, not per write, so the send-loop ceiling does not bound it. The "
+        "floor is the same server stack answering every request at once with a fixed one-event "
+        "poll answer (python: uvicorn with pushlab's config around a bare ASGI callable; node: "
+        "`node:http`), driven closed loop by one process on its own loopback source address. A "
+        "handler on that stack costs at least the floor per request, so at one event per answer "
+        "its knee cannot pass the floor's events/s within 90% of a core: only answers carrying "
+        "several events (a poll cycle longer than the interval between events) go beyond."
+    )
+    return s
+
+
 def shootout_section(cells: Cells) -> Section | None:
     """Clients at which broadcast p95 crosses 500 ms (hashrocket websocket-shootout)."""
     by_row = steps(cells, "shootout")
@@ -184,5 +233,6 @@ def steps_section(cells: Cells) -> Section:
 def sections(cells: Cells) -> list[Section]:
     """The capacity sections, in order (the ratios table is added by the caller)."""
     out = [breaks_section(cells), cost_section(cells)]
-    out += [s for s in (ceiling_section(cells), shootout_section(cells)) if s is not None]
+    extra = (ceiling_section(cells), floor_section(cells), shootout_section(cells))
+    out += [s for s in extra if s is not None]
     return [*out, steps_section(cells)]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import cells as run_cells, run, sockstats
-from experiments.capacity import calibration, knee
+from experiments.capacity import calibration, knee, request_floor
 from experiments.capacity.cells import Level, Plan, Row, StepRecord, plan as make_plan, step_cell
 from experiments.results import ResultsDir
 
@@ -125,6 +125,11 @@ def run_capacity(
             rec = calibration.measure(n, p.calibration_s)
             rd.add_cell({"kind": "calibration", "tags": ["capacity", "calibration"],
                          "status": "ok", "generator": "send loop", **rec})  # fmt: skip
+        for server, n in _floor_cells(p, rd.cells, lv).items():
+            _say(f"request floor: {server}, {n} connections, a fixed answer per request")
+            floor = request_floor.measure(server, n, p.calibration_s)
+            rd.add_cell({"kind": "request-floor", "tags": ["capacity", "request-floor"],
+                         "status": "ok", "generator": "closed loop", **floor})  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
         _say("interrupted: finished steps are kept")
@@ -134,6 +139,22 @@ def run_capacity(
         rd.write_meta(params, servers=servers, started_at=started, ended_at=time.time(),
                       interrupted=interrupted)  # fmt: skip
     return rd.path
+
+
+POLLING = ("poll", "long-poll")
+
+
+def _floor_cells(p: Plan, cells: list[Any], lv: dict[str, Level]) -> dict[str, int]:
+    """Server stack -> connections for its request floor: one per server with a polling row, on
+    as many connections as its largest polling knee held (the first step's when none)."""
+    held: dict[str, int] = {}
+    for row in p.rows:
+        if row.transport in POLLING:
+            held.setdefault(row.server, p.ladder[0].subscribers)
+    for k in knee.knees(cells, lv):
+        if k["transport"] in POLLING and k["server"] in held:
+            held[k["server"]] = max(held[k["server"]], int(k["connections"] or 0))
+    return held
 
 
 def _add_knees(rd: ResultsDir, lv: dict[str, Level]) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from experiments import ratios
-from experiments.capacity import knee
+from experiments.capacity import knee, request_floor
 from experiments.capacity.cells import HOLD_MS, Level, Step, client, generators, plan
 from experiments.capacity.cli import add_arguments, selected
 from experiments.capacity.search import run_capacity
@@ -62,6 +62,15 @@ def test_every_row_climbs_and_gets_a_knee(tiny):
     # machine, has no knee and no connections.)
     held = {k["connections"] for k in knees if k["step"] is not None}
     assert held <= {c["sockets"] for c in cal}
+    # A request floor for each stack with a polling row, on as many connections as its largest
+    # polling knee held.
+    floors = {c["server"]: c for c in cells if c["kind"] == "request-floor"}
+    assert set(floors) == {"python", "node"}
+    for server, c in floors.items():
+        polled = [k["connections"] for k in knees
+                  if k["server"] == server and k["transport"] in ("poll", "long-poll")]  # fmt: skip
+        assert c["connections"] == max([*polled, plan("capacity-tiny").ladder[0].subscribers])
+        assert c["answers"] > 0 and c["server_us_per_answer"] > 0, c
     assert meta["params"]["levels"]["knee"]["p99_ms"] == 100.0
     assert meta["interrupted"] is False
 
@@ -72,6 +81,9 @@ def test_report_figures_and_target_rows_are_written(tiny):
     report = (tiny / "report.md").read_text()
     assert "## Where each transport breaks" in report
     assert "## The machine's ceiling" in report
+    floor = report.split("## The request floor", 1)[1].split("\n## ", 1)[0]
+    for row in ("pushlab poll", "pushlab long-poll", "node long-poll"):
+        assert f"| {row} |" in floor, floor
     for name in ("capacity_latency.png", "capacity_shootout.png"):
         assert (tiny / "figures" / name).stat().st_size > 1000
         assert f"figures/{name}" in report
@@ -250,3 +262,13 @@ async def test_pollers_count_every_event_on_one_keep_alive_connection(
     if client.get("source") == "auto":
         assert all(ipaddress.ip_address(c.transport.get_extra_info("sockname")[0]).packed[1] >= 40
                    for c in counters if c.transport is not None)  # fmt: skip
+
+
+@pytest.mark.parametrize("server", ["python", "node"])
+def test_request_floor_counts_whole_answers_and_the_servers_cpu(server):
+    """The driver keeps every connection busy with one request in flight and reads the server's
+    CPU over its own window: whole answers only, each the fixed body under the stack's head."""
+    r = request_floor.measure(server, 20, 0.3)
+    assert r["answers"] > 20 and r["server_cpu_s"] > 0 and r["driver_cpu_s"] > 0, r
+    assert r["answer_bytes"] > len(request_floor.BODY) + len("HTTP/1.1 200 OK\r\n\r\n")
+    assert r["server_us_per_answer"] == pytest.approx(1e6 * r["server_cpu_s"] / r["answers"])
