@@ -149,7 +149,8 @@ def _floor_cells(p: Plan, cells: list[Any], lv: dict[str, Level]) -> dict[str, i
     as many connections as its largest polling knee held (the first step's when none)."""
     held: dict[str, int] = {}
     for row in p.rows:
-        if row.transport in POLLING:
+        # A server the run could not start (run.server_problem: Node missing) has no floor either.
+        if row.transport in POLLING and not run.server_problem(row.server):
             held.setdefault(row.server, p.ladder[0].subscribers)
     for k in knee.knees(cells, lv):
         if k["transport"] in POLLING and k["server"] in held:

@@ -21,7 +21,7 @@ from experiments.countwire import Tally, Window, auto_source, open_counter, resu
 from experiments.matrix import NODE_TRANSPORTS
 from experiments.report import render
 from experiments.results import load
-from tests.support import async_wait_until
+from tests.support import async_wait_until, require
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +268,8 @@ async def test_pollers_count_every_event_on_one_keep_alive_connection(
 def test_request_floor_counts_whole_answers_and_the_servers_cpu(server):
     """The driver keeps every connection busy with one request in flight and reads the server's
     CPU over its own window: whole answers only, each the fixed body under the stack's head."""
+    if server == "node":
+        require("node", "the Node.js request floor")
     r = request_floor.measure(server, 20, 0.3)
     assert r["answers"] > 20 and r["server_cpu_s"] > 0 and r["driver_cpu_s"] > 0, r
     assert r["answer_bytes"] > len(request_floor.BODY) + len("HTTP/1.1 200 OK\r\n\r\n")
