@@ -14,6 +14,10 @@ busy, closed loop: the next request on a connection goes as soon as its answer i
 server never waits for work. Server CPU per answer over the window is the floor: a polling
 server on that stack pays at least this per request, whatever its handler does.
 
+The same uvicorn app holds idle WebSockets and ``/sse`` streams for the connection ladder's
+``floor`` rungs (experiments/ladder): what an idle connection and a handshake cost that stack
+with no feed behind them.
+
 ``python -m experiments.capacity.request_floor serve PORT`` runs the uvicorn side;
 ``... drive HOST PORT N SECONDS SERVER_PID`` is the driver (one JSON line out).
 """
@@ -28,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from experiments.capacity.calibration import PAYLOAD
@@ -61,8 +66,11 @@ CONNECT_TIMEOUT_S = 10.0
 
 
 async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answer every HTTP request with :data:`BODY`; the lifespan as uvicorn expects it."""
-    if scope["type"] == "lifespan":
+    """Answer every HTTP request with :data:`BODY`; hold a WebSocket (accepted) or a ``/sse``
+    stream (its head and a ``retry`` line) open, idle, until the client leaves; the lifespan as
+    uvicorn expects it. The held ones are the connection ladder's floor rungs."""
+    kind = scope["type"]
+    if kind == "lifespan":
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -70,7 +78,20 @@ async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    if scope["type"] != "http":
+    if kind == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        return
+    if kind != "http":
+        return
+    if scope["path"] == "/sse":
+        head = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": head})
+        await send({"type": "http.response.body", "body": b"retry: 1000\n\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
         return
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -148,6 +169,43 @@ def drive(host: str, port: int, n: int, seconds: float, server_pid: int) -> dict
             "driver_cpu_s": driver_cpu, "answer_bytes": size}  # fmt: skip
 
 
+class FloorServer:
+    """The floor app (``python``) or :data:`NODE_SERVER` (``node``) in a process of its own, on a
+    free port; ``pid``, ``port``, ``start`` and ``stop`` as the ladder's servers have them."""
+
+    def __init__(self, server: str = "python", log_path: Path | None = None) -> None:
+        self.server, self.log_path = server, log_path
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> FloorServer:
+        self.port = free_port()
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(_server_argv(self.server, self.port),
+                                         stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+        finally:
+            if not isinstance(log, int):
+                log.close()
+        wait_port(self.port, self.proc, f"{self.server} floor server")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def _server_argv(server: str, port: int) -> list[str]:
     if server == "python":
         return [sys.executable, "-m", "experiments.capacity.request_floor", "serve", str(port)]
@@ -159,25 +217,15 @@ def _server_argv(server: str, port: int) -> list[str]:
 
 def measure(server: str, connections: int, duration_s: float) -> RequestFloorFigures:
     """The floor of ``server`` (``python`` or ``node``) on ``connections`` connections."""
-    port = free_port()
-    proc = subprocess.Popen(_server_argv(server, port), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    floor = FloorServer(server).start()
     try:
-        wait_port(port, proc, f"{server} request floor")
         argv = [sys.executable, "-m", "experiments.capacity.request_floor", "drive", "127.0.0.1",
-                str(port), str(connections), str(duration_s), str(proc.pid)]  # fmt: skip
+                str(floor.port), str(connections), str(duration_s), str(floor.pid)]  # fmt: skip
         timeout = WARMUP_S + duration_s + CONNECT_TIMEOUT_S + 30
         out = subprocess.run(argv, capture_output=True, check=True, timeout=timeout, text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+        floor.stop()
     answers, cpu, wall = r["answers"], r["server_cpu_s"], r["wall_s"]
     return {
         "server": server, "connections": connections, "answers": answers, "wall_s": wall,

@@ -1,10 +1,13 @@
 """The ladder's data: which rungs each profile climbs (one fresh server process per rung).
 
-A rung is one server (``python`` with an SSE implementation, ``node``, or ``workers``: ``pushlab
-serve --workers N`` over Redis), one transport and one connection count. ``full`` is issue 18's
+A rung is one server (``python`` with an SSE implementation, ``node``, ``workers``: ``pushlab
+serve --workers N`` over Redis, or ``floor``: uvicorn with pushlab's config around a bare app that
+only holds the connection, :mod:`experiments.capacity.request_floor`), one transport and one
+connection count. ``full`` is issue 18's
 ladder: 1k, 5k, 10k and ~19k idle connections of every held transport (one process holds at most
 ~19k sockets here: the open-files limit is 20,000 per process and cannot be raised), Node rows
-for WebSocket and SSE, and 36,000 over three workers. ``short`` is the mechanics at a few
+for WebSocket and SSE, floor rows for both where the targets are read (15k and ~19k), and 36,000
+over three workers. ``short`` is the mechanics at a few
 hundred connections (tests).
 """
 
@@ -26,7 +29,7 @@ WORKERS_COUNT, WORKERS_N = 36_000, 3
 class Rung:
     """One cell of the ladder."""
 
-    server: str  # python | node | workers
+    server: str  # python | node | workers | floor
     transport: str  # one of HELD_TRANSPORTS
     n: int
     sse_impl: str = ""  # python SSE only
@@ -60,7 +63,7 @@ def profile(name: str, node: bool = True) -> list[Rung]:
     """The rungs of ``name`` (``full`` or ``short``); ``node=False`` leaves the Node rows out."""
     if name == "short":
         counts: tuple[int, ...] = (300,)
-        many = [Rung("workers", "ws", 300, workers=2)]
+        many = [Rung("workers", "ws", 300, workers=2), *floor_rungs(300)]
     elif name == "full":
         counts = FULL_COUNTS
         many = [
@@ -79,7 +82,13 @@ def profile(name: str, node: bool = True) -> list[Rung]:
         rungs += [Rung("python", "ws", at), Rung("python", "sse", at, sse_impl="pushlab")]
         if node:
             rungs += [Rung("node", "ws", TARGET_COUNT), Rung("node", "sse", TARGET_COUNT)]
+        rungs += [*floor_rungs(TARGET_COUNT), *floor_rungs(FULL_COUNTS[-1])]
     return rungs + many
+
+
+def floor_rungs(n: int) -> list[Rung]:
+    """The stack's floor for the targets' transports: the same uvicorn, nothing behind it."""
+    return [Rung("floor", "ws", n), Rung("floor", "sse", n)]
 
 
 PROFILES = ("short", "full")

@@ -56,8 +56,9 @@ def memory_figure(cells: Sequence[LadderCell], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for lab, pts in sorted(lines.items()):
         xs, ys = zip(*sorted(pts), strict=True)
-        node = lab.startswith("node")
-        ax.plot(xs, ys, marker="s" if node else "o", linestyle="--" if node else "-",
+        node, floor = lab.startswith("node"), lab.startswith("floor")
+        ax.plot(xs, ys, marker="s" if node else "x" if floor else "o",
+                linestyle="--" if node else ":" if floor else "-",
                 color=COLORS[next(w for w in lab.split() if w in COLORS)], label=lab)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("idle connections (one fresh server process per point)")

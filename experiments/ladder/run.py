@@ -45,6 +45,7 @@ import numpy as np
 import psutil
 
 from experiments.baseline import NodeServer, node_available
+from experiments.capacity.request_floor import FloorServer
 from experiments.children import rss_bytes
 from experiments.cpuclock import tree_cpu_s
 from experiments.ladder.cells import Rung
@@ -117,8 +118,9 @@ def slab_bytes() -> int:
 @dataclass
 class Server:
     """A fresh server for one rung: :class:`servers.launch.ServerProcess` (``python``, and
-    ``workers`` over Redis) or :class:`experiments.baseline.NodeServer`; ``pid`` is the root of
-    its tree, and a restart comes back on the same port."""
+    ``workers`` over Redis), :class:`experiments.baseline.NodeServer` or the ``floor`` app
+    (:class:`experiments.capacity.request_floor.FloorServer`); ``pid`` is the root of its tree,
+    and a restart comes back on the same port (not the floor's: it has no restart)."""
 
     rung: Rung
     params: Params
@@ -126,7 +128,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)  # extra PUSHLAB_* settings
     prefix: str = ""
     log: Path | None = None
-    proc: ServerProcess | NodeServer | None = None
+    proc: ServerProcess | NodeServer | FloorServer | None = None
 
     @property
     def pid(self) -> int:
@@ -138,8 +140,10 @@ class Server:
         assert self.proc is not None
         return self.proc.port
 
-    def _build(self, log: Path) -> ServerProcess | NodeServer:
+    def _build(self, log: Path) -> ServerProcess | NodeServer | FloorServer:
         p, r = self.params, self.rung
+        if r.server == "floor":
+            return FloorServer("python", log_path=log)
         if r.server == "node":
             ok, why = node_available()
             if not ok:
@@ -382,7 +386,8 @@ def measure(rung: Rung, params: Params, raw: Path, addrs: Iterator[str]) -> dict
         if rung.workers > 1:
             cell["worker_open"] = worker_open(server)
         cell |= idle_window(server, holders, params, raw / f"{rung.name}.healthz.npy")
-        cell |= broadcast(server, holders, open_now, raw / f"{rung.name}.broadcast.npy")
+        if rung.server != "floor":  # the floor app has no feed to publish to
+            cell |= broadcast(server, holders, open_now, raw / f"{rung.name}.broadcast.npy")
         status = holders.ask({"cmd": "status"})
         cell["open_after"] = sum(s["open"] for s in status)
         cell["status"] = "ok" if open_now == rung.n and cell["open_after"] == rung.n else "partial"

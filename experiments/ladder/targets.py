@@ -5,6 +5,10 @@
 - RSS per idle WebSocket and per idle pushlab-SSE stream at 15k connections: <= 8 KiB, moonshot
   <= Node's.
 
+Each note adds the stack's floor where the run has it (``floor`` rungs: the same uvicorn with
+pushlab's config around an app that only holds the connection): what no pushlab code on that
+stack can go below.
+
 A row counts when both cells held every connection to the end and no holder process averaged
 >= 90% of a core while connecting (then the client, not the server, set the handshake rate).
 """
@@ -99,10 +103,15 @@ def rows(cells: Cells) -> list[RatioRow]:
             f"; wall clock {py['handshakes_per_s']:,.0f} vs {node['handshakes_per_s']:,.0f}/s"
             if py and node else ""
         )  # fmt: skip
+        floor = _per_cpu(_find(ladder, "floor", transport, n))
+        at_floor = (
+            f"; stack floor {floor[PER_CPU]:,.0f}/CPU-s = {floor[PER_CPU] / node[PER_CPU]:.2f}x"
+            if floor and node and floor.get("status") == "ok" else ""
+        )  # fmt: skip
         out.append(_row(
             f"handshakes per server CPU-s ({n} conns; vs node {transport})", py, node, PER_CPU,
             f">= {HANDSHAKE_TARGET:g}x", bool(ratio >= HANDSHAKE_TARGET),
-            f"moonshot >= {HANDSHAKE_MOONSHOT:g}x: {moon}{wall}",
+            f"moonshot >= {HANDSHAKE_MOONSHOT:g}x: {moon}{wall}{at_floor}",
         ))  # fmt: skip
     for transport, impl in TARGETS:
         py = _find(ladder, "python", transport, MEMORY_AT, impl)
@@ -110,9 +119,14 @@ def rows(cells: Cells) -> list[RatioRow]:
         kib = float(py["rss_kib_per_conn"]) if py else math.nan
         base = float(node["rss_kib_per_conn"]) if node else math.nan
         moon = "met" if kib <= base else "not met"
+        floor = _find(ladder, "floor", transport, MEMORY_AT)
+        at_floor = (
+            f"; stack floor {float(floor['rss_kib_per_conn']):.1f} KiB"
+            if floor and floor.get("status") == "ok" else ""
+        )  # fmt: skip
         out.append(_row(
             f"KiB RSS / idle conn at {MEMORY_AT} (vs node {transport})", py, node,
             "rss_kib_per_conn", f"<= {MEMORY_TARGET_KIB:g} KiB", bool(kib <= MEMORY_TARGET_KIB),
-            f"moonshot <= node's: {moon}",
+            f"moonshot <= node's: {moon}{at_floor}",
         ))  # fmt: skip
     return out

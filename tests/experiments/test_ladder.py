@@ -97,6 +97,20 @@ def test_node_rung(tmp_path: Path, clean_env: None) -> None:
     _held(measure(Rung("node", "ws", N), SHORT, tmp_path, sources()))
 
 
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_floor_rung_holds_on_the_bare_stack(
+    transport: str, tmp_path: Path, clean_env: None
+) -> None:
+    """The floor rung: uvicorn with pushlab's config around an app that only holds the
+    connection; every one opened and held, its memory and handshakes measured, no broadcast."""
+    cell = measure(Rung("floor", transport, N), SHORT, tmp_path, sources())
+    check(LadderCell, cell, str(cell["name"]))
+    assert cell["status"] == "ok", cell.get("error")
+    assert cell["connected"] == cell["open"] == cell["open_after"] == N
+    assert float(cell["rss_kib_per_conn"]) > 0 and float(cell["connect_server_cpu_s"]) > 0
+    assert "broadcast_got" not in cell and "server_env" not in cell
+
+
 def _storm_args(**kw: object) -> argparse.Namespace:
     base = {"rate": 5.0, "outage_s": 0.5, "timeout_s": 40.0}
     return argparse.Namespace(**(base | kw))
@@ -143,6 +157,10 @@ def test_profiles() -> None:
     full = profile("full")
     assert {r.n for r in full if r.server == "python"} == {1_000, 5_000, 10_000, 15_000, 19_000}
     assert any(r.server == "workers" and r.n >= 36_000 for r in full)
+    # The stack's floor where the targets are read (memory at 15k, handshakes at ~19k).
+    assert {(r.transport, r.n) for r in full if r.server == "floor"} == {
+        ("ws", 15_000), ("sse", 15_000), ("ws", 19_000), ("sse", 19_000),
+    }  # fmt: skip
     assert {r.sse_impl for r in full if r.transport == "sse" and r.server == "python"} == {
         "sse-starlette", "pushlab",
     }  # fmt: skip
@@ -177,15 +195,18 @@ def test_target_rows_come_from_the_saved_cells() -> None:
         _cell("python", "sse", 15000, "pushlab", **hs(15000, 3000.0, 3.0), rss_kib_per_conn=9.0),
         _cell("node", "sse", 15000, **hs(15000, 3000.0, 3.0), rss_kib_per_conn=6.0,
               connect_generator_cpu_pct=95.0),
+        _cell("floor", "ws", 15000, **hs(15000, 2000.0, 5.0), rss_kib_per_conn=7.0),
     ]  # fmt: skip
     rows = {r["figure"]: r for r in target_rows(cells)}
     ws = rows["handshakes per server CPU-s (15000 conns; vs node ws)"]
     assert ws["ratio"] == pytest.approx(1 / 3) and not ws["met"] and ws["counts"]
     assert "wall clock 2,000 vs 2,000/s" in ws["note"]
+    assert "stack floor 3,000/CPU-s = 0.50x" in ws["note"]  # 15,000 in 5.0 s vs node's 2.5 s
     sse = rows["handshakes per server CPU-s (15000 conns; vs node sse)"]
     assert sse["met"] and not sse["counts"] and "95% CPU" in sse["why_not"]
     mem = rows["KiB RSS / idle conn at 15000 (vs node ws)"]
     assert mem["met"] and mem["python"] == 7.5 and "not met" in mem["note"]
+    assert "stack floor 7.0 KiB" in mem["note"]
     assert not rows["KiB RSS / idle conn at 15000 (vs node sse)"]["met"]
     assert target_rows([c for c in cells if c["n"] == 1000])[-1]["why_not"]  # no 15k rung
 
