@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.capacity.calibration import PAYLOAD
+from experiments.children import spawn, stop, wait_healthy
 from experiments.countwire import auto_source
 from experiments.cpuclock import process_cpu_s
-from experiments.processes import wait_port
 from experiments.records import RequestFloorFigures
-from feed.wire.http1 import request_head
+from feed.wire.http1 import request_head, split_head
 from servers.launch import free_port
 
 # A one-event poll answer, as servers/short_poll.batch_body shapes it.
@@ -114,17 +114,15 @@ def _answer_len(host: str, port: int, source: str) -> int:
     with socket.create_connection((host, port), CONNECT_TIMEOUT_S, (source, 0)) as s:
         s.sendall(REQUEST)
         data = b""
-        while b"\r\n\r\n" not in data:
+        while (split := split_head(data)) is None:
             chunk = s.recv(65536)
             if not chunk:
                 raise RuntimeError("the floor server closed before answering")
             data += chunk
-        head = data.split(b"\r\n\r\n", 1)[0]
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"the floor server answered {head[:40]!r}")
-        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))  # fmt: skip
-        return len(head) + 4 + length
+        head = split[0]
+        if head.status != 200:
+            raise RuntimeError(f"the floor server answered {head.status} {head.reason}")
+        return len(head.raw) + int(head.headers["content-length"])
 
 
 def drive(host: str, port: int, n: int, seconds: float, server_pid: int) -> dict[str, float]:
@@ -170,13 +168,13 @@ def drive(host: str, port: int, n: int, seconds: float, server_pid: int) -> dict
 
 
 class FloorServer:
-    """The floor app (``python``) or :data:`NODE_SERVER` (``node``) in a process of its own, on a
+    """The floor app (``python``) or :data:`NODE_SERVER` (``node``) in a session of its own, on a
     free port; ``pid``, ``port``, ``start`` and ``stop`` as the ladder's servers have them."""
 
     def __init__(self, server: str = "python", log_path: Path | None = None) -> None:
         self.server, self.log_path = server, log_path
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[str] | None = None
 
     @property
     def pid(self) -> int:
@@ -185,25 +183,17 @@ class FloorServer:
 
     def start(self) -> FloorServer:
         self.port = free_port()
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.proc = subprocess.Popen(_server_argv(self.server, self.port),
-                                         stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
-        finally:
-            if not isinstance(log, int):
-                log.close()
-        wait_port(self.port, self.proc, f"{self.server} floor server")
+        self.proc = spawn(_server_argv(self.server, self.port), into=[], log=self.log_path)
+        try:  # the floor app answers any GET, /healthz included
+            wait_healthy(f"http://127.0.0.1:{self.port}/healthz", self.proc)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop(self.proc)
 
 
 def _server_argv(server: str, port: int) -> list[str]:

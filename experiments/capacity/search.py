@@ -147,11 +147,9 @@ POLLING = ("poll", "long-poll")
 def _floor_cells(p: Plan, cells: list[Any], lv: dict[str, Level]) -> dict[str, int]:
     """Server stack -> connections for its request floor: one per server with a polling row, on
     as many connections as its largest polling knee held (the first step's when none)."""
-    held: dict[str, int] = {}
-    for row in p.rows:
-        # A server the run could not start (run.server_problem: Node missing) has no floor either.
-        if row.transport in POLLING and not run.server_problem(row.server):
-            held.setdefault(row.server, p.ladder[0].subscribers)
+    polled = {row.server for row in p.rows if row.transport in POLLING}
+    # A server the run could not start (run.server_problem: Node missing) has no floor either.
+    held = {s: p.ladder[0].subscribers for s in sorted(polled) if not run.server_problem(s)}
     for k in knee.knees(cells, lv):
         if k["transport"] in POLLING and k["server"] in held:
             held[k["server"]] = max(held[k["server"]], int(k["connections"] or 0))

@@ -82,7 +82,14 @@ def test_report_figures_and_target_rows_are_written(tiny):
     assert "## Where each transport breaks" in report
     assert "## The machine's ceiling" in report
     floor = report.split("## The request floor", 1)[1].split("\n## ", 1)[0]
-    for row in ("pushlab poll", "pushlab long-poll", "node long-poll"):
+    assert "\npython: " in floor and "\nnode: " in floor, floor  # each stack's floor, in words
+    # Every polling knee against its floor (a row whose first step already broke, as short
+    # polling's may on a busy machine, has no knee to compare).
+    _, cells = load(tiny)
+    polled = [k["row"] for k in cells if k["kind"] == "knee" and k["step"] is not None
+              and k["transport"] in ("poll", "long-poll")]  # fmt: skip
+    assert "pushlab long-poll" in polled or "node long-poll" in polled
+    for row in polled:
         assert f"| {row} |" in floor, floor
     for name in ("capacity_latency.png", "capacity_shootout.png"):
         assert (tiny / "figures" / name).stat().st_size > 1000
